@@ -1,0 +1,180 @@
+// The one shape every prober has. Probers return data; the store keeps it and the
+// exposition turns it into series. A prober never throws for a failing target.
+
+/** The closed set of reasons a probe can fail for. Each names the rung that broke. */
+export const FAILURE_REASONS = [
+  // generic network rungs
+  'dns_error',
+  'refused',
+  'timeout',
+  'reset',
+  'unreachable',
+  'tls_error',
+  'tls_required',
+  'protocol_error',
+  'auth_failed',
+  'banner_unexpected',
+  // FTP
+  'too_many_connections',
+  'pasv_unreachable',
+  'pasv_address_mismatch',
+  'active_refused',
+  'data_timeout',
+  'data_error',
+  // SQL Server
+  'browser_no_answer',
+  'instance_not_found',
+  'not_tds',
+  'encryption_mismatch',
+  'query_error',
+  'version_refuses_remote',
+  // ICMP
+  'icmp_unavailable',
+  'packet_loss',
+  // agent side
+  'aborted',
+  'internal_error',
+] as const;
+
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+export function isFailureReason(s: string): s is FailureReason {
+  return (FAILURE_REASONS as readonly string[]).includes(s);
+}
+
+export interface PhaseTiming {
+  /** Phase name from the prober's `phases` list, e.g. resolve, connect, tls, banner, login. */
+  phase: string;
+  seconds: number;
+}
+
+export interface ProbeFailure {
+  /** The phase (rung) that failed. */
+  phase: string;
+  reason: FailureReason;
+  /** One line for people: what happened, never containing secrets. */
+  message: string;
+  /** Optional: what the operator should check next, in their terms. */
+  advice?: string;
+}
+
+/** One sample of a metric family the prober declared in `metrics`. */
+export interface Fact {
+  metric: string;
+  labels?: Readonly<Record<string, string>>;
+  value: number;
+}
+
+export interface ProbeResult {
+  success: boolean;
+  /** Wall time of the whole probe. */
+  durationSeconds: number;
+  /** Phases in the order they ran. Phases not reached are simply absent. */
+  phases: PhaseTiming[];
+  failure?: ProbeFailure;
+  /** 4 or 6 once an address was chosen. */
+  ipProtocol?: 4 | 6;
+  /** Samples of the prober's own metric families (probe_ftp_..., probe_tls_..., ...). */
+  facts: Fact[];
+  /** Structured details for people (diagnose, status page); never rendered as series. */
+  details?: Record<string, unknown>;
+  /** Debug lines collected during the probe (for /probe?debug=true). */
+  log?: string[];
+}
+
+export type MetricType = 'gauge' | 'counter';
+
+export interface MetricDef {
+  name: string;
+  help: string;
+  type: MetricType;
+  /** The fixed label names of this family (beyond the agent's target/module/target-labels). */
+  labelNames: readonly string[];
+}
+
+export interface ProbeLogger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface TargetSpec {
+  name: string;
+  /** As written in config: host:port, [v6]:port, a URL, or a bare host, depending on the prober. */
+  address: string;
+  labels: Readonly<Record<string, string>>;
+}
+
+export interface ModuleSpec<M> {
+  name: string;
+  prober: string;
+  timeoutSeconds: number;
+  /** The prober's own settings, defaults merged, secrets resolved. */
+  settings: M;
+}
+
+export interface ProbeContext<M> {
+  target: TargetSpec;
+  module: ModuleSpec<M>;
+  /** Aborts at the probe's deadline or when the agent shuts down. Every wait honours it. */
+  signal: AbortSignal;
+  /** Absolute deadline, ms since the epoch (Date.now() based). */
+  deadline: number;
+  logger: ProbeLogger;
+}
+
+export type Prober<M> = (ctx: ProbeContext<M>) => Promise<ProbeResult>;
+
+/** JSON Schema fragment (draft 2020-12 subset that ajv understands). */
+export type JsonSchema = Record<string, unknown>;
+
+export interface ProberDef<M> {
+  name: string;
+  /** Every phase this prober can report, in ladder order; all are exported (0 when not reached). */
+  phases: readonly string[];
+  /** Families beyond the common probe_* ones. */
+  metrics: readonly MetricDef[];
+  /** JSON Schema of `modules.<name>.<prober>` (additionalProperties: false). */
+  schema: JsonSchema;
+  /** Defaults merged under the user's settings before validation of semantics. */
+  defaults: M;
+  /**
+   * Semantic checks the schema cannot express. Returns human error strings, each starting
+   * with the field path relative to the settings object (e.g. "data_channel[1]: ...").
+   */
+  validate?(settings: M): string[];
+  /** Check the target address for this prober; returns an error message or undefined. */
+  validateAddress?(address: string, settings: M): string | undefined;
+  run: Prober<M>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Local collectors (the sockets prober): not per target, one instance per agent, scheduled on
+// the `sockets.interval`. They keep state between scans (for example an inode -> process cache).
+
+export interface CollectorResult {
+  success: boolean;
+  durationSeconds: number;
+  /** Samples of the collector's declared families (portprobe_listener_up, ...). No target labels. */
+  facts: Fact[];
+  /** One line for people when the scan failed (e.g. /proc unreadable). */
+  error?: string;
+  /** Structured details for the status page (listener table ...). */
+  details?: Record<string, unknown>;
+}
+
+export interface Collector {
+  scan(signal: AbortSignal): Promise<CollectorResult>;
+  close(): void;
+}
+
+export interface CollectorDef<S> {
+  name: string;
+  metrics: readonly MetricDef[];
+  /** JSON Schema of the config section (additionalProperties: false). */
+  schema: JsonSchema;
+  defaults: S;
+  validate?(settings: S): string[];
+  create(settings: S, logger: ProbeLogger): Collector;
+}
