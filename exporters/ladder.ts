@@ -1,0 +1,247 @@
+// Runs a prober's rungs in order, times each, and turns the first failure into a
+// ProbeResult that names the rung and the reason. Probers use it so that none of them
+// has to repeat the timing, the error mapping or the "never throw" guarantee.
+import { performance } from 'node:perf_hooks';
+import type {
+  Fact,
+  FailureReason,
+  PhaseTiming,
+  ProbeContext,
+  ProbeFailure,
+  ProbeResult,
+} from './types';
+
+/** Throw inside a phase to fail it with a precise reason. */
+export class ProbeError extends Error {
+  constructor(
+    readonly reason: FailureReason,
+    message: string,
+    readonly advice?: string,
+  ) {
+    super(message);
+    this.name = 'ProbeError';
+  }
+}
+
+/** Thrown by deadline helpers when the probe's signal fires. */
+export class DeadlineError extends Error {
+  constructor(readonly shutdown: boolean) {
+    super(shutdown ? 'probe aborted: agent shutting down' : 'deadline exceeded');
+    this.name = 'DeadlineError';
+  }
+}
+
+const ERRNO_REASONS: Record<string, FailureReason> = {
+  ECONNREFUSED: 'refused',
+  ECONNRESET: 'reset',
+  EPIPE: 'reset',
+  ECONNABORTED: 'reset',
+  ETIMEDOUT: 'timeout',
+  ENOTFOUND: 'dns_error',
+  EAI_AGAIN: 'dns_error',
+  EAI_FAIL: 'dns_error',
+  EAI_NONAME: 'dns_error',
+  EAI_NODATA: 'dns_error',
+  ENODATA: 'dns_error',
+  EHOSTUNREACH: 'unreachable',
+  ENETUNREACH: 'unreachable',
+  EHOSTDOWN: 'unreachable',
+  ENETDOWN: 'unreachable',
+  EADDRNOTAVAIL: 'unreachable',
+};
+
+/** True for errors raised by Node's TLS layer or OpenSSL. */
+function isTlsError(err: NodeJS.ErrnoException): boolean {
+  const code = err.code ?? '';
+  return (
+    code.startsWith('ERR_SSL') ||
+    code.startsWith('ERR_TLS') ||
+    code.includes('CERT') ||
+    code === 'DEPTH_ZERO_SELF_SIGNED_CERT' ||
+    code === 'SELF_SIGNED_CERT_IN_CHAIN' ||
+    code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' ||
+    code === 'ERR_TLS_CERT_ALTNAME_INVALID' ||
+    /ssl|tls|certificate/i.test(err.message)
+  );
+}
+
+/** Maps any thrown value to a reason and a one-line message. Pure apart from reading signal. */
+export function classifyError(
+  err: unknown,
+  signal?: AbortSignal,
+): { reason: FailureReason; message: string; advice?: string } {
+  if (err instanceof ProbeError) {
+    return { reason: err.reason, message: err.message, advice: err.advice };
+  }
+  if (err instanceof DeadlineError) {
+    return err.shutdown
+      ? { reason: 'aborted', message: err.message }
+      : { reason: 'timeout', message: err.message };
+  }
+  if (signal?.aborted) {
+    const shutdown = signal.reason instanceof DeadlineError && signal.reason.shutdown;
+    return shutdown
+      ? { reason: 'aborted', message: 'probe aborted: agent shutting down' }
+      : { reason: 'timeout', message: 'deadline exceeded' };
+  }
+  if (err instanceof Error) {
+    const e = err as NodeJS.ErrnoException;
+    const code = e.code ?? '';
+    const mapped = ERRNO_REASONS[code];
+    if (mapped) return { reason: mapped, message: oneLine(e.message) };
+    if (isTlsError(e)) return { reason: 'tls_error', message: oneLine(e.message) };
+    if (e.name === 'AbortError' || e.name === 'TimeoutError') {
+      return { reason: 'timeout', message: 'deadline exceeded' };
+    }
+    return { reason: 'internal_error', message: oneLine(e.message || e.name) };
+  }
+  return { reason: 'internal_error', message: oneLine(String(err)) };
+}
+
+/** Keeps messages to one bounded line: they end up in logs and on the status page. */
+export function oneLine(s: string, max = 300): string {
+  const flat = s.replace(/[\r\n\t]+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+/** The object a prober fills while it climbs its ladder. */
+export class Ladder {
+  readonly facts: Fact[] = [];
+  readonly details: Record<string, unknown> = {};
+  readonly log: string[] = [];
+  ipProtocol?: 4 | 6;
+  private readonly phases: PhaseTiming[] = [];
+  private readonly started = performance.now();
+  private failure?: ProbeFailure;
+  private currentPhase = 'setup';
+
+  constructor(private readonly ctx: ProbeContext<unknown>) {}
+
+  get signal(): AbortSignal {
+    return this.ctx.signal;
+  }
+
+  /** Milliseconds left before the deadline (never negative). */
+  remainingMs(): number {
+    return Math.max(0, this.ctx.deadline - Date.now());
+  }
+
+  /**
+   * Runs one rung. Its time is recorded even when it fails; a failure is remembered with
+   * the phase name and rethrown so the prober stops climbing.
+   */
+  async phase<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const t0 = performance.now();
+    this.currentPhase = name;
+    try {
+      if (this.ctx.signal.aborted) throw new DeadlineError(isShutdown(this.ctx.signal));
+      return await fn();
+    } catch (err) {
+      this.recordFailure(name, err);
+      throw err;
+    } finally {
+      this.addTime(name, (performance.now() - t0) / 1000);
+    }
+  }
+
+  /** Adds a sample of one of the prober's families. */
+  fact(metric: string, value: number, labels?: Record<string, string>): void {
+    this.facts.push(labels ? { metric, value, labels } : { metric, value });
+  }
+
+  debug(line: string): void {
+    if (this.log.length < 200) this.log.push(oneLine(line, 500));
+    this.ctx.logger.debug(line, { target: this.ctx.target.name });
+  }
+
+  /** Marks a failure without throwing, for rungs that report and carry on (e.g. one data mode). */
+  fail(phase: string, reason: FailureReason, message: string, advice?: string): void {
+    if (!this.failure) this.failure = { phase, reason, message: oneLine(message), advice };
+  }
+
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  private recordFailure(phase: string, err: unknown): void {
+    if (this.failure) return;
+    const c = classifyError(err, this.ctx.signal);
+    this.failure = { phase, reason: c.reason, message: c.message, advice: c.advice };
+  }
+
+  private addTime(phase: string, seconds: number): void {
+    const existing = this.phases.find((p) => p.phase === phase);
+    if (existing) existing.seconds += seconds;
+    else this.phases.push({ phase, seconds });
+  }
+
+  /** Builds the result. `err` is what escaped the body, if anything. */
+  finish(err?: unknown): ProbeResult {
+    if (err !== undefined) this.recordFailure(this.currentPhase, err);
+    const result: ProbeResult = {
+      success: this.failure === undefined,
+      durationSeconds: (performance.now() - this.started) / 1000,
+      phases: this.phases,
+      facts: this.facts,
+    };
+    if (this.failure) result.failure = this.failure;
+    if (this.ipProtocol) result.ipProtocol = this.ipProtocol;
+    if (Object.keys(this.details).length > 0) result.details = this.details;
+    if (this.log.length > 0) result.log = this.log;
+    return result;
+  }
+}
+
+function isShutdown(signal: AbortSignal): boolean {
+  return signal.reason instanceof DeadlineError && signal.reason.shutdown;
+}
+
+/**
+ * Runs a prober body and always returns a result: whatever the body throws becomes the failure
+ * of the phase it was in.
+ */
+export async function runLadder(
+  ctx: ProbeContext<unknown>,
+  body: (l: Ladder) => Promise<void>,
+): Promise<ProbeResult> {
+  const ladder = new Ladder(ctx);
+  try {
+    await body(ladder);
+    return ladder.finish();
+  } catch (err) {
+    return ladder.finish(err);
+  }
+}
+
+/**
+ * Resolves with the promise, or rejects with DeadlineError as soon as the signal fires.
+ * `onAbort` runs first (close the socket there).
+ */
+export function untilAborted<T>(
+  promise: Promise<T>,
+  signal: AbortSignal,
+  onAbort?: () => void,
+): Promise<T> {
+  if (signal.aborted) {
+    onAbort?.();
+    promise.catch(() => undefined);
+    return Promise.reject(new DeadlineError(isShutdown(signal)));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const abort = (): void => {
+      onAbort?.();
+      reject(new DeadlineError(isShutdown(signal)));
+    };
+    signal.addEventListener('abort', abort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', abort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', abort);
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,0 +1,31 @@
+import { inspect } from 'node:util';
+
+/**
+ * A credential read from a file or the environment. It prints as "<secret>" through every
+ * path that turns values into text (String(), template literals, JSON.stringify, util.inspect,
+ * pino's serialisers), so it cannot leak into logs, metrics or error bodies by accident.
+ */
+export class Secret {
+  readonly #value: string;
+
+  constructor(value: string) {
+    this.#value = value;
+  }
+
+  /** The only way to read the value. Call it at the point of use (a login), nowhere else. */
+  reveal(): string {
+    return this.#value;
+  }
+
+  toString(): string {
+    return '<secret>';
+  }
+
+  toJSON(): string {
+    return '<secret>';
+  }
+
+  [inspect.custom](): string {
+    return '<secret>';
+  }
+}

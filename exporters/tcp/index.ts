@@ -1,0 +1,2 @@
+export { tcpProber, TCP_SETTINGS_SCHEMA, type TcpSettings } from './prober';
+export * from './net';

@@ -1,0 +1,123 @@
+// The "telnet host port" rung: resolve, connect, optional TLS, optional banner check.
+import type { ProberDef } from '../types';
+import { ProbeError, runLadder } from '../ladder';
+import {
+  LineReader,
+  TLS_CONFIG_SCHEMA,
+  TLS_METRICS,
+  connectTcp,
+  parseHostPort,
+  resolveHost,
+  startTls,
+  tlsFacts,
+  tlsOptions,
+  type IpPreference,
+  type TlsSettings,
+} from './net';
+import type net from 'node:net';
+
+export interface TcpSettings {
+  preferred_ip_protocol: IpPreference;
+  ip_protocol_fallback: boolean;
+  /** Wrap the connection in TLS right after connect. */
+  tls: boolean;
+  tls_config: TlsSettings;
+  /** Send this (after TLS) before reading the banner, e.g. "HEAD / HTTP/1.0\r\n\r\n". */
+  send?: string;
+  /** Regular expression the first line from the peer must match. */
+  expect_banner?: string;
+}
+
+export const TCP_SETTINGS_SCHEMA = {
+  type: 'object',
+  description: 'TCP connect probe settings.',
+  additionalProperties: false,
+  properties: {
+    preferred_ip_protocol: { enum: ['ip4', 'ip6'], description: 'IP version tried first.' },
+    ip_protocol_fallback: {
+      type: 'boolean',
+      description: 'Use the other IP version when the preferred one has no address.',
+    },
+    tls: { type: 'boolean', description: 'Start TLS immediately after connecting.' },
+    tls_config: TLS_CONFIG_SCHEMA,
+    send: { type: 'string', maxLength: 4096, description: 'Bytes to send before reading the banner.' },
+    expect_banner: {
+      type: 'string',
+      maxLength: 1024,
+      description: 'Regular expression the first line received must match.',
+    },
+  },
+} as const;
+
+const BANNER_LIMITS = { maxLineBytes: 4096, maxBufferedBytes: 16384 };
+
+export const tcpProber: ProberDef<TcpSettings> = {
+  name: 'tcp',
+  phases: ['resolve', 'connect', 'tls', 'banner'],
+  metrics: TLS_METRICS,
+  schema: TCP_SETTINGS_SCHEMA,
+  defaults: {
+    preferred_ip_protocol: 'ip4',
+    ip_protocol_fallback: true,
+    tls: false,
+    tls_config: {},
+  },
+  validate(settings) {
+    const errors: string[] = [];
+    if (settings.expect_banner !== undefined) {
+      try {
+        new RegExp(settings.expect_banner);
+      } catch (e) {
+        errors.push(`expect_banner: not a valid regular expression: ${(e as Error).message}`);
+      }
+    }
+    return errors;
+  },
+  validateAddress(address) {
+    const hp = parseHostPort(address);
+    return typeof hp === 'string' ? hp : undefined;
+  },
+  run: (ctx) =>
+    runLadder(ctx, async (l) => {
+      const s = ctx.module.settings;
+      const hp = parseHostPort(ctx.target.address);
+      if (typeof hp === 'string') throw new ProbeError('internal_error', hp);
+      const resolved = await l.phase('resolve', () =>
+        resolveHost(hp.host, s.preferred_ip_protocol, s.ip_protocol_fallback, ctx.signal),
+      );
+      l.ipProtocol = resolved.family;
+      let socket: net.Socket | undefined;
+      try {
+        socket = await l.phase('connect', () => connectTcp(resolved.address, hp.port, ctx.signal));
+        l.details.peer = `${resolved.address}:${hp.port}`;
+        if (s.tls) {
+          const plain = socket;
+          socket = await l.phase('tls', () => startTls(plain, tlsOptions(s.tls_config, hp.host), ctx.signal));
+          for (const f of tlsFacts(socket as import('node:tls').TLSSocket)) l.facts.push(f);
+        }
+        if (s.send !== undefined || s.expect_banner !== undefined) {
+          const conn = socket;
+          await l.phase('banner', async () => {
+            if (s.send !== undefined) conn.write(s.send);
+            if (s.expect_banner === undefined) return;
+            const reader = new LineReader(conn, BANNER_LIMITS);
+            try {
+              const line = await reader.readLine(ctx.signal);
+              l.details.banner = line.slice(0, 256);
+              if (!new RegExp(s.expect_banner).test(line)) {
+                throw new ProbeError(
+                  'banner_unexpected',
+                  `banner ${JSON.stringify(line.slice(0, 120))} does not match /${s.expect_banner}/`,
+                  'Check that the expected service (and not another one) listens on this port.',
+                );
+              }
+            } finally {
+              reader.detach();
+            }
+          });
+        }
+      } finally {
+        socket?.destroy();
+      }
+    }),
+};
