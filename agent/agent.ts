@@ -1,0 +1,164 @@
+// The running agent: current config, store, scheduler and self metrics, with reload.
+import { PROBERS, COLLECTORS } from '../exporters';
+import type { MetricDef, ProbeResult } from '../exporters/types';
+import { ConfigError, loadConfigFile, type AgentConfig, type TargetConfig } from '../config/load';
+import { COMMON_METRICS, FamilyRegistry, joinRendered, renderResult } from './exposition';
+import { ResultStore } from './store';
+import { Scheduler } from './scheduler';
+import { createSelfMetrics, type SelfMetrics } from './self-metrics';
+import { runProbe } from './runner';
+import { shardOf } from './shard';
+import type { AgentLogger } from './logger';
+
+export interface ShardSettings {
+  index: number;
+  count: number;
+}
+
+export interface BuildInfo {
+  version: string;
+  revision: string;
+}
+
+export interface AgentOptions {
+  configFile: string;
+  logger: AgentLogger;
+  build: BuildInfo;
+  shard?: ShardSettings;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface ReloadOutcome {
+  ok: boolean;
+  errors: string[];
+}
+
+export function allFamilies(): MetricDef[] {
+  const defs: MetricDef[] = [...COMMON_METRICS];
+  for (const p of Object.values(PROBERS)) defs.push(...p.metrics);
+  for (const c of Object.values(COLLECTORS)) defs.push(...c.metrics);
+  return defs;
+}
+
+export class Agent {
+  readonly families = new FamilyRegistry(allFamilies());
+  readonly store = new ResultStore(this.families);
+  readonly metrics: SelfMetrics;
+  readonly scheduler: Scheduler;
+  private current?: AgentConfig;
+  private lastReloadErrors: string[] = [];
+  private lastReloadAt?: number;
+  private stopping = false;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.metrics = createSelfMetrics(opts.build);
+    this.scheduler = new Scheduler({
+      store: this.store,
+      metrics: this.metrics,
+      logger: opts.logger,
+      concurrency: 1,
+    });
+    const shard = opts.shard ?? { index: 0, count: 1 };
+    this.metrics.shardInfo.set({ index: String(shard.index), count: String(shard.count) }, 1);
+  }
+
+  get config(): AgentConfig | undefined {
+    return this.current;
+  }
+
+  get reloadState(): { ok: boolean; errors: string[]; at?: number } {
+    return { ok: this.lastReloadErrors.length === 0, errors: this.lastReloadErrors, at: this.lastReloadAt };
+  }
+
+  get ready(): boolean {
+    return this.current !== undefined && !this.stopping;
+  }
+
+  /** Whether this replica probes the target on schedule. */
+  assigned(name: string): boolean {
+    const s = this.opts.shard;
+    return !s || s.count <= 1 || shardOf(name, s.count) === s.index;
+  }
+
+  /**
+   * Loads (or reloads) the config file. A bad file keeps the running config and is reported in
+   * portprobe_config_last_reload_successful.
+   */
+  reload(): ReloadOutcome {
+    let cfg: AgentConfig;
+    try {
+      cfg = loadConfigFile(this.opts.configFile, this.opts.env);
+    } catch (e) {
+      const errors = e instanceof ConfigError ? e.errors : [`${this.opts.configFile}: ${(e as Error).message}`];
+      this.lastReloadErrors = errors;
+      this.metrics.configReloadSuccessful.set(0);
+      this.opts.logger.error('config rejected; keeping the running config', { file: this.opts.configFile, errors });
+      return { ok: false, errors };
+    }
+    this.apply(cfg);
+    this.lastReloadErrors = [];
+    this.lastReloadAt = Date.now();
+    this.metrics.configReloadSuccessful.set(1);
+    this.metrics.configReloadTimestamp.set(this.lastReloadAt / 1000);
+    this.opts.logger.info('config loaded', {
+      file: cfg.file,
+      targets: cfg.targets.length,
+      modules: cfg.modules.size,
+    });
+    return { ok: true, errors: [] };
+  }
+
+  private apply(cfg: AgentConfig): void {
+    const mine: TargetConfig[] = cfg.targets.filter((t) => this.assigned(t.name));
+    this.store.sync(
+      mine.map((t) => ({
+        name: t.name,
+        module: t.module,
+        prober: (cfg.modules.get(t.module) as { prober: string }).prober,
+        address: t.address,
+        labels: t.labels,
+      })),
+    );
+    this.scheduler.apply(mine, cfg.modules, cfg.global.concurrency);
+    this.scheduler.applyCollectors(cfg.collectors);
+    this.metrics.targets.set({ state: 'assigned' }, mine.length);
+    this.metrics.targets.set({ state: 'skipped' }, cfg.targets.length - mine.length);
+    this.current = cfg;
+  }
+
+  /** The scheduled results plus the agent's own metrics. */
+  async metricsText(): Promise<string> {
+    const own = await this.metrics.registry.metrics();
+    return this.store.exposition() + own;
+  }
+
+  /** Runs a configured target now (for /probe and diagnose); renders without target labels. */
+  async probeNow(
+    targetName: string,
+    moduleName: string | undefined,
+    timeoutMs: number | undefined,
+  ): Promise<{ result: ProbeResult; text: string } | { error: string; status: number }> {
+    const cfg = this.current;
+    if (!cfg) return { error: 'no configuration loaded', status: 503 };
+    const target = cfg.targets.find((t) => t.name === targetName);
+    if (!target) return { error: `unknown target "${targetName}": /probe only runs targets from the config`, status: 400 };
+    const module = cfg.modules.get(moduleName ?? target.module);
+    if (!module) return { error: `unknown module "${moduleName}"`, status: 400 };
+    const addrProblem = PROBERS[module.prober].validateAddress?.(target.address, module.settings);
+    if (addrProblem) return { error: `target "${targetName}" cannot use module "${module.name}": ${addrProblem}`, status: 400 };
+    const result = await runProbe({
+      target,
+      module,
+      timeoutMs: timeoutMs === undefined ? undefined : Math.min(timeoutMs, module.timeoutSeconds * 1000),
+      shutdown: this.scheduler.shutdownSignal,
+      logger: this.opts.logger,
+    });
+    const rendered = renderResult(this.families, '', PROBERS[module.prober].phases, result, Date.now());
+    return { result, text: joinRendered(this.families, [rendered]) };
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.scheduler.stop();
+  }
+}

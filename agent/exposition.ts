@@ -1,0 +1,209 @@
+// Turns probe results into Prometheus text exposition. Each result is rendered once, when it is
+// stored, into per-family line chunks; a scrape only concatenates chunks. That keeps /metrics
+// cheap at 10,000 targets, where building prom-client metric objects per scrape is not.
+import type { CollectorResult, Fact, MetricDef, ProbeResult } from '../exporters/types';
+
+export const COMMON_METRICS: readonly MetricDef[] = [
+  {
+    name: 'probe_success',
+    help: 'Whether the last scheduled probe of the target succeeded (cached result of the schedule).',
+    type: 'gauge',
+    labelNames: [],
+  },
+  {
+    name: 'probe_duration_seconds',
+    help: 'Duration of the last scheduled probe in seconds (cached result of the schedule).',
+    type: 'gauge',
+    labelNames: [],
+  },
+  {
+    name: 'probe_phase_duration_seconds',
+    help: 'Duration of each phase of the last scheduled probe; 0 for phases not reached (cached result of the schedule).',
+    type: 'gauge',
+    labelNames: ['phase'],
+  },
+  {
+    name: 'probe_failure_info',
+    help: 'The rung that failed in the last scheduled probe and why (value 1; absent on success).',
+    type: 'gauge',
+    labelNames: ['phase', 'reason'],
+  },
+  {
+    name: 'probe_last_run_timestamp_seconds',
+    help: 'When the last scheduled probe of the target finished, seconds since the epoch.',
+    type: 'gauge',
+    labelNames: [],
+  },
+  {
+    name: 'probe_ip_protocol',
+    help: 'IP version used by the last scheduled probe (4 or 6; 0 before an address was chosen).',
+    type: 'gauge',
+    labelNames: [],
+  },
+];
+
+export function escapeLabelValue(v: string): string {
+  return /[\\"\n]/.test(v) ? v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"') : v;
+}
+
+export function escapeHelp(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+export function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  return String(v);
+}
+
+/** `a="x",b="y"` from label pairs (no braces). */
+export function labelPairs(labels: Readonly<Record<string, string>>): string {
+  let out = '';
+  for (const [k, v] of Object.entries(labels)) {
+    out += `${out === '' ? '' : ','}${k}="${escapeLabelValue(v)}"`;
+  }
+  return out;
+}
+
+function sample(name: string, prefix: string, extra: string, value: number): string {
+  const inner = prefix === '' ? extra : extra === '' ? prefix : `${prefix},${extra}`;
+  return inner === '' ? `${name} ${formatValue(value)}\n` : `${name}{${inner}} ${formatValue(value)}\n`;
+}
+
+/**
+ * The set of families the agent can emit, in a fixed order. Families declared at run time
+ * (custom SQL query gauges) are appended when first seen.
+ */
+export class FamilyRegistry {
+  private readonly list: MetricDef[] = [];
+  private readonly index = new Map<string, number>();
+
+  constructor(defs: Iterable<MetricDef>) {
+    for (const d of defs) this.add(d);
+  }
+
+  add(def: MetricDef): number {
+    const existing = this.index.get(def.name);
+    if (existing !== undefined) return existing;
+    this.list.push(def);
+    this.index.set(def.name, this.list.length - 1);
+    return this.list.length - 1;
+  }
+
+  indexOf(name: string): number | undefined {
+    return this.index.get(name);
+  }
+
+  get size(): number {
+    return this.list.length;
+  }
+
+  def(i: number): MetricDef {
+    return this.list[i];
+  }
+
+  header(i: number): string {
+    const d = this.list[i];
+    return `# HELP ${d.name} ${escapeHelp(d.help)}\n# TYPE ${d.name} ${d.type}\n`;
+  }
+}
+
+/** Per-family chunks of one rendered result; index = family index, undefined = no samples. */
+export type Rendered = (string | undefined)[];
+
+function append(out: Rendered, i: number, line: string): void {
+  const cur = out[i];
+  out[i] = cur === undefined ? line : cur + line;
+}
+
+function renderFacts(out: Rendered, families: FamilyRegistry, prefix: string, facts: readonly Fact[]): void {
+  for (const f of facts) {
+    const i = families.indexOf(f.metric);
+    if (i === undefined) continue;
+    append(out, i, sample(f.metric, prefix, f.labels ? labelPairs(f.labels) : '', f.value));
+  }
+}
+
+/** Registers families a result declares at run time (custom query gauges). */
+export function registerDynamicFamilies(families: FamilyRegistry, result: ProbeResult): void {
+  const custom = result.details?.customMetrics;
+  if (!Array.isArray(custom)) return;
+  for (const c of custom as Partial<MetricDef>[]) {
+    if (typeof c?.name !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(c.name)) continue;
+    families.add({
+      name: c.name,
+      help: typeof c.help === 'string' ? c.help : `Custom query metric ${c.name}.`,
+      type: c.type === 'counter' ? 'counter' : 'gauge',
+      labelNames: Array.isArray(c.labelNames) ? c.labelNames : [],
+    });
+  }
+}
+
+/**
+ * Renders one probe result. `prefix` is the target's label pairs (empty for /probe, where
+ * Prometheus adds them). `phases` is the prober's full phase list, so every phase has a series.
+ */
+export function renderResult(
+  families: FamilyRegistry,
+  prefix: string,
+  phases: readonly string[],
+  result: ProbeResult,
+  finishedAtMs: number,
+): Rendered {
+  registerDynamicFamilies(families, result);
+  const out: Rendered = [];
+  const at = (name: string): number => families.indexOf(name) as number;
+  append(out, at('probe_success'), sample('probe_success', prefix, '', result.success ? 1 : 0));
+  append(out, at('probe_duration_seconds'), sample('probe_duration_seconds', prefix, '', result.durationSeconds));
+  const phaseIdx = at('probe_phase_duration_seconds');
+  const seen = new Set<string>();
+  for (const p of phases) {
+    const t = result.phases.find((x) => x.phase === p);
+    seen.add(p);
+    append(out, phaseIdx, sample('probe_phase_duration_seconds', prefix, `phase="${p}"`, t ? t.seconds : 0));
+  }
+  for (const t of result.phases) {
+    if (!seen.has(t.phase)) {
+      append(out, phaseIdx, sample('probe_phase_duration_seconds', prefix, `phase="${escapeLabelValue(t.phase)}"`, t.seconds));
+    }
+  }
+  if (result.failure) {
+    const f = result.failure;
+    append(
+      out,
+      at('probe_failure_info'),
+      sample('probe_failure_info', prefix, `phase="${escapeLabelValue(f.phase)}",reason="${f.reason}"`, 1),
+    );
+  }
+  append(out, at('probe_last_run_timestamp_seconds'), sample('probe_last_run_timestamp_seconds', prefix, '', finishedAtMs / 1000));
+  append(out, at('probe_ip_protocol'), sample('probe_ip_protocol', prefix, '', result.ipProtocol ?? 0));
+  renderFacts(out, families, prefix, result.facts);
+  return out;
+}
+
+/** Renders a collector's scan (no target labels). */
+export function renderCollector(families: FamilyRegistry, result: CollectorResult): Rendered {
+  const out: Rendered = [];
+  renderFacts(out, families, '', result.facts);
+  return out;
+}
+
+/** Concatenates chunks family by family, each family once with its HELP and TYPE. */
+export function joinRendered(families: FamilyRegistry, chunks: Iterable<Rendered>): string {
+  const all = Array.isArray(chunks) ? (chunks as Rendered[]) : [...chunks];
+  const parts: string[] = [];
+  for (let i = 0; i < families.size; i++) {
+    let headerDone = false;
+    for (const r of all) {
+      const c = r[i];
+      if (c === undefined) continue;
+      if (!headerDone) {
+        parts.push(families.header(i));
+        headerDone = true;
+      }
+      parts.push(c);
+    }
+  }
+  return parts.join('');
+}

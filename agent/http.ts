@@ -1,0 +1,166 @@
+// HTTP endpoints: /metrics (cached results), /probe (one configured target now), health,
+// readiness, reload. Handlers never probe inline for /metrics and never throw at the client.
+import { promisify } from 'node:util';
+import { gzip as gzipCb, constants as zlibConstants } from 'node:zlib';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import type { Agent } from './agent';
+import type { AgentLogger } from './logger';
+import { escapeHtml } from './html';
+
+const gzip = promisify(gzipCb);
+export const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+export interface HttpOptions {
+  agent: Agent;
+  logger: AgentLogger;
+  /** Called by POST /-/reload; returns the reload outcome. */
+  reload: () => { ok: boolean; errors: string[] };
+  /** Most /probe requests running at once; more get 503 so the scheduler keeps its slots. */
+  maxConcurrentProbes?: number;
+  /** Subtracted from Prometheus' scrape timeout, as blackbox_exporter does. */
+  scrapeTimeoutOffsetSeconds?: number;
+  /** Extra routes (status page) mounted before the 404 handler. */
+  extraRoutes?: (app: Express) => void;
+}
+
+/** The deadline for a /probe request in ms, or an error message. Pure. */
+export function probeTimeoutMs(header: string | undefined, offsetSeconds: number): number | undefined | string {
+  if (header === undefined || header === '') return undefined;
+  const secs = Number(header);
+  if (!Number.isFinite(secs) || secs <= 0) {
+    return `X-Prometheus-Scrape-Timeout-Seconds: "${header.slice(0, 40)}" is not a positive number`;
+  }
+  const usable = secs - offsetSeconds > 0 ? secs - offsetSeconds : secs;
+  return Math.round(usable * 1000);
+}
+
+function oneParam(req: Request, name: string): string | undefined | { error: string } {
+  const v = req.query[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') return { error: `parameter "${name}" must be given once` };
+  return v;
+}
+
+function badRequest(res: Response, msg: string, status = 400): void {
+  res.status(status).type('text/plain; charset=utf-8').send(`${msg}\n`);
+}
+
+export function createApp(opts: HttpOptions): Express {
+  const { agent, logger } = opts;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  const maxProbes = opts.maxConcurrentProbes ?? 16;
+  const offset = opts.scrapeTimeoutOffsetSeconds ?? 0.5;
+  let probesRunning = 0;
+
+  app.get('/metrics', async (req, res) => {
+    const text = await agent.metricsText();
+    res.setHeader('Content-Type', EXPOSITION_CONTENT_TYPE);
+    if (/\bgzip\b/.test(req.get('accept-encoding') ?? '')) {
+      const body = await gzip(text, { level: zlibConstants.Z_BEST_SPEED });
+      res.setHeader('Content-Encoding', 'gzip');
+      res.setHeader('Vary', 'Accept-Encoding');
+      res.end(body);
+    } else {
+      res.end(text);
+    }
+  });
+
+  app.get('/probe', async (req, res) => {
+    const target = oneParam(req, 'target');
+    const module = oneParam(req, 'module');
+    const debug = oneParam(req, 'debug');
+    for (const v of [target, module, debug]) {
+      if (typeof v === 'object') return badRequest(res, v.error);
+    }
+    if (typeof target !== 'string' || target === '') return badRequest(res, 'parameter "target" is required');
+    const timeout = probeTimeoutMs(req.get('x-prometheus-scrape-timeout-seconds'), offset);
+    if (typeof timeout === 'string') return badRequest(res, timeout);
+    if (debug !== undefined && debug !== 'true' && debug !== 'false') {
+      return badRequest(res, 'parameter "debug" must be true or false');
+    }
+    if (probesRunning >= maxProbes) {
+      return badRequest(res, `too many /probe requests in flight (limit ${maxProbes}); try again`, 503);
+    }
+    probesRunning++;
+    try {
+      const out = await agent.probeNow(target, module as string | undefined, timeout);
+      if ('error' in out) return badRequest(res, out.error, out.status);
+      if (debug === 'true') {
+        res.type('text/plain; charset=utf-8').send(debugText(out.result, out.text));
+      } else {
+        res.setHeader('Content-Type', EXPOSITION_CONTENT_TYPE);
+        res.end(out.text);
+      }
+      return undefined;
+    } finally {
+      probesRunning--;
+    }
+  });
+
+  app.get('/-/healthy', (_req, res) => {
+    res.type('text/plain').send('portprobe is healthy.\n');
+  });
+  app.get('/-/ready', (_req, res) => {
+    if (agent.ready) res.type('text/plain').send('portprobe is ready.\n');
+    else res.status(503).type('text/plain').send('portprobe is not ready.\n');
+  });
+  app.post('/-/reload', (_req, res) => {
+    const out = opts.reload();
+    if (out.ok) res.type('text/plain').send('config reloaded\n');
+    else res.status(400).type('text/plain').send(`config rejected; the previous config keeps running:\n${out.errors.join('\n')}\n`);
+  });
+  for (const path of ['/-/reload']) {
+    app.all(path, (_req, res) => {
+      res.status(405).setHeader('Allow', 'POST').type('text/plain').send('use POST\n');
+    });
+  }
+  for (const path of ['/metrics', '/probe', '/-/healthy', '/-/ready']) {
+    app.all(path, (_req, res) => {
+      res.status(405).setHeader('Allow', 'GET, HEAD').type('text/plain').send('method not allowed\n');
+    });
+  }
+
+  if (opts.extraRoutes) opts.extraRoutes(app);
+  else {
+    app.get('/', (_req, res) => {
+      res
+        .type('html')
+        .send(
+          `<!doctype html><html><head><title>portprobe</title></head><body><h1>portprobe</h1>` +
+            `<p><a href="/metrics">Metrics</a></p><p>Config: ${escapeHtml(agent.config?.file ?? '(none)')}</p></body></html>`,
+        );
+    });
+  }
+
+  app.use((_req, res) => {
+    res.status(404).type('text/plain').send('not found\n');
+  });
+  // Express 5 forwards rejected promises here; answer 500 without details and keep running.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const status = (err as { status?: number }).status;
+    if (status && status >= 400 && status < 500) {
+      badRequest(res, 'bad request', status);
+      return;
+    }
+    logger.error('HTTP handler failed', { path: req.path, err: err instanceof Error ? err.message : String(err) });
+    if (!res.headersSent) res.status(500).type('text/plain').send('internal error\n');
+    else res.end();
+  });
+  return app;
+}
+
+function debugText(result: import('../exporters/types').ProbeResult, series: string): string {
+  const lines: string[] = [];
+  lines.push('Logs for the probe:');
+  for (const l of result.log ?? []) lines.push(l);
+  if (result.failure) {
+    const f = result.failure;
+    lines.push(`failed at phase ${f.phase}: ${f.reason}: ${f.message}`);
+    if (f.advice) lines.push(`what to check: ${f.advice}`);
+  } else lines.push('probe succeeded');
+  lines.push('', 'Metrics that would have been returned:', series);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,134 @@
+#!/usr/bin/env node
+// Wiring only: flags, logger, first config load, HTTP, signals.
+import http from 'node:http';
+import { Agent, type BuildInfo } from './agent';
+import { FlagError, helpText, parseFlags, parseListenAddress, type Flags } from './flags';
+import { createLogger, type AgentLogger } from './logger';
+import { createApp } from './http';
+import { ConfigError, loadConfigFile } from '../config/load';
+import { runOnce } from './cli/once';
+import { packageVersion } from './package-root';
+
+export const BUILD: BuildInfo = {
+  version: packageVersion(),
+  revision: process.env.PORTPROBE_REVISION ?? 'unknown',
+};
+
+/** Exit codes: 0 ok, 1 runtime failure, 2 bad flags or config. */
+export async function main(argv: readonly string[]): Promise<number> {
+  let flags: Flags;
+  try {
+    flags = parseFlags(argv);
+  } catch (e) {
+    if (e instanceof FlagError) {
+      process.stderr.write(`portprobe: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (flags.help) {
+    process.stdout.write(helpText());
+    return 0;
+  }
+  if (flags.version) {
+    process.stdout.write(`portprobe ${BUILD.version} (revision ${BUILD.revision}, node ${process.version})\n`);
+    return 0;
+  }
+  if (flags.configCheck) {
+    try {
+      const cfg = loadConfigFile(flags.configFile);
+      process.stdout.write(
+        `${flags.configFile}: OK (${cfg.modules.size} modules, ${cfg.targets.length} targets)\n`,
+      );
+      return 0;
+    } catch (e) {
+      if (e instanceof ConfigError) {
+        process.stderr.write(`${e.errors.join('\n')}\n`);
+        return 2;
+      }
+      throw e;
+    }
+  }
+  if (flags.webConfigFile !== undefined) {
+    process.stderr.write('portprobe: --web.config.file is not supported by this build yet\n');
+    return 2;
+  }
+
+  const logger = createLogger(flags.logLevel, flags.logFormat);
+  if (flags.once) return runOnce(flags, logger, BUILD);
+  return serve(flags, logger);
+}
+
+async function serve(flags: Flags, logger: AgentLogger): Promise<number> {
+  const agent = new Agent({
+    configFile: flags.configFile,
+    logger,
+    build: BUILD,
+    shard: { index: flags.shardIndex, count: flags.shardCount },
+  });
+  const first = agent.reload();
+  if (!first.ok) {
+    process.stderr.write(`${first.errors.join('\n')}\n`);
+    await agent.stop();
+    return 2;
+  }
+  const app = createApp({ agent, logger, reload: () => agent.reload() });
+  const listen = parseListenAddress(flags.listenAddress) as { host?: string; port: number };
+  const server = http.createServer({ maxHeaderSize: 16384, requestTimeout: 60_000, headersTimeout: 10_000 }, app);
+  server.keepAliveTimeout = 65_000;
+  server.maxRequestsPerSocket = 1000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  }).catch((e: NodeJS.ErrnoException) => {
+    logger.error('cannot listen', { address: flags.listenAddress, err: e.code ?? e.message });
+    throw e;
+  });
+  const addr = server.address();
+  logger.info('listening', {
+    address: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : flags.listenAddress,
+    version: BUILD.version,
+  });
+
+  process.on('SIGHUP', () => {
+    logger.info('SIGHUP: reloading config');
+    agent.reload();
+  });
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info('shutting down', { signal });
+      const hard = setTimeout(() => {
+        logger.warn('shutdown took too long; exiting');
+        resolve(1);
+      }, 4500);
+      hard.unref();
+      server.close();
+      server.closeIdleConnections();
+      void agent.stop().then(() => {
+        server.closeAllConnections();
+        clearTimeout(hard);
+        resolve(0);
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`portprobe: fatal: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

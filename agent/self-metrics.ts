@@ -1,0 +1,66 @@
+// The agent's own metrics, in an explicit prom-client registry (never the global one).
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface SelfMetrics {
+  registry: Registry;
+  configReloadSuccessful: Gauge;
+  configReloadTimestamp: Gauge;
+  probesTotal: Counter<'module' | 'result'>;
+  schedulerSkipped: Counter;
+  probesInFlight: Gauge;
+  targets: Gauge<'state'>;
+  shardInfo: Gauge<'index' | 'count'>;
+}
+
+export function createSelfMetrics(build: { version: string; revision: string }): SelfMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
+  const buildInfo = new Gauge({
+    name: 'portprobe_build_info',
+    help: 'Version of the running portprobe agent (value 1).',
+    labelNames: ['version', 'revision', 'nodejs'],
+    registers: [registry],
+  });
+  buildInfo.set({ version: build.version, revision: build.revision, nodejs: process.version }, 1);
+  return {
+    registry,
+    configReloadSuccessful: new Gauge({
+      name: 'portprobe_config_last_reload_successful',
+      help: 'Whether the last configuration (re)load succeeded (1) or was rejected (0).',
+      registers: [registry],
+    }),
+    configReloadTimestamp: new Gauge({
+      name: 'portprobe_config_last_reload_success_timestamp_seconds',
+      help: 'When the configuration was last loaded successfully, seconds since the epoch.',
+      registers: [registry],
+    }),
+    probesTotal: new Counter({
+      name: 'portprobe_probes_total',
+      help: 'Scheduled probes completed, by module and result (success or failure).',
+      labelNames: ['module', 'result'],
+      registers: [registry],
+    }),
+    schedulerSkipped: new Counter({
+      name: 'portprobe_scheduler_skipped_total',
+      help: 'Scheduled runs skipped because the previous run of the same target was still going.',
+      registers: [registry],
+    }),
+    probesInFlight: new Gauge({
+      name: 'portprobe_probes_in_flight',
+      help: 'Probes running or waiting for a concurrency slot right now.',
+      registers: [registry],
+    }),
+    targets: new Gauge({
+      name: 'portprobe_targets',
+      help: 'Configured targets, by whether this replica probes them (assigned) or leaves them to another shard (skipped).',
+      labelNames: ['state'],
+      registers: [registry],
+    }),
+    shardInfo: new Gauge({
+      name: 'portprobe_shard_info',
+      help: 'Shard of the targets this replica probes (value 1).',
+      labelNames: ['index', 'count'],
+      registers: [registry],
+    }),
+  };
+}

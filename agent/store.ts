@@ -1,0 +1,119 @@
+// The last result of every target and collector, with its rendered series. The store knows no
+// protocol: the prober's phase list comes from whoever records a result.
+import type { CollectorResult, ProbeResult } from '../exporters/types';
+import {
+  FamilyRegistry,
+  joinRendered,
+  labelPairs,
+  renderCollector,
+  renderResult,
+  type Rendered,
+} from './exposition';
+
+export interface TargetIdentity {
+  name: string;
+  module: string;
+  prober: string;
+  address: string;
+  labels: Readonly<Record<string, string>>;
+}
+
+export interface TargetEntry {
+  target: TargetIdentity;
+  /** Label pairs common to every series of this target. */
+  prefix: string;
+  result?: ProbeResult;
+  finishedAtMs?: number;
+  rendered: Rendered;
+}
+
+export interface CollectorEntry {
+  name: string;
+  result: CollectorResult;
+  finishedAtMs: number;
+  rendered: Rendered;
+}
+
+export class ResultStore {
+  private readonly targets = new Map<string, TargetEntry>();
+  private readonly collectors = new Map<string, CollectorEntry>();
+  private generation = 0;
+  private cache?: { generation: number; text: string };
+
+  constructor(readonly families: FamilyRegistry) {}
+
+  /**
+   * Makes the store hold exactly these targets: new ones are added without a result, removed ones
+   * lose their series, and a target whose identity changed starts over.
+   */
+  sync(targets: readonly TargetIdentity[]): void {
+    const keep = new Set<string>();
+    for (const t of targets) {
+      keep.add(t.name);
+      const cur = this.targets.get(t.name);
+      if (cur && sameIdentity(cur.target, t)) continue;
+      this.targets.set(t.name, {
+        target: t,
+        prefix: labelPairs({ target: t.name, module: t.module, ...t.labels }),
+        rendered: [],
+      });
+    }
+    for (const name of [...this.targets.keys()]) if (!keep.has(name)) this.targets.delete(name);
+    this.generation++;
+  }
+
+  /** Records a scheduled result. Ignored when the target left the config meanwhile. */
+  record(name: string, phases: readonly string[], result: ProbeResult, finishedAtMs = Date.now()): void {
+    const entry = this.targets.get(name);
+    if (!entry) return;
+    const stored: ProbeResult = { ...result };
+    delete stored.log;
+    entry.result = stored;
+    entry.finishedAtMs = finishedAtMs;
+    entry.rendered = renderResult(this.families, entry.prefix, phases, stored, finishedAtMs);
+    this.generation++;
+  }
+
+  recordCollector(name: string, result: CollectorResult, finishedAtMs = Date.now()): void {
+    this.collectors.set(name, { name, result, finishedAtMs, rendered: renderCollector(this.families, result) });
+    this.generation++;
+  }
+
+  dropCollector(name: string): void {
+    if (this.collectors.delete(name)) this.generation++;
+  }
+
+  get(name: string): TargetEntry | undefined {
+    return this.targets.get(name);
+  }
+
+  entries(): IterableIterator<TargetEntry> {
+    return this.targets.values();
+  }
+
+  collectorEntries(): IterableIterator<CollectorEntry> {
+    return this.collectors.values();
+  }
+
+  get size(): number {
+    return this.targets.size;
+  }
+
+  /** The text of every target's and collector's series; cached until something changes. */
+  exposition(): string {
+    if (this.cache && this.cache.generation === this.generation) return this.cache.text;
+    const chunks: Rendered[] = [];
+    for (const e of this.targets.values()) if (e.result) chunks.push(e.rendered);
+    for (const c of this.collectors.values()) chunks.push(c.rendered);
+    const text = joinRendered(this.families, chunks);
+    this.cache = { generation: this.generation, text };
+    return text;
+  }
+}
+
+function sameIdentity(a: TargetIdentity, b: TargetIdentity): boolean {
+  if (a.module !== b.module || a.prober !== b.prober || a.address !== b.address) return false;
+  const ka = Object.keys(a.labels);
+  const kb = Object.keys(b.labels);
+  return ka.length === kb.length && ka.every((k) => a.labels[k] === b.labels[k]);
+}

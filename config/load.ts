@@ -1,0 +1,377 @@
+// Reads, validates and normalises a config file. Every error names the file, the line, the
+// field path and what was expected. Secrets are read here and wrapped in Secret.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
+import cron from 'node-cron';
+import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Document, type Node } from 'yaml';
+import { COLLECTORS, PROBERS } from '../exporters';
+import { Secret } from '../exporters/secret';
+import type { ModuleSpec, TargetSpec } from '../exporters/types';
+import { PATTERN_WORDS, buildSchema } from './schema';
+import { parseDuration } from './duration';
+
+export interface TargetConfig extends TargetSpec {
+  module: string;
+  intervalMs: number;
+  /** Cron expression when the target runs on a schedule instead of an interval. */
+  schedule?: string;
+}
+
+export interface CollectorConfig {
+  name: string;
+  enabled: boolean;
+  intervalMs: number;
+  settings: unknown;
+}
+
+export interface AgentConfig {
+  file: string;
+  global: { intervalMs: number; timeoutMs: number; concurrency: number };
+  modules: Map<string, ModuleSpec<unknown>>;
+  targets: TargetConfig[];
+  collectors: CollectorConfig[];
+}
+
+export class ConfigError extends Error {
+  constructor(readonly errors: string[]) {
+    super(errors.join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+export const DEFAULT_GLOBAL = { interval: '30s', timeout: '10s', concurrency: 256 };
+/** Labels a target may not set: the agent's own and every label some family already uses. */
+function reservedLabels(): Set<string> {
+  const out = new Set(['target', 'module', 'job', 'instance', 'phase', 'reason']);
+  for (const def of [...Object.values(PROBERS), ...Object.values(COLLECTORS)]) {
+    for (const m of def.metrics) for (const l of m.labelNames) out.add(l);
+  }
+  return out;
+}
+const SECRET_REF = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
+
+let compiled: ValidateFunction | undefined;
+function validator(): ValidateFunction {
+  if (!compiled) {
+    const ajv = new Ajv2020({ allErrors: true, strict: false });
+    compiled = ajv.compile(buildSchema());
+  }
+  return compiled;
+}
+
+type PathPart = string | number;
+
+/** "targets[3].labels.env" from ["targets", 3, "labels", "env"]. */
+export function formatPath(parts: readonly PathPart[]): string {
+  let out = '';
+  for (const p of parts) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out === '' ? p : `.${p}`;
+  }
+  return out === '' ? '(top level)' : out;
+}
+
+function pointerToParts(pointer: string): PathPart[] {
+  if (pointer === '') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^[0-9]+$/.test(s) ? Number(s) : s));
+}
+
+class Locator {
+  constructor(
+    private readonly doc: Document,
+    private readonly lines: LineCounter,
+    private readonly file: string,
+  ) {}
+
+  /** "file:line" of the node at path, or of its nearest existing ancestor; `key` points at a map key. */
+  at(parts: readonly PathPart[], key?: string): string {
+    let node: unknown = this.doc.contents;
+    let offset = (node as Node | null)?.range?.[0] ?? 0;
+    const walk = key === undefined ? parts : [...parts, key];
+    for (let i = 0; i < walk.length; i++) {
+      const p = walk[i];
+      if (isMap(node)) {
+        const pair = node.items.find((it) => isScalar(it.key) && String(it.key.value) === String(p));
+        if (!pair) break;
+        const isLastKey = key !== undefined && i === walk.length - 1;
+        const target = isLastKey ? pair.key : (pair.value ?? pair.key);
+        offset = (target as Node | null)?.range?.[0] ?? offset;
+        node = pair.value;
+      } else if (isSeq(node) && typeof p === 'number') {
+        const item = node.items[p];
+        if (!item) break;
+        offset = (item as Node).range?.[0] ?? offset;
+        node = item;
+      } else break;
+    }
+    const pos = this.lines.linePos(offset);
+    return `${this.file}:${pos.line}`;
+  }
+}
+
+function describeAjvError(e: ErrorObject): { parts: PathPart[]; key?: string; text: string } {
+  const parts = pointerToParts(e.instancePath);
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'required':
+      return { parts, text: `${formatPath(parts)}: missing required field "${String(p.missingProperty)}"` };
+    case 'additionalProperties': {
+      const extra = String(p.additionalProperty);
+      const allowed = allowedKeys(e);
+      return {
+        parts,
+        key: extra,
+        text: `${formatPath([...parts, extra])}: unknown field${allowed ? ` (expected one of: ${allowed})` : ''}`,
+      };
+    }
+    case 'type':
+      return { parts, text: `${formatPath(parts)}: must be ${article(String(p.type))}` };
+    case 'enum':
+      return {
+        parts,
+        text: `${formatPath(parts)}: must be one of: ${(p.allowedValues as unknown[]).map(String).join(', ')}`,
+      };
+    case 'pattern': {
+      const words = PATTERN_WORDS[String(p.pattern)];
+      return { parts, text: `${formatPath(parts)}: must be ${words ?? `a string matching ${String(p.pattern)}`}` };
+    }
+    case 'propertyNames':
+      return { parts, text: `${formatPath(parts)}: invalid key "${String(p.propertyName)}"` };
+    default:
+      return { parts, text: `${formatPath(parts)}: ${e.message ?? e.keyword}` };
+  }
+}
+
+function allowedKeys(e: ErrorObject): string | undefined {
+  const props = (e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties;
+  return props ? Object.keys(props).join(', ') : undefined;
+}
+
+function article(type: string): string {
+  const a = /^[aeiou]/.test(type) ? 'an' : 'a';
+  return `${a} ${type}`;
+}
+
+/** Loads and validates a config file; throws ConfigError listing every problem. */
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError([`${file}: cannot read config: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`]);
+  }
+  return parseConfig(text, file, env);
+}
+
+/** Parses config text. `file` names it in messages and anchors relative *_file paths. */
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((e) => {
+        const pos = e.linePos?.[0];
+        // The YAML library's message may quote the offending source line: keep only its first line
+        // so a secret on a neighbouring line never reaches the output.
+        const msg = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+        return `${file}:${pos ? pos.line : 1}: YAML syntax error: ${msg}`;
+      }),
+    );
+  }
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  const loc = new Locator(doc, lines, file);
+  const validate = validator();
+  if (!validate(raw)) {
+    const seen = new Set<string>();
+    const errors: string[] = [];
+    for (const e of validate.errors ?? []) {
+      if (e.keyword === 'if') continue;
+      const d = describeAjvError(e);
+      const line = `${loc.at(d.parts, d.key)}: ${d.text}`;
+      if (!seen.has(line)) {
+        seen.add(line);
+        errors.push(line);
+      }
+    }
+    throw new ConfigError(errors);
+  }
+  return normalise(raw as RawConfig, file, loc, env);
+}
+
+interface RawModule {
+  prober: string;
+  timeout?: string;
+  [prober: string]: unknown;
+}
+interface RawTarget {
+  name: string;
+  module: string;
+  address: string;
+  interval?: string;
+  schedule?: string;
+  labels?: Record<string, string>;
+}
+interface RawConfig {
+  global?: { interval?: string; timeout?: string; concurrency?: number };
+  modules?: Record<string, RawModule>;
+  targets?: RawTarget[];
+  [collector: string]: unknown;
+}
+
+function normalise(raw: RawConfig, file: string, loc: Locator, env: NodeJS.ProcessEnv): AgentConfig {
+  const errors: string[] = [];
+  const err = (parts: PathPart[], text: string, key?: string): void => {
+    errors.push(`${loc.at(parts, key)}: ${formatPath(key ? [...parts, key] : parts)}: ${text}`);
+  };
+  const baseDir = path.dirname(path.resolve(file));
+
+  const g = { ...DEFAULT_GLOBAL, ...(raw.global ?? {}) };
+  const global = {
+    intervalMs: parseDuration(g.interval),
+    timeoutMs: parseDuration(g.timeout),
+    concurrency: g.concurrency,
+  };
+  if (global.intervalMs < 1000) err(['global', 'interval'], 'must be at least 1s');
+  if (global.timeoutMs < 1) err(['global', 'timeout'], 'must be greater than 0');
+
+  const modules = new Map<string, ModuleSpec<unknown>>();
+  for (const [name, m] of Object.entries(raw.modules ?? {})) {
+    const def = PROBERS[m.prober];
+    const here: PathPart[] = ['modules', name];
+    for (const key of Object.keys(m)) {
+      if (key !== 'prober' && key !== 'timeout' && key !== m.prober) {
+        err(here, `settings for prober "${key}" in a module whose prober is "${m.prober}"`, key);
+      }
+    }
+    const user = (m[m.prober] ?? {}) as Record<string, unknown>;
+    const settings = mergeDefaults(def.defaults as Record<string, unknown>, user);
+    resolveSecrets(settings, [...here, m.prober], baseDir, env, err);
+    for (const problem of def.validate?.(settings) ?? []) {
+      err([...here, m.prober], problem.replace(/^([^:]*):\s*/, (_, f: string) => `${f}: `));
+    }
+    const timeoutMs = m.timeout ? parseDuration(m.timeout) : global.timeoutMs;
+    if (timeoutMs < 1) err([...here, 'timeout'], 'must be greater than 0');
+    modules.set(name, { name, prober: m.prober, timeoutSeconds: timeoutMs / 1000, settings });
+  }
+
+  const targets: TargetConfig[] = [];
+  const reserved = reservedLabels();
+  const names = new Map<string, number>();
+  (raw.targets ?? []).forEach((t, i) => {
+    const here: PathPart[] = ['targets', i];
+    const prev = names.get(t.name);
+    if (prev !== undefined) err([...here, 'name'], `duplicate target name "${t.name}" (also targets[${prev}])`);
+    names.set(t.name, i);
+    const mod = modules.get(t.module);
+    if (!mod) {
+      const known = [...modules.keys()];
+      err([...here, 'module'], `unknown module "${t.module}"${known.length ? ` (known: ${known.join(', ')})` : ' (no modules defined)'}`);
+      return;
+    }
+    const addrProblem = PROBERS[mod.prober].validateAddress?.(t.address, mod.settings);
+    if (addrProblem) err([...here, 'address'], addrProblem);
+    for (const label of Object.keys(t.labels ?? {})) {
+      if (reserved.has(label) || label.startsWith('__')) {
+        err([...here, 'labels'], `label "${label}" is reserved`, label);
+      }
+    }
+    const intervalMs = t.interval ? parseDuration(t.interval) : global.intervalMs;
+    if (intervalMs < 1000) err([...here, 'interval'], 'must be at least 1s');
+    if (t.schedule !== undefined && !cron.validate(t.schedule)) {
+      err([...here, 'schedule'], `"${t.schedule}" is not a valid cron expression`);
+    }
+    if (t.schedule !== undefined && t.interval !== undefined) {
+      err([...here, 'schedule'], 'set either interval or schedule, not both');
+    }
+    if (t.schedule === undefined && mod.timeoutSeconds * 1000 > intervalMs) {
+      err([...here, 'module'], `module "${t.module}" has timeout ${mod.timeoutSeconds}s, longer than the interval ${intervalMs / 1000}s`);
+    }
+    targets.push({
+      name: t.name,
+      module: t.module,
+      address: t.address,
+      labels: { ...(t.labels ?? {}) },
+      intervalMs,
+      schedule: t.schedule,
+    });
+  });
+
+  const collectors: CollectorConfig[] = [];
+  for (const [name, def] of Object.entries(COLLECTORS)) {
+    const user = (raw[name] ?? undefined) as Record<string, unknown> | undefined;
+    const settings = mergeDefaults(def.defaults as Record<string, unknown>, user ?? {});
+    for (const problem of def.validate?.(settings) ?? []) err([name], problem);
+    const enabled = user !== undefined && settings.enabled !== false;
+    const interval = typeof settings.interval === 'string' ? parseDuration(settings.interval) : global.intervalMs;
+    collectors.push({ name, enabled, intervalMs: interval, settings });
+  }
+
+  if (errors.length > 0) throw new ConfigError(errors);
+  return { file, global, modules, targets, collectors };
+}
+
+/** Deep merge of plain objects; arrays and scalars from `user` replace the defaults. */
+export function mergeDefaults(defaults: Record<string, unknown>, user: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...defaults };
+  for (const [k, v] of Object.entries(user)) {
+    const d = out[k];
+    out[k] = isPlainObject(d) && isPlainObject(v) ? mergeDefaults(d, v) : v;
+  }
+  return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Secret);
+}
+
+/**
+ * Turns every `password` (a ${ENV} reference) and `password_file` into a Secret under `password`.
+ * Messages name the variable or the file, never the value.
+ */
+function resolveSecrets(
+  obj: Record<string, unknown>,
+  parts: PathPart[],
+  baseDir: string,
+  env: NodeJS.ProcessEnv,
+  err: (parts: PathPart[], text: string, key?: string) => void,
+): void {
+  for (const [key, value] of Object.entries(obj)) {
+    if (isPlainObject(value)) resolveSecrets(value, [...parts, key], baseDir, env, err);
+  }
+  for (const [key, value] of Object.entries(obj)) {
+    if (!key.endsWith('_file') || typeof value !== 'string') continue;
+    const field = key.slice(0, -'_file'.length);
+    if (!isSecretField(field)) continue;
+    if (obj[field] !== undefined) {
+      err(parts, `set either ${field} or ${key}, not both`, key);
+      continue;
+    }
+    const p = path.resolve(baseDir, value);
+    try {
+      obj[field] = new Secret(readFileSync(p, 'utf8').replace(/\r?\n$/, ''));
+    } catch (e) {
+      err(parts, `cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, key);
+    }
+    delete obj[key];
+  }
+  for (const [key, value] of Object.entries(obj)) {
+    if (!isSecretField(key) || typeof value !== 'string') continue;
+    const m = SECRET_REF.exec(value);
+    if (!m) {
+      err(parts, 'inline secrets are not accepted: use an environment reference such as ${VAR} or a *_file', key);
+      continue;
+    }
+    const v = env[m[1]];
+    if (v === undefined) err(parts, `environment variable ${m[1]} is not set`, key);
+    else obj[key] = new Secret(v);
+  }
+}
+
+function isSecretField(name: string): boolean {
+  return name === 'password' || name.endsWith('_password') || name === 'secret' || name.endsWith('_secret');
+}

@@ -1,0 +1,96 @@
+// The agent's configuration schema, assembled from each prober's own fragment. The same object
+// validates configs at load time and is written to config/portprobe.schema.json for editors.
+import { COLLECTORS, PROBERS } from '../exporters';
+import type { JsonSchema } from '../exporters/types';
+
+export const DURATION_PATTERN = '^([0-9]+(ms|s|m|h))+$';
+export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$';
+export const LABEL_NAME_PATTERN = '^[a-zA-Z_][a-zA-Z0-9_]*$';
+
+/** Human wording for the patterns ajv reports, keyed by the pattern itself. */
+export const PATTERN_WORDS: Record<string, string> = {
+  [DURATION_PATTERN]: 'a duration such as 500ms, 15s, 1m or 1h30m',
+  [NAME_PATTERN]: 'a name of letters, digits and _ . : - (starting with a letter or digit, at most 128)',
+  [LABEL_NAME_PATTERN]: 'a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)',
+  '^\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}$':
+    'an environment reference such as ${FTP_PASSWORD} (inline secrets are not accepted; or use password_file)',
+};
+
+const duration = (description: string): JsonSchema => ({
+  type: 'string',
+  pattern: DURATION_PATTERN,
+  description,
+});
+
+export function buildSchema(): JsonSchema {
+  const moduleProps: Record<string, JsonSchema> = {
+    prober: { enum: Object.keys(PROBERS), description: 'Which prober runs this module.' },
+    timeout: duration('Deadline of one probe with this module (default: global.timeout).'),
+  };
+  for (const [name, def] of Object.entries(PROBERS)) moduleProps[name] = def.schema;
+
+  const properties: Record<string, JsonSchema> = {
+    global: {
+      type: 'object',
+      description: 'Defaults for every target.',
+      additionalProperties: false,
+      properties: {
+        interval: duration('How often each target is probed (default 30s).'),
+        timeout: duration('Default probe deadline (default 10s).'),
+        concurrency: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 100000,
+          description: 'Most probes running at once (default 256).',
+        },
+      },
+    },
+    modules: {
+      type: 'object',
+      description: 'Named, reusable probe settings; targets refer to them by name.',
+      propertyNames: { pattern: NAME_PATTERN },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['prober'],
+        properties: moduleProps,
+      },
+    },
+    targets: {
+      type: 'array',
+      description: 'What to probe, on a schedule.',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'module', 'address'],
+        properties: {
+          name: { type: 'string', pattern: NAME_PATTERN, description: 'Unique name; the `target` label.' },
+          module: { type: 'string', description: 'Name of a module under `modules:`.' },
+          address: { type: 'string', minLength: 1, maxLength: 1024, description: 'host:port, [v6]:port or host.' },
+          interval: duration('Probe interval for this target (default: global.interval).'),
+          schedule: {
+            type: 'string',
+            maxLength: 200,
+            description: 'Cron expression (node-cron syntax, seconds optional) instead of an interval.',
+          },
+          labels: {
+            type: 'object',
+            description: 'Extra labels on every series of this target.',
+            propertyNames: { pattern: LABEL_NAME_PATTERN },
+            additionalProperties: { type: 'string', maxLength: 1024 },
+          },
+        },
+      },
+    },
+  };
+  for (const [name, def] of Object.entries(COLLECTORS)) properties[name] = def.schema;
+
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    $id: 'https://github.com/portprobe/portprobe/config/portprobe.schema.json',
+    title: 'portprobe configuration',
+    type: 'object',
+    additionalProperties: false,
+    properties,
+  };
+}

@@ -1,0 +1,13 @@
+// The only list of prober names. Adding a prober: one folder, its tests, one entry here.
+import type { CollectorDef, ProberDef } from './types';
+import { tcpProber } from './tcp';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const PROBERS: Readonly<Record<string, ProberDef<any>>> = {
+  tcp: tcpProber,
+};
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const COLLECTORS: Readonly<Record<string, CollectorDef<any>>> = {};
+
+export * from './types';
