@@ -54,7 +54,7 @@ const SECRET_REF = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
 let compiled: ValidateFunction | undefined;
 function validator(): ValidateFunction {
   if (!compiled) {
-    const ajv = new Ajv2020({ allErrors: true, strict: false });
+    const ajv = new Ajv2020({ allErrors: true, strict: false, verbose: true });
     compiled = ajv.compile(buildSchema());
   }
   return compiled;
@@ -140,8 +140,12 @@ function describeAjvError(e: ErrorObject): { parts: PathPart[]; key?: string; te
       const words = PATTERN_WORDS[String(p.pattern)];
       return { parts, text: `${formatPath(parts)}: must be ${words ?? `a string matching ${String(p.pattern)}`}` };
     }
-    case 'propertyNames':
-      return { parts, text: `${formatPath(parts)}: invalid key "${String(p.propertyName)}"` };
+    case 'propertyNames': {
+      const name = String(p.propertyName);
+      const pattern = (e.parentSchema as { propertyNames?: { pattern?: string } } | undefined)?.propertyNames?.pattern;
+      const words = pattern ? PATTERN_WORDS[pattern] : undefined;
+      return { parts, key: name, text: `${formatPath([...parts, name])}: invalid key${words ? `: must be ${words}` : ''}` };
+    }
     default:
       return { parts, text: `${formatPath(parts)}: ${e.message ?? e.keyword}` };
   }
@@ -171,7 +175,7 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
 /** Parses config text. `file` names it in messages and anchors relative *_file paths. */
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
       doc.errors.map((e) => {
@@ -190,7 +194,8 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     const seen = new Set<string>();
     const errors: string[] = [];
     for (const e of validate.errors ?? []) {
-      if (e.keyword === 'if') continue;
+      // propertyNames reports the inner pattern failure too; the propertyNames error says it better.
+      if (e.keyword === 'if' || e.schemaPath.includes('/propertyNames/')) continue;
       const d = describeAjvError(e);
       const line = `${loc.at(d.parts, d.key)}: ${d.text}`;
       if (!seen.has(line)) {
@@ -198,7 +203,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
         errors.push(line);
       }
     }
-    throw new ConfigError(errors);
+    throw new ConfigError(sortByLine(errors));
   }
   return normalise(raw as RawConfig, file, loc, env);
 }
@@ -252,7 +257,8 @@ function normalise(raw: RawConfig, file: string, loc: Locator, env: NodeJS.Proce
     const settings = mergeDefaults(def.defaults as Record<string, unknown>, user);
     resolveSecrets(settings, [...here, m.prober], baseDir, env, err);
     for (const problem of def.validate?.(settings) ?? []) {
-      err([...here, m.prober], problem.replace(/^([^:]*):\s*/, (_, f: string) => `${f}: `));
+      const [fieldParts, text] = splitFieldProblem(problem);
+      err([...here, m.prober, ...fieldParts], text);
     }
     const timeoutMs = m.timeout ? parseDuration(m.timeout) : global.timeoutMs;
     if (timeoutMs < 1) err([...here, 'timeout'], 'must be greater than 0');
@@ -305,14 +311,31 @@ function normalise(raw: RawConfig, file: string, loc: Locator, env: NodeJS.Proce
   for (const [name, def] of Object.entries(COLLECTORS)) {
     const user = (raw[name] ?? undefined) as Record<string, unknown> | undefined;
     const settings = mergeDefaults(def.defaults as Record<string, unknown>, user ?? {});
-    for (const problem of def.validate?.(settings) ?? []) err([name], problem);
+    for (const problem of def.validate?.(settings) ?? []) {
+      const [fieldParts, text] = splitFieldProblem(problem);
+      err([name, ...fieldParts], text);
+    }
     const enabled = user !== undefined && settings.enabled !== false;
     const interval = typeof settings.interval === 'string' ? parseDuration(settings.interval) : global.intervalMs;
     collectors.push({ name, enabled, intervalMs: interval, settings });
   }
 
-  if (errors.length > 0) throw new ConfigError(errors);
+  if (errors.length > 0) throw new ConfigError(sortByLine(errors));
   return { file, global, modules, targets, collectors };
+}
+
+/** "data_channel[1].mode: bad" -> (["data_channel", 1, "mode"], "bad"). Pure. */
+export function splitFieldProblem(problem: string): [PathPart[], string] {
+  const m = /^([A-Za-z_][A-Za-z0-9_]*(?:\[[0-9]+\]|\.[A-Za-z_][A-Za-z0-9_]*)*): (.*)$/s.exec(problem);
+  if (!m) return [[], problem];
+  const parts: PathPart[] = [];
+  for (const t of m[1].matchAll(/([A-Za-z_][A-Za-z0-9_]*)|\[([0-9]+)\]/g)) parts.push(t[1] ?? Number(t[2]));
+  return [parts, m[2]];
+}
+
+function sortByLine(errors: string[]): string[] {
+  const line = (s: string): number => Number(/^[^\n]*?:(\d+):/.exec(s)?.[1] ?? 0);
+  return errors.map((e, i) => ({ e, i })).sort((a, b) => line(a.e) - line(b.e) || a.i - b.i).map((x) => x.e);
 }
 
 /** Deep merge of plain objects; arrays and scalars from `user` replace the defaults. */

@@ -84,7 +84,8 @@ export function classifyError(
       ? { reason: 'aborted', message: 'probe aborted: agent shutting down' }
       : { reason: 'timeout', message: 'deadline exceeded' };
   }
-  if (err instanceof Error) {
+  // Duck-typed: errors from another realm (vm contexts, test sandboxes) fail `instanceof Error`.
+  if (typeof err === 'object' && err !== null && typeof (err as Error).message === 'string') {
     const e = err as NodeJS.ErrnoException;
     const code = e.code ?? '';
     const mapped = ERRNO_REASONS[code];

@@ -1,0 +1,64 @@
+// Loopback servers and ports for tests.
+import net from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+/** Listens on 127.0.0.1 (or host) port 0; returns the server and its port. */
+export async function listen(
+  onConnection: (s: net.Socket) => void = () => undefined,
+  host = '127.0.0.1',
+  backlog?: number,
+): Promise<{ server: net.Server; port: number; close: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+    onConnection(s);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: 0, host, backlog }, () => resolve());
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    server,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A port on 127.0.0.1 with nothing listening (bound, then released). */
+export async function closedPort(): Promise<number> {
+  const l = await listen();
+  await l.close();
+  return l.port;
+}
+
+export interface SelfSignedCert {
+  dir: string;
+  certFile: string;
+  keyFile: string;
+  /** notAfter as epoch seconds, read back with openssl. */
+  notAfterSeconds: number;
+}
+
+/** A self-signed certificate for CN=localhost made with the openssl CLI. */
+export function selfSignedCert(days = 30): SelfSignedCert {
+  const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-cert-'));
+  const certFile = path.join(dir, 'cert.pem');
+  const keyFile = path.join(dir, 'key.pem');
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile,
+    '-days', String(days), '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+  ], { stdio: 'ignore' });
+  const end = execFileSync('openssl', ['x509', '-in', certFile, '-noout', '-enddate'], { encoding: 'utf8' });
+  const notAfterSeconds = Date.parse(end.trim().replace(/^notAfter=/, '')) / 1000;
+  return { dir, certFile, keyFile, notAfterSeconds };
+}
