@@ -175,8 +175,14 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
         case PacketType.RPC:
           return this.onRpc(payload);
         case PacketType.ATTENTION:
-          if (this.pending) clearTimeout(this.pending);
-          this.pending = undefined;
+          // A query still running ends its response message first; the acknowledgement
+          // (DONE with the ATTN bit) then comes as a message of its own.
+          if (this.pending) {
+            clearTimeout(this.pending);
+            this.pending = undefined;
+            this.send(PacketType.TABULAR_RESULT, this.finish(DoneStatus.FINAL, 0));
+          }
+          log('ATTENTION acknowledged');
           return this.send(PacketType.TABULAR_RESULT, done(DoneStatus.ATTN, 0, 0, this.tds));
         default:
           return this.abort(`unexpected packet type 0x${type.toString(16)}`);

@@ -1,0 +1,687 @@
+// The SQL Server ladder: resolve → browser (named instance) → connect → prelogin → tls → login →
+// query. Without credentials it stops after prelogin (and TLS when the server requires it or the
+// module asks): version and encryption policy need no login. Login and queries use tedious.
+import net from 'node:net';
+import type tls from 'node:tls';
+import { readFileSync } from 'node:fs';
+import { Connection, Request, type ConnectionConfiguration } from 'tedious';
+import type { Fact, MetricDef, ProberDef } from '../types';
+import { Ladder, ProbeError, classifyError, oneLine, runLadder } from '../ladder';
+import type { Secret } from '../secret';
+import {
+  TLS_METRICS,
+  connectTcp,
+  parseHostPort,
+  resolveHost,
+  tlsFacts,
+  type IpPreference,
+} from '../tcp/net';
+import { parseDuration } from '../../config/duration';
+import { PacketType, encodeMessage } from './packet';
+import { Encrypt, buildPrelogin, formatVersion, instanceValidity, parsePrelogin, type Prelogin } from './prelogin';
+import {
+  MAX_INSTANCE_NAME_BYTES,
+  buildUcastEx,
+  buildUcastInst,
+  findInstance,
+  parseSvrResp,
+  queryBrowser,
+} from './browser';
+import { advise, formatBuild, nameVersion, parseBuild, type Advisory } from './versions';
+import { NOT_TDS_ADVICE, readMessage, tlsOverTds } from './wire';
+
+export interface MssqlQuery {
+  /** Metric name of the gauge (or counter) this query feeds. */
+  name: string;
+  help: string;
+  type: 'gauge' | 'counter';
+  /** Result columns that become labels, one series per row. */
+  key_labels: string[];
+  /** Result column holding the sample value. */
+  value_column: string;
+  query: string;
+  /** Duration text, e.g. "5s"; bounded by the probe's own deadline. */
+  timeout: string;
+}
+
+export interface MssqlSettings {
+  preferred_ip_protocol: IpPreference;
+  ip_protocol_fallback: boolean;
+  /** Named instance, resolved to a TCP port through the SQL Server Browser. */
+  instance?: string;
+  browser_port: number;
+  username?: string;
+  /** Resolved by the config loader from `password_file` or a `${ENV}` reference. */
+  password?: Secret;
+  password_file?: string;
+  /** Windows domain: switches login to NTLM. */
+  domain?: string;
+  database?: string;
+  encrypt: boolean;
+  trust_server_certificate: boolean;
+  /** Name expected in the server certificate (default: the target host when it is a name). */
+  server_name?: string;
+  /** PEM file of CA certificates that sign the server's certificate. */
+  ca_file?: string;
+  queries: MssqlQuery[];
+  /** Minimum build per major version, e.g. {"15": "15.0.4355", "16": "16.0.4135"}. */
+  min_build: Record<string, string>;
+}
+
+export const MSSQL_PHASES = ['resolve', 'browser', 'connect', 'prelogin', 'tls', 'login', 'query'] as const;
+
+export const MSSQL_METRICS: readonly MetricDef[] = [
+  {
+    name: 'probe_mssql_version_info',
+    help: 'SQL Server version from the PRELOGIN answer, with product and level (a trailing + means a build after that level).',
+    type: 'gauge',
+    labelNames: ['version', 'product', 'level'],
+  },
+  {
+    name: 'probe_mssql_encryption_info',
+    help: 'Encryption answer to a client offering it (off: available, required: forced, not_supported: no certificate).',
+    type: 'gauge',
+    labelNames: ['mode'],
+  },
+  {
+    name: 'probe_mssql_patch_advisory',
+    help: '1 when the build is below the advised or configured minimum build for its version.',
+    type: 'gauge',
+    labelNames: [],
+  },
+  {
+    name: 'probe_mssql_browser_port',
+    help: 'TCP port the SQL Server Browser reported for the named instance.',
+    type: 'gauge',
+    labelNames: ['instance'],
+  },
+  {
+    name: 'probe_mssql_instance_hidden',
+    help: '1 when the Browser does not list the named instance but its configured port answers TDS.',
+    type: 'gauge',
+    labelNames: ['instance'],
+  },
+  {
+    name: 'probe_mssql_query_success',
+    help: 'Whether a query succeeded (query="version" is SELECT @@VERSION; others are configured queries).',
+    type: 'gauge',
+    labelNames: ['query'],
+  },
+  {
+    name: 'probe_mssql_query_duration_seconds',
+    help: 'Time a query took, from sending it to its last row.',
+    type: 'gauge',
+    labelNames: ['query'],
+  },
+  ...TLS_METRICS,
+];
+
+const METRIC_NAME = '^[a-zA-Z_:][a-zA-Z0-9_:]*$';
+const LABEL_NAME = '^[a-zA-Z_][a-zA-Z0-9_]*$';
+const ENV_REF = '^\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}$';
+const DURATION = '^([0-9]+(ms|s|m|h))+$';
+
+export const MSSQL_SETTINGS_SCHEMA = {
+  type: 'object',
+  description: 'SQL Server probe: Browser, PRELOGIN version and encryption, optional TLS, login and queries.',
+  additionalProperties: false,
+  properties: {
+    preferred_ip_protocol: { enum: ['ip4', 'ip6'], description: 'IP version tried first.' },
+    ip_protocol_fallback: {
+      type: 'boolean',
+      description: 'Use the other IP version when the preferred one has no address.',
+    },
+    instance: {
+      type: 'string',
+      minLength: 1,
+      maxLength: MAX_INSTANCE_NAME_BYTES,
+      pattern: '^[A-Za-z0-9_$#-]+$',
+      description: 'Named instance (e.g. SQLEXPRESS), resolved to a port through the SQL Server Browser on UDP.',
+    },
+    browser_port: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 65535,
+      description: 'UDP port of the SQL Server Browser (default 1434).',
+    },
+    username: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 128,
+      description: 'Login name. Without it the probe stops after PRELOGIN (and TLS): no credentials needed.',
+    },
+    password_file: { type: 'string', minLength: 1, description: 'File holding the password (one line).' },
+    password: {
+      type: 'string',
+      pattern: ENV_REF,
+      description: 'Environment reference holding the password, such as ${MSSQL_PASSWORD}; inline passwords are rejected.',
+    },
+    domain: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 255,
+      description: 'Windows domain: log in with NTLM as DOMAIN\\username instead of SQL authentication.',
+    },
+    database: { type: 'string', minLength: 1, maxLength: 128, description: 'Database to log in to (default: the login\'s default).' },
+    encrypt: {
+      type: 'boolean',
+      description: 'Encrypt the connection (TLS inside TDS). Needed when the server forces encryption.',
+    },
+    trust_server_certificate: {
+      type: 'boolean',
+      description: 'Accept the server certificate without verifying it (self-signed certificates).',
+    },
+    server_name: { type: 'string', minLength: 1, description: 'Name expected in the server certificate.' },
+    ca_file: { type: 'string', minLength: 1, description: 'PEM file of CA certificates that sign the server certificate.' },
+    queries: {
+      type: 'array',
+      maxItems: 50,
+      description: 'Custom queries whose result columns become metrics, one series per row.',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'help', 'query', 'value_column'],
+        properties: {
+          name: { type: 'string', pattern: METRIC_NAME, maxLength: 200, description: 'Metric name, e.g. mssql_database_size_bytes.' },
+          help: { type: 'string', minLength: 1, maxLength: 500, description: 'HELP text of the metric.' },
+          type: { enum: ['gauge', 'counter'], description: 'Metric type (default gauge).' },
+          key_labels: {
+            type: 'array',
+            maxItems: 10,
+            items: { type: 'string', pattern: LABEL_NAME },
+            description: 'Columns whose values become labels of the same name.',
+          },
+          value_column: { type: 'string', minLength: 1, description: 'Column holding the numeric value.' },
+          query: { type: 'string', minLength: 1, maxLength: 10000, description: 'The SQL batch to run.' },
+          timeout: { type: 'string', pattern: DURATION, description: 'Deadline of this query (default 5s), within the probe timeout.' },
+        },
+      },
+    },
+    min_build: {
+      type: 'object',
+      description: 'Minimum build per major version ("15": "15.0.4355"); older builds set probe_mssql_patch_advisory 1.',
+      additionalProperties: false,
+      patternProperties: {
+        '^[0-9]{1,2}$': { type: 'string', pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+(\\.[0-9]+)?$', description: 'A build such as 15.0.4355.' },
+      },
+    },
+  },
+} as const;
+
+const RESERVED_LABELS = new Set(['target', 'module', 'query', 'instance', 'job', 'le', 'quantile']);
+const MAX_ROWS = 1000;
+const MAX_LABEL_VALUE = 200;
+const DEFAULT_QUERY_TIMEOUT = '5s';
+
+export function validateMssql(s: MssqlSettings): string[] {
+  const errors: string[] = [];
+  if (s.username === undefined && (s.password !== undefined || s.domain !== undefined)) {
+    errors.push('username: required when a password or domain is set');
+  }
+  if (s.username !== undefined && s.password === undefined) {
+    errors.push('password: a username needs password_file or password: ${VAR}');
+  }
+  if (s.queries.length > 0 && s.username === undefined) {
+    errors.push('queries: need a username and password to log in');
+  }
+  const builtin = new Set(MSSQL_METRICS.map((m) => m.name));
+  const seen = new Map<string, number>();
+  s.queries.forEach((q, i) => {
+    if (builtin.has(q.name) || q.name.startsWith('probe_') || q.name.startsWith('portprobe_')) {
+      errors.push(`queries[${i}].name: "${q.name}" is reserved for the exporter's own metrics`);
+    }
+    const prev = seen.get(q.name);
+    if (prev !== undefined) errors.push(`queries[${i}].name: "${q.name}" is already used by queries[${prev}]`);
+    seen.set(q.name, i);
+    const labels = q.key_labels ?? [];
+    labels.forEach((k, j) => {
+      if (RESERVED_LABELS.has(k)) errors.push(`queries[${i}].key_labels[${j}]: "${k}" is reserved`);
+      if (labels.indexOf(k) !== j) errors.push(`queries[${i}].key_labels[${j}]: "${k}" is listed twice`);
+    });
+    if (labels.includes(q.value_column)) {
+      errors.push(`queries[${i}].value_column: "${q.value_column}" is also a key label`);
+    }
+  });
+  for (const [major, build] of Object.entries(s.min_build ?? {})) {
+    const b = parseBuild(build);
+    if (!b) errors.push(`min_build.${major}: "${build}" is not a build number such as 15.0.4355`);
+    else if (String(b.major) !== major) errors.push(`min_build.${major}: build ${build} belongs to major version ${b.major}`);
+  }
+  return errors;
+}
+
+export function validateMssqlAddress(address: string): string | undefined {
+  const hp = parseHostPort(address, 1433);
+  return typeof hp === 'string' ? hp : undefined;
+}
+
+/** What the operator should check when the TCP connection is refused. */
+function refusedAdvice(port: number, instance?: string): string {
+  return (
+    `Connection refused on ${port}: is the SQL Server service running, is TCP/IP enabled in SQL Server ` +
+    `Configuration Manager (Network Configuration), does it listen on ${port} ` +
+    `(${instance ? 'a named instance uses a dynamic port unless one is fixed' : 'a hidden instance moves to 2433'}), ` +
+    'and does the Windows firewall allow the port?'
+  );
+}
+
+const TIMEOUT_ADVICE = 'No answer in time: a firewall or routing drops the packets; try ping and a traceroute to the server.';
+
+export const mssqlProber: ProberDef<MssqlSettings> = {
+  name: 'mssql',
+  phases: MSSQL_PHASES,
+  metrics: MSSQL_METRICS,
+  schema: MSSQL_SETTINGS_SCHEMA,
+  defaults: {
+    preferred_ip_protocol: 'ip4',
+    ip_protocol_fallback: true,
+    browser_port: 1434,
+    encrypt: false,
+    trust_server_certificate: false,
+    queries: [],
+    min_build: {},
+  },
+  validate: validateMssql,
+  validateAddress: validateMssqlAddress,
+  run: (ctx) =>
+    runLadder(ctx, async (l) => {
+      const s = ctx.module.settings;
+      const explicit = parseHostPort(ctx.target.address);
+      const hp = typeof explicit === 'string' ? parseHostPort(ctx.target.address, 1433) : explicit;
+      if (typeof hp === 'string') throw new ProbeError('internal_error', hp);
+      const hasPort = typeof explicit !== 'string';
+      if (s.queries.length > 0) {
+        l.details.customMetrics = s.queries.map((q) => ({ name: q.name, help: q.help, type: q.type ?? 'gauge' }));
+      }
+
+      const resolved = await l.phase('resolve', () =>
+        resolveHost(hp.host, s.preferred_ip_protocol, s.ip_protocol_fallback, ctx.signal),
+      );
+      l.ipProtocol = resolved.family;
+
+      let port = hp.port;
+      if (s.instance !== undefined) {
+        const instance = s.instance;
+        port = await l.phase('browser', () => browse(l, resolved.address, s.browser_port, instance, hasPort ? hp.port : undefined));
+      }
+
+      let socket: net.Socket | undefined;
+      let tlsSocket: tls.TLSSocket | undefined;
+      let prelogin: Prelogin;
+      try {
+        socket = await l.phase('connect', () =>
+          connectTcp(resolved.address, port, ctx.signal).catch((err: unknown) => {
+            const c = classifyError(err, ctx.signal);
+            if (c.reason === 'refused') throw new ProbeError('refused', c.message, refusedAdvice(port, s.instance));
+            if (c.reason === 'timeout') throw new ProbeError('timeout', c.message, TIMEOUT_ADVICE);
+            throw err;
+          }),
+        );
+        l.details.peer = `${resolved.address}:${port}`;
+        const conn = socket;
+        prelogin = await l.phase('prelogin', () => doPrelogin(l, conn, s, ctx.signal));
+        const encryption = prelogin.encryption;
+        const loginWanted = s.username !== undefined;
+        if (s.encrypt && encryption === 'not_supported') {
+          throw new ProbeError(
+            'encryption_mismatch',
+            'the module asks for encryption but the server has none (ENCRYPT_NOT_SUP)',
+            'Install a certificate for SQL Server (SQL Server Configuration Manager, Protocols, Certificate) or set encrypt: false.',
+          );
+        }
+        if (loginWanted && !s.encrypt && (encryption === 'required' || encryption === 'on')) {
+          l.fail(
+            'prelogin',
+            'encryption_mismatch',
+            'the server requires encryption but the module has encrypt: false',
+            'Set encrypt: true in the module (with trust_server_certificate: true or ca_file when the certificate is self-signed).',
+          );
+          return;
+        }
+        if (encryption !== 'not_supported' && (s.encrypt || encryption === 'required' || encryption === 'on')) {
+          tlsSocket = await l.phase('tls', () => tlsOverTds(conn, tdsTlsOptions(s, hp.host), ctx.signal));
+          for (const f of tlsFacts(tlsSocket)) l.facts.push(f);
+        }
+      } finally {
+        tlsSocket?.destroy();
+        socket?.destroy();
+      }
+
+      if (s.username === undefined) return;
+      const advisory = advise(prelogin.version ?? { major: 0, minor: 0, build: 0, subbuild: 0 }, s.min_build);
+      await loginAndQuery(l, ctx.signal, s, resolved.address, hp.host, port, advisory);
+    }),
+};
+
+/** Resolves the instance's port through the Browser; see the README for the hidden-instance rule. */
+async function browse(l: Ladder, address: string, browserPort: number, instance: string, fallbackPort?: number): Promise<number> {
+  const wait = (): number => Math.max(50, Math.min(1500, l.remainingMs() / 3));
+  const hidden = (why: string): number => {
+    l.fact('probe_mssql_instance_hidden', 1, { instance });
+    l.details.browser = why;
+    l.debug(`browser: ${why}; using the configured port ${fallbackPort}`);
+    return fallbackPort as number;
+  };
+  const direct = await queryBrowser(address, browserPort, buildUcastInst(instance), l.signal, wait());
+  if (direct) {
+    const r = parseSvrResp(direct);
+    if (!r.ok) throw new ProbeError('protocol_error', `the Browser's answer cannot be read: ${r.error}`);
+    const found = findInstance(r.instances, instance) ?? (r.instances.length === 1 ? r.instances[0] : undefined);
+    if (found?.tcpPort !== undefined) {
+      l.fact('probe_mssql_browser_port', found.tcpPort, { instance });
+      l.fact('probe_mssql_instance_hidden', 0, { instance });
+      l.details.browser = `instance ${found.instanceName} on TCP port ${found.tcpPort} (Browser version ${found.version})`;
+      return found.tcpPort;
+    }
+    if (found) {
+      throw new ProbeError(
+        'instance_not_found',
+        `the Browser knows instance ${instance} but it offers no TCP port`,
+        'Enable TCP/IP for this instance in SQL Server Configuration Manager and restart it.',
+      );
+    }
+  }
+  const listing = await queryBrowser(address, browserPort, buildUcastEx(), l.signal, wait());
+  if (listing) {
+    const r = parseSvrResp(listing);
+    const names = r.ok ? r.instances.map((i) => i.instanceName) : [];
+    const found = r.ok ? findInstance(r.instances, instance) : undefined;
+    if (found?.tcpPort !== undefined) {
+      l.fact('probe_mssql_browser_port', found.tcpPort, { instance });
+      l.fact('probe_mssql_instance_hidden', 0, { instance });
+      return found.tcpPort;
+    }
+    if (fallbackPort !== undefined) return hidden(`the Browser does not list ${instance} (hidden instance)`);
+    throw new ProbeError(
+      'instance_not_found',
+      `the Browser on UDP ${browserPort} does not know instance ${instance}${names.length ? ` (it lists ${names.join(', ').slice(0, 200)})` : ''}`,
+      'Check the instance name; a hidden instance is not announced: put its port in the target address (host:port).',
+    );
+  }
+  if (fallbackPort !== undefined) return hidden(`no answer from the Browser on UDP ${browserPort} (hidden instance or Browser stopped)`);
+  throw new ProbeError(
+    'browser_no_answer',
+    `no answer from the SQL Server Browser on UDP ${browserPort}`,
+    'Is the SQL Server Browser service running, and does the firewall allow UDP 1434? Or put the instance\'s TCP port in the target address (host:port).',
+  );
+}
+
+async function doPrelogin(l: Ladder, socket: net.Socket, s: MssqlSettings, signal: AbortSignal): Promise<Prelogin> {
+  const request = buildPrelogin({ encryption: Encrypt.OFF, instance: s.instance ?? '', threadId: process.pid });
+  for (const p of encodeMessage(PacketType.PRELOGIN, request)) socket.write(p);
+  const answer = await readMessage(socket, signal);
+  if (answer.type !== PacketType.TABULAR_RESULT) {
+    throw new ProbeError('not_tds', `not a TDS server: PRELOGIN answered with packet type 0x${answer.type.toString(16)}`, NOT_TDS_ADVICE);
+  }
+  const parsed = parsePrelogin(answer.payload);
+  if (!parsed.ok) throw new ProbeError('protocol_error', `PRELOGIN answer cannot be read: ${parsed.error}`);
+  const p = parsed.prelogin;
+  if (p.version) {
+    const v = p.version;
+    const named = nameVersion(v);
+    const advisory = advise(v, s.min_build);
+    l.fact('probe_mssql_version_info', 1, { version: formatVersion(v), product: named.product, level: named.level });
+    l.fact('probe_mssql_patch_advisory', advisory.below ? 1 : 0);
+    l.details.version = formatVersion(v);
+    l.details.versionName = named.name;
+    l.details.build = formatBuild(v);
+    if (advisory.below) l.details.advisory = advisory.message;
+  }
+  if (p.encryption) l.fact('probe_mssql_encryption_info', 1, { mode: p.encryption });
+  l.details.encryption = p.encryption;
+  if (p.mars !== undefined) l.details.mars = p.mars;
+  if (p.fedAuthRequired !== undefined) l.details.fedAuthRequired = p.fedAuthRequired;
+  if (s.instance !== undefined && instanceValidity(p) === 'invalid') {
+    throw new ProbeError(
+      'instance_not_found',
+      `the server on this port is not instance ${s.instance} (PRELOGIN INSTOPT)`,
+      'The port belongs to another instance: check the instance name or the port in the target address.',
+    );
+  }
+  l.debug(`prelogin: version ${l.details.version ?? '?'} encryption ${p.encryption ?? '?'}`);
+  return p;
+}
+
+function tdsTlsOptions(s: MssqlSettings, host: string): tls.ConnectionOptions {
+  const servername = s.server_name ?? (net.isIP(host) ? undefined : host);
+  const opts: tls.ConnectionOptions = { rejectUnauthorized: !s.trust_server_certificate, servername };
+  if (s.ca_file) opts.ca = readFileSync(s.ca_file);
+  return opts;
+}
+
+interface ServerError {
+  number: number;
+  state: number;
+  class: number;
+  message: string;
+}
+
+/** tedious's connection error codes, mapped to the rung's reason. */
+export function mapTediousError(
+  err: unknown,
+  phase: 'login' | 'query',
+  ctx: { port: number; instance?: string; advisory?: Advisory; serverError?: ServerError; signal: AbortSignal },
+): ProbeError {
+  const e = err as { code?: string; message?: string; cause?: unknown; errors?: unknown[] };
+  const code = e?.code ?? '';
+  const msg = oneLine(e?.message ?? String(err));
+  if (ctx.signal.aborted) return new ProbeError('timeout', `deadline exceeded during ${phase}`, TIMEOUT_ADVICE);
+  switch (code) {
+    case 'ELOGIN':
+    case 'EFEDAUTH': {
+      const n = ctx.serverError ? ` (server error ${ctx.serverError.number}, state ${ctx.serverError.state})` : '';
+      return new ProbeError('auth_failed', `${msg}${n}`, loginAdvice(ctx.serverError?.number));
+    }
+    case 'EENCRYPT':
+      return new ProbeError('encryption_mismatch', msg, 'Set encrypt: true (the server forces encryption).');
+    case 'ETIMEOUT':
+      return phase === 'query'
+        ? new ProbeError('query_error', msg, 'The query ran past its timeout: raise queries[].timeout or make it cheaper.')
+        : new ProbeError('timeout', msg, TIMEOUT_ADVICE);
+    case 'EINSTLOOKUP':
+      return new ProbeError('instance_not_found', msg);
+    case 'ETDS':
+    case 'EINTERFACENOTSUPP':
+      return new ProbeError('protocol_error', msg);
+    case 'EREQUEST': {
+      return new ProbeError('query_error', msg, 'Run the query by hand with the same login (permissions, object names).');
+    }
+    case 'ECANCEL':
+      return new ProbeError(phase === 'query' ? 'query_error' : 'timeout', msg);
+    case 'ECLOSE':
+    case 'ESOCKET': {
+      const c = classifyError(e.cause ?? err, ctx.signal);
+      if (ctx.advisory?.refusesRemote) {
+        return new ProbeError('version_refuses_remote', msg, ctx.advisory.message);
+      }
+      if (c.reason === 'refused') return new ProbeError('refused', msg, refusedAdvice(ctx.port, ctx.instance));
+      if (c.reason === 'timeout') return new ProbeError('timeout', msg, TIMEOUT_ADVICE);
+      if (c.reason === 'tls_error' || /certificate|ssl|tls/i.test(msg)) {
+        return new ProbeError('tls_error', msg, TLS_ADVICE);
+      }
+      if (c.reason === 'dns_error' || c.reason === 'unreachable') return new ProbeError(c.reason, msg);
+      return new ProbeError('reset', msg, 'The server closed the connection: check its error log (ERRORLOG) for the reason.');
+    }
+    case 'EALREADYCONNECTED':
+    case 'EINVALIDSTATE':
+    case 'EPARAM':
+      return new ProbeError('internal_error', msg);
+    default: {
+      const c = classifyError(err, ctx.signal);
+      if (c.reason === 'tls_error') return new ProbeError('tls_error', c.message, TLS_ADVICE);
+      return new ProbeError(c.reason === 'internal_error' && phase === 'query' ? 'query_error' : c.reason, c.message, c.advice);
+    }
+  }
+}
+
+const TLS_ADVICE =
+  'The server certificate was not accepted: set trust_server_certificate: true for a self-signed certificate, ' +
+  'ca_file for a private CA, or server_name to the name in the certificate.';
+
+function loginAdvice(number?: number): string {
+  switch (number) {
+    case 18456:
+      return 'Login failed: check the user name and password (password_file), that the login exists and is enabled, and that the server allows SQL Server authentication (mixed mode).';
+    case 18452:
+      return 'The server refused a Windows (NTLM) login: check the domain, or use a SQL login without domain.';
+    case 4060:
+      return 'The database cannot be opened for this login: check database: and the login\'s permissions.';
+    default:
+      return 'Login failed: the server error log (ERRORLOG) names the reason for this login attempt.';
+  }
+}
+
+async function loginAndQuery(
+  l: Ladder,
+  signal: AbortSignal,
+  s: MssqlSettings,
+  address: string,
+  host: string,
+  port: number,
+  advisory: Advisory,
+): Promise<void> {
+  let serverError: ServerError | undefined;
+  const mapCtx = (): Parameters<typeof mapTediousError>[2] => ({ port, instance: s.instance, advisory, serverError, signal });
+  const password = s.password?.reveal() ?? '';
+  const authentication: ConnectionConfiguration['authentication'] = s.domain
+    ? { type: 'ntlm', options: { userName: s.username as string, password, domain: s.domain } }
+    : { type: 'default', options: { userName: s.username as string, password } };
+  const serverName = s.server_name ?? (net.isIP(host) ? undefined : host);
+  const config: ConnectionConfiguration = {
+    server: address,
+    authentication,
+    options: {
+      port,
+      encrypt: s.encrypt,
+      trustServerCertificate: s.trust_server_certificate,
+      connectTimeout: Math.max(100, l.remainingMs()),
+      requestTimeout: 0,
+      cancelTimeout: 1000,
+      appName: 'portprobe',
+      ...(serverName ? { serverName } : {}),
+      ...(s.database ? { database: s.database } : {}),
+      ...(s.ca_file ? { cryptoCredentialsDetails: { ca: readFileSync(s.ca_file) } } : {}),
+    },
+  };
+  const connection = new Connection(config);
+  connection.on('errorMessage', (m: ServerError) => {
+    serverError = { number: m.number, state: m.state, class: m.class, message: oneLine(m.message) };
+    l.debug(`server error ${m.number} state ${m.state} class ${m.class}: ${oneLine(m.message)}`);
+    l.details.serverError = serverError;
+  });
+  // Late socket errors after a failure must not become unhandled events.
+  connection.on('error', (err: Error) => l.debug(`connection error: ${oneLine(err.message)}`));
+  const onAbort = (): void => connection.close();
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    await l.phase('login', () =>
+      new Promise<void>((resolve, reject) => {
+        connection.once('connect', (err?: Error) => (err ? reject(mapTediousError(err, 'login', mapCtx())) : resolve()));
+        connection.once('end', () => reject(mapTediousError(Object.assign(new Error('connection closed'), { code: 'ECLOSE' }), 'login', mapCtx())));
+        try {
+          connection.connect();
+        } catch (err) {
+          reject(mapTediousError(err, 'login', mapCtx()));
+        }
+      }),
+    );
+    connection.removeAllListeners('end');
+    serverError = undefined;
+    await l.phase('query', async () => {
+      const rows = await runQuery(connection, 'SELECT @@VERSION', Math.max(100, l.remainingMs()), l, 'version', mapCtx).catch((err: unknown) => {
+        l.fact('probe_mssql_query_success', 0, { query: 'version' });
+        throw err;
+      });
+      l.fact('probe_mssql_query_success', 1, { query: 'version' });
+      const text = String(rows.rows[0]?.[0] ?? '');
+      l.details.versionString = oneLine(text.split('\n')[0] ?? '', 200);
+      for (const q of s.queries) {
+        serverError = undefined;
+        const timeoutMs = Math.max(1, Math.min(parseDuration(q.timeout ?? DEFAULT_QUERY_TIMEOUT), l.remainingMs()));
+        try {
+          const r = await runQuery(connection, q.query, timeoutMs, l, q.name, mapCtx);
+          l.fact('probe_mssql_query_success', 1, { query: q.name });
+          for (const f of rowsToFacts(q, r)) l.facts.push(f);
+        } catch (err) {
+          l.fact('probe_mssql_query_success', 0, { query: q.name });
+          const pe = err instanceof ProbeError ? err : mapTediousError(err, 'query', mapCtx());
+          l.debug(`query ${q.name} failed: ${pe.message}`);
+          if (pe.reason === 'timeout' && signal.aborted) throw pe;
+          l.fail('query', 'query_error', `query ${q.name}: ${pe.message}`, pe.advice);
+        }
+      }
+    });
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    connection.close();
+  }
+}
+
+interface QueryRows {
+  columns: string[];
+  rows: unknown[][];
+}
+
+function runQuery(
+  connection: Connection,
+  sql: string,
+  timeoutMs: number,
+  l: Ladder,
+  name: string,
+  mapCtx: () => Parameters<typeof mapTediousError>[2],
+): Promise<QueryRows> {
+  const t0 = performance.now();
+  return new Promise<QueryRows>((resolve, reject) => {
+    const out: QueryRows = { columns: [], rows: [] };
+    let tooMany = false;
+    const request = new Request(sql, (err) => {
+      l.fact('probe_mssql_query_duration_seconds', (performance.now() - t0) / 1000, { query: name });
+      if (err) reject(mapTediousError(err, 'query', mapCtx()));
+      else if (tooMany) reject(new ProbeError('query_error', `more than ${MAX_ROWS} rows`, 'Aggregate the query so it returns fewer rows.'));
+      else resolve(out);
+    });
+    request.setTimeout(timeoutMs);
+    request.on('columnMetadata', (cols: { colName: string }[] | Record<string, { colName: string }>) => {
+      out.columns = (Array.isArray(cols) ? cols : Object.values(cols)).map((c) => c.colName);
+    });
+    request.on('row', (cols: { value: unknown }[]) => {
+      if (out.rows.length >= MAX_ROWS) {
+        tooMany = true;
+        return;
+      }
+      out.rows.push(cols.map((c) => c.value));
+    });
+    connection.execSqlBatch(request);
+  });
+}
+
+/** Turns rows into samples: key_labels become labels, value_column the value. Pure. */
+export function rowsToFacts(q: Pick<MssqlQuery, 'name' | 'key_labels' | 'value_column'>, r: QueryRows): Fact[] {
+  const lower = r.columns.map((c) => c.toLowerCase());
+  const idx = (c: string): number => lower.indexOf(c.toLowerCase());
+  const vi = idx(q.value_column);
+  if (vi < 0) {
+    throw new ProbeError('query_error', `the result has no column ${q.value_column} (columns: ${r.columns.join(', ').slice(0, 200)})`);
+  }
+  const keys = (q.key_labels ?? []).map((k) => {
+    const i = idx(k);
+    if (i < 0) throw new ProbeError('query_error', `the result has no column ${k} for key_labels`);
+    return [k, i] as const;
+  });
+  const facts: Fact[] = [];
+  const seen = new Set<string>();
+  for (const row of r.rows) {
+    const raw = row[vi];
+    const value = typeof raw === 'bigint' ? Number(raw) : typeof raw === 'boolean' ? Number(raw) : Number(raw);
+    if (raw === null || raw === undefined || (typeof raw === 'string' && raw.trim() === '') || Number.isNaN(value)) {
+      throw new ProbeError('query_error', `column ${q.value_column} holds a non-numeric value`);
+    }
+    const labels: Record<string, string> = {};
+    for (const [k, i] of keys) labels[k] = String(row[i] ?? '').slice(0, MAX_LABEL_VALUE);
+    const id = JSON.stringify(labels);
+    if (seen.has(id)) throw new ProbeError('query_error', `two rows have the same key_labels ${id.slice(0, 200)}`);
+    seen.add(id);
+    facts.push(keys.length ? { metric: q.name, labels, value } : { metric: q.name, value });
+  }
+  return facts;
+}
