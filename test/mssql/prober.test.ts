@@ -277,3 +277,44 @@ describe('wrong service or no service', () => {
     expect(r.failure?.advice).toMatch(/SQL Server service running.*TCP\/IP enabled.*2433.*Windows firewall/);
   });
 });
+
+describe('servers that stop answering', () => {
+  test('SQL Server 2000 before SP3 dropping the login: version_refuses_remote with the SP advice', async () => {
+    const p = await peer({ version: { major: 8, minor: 0, build: 534, subbuild: 0 }, dropLogin: true });
+    const r = await probe(`127.0.0.1:${p.port}`, creds);
+    expect(r.failure).toMatchObject({ phase: 'login', reason: 'version_refuses_remote' });
+    expect(r.failure?.advice).toMatch(/remote connections are refused until Service Pack 3/);
+  });
+
+  test('a current server dropping the login: reset', async () => {
+    const p = await peer({ dropLogin: true });
+    const r = await probe(`127.0.0.1:${p.port}`, creds);
+    expect(r.failure).toMatchObject({ phase: 'login', reason: 'reset' });
+  });
+
+  test('a listener that never answers the PRELOGIN: timeout at prelogin', async () => {
+    const held: net.Socket[] = [];
+    const server = net.createServer((s) => {
+      held.push(s);
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    cleanups.push(
+      () =>
+        new Promise((resolve) => {
+          for (const s of held) s.destroy();
+          server.close(() => resolve());
+        }),
+    );
+    const r = await probe(`127.0.0.1:${(server.address() as net.AddressInfo).port}`, {}, 500);
+    expect(r.failure).toMatchObject({ phase: 'prelogin', reason: 'timeout' });
+  });
+
+  test('a listener that closes at once: reset at prelogin', async () => {
+    const server = net.createServer((s) => s.destroy());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    cleanups.push(() => new Promise((resolve) => server.close(() => resolve())));
+    const r = await probe(`127.0.0.1:${(server.address() as net.AddressInfo).port}`);
+    expect(r.failure).toMatchObject({ phase: 'prelogin', reason: 'reset' });
+  });
+});

@@ -51,6 +51,8 @@ export interface TdsPeerOptions {
   serverName?: string;
   /** Extra queries, keyed by normalised text (lower case, single spaces, no trailing ";"). */
   queries?: Record<string, QueryAnswer>;
+  /** Drop the connection on LOGIN7, as SQL Server 2000 before SP3 does to remote clients. */
+  dropLogin?: boolean;
   /** Called for every event worth seeing in a manual run. */
   log?: (line: string) => void;
 }
@@ -273,6 +275,7 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
       } else if (encryption === 'required' && this.mode !== 'tls-raw') {
         return this.abort('LOGIN7 before TLS on a server that requires encryption');
       }
+      if (opts.dropLogin) return this.abort('dropLogin is set');
       if (payload.length < 94) return this.abort('LOGIN7 shorter than its fixed part');
       const clientTds = payload.readUInt32LE(4);
       const known = [0x70000000, 0x71000000, 0x71000001, 0x72090002, 0x730a0003, 0x730b0003, 0x74000004];
