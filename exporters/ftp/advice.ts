@@ -1,0 +1,71 @@
+// What an operator should check next, per failed rung, and the mapping of FTP reply codes
+// to failure reasons. Kept in one place so diagnose, the status page and the metrics agree.
+import { ProbeError } from '../ladder';
+import type { FailureReason } from '../types';
+import { replyText, type Reply } from './reply';
+import type { DataMode, FtpTlsMode } from './settings';
+
+export const ADVICE = {
+  banner_unexpected:
+    'Check that an FTP server (and not another service) listens on this port, and that tls matches the port (implicit TLS on 990).',
+  too_many_connections:
+    'The server is at its connection limit (vsftpd max_clients/max_per_ip, proftpd MaxClients, pure-ftpd -c/-C): look for leaked sessions or raise the limit.',
+  tls_required: 'The server refuses clear-text sessions: set tls: explicit (or implicit on port 990) in the module.',
+  tls_unsupported:
+    'The server does not offer AUTH TLS: enable TLS on the server (vsftpd ssl_enable, proftpd mod_tls TLSEngine, pure-ftpd -Y) or set tls: none.',
+  auth_failed:
+    'Check username and password_file of the module, that the account exists and is not locked, and that anonymous login is enabled if no user is set.',
+  pasv_address_mismatch:
+    "The server advertises a passive address other than the one the agent reached it on (NAT): set the server's passive address (vsftpd pasv_address, proftpd MasqueradeAddress, pure-ftpd -P) or the NAT's FTP helper; or set pasv_mismatch: follow_control_address.",
+  pasv_unreachable:
+    "The server's passive data port is not reachable from the agent: open the server's passive port range (vsftpd pasv_min_port/pasv_max_port, proftpd PassivePorts, pure-ftpd -p) in every firewall on the path.",
+  active_refused:
+    "The server could not connect back to the agent: the agent side's firewall (or NAT) blocks the server's connection from port 20; open active_listen.ports to the server or use passive modes.",
+  data_timeout:
+    'The data channel opened but the transfer did not finish before the deadline: look for a middlebox stalling the data port, a huge listing or canary file, or raise the module timeout.',
+  data_error:
+    'The server refused or aborted the transfer: check that path/retrieve exist and are readable by the probe user.',
+  protocol_error: 'The server answered something an FTP server should not; check the server logs for this session.',
+} as const;
+
+/** True when a refusal's wording says the server wants TLS first. */
+function mentionsTls(r: Reply): boolean {
+  return /\b(TLS|SSL|AUTH|encrypt\w*|secur\w*|cleartext|clear-text|plaintext)\b/i.test(replyText(r, 1000));
+}
+
+function err(reason: FailureReason, message: string): ProbeError {
+  const advice = (ADVICE as Record<string, string>)[reason];
+  return new ProbeError(reason, message, advice);
+}
+
+/**
+ * A refusal during login (USER/PASS). 530/534/550/522 from a server that wants TLS first
+ * become tls_required when the session is clear text; any other 530 is a failed login.
+ */
+export function loginFailure(step: 'USER' | 'PASS', r: Reply, tls: FtpTlsMode): ProbeError {
+  const text = `${step}: ${r.code} ${replyText(r)}`;
+  if (r.code === 421) return err('too_many_connections', text);
+  if (tls === 'none') {
+    if (r.code === 534 || r.code === 522) return err('tls_required', text);
+    if ((r.code === 530 || r.code === 550) && mentionsTls(r)) return err('tls_required', text);
+  }
+  if (r.code === 530 || (step === 'PASS' && r.code >= 500)) return err('auth_failed', text);
+  return err('protocol_error', `${text} (unexpected during login)`);
+}
+
+/** A refusal to a data-channel command (EPSV, PASV, PORT, LIST, RETR ...). */
+export function dataFailure(what: string, r: Reply, mode: DataMode, tls: FtpTlsMode): ProbeError {
+  const text = `${what}: ${r.code} ${replyText(r)}`;
+  if (r.code === 421) return err('too_many_connections', text);
+  if (r.code === 522 || r.code === 534 || r.code === 521) {
+    return err(tls === 'none' ? 'tls_required' : 'tls_error', text);
+  }
+  if (r.code === 530 && tls === 'none' && mentionsTls(r)) return err('tls_required', text);
+  if (r.code === 425) return err(mode === 'active' ? 'active_refused' : 'pasv_unreachable', text);
+  if ([426, 450, 451, 452, 550, 551, 552, 553].includes(r.code)) return err('data_error', text);
+  return err('protocol_error', text);
+}
+
+export function probeError(reason: FailureReason, message: string): ProbeError {
+  return err(reason, message);
+}

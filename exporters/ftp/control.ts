@@ -1,0 +1,170 @@
+// The FTP control connection: send one command, read whole replies with the capped parser,
+// upgrade to TLS in place (AUTH TLS). Written here rather than taken from basic-ftp because
+// the probe needs what that client keeps to itself: the raw PASV address (to detect NAT
+// mismatches before connecting anywhere), active mode (PORT/EPRT with our own listener),
+// every reply code per rung, and hard caps on reply size.
+import type net from 'node:net';
+import type tls from 'node:tls';
+import { ProbeError, untilAborted } from '../ladder';
+import { startTls } from '../tcp/net';
+import { ReplyParser, type Reply, type ReplyLimits } from './reply';
+
+/** Replies queued unread before the socket is paused. */
+const MAX_QUEUED = 8;
+
+export class ControlConnection {
+  private sock: net.Socket;
+  private parser: ReplyParser;
+  private readonly queue: Reply[] = [];
+  private waiter?: { resolve: (r: Reply) => void; reject: (e: unknown) => void };
+  private failure?: unknown;
+  private closed = false;
+  private tlsSession?: Buffer;
+  /** The last reply code read, for probe_ftp_status_code. */
+  lastCode?: number;
+
+  private readonly onData = (chunk: Buffer): void => {
+    const out = this.parser.push(chunk);
+    for (const r of out.replies) this.queue.push(r);
+    if (out.error) {
+      this.failure = new ProbeError('protocol_error', `control connection: ${out.error.message}`);
+      this.sock.destroy();
+    } else if (this.queue.length >= MAX_QUEUED) {
+      this.sock.pause();
+    }
+    this.wake();
+  };
+  private readonly onClose = (): void => {
+    this.closed = true;
+    this.wake();
+  };
+  private readonly onError = (err: unknown): void => {
+    if (this.failure === undefined) this.failure = err;
+    this.wake();
+  };
+
+  constructor(
+    socket: net.Socket,
+    private readonly limits: Partial<ReplyLimits> = {},
+    private readonly log: (line: string) => void = () => undefined,
+  ) {
+    this.sock = socket;
+    this.parser = new ReplyParser(limits);
+    this.attach();
+  }
+
+  get socket(): net.Socket {
+    return this.sock;
+  }
+
+  get remoteAddress(): string {
+    return this.sock.remoteAddress ?? '';
+  }
+
+  get localAddress(): string {
+    return this.sock.localAddress ?? '';
+  }
+
+  private attach(): void {
+    this.sock.on('data', this.onData);
+    this.sock.on('end', this.onClose);
+    this.sock.on('close', this.onClose);
+    this.sock.on('error', this.onError);
+  }
+
+  private detach(): void {
+    this.sock.off('data', this.onData);
+    this.sock.off('end', this.onClose);
+    this.sock.off('close', this.onClose);
+    this.sock.off('error', this.onError);
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    if (!w) return;
+    if (this.queue.length > 0) {
+      this.waiter = undefined;
+      const r = this.queue.shift() as Reply;
+      if (this.queue.length < MAX_QUEUED) this.sock.resume();
+      w.resolve(r);
+    } else if (this.failure !== undefined) {
+      this.waiter = undefined;
+      w.reject(this.failure);
+    } else if (this.closed) {
+      this.waiter = undefined;
+      const e = new Error('control connection closed by the server') as NodeJS.ErrnoException;
+      e.code = 'ECONNRESET';
+      w.reject(e);
+    }
+  }
+
+  /** The next complete reply. Rejects on close, cap, socket error or abort. */
+  read(signal: AbortSignal): Promise<Reply> {
+    if (this.waiter) return Promise.reject(new Error('ControlConnection: concurrent read'));
+    const p = new Promise<Reply>((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
+    this.wake();
+    return untilAborted(p, signal, () => {
+      this.waiter = undefined;
+    }).then((r) => {
+      this.lastCode = r.code;
+      this.log(`< ${r.code} ${r.lines[0] ?? ''}${r.lines.length > 1 ? ` (+${r.lines.length - 1} lines)` : ''}`);
+      return r;
+    });
+  }
+
+  /** Sends one command line. Refuses CR/LF inside it: settings must not smuggle commands. */
+  send(line: string): void {
+    if (/[\r\n]/.test(line)) throw new ProbeError('internal_error', 'FTP command contains a line break');
+    this.log(`> ${line.startsWith('PASS ') ? 'PASS <secret>' : line}`);
+    this.sock.write(`${line}\r\n`);
+  }
+
+  /** Sends a command and returns its first reply (which may be preliminary, 1xx). */
+  async command(line: string, signal: AbortSignal): Promise<Reply> {
+    this.send(line);
+    return this.read(signal);
+  }
+
+  /**
+   * Replaces the plain socket with a TLS one on the same TCP connection (after AUTH TLS 234,
+   * or right after connect for implicit TLS). Bytes the peer sent before the handshake are
+   * a protocol error.
+   */
+  async upgrade(opts: tls.ConnectionOptions, signal: AbortSignal): Promise<tls.TLSSocket> {
+    if (this.queue.length > 0) {
+      throw new ProbeError('protocol_error', 'server sent replies before the TLS handshake');
+    }
+    this.detach();
+    const plain = this.sock;
+    try {
+      const secure = await startTls(plain, opts, signal);
+      this.sock = secure;
+      // TLS 1.3 delivers session tickets after the handshake; keep the newest for data channels.
+      secure.on('session', (s: Buffer) => {
+        this.tlsSession = s;
+      });
+      this.parser = new ReplyParser(this.limits);
+      this.closed = false;
+      return secure;
+    } finally {
+      // On failure the plain socket stays the one `destroy` closes; on success the TLS socket
+      // owns it and destroying the TLS socket closes both.
+      this.attach();
+    }
+  }
+
+  /** The TLS session of the control connection, offered for reuse on data connections. */
+  session(): Buffer | undefined {
+    if (this.tlsSession) return this.tlsSession;
+    const s = this.sock as tls.TLSSocket;
+    return typeof s.getSession === 'function' ? s.getSession() : undefined;
+  }
+
+  destroy(): void {
+    this.detach();
+    this.sock.on('error', () => undefined);
+    this.sock.destroy();
+  }
+}

@@ -1,0 +1,253 @@
+// One transfer per data-channel mode. Passive modes (EPSV, PASV) connect to the server; active
+// mode listens and lets the server connect back (PORT for IPv4, EPRT for IPv6). Each opens at
+// most one data connection and closes it, and any listener, before returning.
+import net from 'node:net';
+import type tls from 'node:tls';
+import { performance } from 'node:perf_hooks';
+import { DeadlineError, ProbeError, untilAborted } from '../ladder';
+import { connectTcp, startTls } from '../tcp/net';
+import { dataFailure, probeError } from './advice';
+import type { ControlConnection } from './control';
+import { formatEprt, formatPort, parseEpsv, parsePasv, parsePortRange, sameHost } from './passive';
+import { isCompletion, isPreliminary, replyText, type Reply } from './reply';
+import type { DataMode, FtpSettings } from './settings';
+
+export interface DataEnv {
+  ctrl: ControlConnection;
+  settings: FtpSettings;
+  signal: AbortSignal;
+  /** TLS options for data connections when PROT P is in force; undefined for clear data. */
+  dataTls?: tls.ConnectionOptions;
+  log: (line: string) => void;
+  /** Called with the advertised host when a PASV reply names another host than the control peer. */
+  onPasvAddress: (advertised: string, port: number, mismatch: boolean) => void;
+  /** Set when a failure left the control connection out of step (reply still pending). */
+  desynced: boolean;
+}
+
+export interface TransferResult {
+  bytes: number;
+  /** From the transfer command to the server's completion reply. */
+  seconds: number;
+}
+
+function isShutdown(err: unknown): boolean {
+  return err instanceof DeadlineError && err.shutdown;
+}
+
+/** Strips the IPv4-mapped prefix so that PORT can carry the address. */
+function plainAddress(a: string): string {
+  return a.toLowerCase().startsWith('::ffff:') && net.isIPv4(a.slice(7)) ? a.slice(7) : a;
+}
+
+async function openPassive(mode: 'epsv' | 'pasv', env: DataEnv): Promise<net.Socket> {
+  const { ctrl, signal } = env;
+  const peer = plainAddress(ctrl.remoteAddress);
+  let host: string;
+  let port: number;
+  if (mode === 'epsv') {
+    const r = await ctrl.command('EPSV', signal);
+    if (r.code !== 229) throw dataFailure('EPSV', r, mode, env.settings.tls);
+    const p = parseEpsv(r.lines.join(' '));
+    if (typeof p === 'string') throw probeError('protocol_error', p);
+    host = peer;
+    port = p;
+  } else {
+    const r = await ctrl.command('PASV', signal);
+    if (r.code !== 227) throw dataFailure('PASV', r, mode, env.settings.tls);
+    const a = parsePasv(r.lines.join(' '));
+    if (typeof a === 'string') throw probeError('protocol_error', a);
+    const mismatch = !sameHost(a.host, peer);
+    env.onPasvAddress(a.host, a.port, mismatch);
+    if (mismatch) {
+      if (env.settings.pasv_mismatch === 'fail') {
+        throw probeError(
+          'pasv_address_mismatch',
+          `PASV reply advertises ${a.host}:${a.port} but the server is reached at ${peer}; not connecting there`,
+        );
+      }
+      env.log(`PASV advertised ${a.host}; following the control address ${peer}`);
+      host = peer;
+    } else {
+      host = a.host;
+    }
+    port = a.port;
+  }
+  try {
+    return await connectTcp(host, port, signal);
+  } catch (e) {
+    if (isShutdown(e)) throw e;
+    const why = e instanceof DeadlineError ? 'no answer before the deadline' : (e as Error).message;
+    throw probeError('pasv_unreachable', `${mode.toUpperCase()} data port ${host}:${port}: ${why}`);
+  }
+}
+
+/** Listens for the server's data connection, on the configured address and port range. */
+async function listenActive(env: DataEnv): Promise<net.Server> {
+  const cfg = env.settings.active_listen ?? {};
+  const address = cfg.address ?? plainAddress(env.ctrl.localAddress);
+  let from = 0;
+  let to = 0;
+  if (cfg.ports !== undefined) {
+    const r = parsePortRange(cfg.ports);
+    if (typeof r === 'string') throw new ProbeError('internal_error', `active_listen.ports: ${r}`);
+    ({ from, to } = r);
+  }
+  let lastError: unknown;
+  for (let port = from; port <= to; port++) {
+    if (env.signal.aborted) throw new DeadlineError(false);
+    const server = net.createServer();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: address, port, exclusive: true }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      return server;
+    } catch (e) {
+      server.close();
+      lastError = e;
+      if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') break;
+    }
+  }
+  throw probeError(
+    'active_refused',
+    `cannot listen for the active data connection on ${address}${cfg.ports ? ` ports ${cfg.ports}` : ''}: ${(lastError as Error)?.message ?? 'no port free'}`,
+  );
+}
+
+/** Counts bytes until the peer closes; never buffers them. */
+function drain(sock: net.Socket): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    let bytes = 0;
+    sock.on('data', (b: Buffer) => {
+      bytes += b.length;
+    });
+    sock.once('end', () => resolve(bytes));
+    sock.once('close', () => resolve(bytes));
+    sock.once('error', reject);
+  });
+}
+
+function transferCommand(s: FtpSettings): string {
+  if (s.retrieve !== undefined) return `RETR ${s.retrieve}`;
+  return s.path ? `LIST ${s.path}` : 'LIST';
+}
+
+/**
+ * Runs one transfer in the given mode and returns its size and time. Throws ProbeError with
+ * the reason of the rung that broke. Every socket and listener it opens is closed on return.
+ */
+export async function transfer(mode: DataMode, env: DataEnv): Promise<TransferResult> {
+  const { ctrl, signal } = env;
+  const sockets: net.Socket[] = [];
+  let server: net.Server | undefined;
+  let pending = false; // a transfer command is out and its final reply not yet read
+  try {
+    let accepted: Promise<net.Socket> | undefined;
+    let raw: net.Socket | undefined;
+    if (mode === 'active') {
+      const srv = await listenActive(env);
+      server = srv;
+      const peer = plainAddress(ctrl.remoteAddress);
+      accepted = new Promise<net.Socket>((resolve) => {
+        srv.on('connection', (sock) => {
+          sockets.push(sock);
+          const from = plainAddress(sock.remoteAddress ?? '');
+          if (!sameHost(from, peer) || raw !== undefined) {
+            // Only the server we talk to may deliver data; anything else is dropped unread.
+            env.log(`active: dropped a connection from ${from}`);
+            sock.destroy();
+            return;
+          }
+          raw = sock;
+          resolve(sock);
+        });
+      });
+      const addr = srv.address() as net.AddressInfo;
+      const advertised = plainAddress(addr.address);
+      const cmd = net.isIPv4(advertised)
+        ? `PORT ${formatPort(advertised, addr.port)}`
+        : `EPRT ${formatEprt(advertised, addr.port)}`;
+      const r = await ctrl.command(cmd, signal);
+      if (!isCompletion(r.code)) {
+        const f = dataFailure(cmd.slice(0, 4), r, mode, env.settings.tls);
+        throw f.reason === 'protocol_error' || f.reason === 'data_error'
+          ? probeError('active_refused', `${f.message} (the server refuses active mode)`)
+          : f;
+      }
+    } else {
+      raw = await openPassive(mode, env);
+      sockets.push(raw);
+    }
+
+    // Start reading the data connection as soon as it exists, so nothing is lost or stalls.
+    const secureOver = (sock: net.Socket): Promise<net.Socket> => {
+      if (!env.dataTls) return Promise.resolve(sock);
+      return startTls(sock, { ...env.dataTls, session: ctrl.session() }, signal).then((t) => {
+        sockets.push(t);
+        return t;
+      });
+    };
+    const connected: Promise<net.Socket> = raw ? Promise.resolve(raw) : (accepted as Promise<net.Socket>);
+    const received = connected.then(secureOver).then(drain);
+    received.catch(() => undefined); // awaited below; keep Node from flagging it meanwhile
+
+    const cmd = transferCommand(env.settings);
+    const t0 = performance.now();
+    const first = await ctrl.command(cmd, signal);
+    let final: Reply | undefined;
+    if (isPreliminary(first.code)) {
+      pending = true;
+    } else if (isCompletion(first.code)) {
+      final = first;
+    } else {
+      throw dataFailure(cmd.split(' ')[0], first, mode, env.settings.tls);
+    }
+
+    if (mode === 'active' && raw === undefined) {
+      try {
+        await untilAborted(connected, signal);
+      } catch (e) {
+        if (isShutdown(e)) throw e;
+        throw probeError(
+          'active_refused',
+          `the server accepted ${cmd.split(' ')[0]} but did not connect back to the agent before the deadline`,
+        );
+      }
+    }
+
+    let bytes: number;
+    try {
+      bytes = await untilAborted(received, signal);
+    } catch (e) {
+      if (isShutdown(e)) throw e;
+      if (e instanceof DeadlineError) {
+        throw probeError('data_timeout', `${mode} transfer did not finish before the deadline`);
+      }
+      if (e instanceof ProbeError) throw e;
+      throw probeError('data_error', `${mode} data connection: ${(e as Error).message}`);
+    }
+
+    if (!final) {
+      try {
+        final = await ctrl.read(signal);
+      } catch (e) {
+        if (e instanceof DeadlineError && !e.shutdown) {
+          throw probeError('data_timeout', `no completion reply for ${cmd.split(' ')[0]} before the deadline`);
+        }
+        throw e;
+      }
+      pending = false;
+    }
+    if (!isCompletion(final.code)) throw dataFailure(cmd.split(' ')[0], final, mode, env.settings.tls);
+    env.log(`${mode}: ${bytes} bytes, ${replyText(final, 80)}`);
+    return { bytes, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    if (pending) env.desynced = true;
+    for (const s of sockets) s.destroy();
+    server?.close();
+  }
+}
