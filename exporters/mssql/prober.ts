@@ -34,14 +34,15 @@ export interface MssqlQuery {
   /** Metric name of the gauge (or counter) this query feeds. */
   name: string;
   help: string;
-  type: 'gauge' | 'counter';
+  /** Default gauge. */
+  type?: 'gauge' | 'counter';
   /** Result columns that become labels, one series per row. */
-  key_labels: string[];
+  key_labels?: string[];
   /** Result column holding the sample value. */
   value_column: string;
   query: string;
-  /** Duration text, e.g. "5s"; bounded by the probe's own deadline. */
-  timeout: string;
+  /** Duration text, e.g. "5s" (default 5s); bounded by the probe's own deadline. */
+  timeout?: string;
 }
 
 export interface MssqlSettings {
