@@ -236,9 +236,11 @@ function normalise(raw: RawConfig, file: string, loc: Locator, env: NodeJS.Proce
   const baseDir = path.dirname(path.resolve(file));
 
   const g = { ...DEFAULT_GLOBAL, ...(raw.global ?? {}) };
+  const intervalMs = parseDuration(g.interval);
   const global = {
-    intervalMs: parseDuration(g.interval),
-    timeoutMs: parseDuration(g.timeout),
+    intervalMs,
+    // Without an explicit timeout, a short global interval shortens the default deadline too.
+    timeoutMs: raw.global?.timeout ? parseDuration(raw.global.timeout) : Math.min(parseDuration(DEFAULT_GLOBAL.timeout), intervalMs),
     concurrency: g.concurrency,
   };
   if (global.intervalMs < 1000) err(['global', 'interval'], 'must be at least 1s');

@@ -1,0 +1,59 @@
+// Starts the built agent (dist/) as a child process on a free loopback port.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import path from 'node:path';
+
+export const MAIN = path.join(__dirname, '..', '..', 'dist', 'agent', 'main.js');
+
+export interface AgentProcess {
+  proc: ChildProcessWithoutNullStreams;
+  base: string;
+  port: number;
+  logs: () => string;
+  /** Sends SIGTERM and resolves with the exit code and how long it took. */
+  stop: () => Promise<{ code: number | null; ms: number }>;
+}
+
+export async function startAgent(configFile: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<AgentProcess> {
+  const proc = spawn(
+    process.execPath,
+    [MAIN, `--config.file=${configFile}`, '--web.listen-address=127.0.0.1:0', '--log.format=json', ...args],
+    { env: { ...process.env, ...env } },
+  );
+  let logs = '';
+  proc.stderr.on('data', (d: Buffer) => (logs += d.toString()));
+  proc.stdout.on('data', (d: Buffer) => (logs += d.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`agent did not start:\n${logs}`)), 15000);
+    const check = (): void => {
+      const line = logs.split('\n').find((l) => l.includes('"msg":"listening"'));
+      const m = line ? /"address":"[^"]*:(\d+)"/.exec(line) : null;
+      if (m) {
+        clearTimeout(timer);
+        proc.stderr.off('data', check);
+        resolve(Number(m[1]));
+      }
+    };
+    proc.stderr.on('data', check);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`agent exited with ${code}:\n${logs}`));
+    });
+  });
+  return {
+    proc,
+    port,
+    base: `http://127.0.0.1:${port}`,
+    logs: () => logs,
+    stop: () =>
+      new Promise((resolve) => {
+        if (proc.exitCode !== null) {
+          resolve({ code: proc.exitCode, ms: 0 });
+          return;
+        }
+        const t0 = Date.now();
+        proc.removeAllListeners('exit');
+        proc.once('exit', (code) => resolve({ code, ms: Date.now() - t0 }));
+        proc.kill('SIGTERM');
+      }),
+  };
+}
