@@ -1,0 +1,43 @@
+#!/usr/bin/python3
+"""pyftpdlib peer for portprobe's FTP tests.
+
+Binds 127.0.0.1 port 0 and prints "LISTENING <port>" once it accepts connections.
+Settings come as one JSON argument: anon_root, user, password, user_root, tls
+("off" | "explicit" | "required"), cert, key, masquerade_address.
+"""
+import json
+import sys
+
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
+from pyftpdlib.servers import FTPServer
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    auth = DummyAuthorizer()
+    auth.add_anonymous(cfg["anon_root"])
+    auth.add_user(cfg["user"], cfg["password"], cfg["user_root"], perm="elr")
+
+    tls = cfg.get("tls", "off")
+    if tls == "off":
+        handler = type("Handler", (FTPHandler,), {})
+    else:
+        handler = type("Handler", (TLS_FTPHandler,), {})
+        handler.certfile = cfg["cert"]
+        handler.keyfile = cfg["key"]
+        required = tls == "required"
+        handler.tls_control_required = required
+        handler.tls_data_required = required
+    handler.authorizer = auth
+    handler.banner = "portprobe pyftpdlib peer ready"
+    if cfg.get("masquerade_address"):
+        handler.masquerade_address = cfg["masquerade_address"]
+
+    server = FTPServer(("127.0.0.1", 0), handler)
+    print("LISTENING %d" % server.address[1], flush=True)
+    server.serve_forever(handle_exit=True)
+
+
+if __name__ == "__main__":
+    main()
