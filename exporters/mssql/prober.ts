@@ -94,13 +94,13 @@ export const MSSQL_METRICS: readonly MetricDef[] = [
     name: 'probe_mssql_browser_port',
     help: 'TCP port the SQL Server Browser reported for the named instance.',
     type: 'gauge',
-    labelNames: ['instance'],
+    labelNames: ['sql_instance'],
   },
   {
     name: 'probe_mssql_instance_hidden',
     help: '1 when the Browser does not list the named instance but its configured port answers TDS.',
     type: 'gauge',
-    labelNames: ['instance'],
+    labelNames: ['sql_instance'],
   },
   {
     name: 'probe_mssql_query_success',
@@ -209,7 +209,7 @@ export const MSSQL_SETTINGS_SCHEMA = {
   },
 } as const;
 
-const RESERVED_LABELS = new Set(['target', 'module', 'query', 'instance', 'job', 'le', 'quantile']);
+const RESERVED_LABELS = new Set(['target', 'module', 'query', 'instance', 'sql_instance', 'job', 'le', 'quantile']);
 const MAX_ROWS = 1000;
 const MAX_LABEL_VALUE = 200;
 const DEFAULT_QUERY_TIMEOUT = '5s';
@@ -358,7 +358,7 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
 async function browse(l: Ladder, address: string, browserPort: number, instance: string, fallbackPort?: number): Promise<number> {
   const wait = (): number => Math.max(50, Math.min(1500, l.remainingMs() / 3));
   const hidden = (why: string): number => {
-    l.fact('probe_mssql_instance_hidden', 1, { instance });
+    l.fact('probe_mssql_instance_hidden', 1, { sql_instance: instance });
     l.details.browser = why;
     l.debug(`browser: ${why}; using the configured port ${fallbackPort}`);
     return fallbackPort as number;
@@ -369,8 +369,8 @@ async function browse(l: Ladder, address: string, browserPort: number, instance:
     if (!r.ok) throw new ProbeError('protocol_error', `the Browser's answer cannot be read: ${r.error}`);
     const found = findInstance(r.instances, instance) ?? (r.instances.length === 1 ? r.instances[0] : undefined);
     if (found?.tcpPort !== undefined) {
-      l.fact('probe_mssql_browser_port', found.tcpPort, { instance });
-      l.fact('probe_mssql_instance_hidden', 0, { instance });
+      l.fact('probe_mssql_browser_port', found.tcpPort, { sql_instance: instance });
+      l.fact('probe_mssql_instance_hidden', 0, { sql_instance: instance });
       l.details.browser = `instance ${found.instanceName} on TCP port ${found.tcpPort} (Browser version ${found.version})`;
       return found.tcpPort;
     }
@@ -388,8 +388,8 @@ async function browse(l: Ladder, address: string, browserPort: number, instance:
     const names = r.ok ? r.instances.map((i) => i.instanceName) : [];
     const found = r.ok ? findInstance(r.instances, instance) : undefined;
     if (found?.tcpPort !== undefined) {
-      l.fact('probe_mssql_browser_port', found.tcpPort, { instance });
-      l.fact('probe_mssql_instance_hidden', 0, { instance });
+      l.fact('probe_mssql_browser_port', found.tcpPort, { sql_instance: instance });
+      l.fact('probe_mssql_instance_hidden', 0, { sql_instance: instance });
       return found.tcpPort;
     }
     if (fallbackPort !== undefined) return hidden(`the Browser does not list ${instance} (hidden instance)`);

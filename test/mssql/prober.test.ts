@@ -201,8 +201,8 @@ describe('named instances through the Browser', () => {
     const r = await probe('127.0.0.1', { instance: 'sqlexpress', browser_port: b.port });
     expect(r.failure).toBeUndefined();
     expect(phases(r)).toEqual(['resolve', 'browser', 'connect', 'prelogin']);
-    expect(fact(r, 'probe_mssql_browser_port', { instance: 'sqlexpress' })).toBe(p.port);
-    expect(fact(r, 'probe_mssql_instance_hidden', { instance: 'sqlexpress' })).toBe(0);
+    expect(fact(r, 'probe_mssql_browser_port', { sql_instance: 'sqlexpress' })).toBe(p.port);
+    expect(fact(r, 'probe_mssql_instance_hidden', { sql_instance: 'sqlexpress' })).toBe(0);
     expect(b.requests).toEqual(['ucast_inst sqlexpress']);
   });
 
@@ -211,8 +211,8 @@ describe('named instances through the Browser', () => {
     const b = await browser([{ name: 'SECRET', tcpPort: p.port, hidden: true }, { name: 'OTHER', tcpPort: 1 }]);
     const r = await probe(`127.0.0.1:${p.port}`, { instance: 'SECRET', browser_port: b.port });
     expect(r.failure).toBeUndefined();
-    expect(fact(r, 'probe_mssql_instance_hidden', { instance: 'SECRET' })).toBe(1);
-    expect(fact(r, 'probe_mssql_browser_port', { instance: 'SECRET' })).toBeUndefined();
+    expect(fact(r, 'probe_mssql_instance_hidden', { sql_instance: 'SECRET' })).toBe(1);
+    expect(fact(r, 'probe_mssql_browser_port', { sql_instance: 'SECRET' })).toBeUndefined();
     expect(b.requests).toEqual(['ucast_inst SECRET', 'ucast_ex']);
   });
 
