@@ -15,6 +15,10 @@ export interface SelfMetrics {
 export function createSelfMetrics(build: { version: string; revision: string }): SelfMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
+  // These default gauges end in _total, which promtool's linter (rightly) rejects for non-counters.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(name);
+  }
   const buildInfo = new Gauge({
     name: 'portprobe_build_info',
     help: 'Version of the running portprobe agent (value 1).',

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { execFileSync } from 'node:child_process';
 import { gunzipSync } from 'node:zlib';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -82,6 +83,12 @@ describe('HTTP endpoints', () => {
     expect(m.text).toMatch(/portprobe_probes_total\{module="tcp_connect",result="success"\} [1-9]/);
     expect(m.text).toContain('nodejs_eventloop_lag_seconds');
     expect(m.text).toContain('process_resident_memory_bytes');
+  });
+
+  it('the whole /metrics output passes promtool check metrics with no findings', async () => {
+    const text = (await get(base, '/metrics')).text;
+    const out = execFileSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(out).toBe('');
   });
 
   it('/metrics is gzip-compressed when the scraper asks for it', async () => {
