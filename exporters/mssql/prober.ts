@@ -367,7 +367,7 @@ async function browse(l: Ladder, address: string, browserPort: number, instance:
   if (direct) {
     const r = parseSvrResp(direct);
     if (!r.ok) throw new ProbeError('protocol_error', `the Browser's answer cannot be read: ${r.error}`);
-    const found = findInstance(r.instances, instance) ?? (r.instances.length === 1 ? r.instances[0] : undefined);
+    const found = findInstance(r.instances, instance);
     if (found?.tcpPort !== undefined) {
       l.fact('probe_mssql_browser_port', found.tcpPort, { sql_instance: instance });
       l.fact('probe_mssql_instance_hidden', 0, { sql_instance: instance });

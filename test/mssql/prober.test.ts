@@ -318,3 +318,12 @@ describe('servers that stop answering', () => {
     expect(r.failure).toMatchObject({ phase: 'prelogin', reason: 'reset' });
   });
 });
+
+describe('deadlines', () => {
+  test('a server that never answers LOGIN7: timeout at login, within the probe', async () => {
+    const p = await peer({ stallLogin: true });
+    const r = await probe(`127.0.0.1:${p.port}`, creds, 800);
+    expect(r.failure).toMatchObject({ phase: 'login', reason: 'timeout' });
+    expect(phases(r)).toEqual(['resolve', 'connect', 'prelogin', 'login']);
+  });
+});

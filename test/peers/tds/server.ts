@@ -53,6 +53,8 @@ export interface TdsPeerOptions {
   queries?: Record<string, QueryAnswer>;
   /** Drop the connection on LOGIN7, as SQL Server 2000 before SP3 does to remote clients. */
   dropLogin?: boolean;
+  /** Never answer LOGIN7 (a server stuck in recovery, or a middlebox that eats the packet). */
+  stallLogin?: boolean;
   /** Called for every event worth seeing in a manual run. */
   log?: (line: string) => void;
 }
@@ -276,6 +278,7 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
         return this.abort('LOGIN7 before TLS on a server that requires encryption');
       }
       if (opts.dropLogin) return this.abort('dropLogin is set');
+      if (opts.stallLogin) return log('LOGIN7 ignored (stallLogin)');
       if (payload.length < 94) return this.abort('LOGIN7 shorter than its fixed part');
       const clientTds = payload.readUInt32LE(4);
       const known = [0x70000000, 0x71000000, 0x71000001, 0x72090002, 0x730a0003, 0x730b0003, 0x74000004];
