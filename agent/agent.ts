@@ -127,9 +127,9 @@ export class Agent {
   }
 
   /** The scheduled results plus the agent's own metrics. */
-  async metricsText(): Promise<string> {
+  async metricsBody(): Promise<Buffer> {
     const own = await this.metrics.registry.metrics();
-    return this.store.exposition() + own;
+    return Buffer.concat([this.store.exposition(), Buffer.from(own)]);
   }
 
   /** Runs a configured target now (for /probe and diagnose); renders without target labels. */
@@ -154,7 +154,7 @@ export class Agent {
       logger: this.opts.logger,
     });
     const rendered = renderResult(this.families, '', PROBERS[module.prober].phases, result, Date.now());
-    return { result, text: joinRendered(this.families, [rendered]) };
+    return { result, text: joinRendered(this.families, [rendered]).toString() };
   }
 
   async stop(): Promise<void> {

@@ -109,15 +109,43 @@ export class FamilyRegistry {
   }
 }
 
-/** Per-family chunks of one rendered result; index = family index, undefined = no samples. */
-export type Rendered = (string | undefined)[];
+/**
+ * One rendered result: all its sample lines in one buffer, ordered by family, with
+ * `offsets[i]..offsets[i+1]` the bytes of family i (empty when equal, or past the end).
+ */
+export interface Rendered {
+  buf: Buffer;
+  offsets: Uint32Array;
+}
 
-function append(out: Rendered, i: number, line: string): void {
+/** Lines being collected per family index, before packing. */
+type Parts = (string | undefined)[];
+
+function append(out: Parts, i: number, line: string): void {
   const cur = out[i];
   out[i] = cur === undefined ? line : cur + line;
 }
 
-function renderFacts(out: Rendered, families: FamilyRegistry, prefix: string, facts: readonly Fact[]): void {
+function pack(parts: Parts): Rendered {
+  const offsets = new Uint32Array(parts.length + 1);
+  let total = 0;
+  for (let i = 0; i < parts.length; i++) {
+    offsets[i] = total;
+    const p = parts[i];
+    if (p !== undefined) total += Buffer.byteLength(p);
+  }
+  offsets[parts.length] = total;
+  const buf = Buffer.allocUnsafe(total);
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i];
+    if (p !== undefined) buf.write(p, offsets[i]);
+  }
+  return { buf, offsets };
+}
+
+export const EMPTY_RENDERED: Rendered = { buf: Buffer.alloc(0), offsets: new Uint32Array(1) };
+
+function renderFacts(out: Parts, families: FamilyRegistry, prefix: string, facts: readonly Fact[]): void {
   for (const f of facts) {
     const i = families.indexOf(f.metric);
     if (i === undefined) continue;
@@ -152,7 +180,7 @@ export function renderResult(
   finishedAtMs: number,
 ): Rendered {
   registerDynamicFamilies(families, result);
-  const out: Rendered = [];
+  const out: Parts = [];
   const at = (name: string): number => families.indexOf(name) as number;
   append(out, at('probe_success'), sample('probe_success', prefix, '', result.success ? 1 : 0));
   append(out, at('probe_duration_seconds'), sample('probe_duration_seconds', prefix, '', result.durationSeconds));
@@ -179,31 +207,47 @@ export function renderResult(
   append(out, at('probe_last_run_timestamp_seconds'), sample('probe_last_run_timestamp_seconds', prefix, '', finishedAtMs / 1000));
   append(out, at('probe_ip_protocol'), sample('probe_ip_protocol', prefix, '', result.ipProtocol ?? 0));
   renderFacts(out, families, prefix, result.facts);
-  return out;
+  return pack(out);
 }
 
 /** Renders a collector's scan (no target labels). */
 export function renderCollector(families: FamilyRegistry, result: CollectorResult): Rendered {
-  const out: Rendered = [];
+  const out: Parts = [];
   renderFacts(out, families, '', result.facts);
-  return out;
+  return pack(out);
 }
 
-/** Concatenates chunks family by family, each family once with its HELP and TYPE. */
-export function joinRendered(families: FamilyRegistry, chunks: Iterable<Rendered>): string {
-  const all = Array.isArray(chunks) ? (chunks as Rendered[]) : [...chunks];
-  const parts: string[] = [];
-  for (let i = 0; i < families.size; i++) {
-    let headerDone = false;
-    for (const r of all) {
-      const c = r[i];
-      if (c === undefined) continue;
-      if (!headerDone) {
-        parts.push(families.header(i));
-        headerDone = true;
-      }
-      parts.push(c);
+/**
+ * Concatenates rendered results family by family, each family once with its HELP and TYPE.
+ * Two passes over plain byte ranges: size everything, then copy into one buffer.
+ */
+export function joinRendered(families: FamilyRegistry, chunks: readonly Rendered[]): Buffer {
+  const n = families.size;
+  const headers: (Buffer | undefined)[] = new Array(n);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    let size = 0;
+    for (const r of chunks) {
+      if (i + 1 < r.offsets.length) size += r.offsets[i + 1] - r.offsets[i];
+    }
+    if (size > 0) {
+      const h = Buffer.from(families.header(i));
+      headers[i] = h;
+      total += h.length + size;
     }
   }
-  return parts.join('');
+  const out = Buffer.allocUnsafe(total);
+  let pos = 0;
+  for (let i = 0; i < n; i++) {
+    const h = headers[i];
+    if (!h) continue;
+    pos += h.copy(out, pos);
+    for (const r of chunks) {
+      if (i + 1 >= r.offsets.length) continue;
+      const start = r.offsets[i];
+      const end = r.offsets[i + 1];
+      if (end > start) pos += r.buf.copy(out, pos, start, end);
+    }
+  }
+  return out;
 }

@@ -56,7 +56,7 @@ export function createApp(opts: HttpOptions): Express {
   let probesRunning = 0;
 
   app.get('/metrics', async (req, res) => {
-    const text = await agent.metricsText();
+    const text = await agent.metricsBody();
     res.setHeader('Content-Type', EXPOSITION_CONTENT_TYPE);
     if (/\bgzip\b/.test(req.get('accept-encoding') ?? '')) {
       const body = await gzip(text, { level: zlibConstants.Z_BEST_SPEED });

@@ -2,6 +2,7 @@
 // protocol: the prober's phase list comes from whoever records a result.
 import type { CollectorResult, ProbeResult } from '../exporters/types';
 import {
+  EMPTY_RENDERED,
   FamilyRegistry,
   joinRendered,
   labelPairs,
@@ -38,7 +39,7 @@ export class ResultStore {
   private readonly targets = new Map<string, TargetEntry>();
   private readonly collectors = new Map<string, CollectorEntry>();
   private generation = 0;
-  private cache?: { generation: number; text: string };
+  private cache?: { generation: number; body: Buffer };
 
   constructor(readonly families: FamilyRegistry) {}
 
@@ -55,7 +56,7 @@ export class ResultStore {
       this.targets.set(t.name, {
         target: t,
         prefix: labelPairs({ target: t.name, module: t.module, ...t.labels }),
-        rendered: [],
+        rendered: EMPTY_RENDERED,
       });
     }
     for (const name of [...this.targets.keys()]) if (!keep.has(name)) this.targets.delete(name);
@@ -99,15 +100,15 @@ export class ResultStore {
     return this.targets.size;
   }
 
-  /** The text of every target's and collector's series; cached until something changes. */
-  exposition(): string {
-    if (this.cache && this.cache.generation === this.generation) return this.cache.text;
+  /** Every target's and collector's series as exposition bytes; cached until something changes. */
+  exposition(): Buffer {
+    if (this.cache && this.cache.generation === this.generation) return this.cache.body;
     const chunks: Rendered[] = [];
     for (const e of this.targets.values()) if (e.result) chunks.push(e.rendered);
     for (const c of this.collectors.values()) chunks.push(c.rendered);
-    const text = joinRendered(this.families, chunks);
-    this.cache = { generation: this.generation, text };
-    return text;
+    const body = joinRendered(this.families, chunks);
+    this.cache = { generation: this.generation, body };
+    return body;
   }
 }
 

@@ -35,7 +35,7 @@ describe('exposition', () => {
 
   it('renders every declared phase, 0 when not reached, and one failure_info series', () => {
     const families = new FamilyRegistry([...COMMON_METRICS, ...TLS_METRICS]);
-    const text = joinRendered(families, [renderResult(families, 'target="db"', ['resolve', 'connect', 'tls'], bad, 1700000000000)]);
+    const text = joinRendered(families, [renderResult(families, 'target="db"', ['resolve', 'connect', 'tls'], bad, 1700000000000)]).toString();
     expect(text).toContain('probe_success{target="db"} 0\n');
     expect(text).toContain('probe_phase_duration_seconds{target="db",phase="tls"} 0\n');
     expect(text).toContain('probe_phase_duration_seconds{target="db",phase="connect"} 0.999\n');
@@ -53,7 +53,7 @@ describe('exposition', () => {
     ]);
     store.record('a', ['resolve', 'connect'], ok, 1000);
     store.record('b', ['resolve', 'connect'], bad, 2000);
-    const text = store.exposition();
+    const text = store.exposition().toString();
     expect(text.match(/# HELP probe_success /g)?.length).toBe(1);
     const lines = text.split('\n').filter((l) => l.startsWith('probe_success'));
     expect(lines).toEqual(['probe_success{target="a",module="m",env="x\\"y"} 1', 'probe_success{target="b",module="m"} 0']);
@@ -70,7 +70,7 @@ describe('exposition', () => {
     store.record('b', ['connect'], ok);
     store.sync([{ name: 'a', module: 'm', prober: 'tcp', address: 'a:1', labels: {} }]);
     store.record('b', ['connect'], ok);
-    const text = store.exposition();
+    const text = store.exposition().toString();
     expect(text).toContain('target="a"');
     expect(text).not.toContain('target="b"');
   });
@@ -93,7 +93,7 @@ describe('exposition', () => {
       facts: [{ metric: 'mssql_sessions', value: 7, labels: { db: 'x' } }],
       details: { customMetrics: [{ name: 'mssql_sessions', help: 'Sessions.', type: 'gauge', labelNames: ['db'] }, { name: 'bad name' }] },
     };
-    const text = joinRendered(families, [renderResult(families, '', [], r, 0)]);
+    const text = joinRendered(families, [renderResult(families, '', [], r, 0)]).toString();
     expect(text).toContain('# TYPE mssql_sessions gauge\nmssql_sessions{db="x"} 7\n');
     expect(families.indexOf('bad name')).toBeUndefined();
   });
