@@ -39,16 +39,18 @@ function err(reason: FailureReason, message: string): ProbeError {
 }
 
 /**
- * A refusal during login (USER/PASS). 530/534/550/522 from a server that wants TLS first
- * become tls_required when the session is clear text; any other 530 is a failed login.
+ * A refusal during login (USER/PASS). 530/534/550/522 (and pure-ftpd's 421) from a server that
+ * wants TLS first become tls_required when the session is clear text; any other 530 is a
+ * failed login.
  */
 export function loginFailure(step: 'USER' | 'PASS', r: Reply, tls: FtpTlsMode): ProbeError {
   const text = `${step}: ${r.code} ${replyText(r)}`;
-  if (r.code === 421) return err('too_many_connections', text);
   if (tls === 'none') {
     if (r.code === 534 || r.code === 522) return err('tls_required', text);
-    if ((r.code === 530 || r.code === 550) && mentionsTls(r)) return err('tls_required', text);
+    // pure-ftpd closes clear-text sessions with "421 Sorry, cleartext sessions ... are not accepted".
+    if ([421, 530, 550].includes(r.code) && mentionsTls(r)) return err('tls_required', text);
   }
+  if (r.code === 421) return err('too_many_connections', text);
   if (r.code === 530 || (step === 'PASS' && r.code >= 500)) return err('auth_failed', text);
   return err('protocol_error', `${text} (unexpected during login)`);
 }

@@ -201,7 +201,9 @@ export const ftpProber: ProberDef<FtpSettings> = {
         plain = await l.phase('connect', () => connectTcp(resolved.address, hp.port, signal));
         ctrl = new ControlConnection(plain, REPLY_LIMITS, (line) => l.debug(line));
         l.details.peer = `${resolved.address}:${hp.port}`;
-        const tlsOpts = s.tls === 'none' ? undefined : tlsOptions(s.tls_config, hp.host);
+        // `host` names the peer for certificate checks when no server_name applies (an IP
+        // target): over an existing socket Node would otherwise check against "localhost".
+        const tlsOpts = s.tls === 'none' ? undefined : { ...tlsOptions(s.tls_config, hp.host), host: hp.host };
         let protectedData = false;
 
         if (s.tls === 'implicit' && tlsOpts) {

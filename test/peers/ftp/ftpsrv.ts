@@ -7,7 +7,7 @@ import { type Fixture, type FtpPeer, type PeerOptions, type PeerUser, randomPass
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const FtpSrv = require('ftp-srv') as new (opts: Record<string, unknown>) => {
   server: net.Server;
-  on(event: 'login', fn: (data: { username: string; password: string }, resolve: (r: { root: string }) => void, reject: (e: Error) => void) => void): void;
+  on(event: 'login', fn: (data: { username: string; password: string; connection: { secure?: boolean } }, resolve: (r: { root: string }) => void, reject: (e: Error) => void) => void): void;
   on(event: string, fn: (...a: unknown[]) => void): void;
   listen(): Promise<unknown>;
   close(): Promise<unknown>;
@@ -35,14 +35,20 @@ export async function startFtpSrv(fx: Fixture, opts: PeerOptions, user: PeerUser
   const before = new Map(signals.map((sig) => [sig, new Set(process.listeners(sig))]));
   const srv = new FtpSrv({
     url: `${opts.tls === 'implicit' ? 'ftps' : 'ftp'}://127.0.0.1:0`,
-    pasv_url: opts.pasvAddress ?? '127.0.0.1',
+    // A function, because ftp-srv replaces a plain pasv_url with the client's address for
+    // clients on loopback.
+    pasv_url: opts.pasvAddress ? () => opts.pasvAddress : '127.0.0.1',
     pasv_min: 1024,
     anonymous: true,
     greeting: ['portprobe ftp-srv peer'],
     tls,
     log: quietLog,
   });
-  srv.on('login', ({ username, password }, resolve, reject) => {
+  srv.on('login', ({ username, password, connection }, resolve, reject) => {
+    // ftp-srv has no "TLS required" switch; its login hook is where a deployment enforces it.
+    if (opts.tls === 'required' && !connection.secure) {
+      return reject(new Error('SSL/TLS required on the control channel'));
+    }
     if (username === 'anonymous') return resolve({ root: fx.anonRoot });
     if (username === user.name && password === user.password) return resolve({ root: fx.userRoot });
     return reject(new Error('Login incorrect'));

@@ -1,6 +1,7 @@
 // Pure-FTPd, unpacked by test/ftp/install.sh (its package conflicts with vsftpd), with a
 // virtual user in a PureDB made by pure-pw. Anonymous logins use the system "ftp" account.
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   PEERS_DIR, type Fixture, type FtpPeer, type PeerOptions, type PeerUser,
@@ -14,15 +15,19 @@ export function pureftpdUser(): PeerUser {
   return { name: 'probe', password: randomPassword() };
 }
 
+/**
+ * The PureDB of one virtual user. pure-pw would hash with argon2id at a deliberate ~2 s per
+ * hash (and per login); the tests write the passwd line themselves, in the format pure-pw
+ * writes, with a SHA-512 crypt hash from openssl, and let pure-pw compile it.
+ */
 function makePuredb(fx: Fixture, user: PeerUser): string {
   const sys = systemUser();
   const passwd = path.join(fx.dir, 'pureftpd.passwd');
   const pdb = path.join(fx.dir, 'pureftpd.pdb');
-  execFileSync(
-    PURE_PW,
-    ['useradd', user.name, '-u', String(sys.uid), '-g', String(sys.gid), '-d', fx.userRoot, '-f', passwd, '-F', pdb, '-m'],
-    { input: `${user.password}\n${user.password}\n`, stdio: ['pipe', 'ignore', 'pipe'] },
-  );
+  const hash = execFileSync('openssl', ['passwd', '-6', '-stdin'], { input: user.password, encoding: 'utf8' }).trim();
+  // name:hash:uid:gid:gecos:home/./ (chrooted at home):then quota, ratio and time fields, unset.
+  writeFileSync(passwd, `${user.name}:${hash}:${sys.uid}:${sys.gid}::${fx.userRoot}/./::::::::::::\n`, { mode: 0o600 });
+  execFileSync(PURE_PW, ['mkdb', pdb, '-f', passwd], { stdio: ['ignore', 'ignore', 'pipe'] });
   return pdb;
 }
 
