@@ -320,7 +320,21 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
         );
         l.details.peer = `${resolved.address}:${port}`;
         const conn = socket;
-        prelogin = await l.phase('prelogin', () => doPrelogin(l, conn, s, ctx.signal));
+        prelogin = await l.phase('prelogin', () =>
+          doPrelogin(l, conn, s, ctx.signal).catch((err: unknown) => {
+            const c = classifyError(err, ctx.signal);
+            if (c.reason === 'reset') {
+              throw new ProbeError(
+                'reset',
+                `the server closed the connection before answering the PRELOGIN (${c.message})`,
+                'The port accepts connections but drops them: a server at its connection limit or starting up, ' +
+                  'a firewall or IPS that resets TDS, or a service that only speaks TLS first (TDS 8 strict encryption).',
+              );
+            }
+            if (c.reason === 'timeout') throw new ProbeError('timeout', 'no PRELOGIN answer before the deadline', TIMEOUT_ADVICE);
+            throw err;
+          }),
+        );
         const encryption = prelogin.encryption;
         const loginWanted = s.username !== undefined;
         if (s.encrypt && encryption === 'not_supported') {
@@ -372,6 +386,9 @@ async function browse(l: Ladder, address: string, browserPort: number, instance:
       l.fact('probe_mssql_browser_port', found.tcpPort, { sql_instance: instance });
       l.fact('probe_mssql_instance_hidden', 0, { sql_instance: instance });
       l.details.browser = `instance ${found.instanceName} on TCP port ${found.tcpPort} (Browser version ${found.version})`;
+      if (fallbackPort !== undefined && fallbackPort !== found.tcpPort) {
+        l.details.browser += `; the target address says port ${fallbackPort}, the Browser's port is used`;
+      }
       return found.tcpPort;
     }
     if (found) {

@@ -307,7 +307,8 @@ describe('servers that stop answering', () => {
         }),
     );
     const r = await probe(`127.0.0.1:${(server.address() as net.AddressInfo).port}`, {}, 500);
-    expect(r.failure).toMatchObject({ phase: 'prelogin', reason: 'timeout' });
+    expect(r.failure).toMatchObject({ phase: 'prelogin', reason: 'timeout', message: 'no PRELOGIN answer before the deadline' });
+    expect(r.failure?.advice).toMatch(/firewall/);
   });
 
   test('a listener that closes at once: reset at prelogin', async () => {
@@ -316,6 +317,7 @@ describe('servers that stop answering', () => {
     cleanups.push(() => new Promise((resolve) => server.close(() => resolve())));
     const r = await probe(`127.0.0.1:${(server.address() as net.AddressInfo).port}`);
     expect(r.failure).toMatchObject({ phase: 'prelogin', reason: 'reset' });
+    expect(r.failure?.advice).toMatch(/accepts connections but drops them/);
   });
 });
 
