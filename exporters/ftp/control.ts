@@ -7,7 +7,17 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import { ProbeError, untilAborted } from '../ladder';
 import { startTls } from '../tcp/net';
-import { ReplyParser, type Reply, type ReplyLimits } from './reply';
+import { ReplyParser, type Reply, type ReplyErrorKind, type ReplyLimits } from './reply';
+
+/** The server's byte stream broke the reply grammar or a size cap. */
+export class ReplyStreamError extends ProbeError {
+  constructor(
+    readonly kind: ReplyErrorKind,
+    message: string,
+  ) {
+    super('protocol_error', `control connection: ${message}`);
+  }
+}
 
 /** Replies queued unread before the socket is paused. */
 const MAX_QUEUED = 8;
@@ -27,7 +37,7 @@ export class ControlConnection {
     const out = this.parser.push(chunk);
     for (const r of out.replies) this.queue.push(r);
     if (out.error) {
-      this.failure = new ProbeError('protocol_error', `control connection: ${out.error.message}`);
+      this.failure = new ReplyStreamError(out.error.kind, out.error.message);
       this.sock.destroy();
     } else if (this.queue.length >= MAX_QUEUED) {
       this.sock.pause();

@@ -12,7 +12,7 @@ import {
   tlsOptions,
 } from '../tcp/net';
 import { ADVICE, loginFailure, probeError } from './advice';
-import { ControlConnection } from './control';
+import { ControlConnection, ReplyStreamError } from './control';
 import { transfer, type DataEnv } from './data';
 import { replyText, type Reply } from './reply';
 import {
@@ -87,7 +87,16 @@ export function bannerLabel(r: Reply): string {
 }
 
 async function readBanner(ctrl: ControlConnection, signal: AbortSignal): Promise<Reply> {
-  let r = await ctrl.read(signal);
+  let r: Reply;
+  try {
+    r = await ctrl.read(signal);
+  } catch (e) {
+    // A first line that is no FTP reply at all: another service listens here.
+    if (e instanceof ReplyStreamError && e.kind === 'malformed') {
+      throw probeError('banner_unexpected', `greeting: ${e.message.replace(/^control connection: /, '')}`);
+    }
+    throw e;
+  }
   // 120: "service ready in nnn minutes", followed by 220 when it is.
   for (let i = 0; i < 3 && r.code === 120; i++) r = await ctrl.read(signal);
   if (r.code === 220) return r;

@@ -1,0 +1,119 @@
+// The FTP prober against a scripted peer that misbehaves in one way at a time. Each probe
+// must end with the reason of the rung that broke, hold no more than its caps, and leave no
+// file descriptor behind. The peer's well-behaved script is first checked with curl.
+import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { LISTING, startHostile, type HostileBehaviour, type HostilePeer } from '../peers/ftp/hostile';
+import { fact, probeFtp, type ProbeArgs } from './probe';
+
+function run(cmd: string, args: string[]): Promise<{ code: number; stdout: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { encoding: 'utf8' }, (err, stdout) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout });
+    });
+  });
+}
+
+const openFds = (): number => readdirSync('/proc/self/fd').length;
+
+/** Waits (bounded) for closed sockets to be released, then returns the count. */
+async function settledFds(target: number): Promise<number> {
+  for (let i = 0; i < 50 && openFds() > target; i++) await new Promise((r) => setTimeout(r, 20));
+  return openFds();
+}
+
+async function withPeer<T>(behaviour: HostileBehaviour, fn: (p: HostilePeer, address: string) => Promise<T>): Promise<T> {
+  const peer = await startHostile(behaviour);
+  try {
+    return await fn(peer, `${peer.host}:${peer.port}`);
+  } finally {
+    await peer.stop();
+  }
+}
+
+describe('the scripted peer, checked with curl', () => {
+  test('well_behaved: curl lists the directory over EPSV', async () => {
+    await withPeer('well_behaved', async (_p, address) => {
+      const r = await run('curl', ['-sS', '--max-time', '10', `ftp://${address}/`]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('hello');
+    });
+  });
+
+  test('well_behaved: curl lists the directory in active mode (PORT/EPRT)', async () => {
+    await withPeer('well_behaved', async (p, address) => {
+      const r = await run('curl', ['-sS', '--max-time', '10', '--ftp-port', '127.0.0.1', `ftp://${address}/`]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('hello');
+      expect(p.activeConnects()).toBe(1);
+    });
+  });
+
+  test('stalled_data: curl receives the bytes, then gives up at its own timeout', async () => {
+    await withPeer('stalled_data', async (_p, address) => {
+      const r = await run('curl', ['-sS', '--max-time', '2', `ftp://${address}/`]);
+      expect(r.code).toBe(28); // CURLE_OPERATION_TIMEDOUT
+      expect(r.stdout).toContain('hello');
+    });
+  });
+
+  test('the prober agrees with curl on the well-behaved script, in every mode', async () => {
+    await withPeer('well_behaved', async (_p, address) => {
+      const r = await probeFtp(address, { data_channel: ['epsv', 'pasv', 'active'] });
+      expect(r.success).toBe(true);
+      for (const mode of ['epsv', 'pasv', 'active']) {
+        expect(fact(r, 'probe_ftp_transfer_bytes', { mode })).toBe(LISTING.length);
+      }
+    });
+  });
+});
+
+interface Case {
+  behaviour: HostileBehaviour;
+  args: ProbeArgs;
+  phase: string;
+  reason: string;
+  timeout?: number;
+}
+
+const CASES: Case[] = [
+  { behaviour: 'dribbled_banner', args: {}, phase: 'banner', reason: 'timeout', timeout: 1 },
+  { behaviour: 'endless_multiline', args: {}, phase: 'banner', reason: 'protocol_error' },
+  { behaviour: 'huge_banner', args: {}, phase: 'banner', reason: 'protocol_error' },
+  { behaviour: 'too_many', args: {}, phase: 'banner', reason: 'too_many_connections' },
+  { behaviour: 'not_ftp', args: {}, phase: 'banner', reason: 'banner_unexpected' },
+  { behaviour: 'stalled_data', args: { data_channel: ['epsv'] }, phase: 'data_epsv', reason: 'data_timeout', timeout: 1 },
+  { behaviour: 'stalled_data', args: { data_channel: ['active'] }, phase: 'data_active', reason: 'data_timeout', timeout: 1 },
+  { behaviour: 'closed_data_port', args: { data_channel: ['epsv'] }, phase: 'data_epsv', reason: 'pasv_unreachable' },
+  { behaviour: 'closed_data_port', args: { data_channel: ['pasv'] }, phase: 'data_pasv', reason: 'pasv_unreachable' },
+  { behaviour: 'active_never_connects', args: { data_channel: ['active'] }, phase: 'data_active', reason: 'active_refused', timeout: 1 },
+  { behaviour: 'active_425', args: { data_channel: ['active'] }, phase: 'data_active', reason: 'active_refused' },
+];
+
+describe.each(CASES)('$behaviour $args.data_channel', (c) => {
+  test(`→ ${c.reason} at ${c.phase}, no descriptor left open`, async () => {
+    const before = openFds();
+    await withPeer(c.behaviour, async (peer, address) => {
+      const r = await probeFtp(address, c.args, c.timeout ?? 5);
+      expect(r.success).toBe(false);
+      expect(r.failure).toMatchObject({ phase: c.phase, reason: c.reason });
+      expect(r.failure?.advice ?? '').not.toContain('undefined');
+      if (c.behaviour === 'huge_banner') {
+        // The probe hung up after its 2 KB line cap: the peer got nowhere near 100 MB out.
+        expect(r.failure?.message).toContain('longer than 2048 bytes');
+        expect(peer.bytesWritten()).toBeLessThan(32 * 1024 * 1024);
+      }
+      if (c.behaviour === 'endless_multiline') expect(r.failure?.message).toContain('more than 64 lines');
+    });
+    expect(await settledFds(before)).toBeLessThanOrEqual(before);
+  });
+});
+
+test('one mode failing does not stop the others: EPSV refused port, active still tested', async () => {
+  await withPeer('closed_data_port', async (_p, address) => {
+    const r = await probeFtp(address, { data_channel: ['epsv', 'active'] });
+    expect(r.failure).toMatchObject({ phase: 'data_epsv', reason: 'pasv_unreachable' });
+    expect(fact(r, 'probe_ftp_data_channel_success', { mode: 'epsv' })).toBe(0);
+    expect(fact(r, 'probe_ftp_data_channel_success', { mode: 'active' })).toBe(1);
+  });
+});
