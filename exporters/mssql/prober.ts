@@ -13,6 +13,7 @@ import {
   connectTcp,
   parseHostPort,
   resolveHost,
+  startTls,
   tlsFacts,
   type IpPreference,
 } from '../tcp/net';
@@ -58,7 +59,8 @@ export interface MssqlSettings {
   /** Windows domain: switches login to NTLM. */
   domain?: string;
   database?: string;
-  encrypt: boolean;
+  /** true: TLS inside TDS after PRELOGIN; 'strict': TDS 8, TLS before any TDS byte. */
+  encrypt: boolean | 'strict';
   trust_server_certificate: boolean;
   /** Name expected in the server certificate (default: the target host when it is a name). */
   server_name?: string;
@@ -80,7 +82,7 @@ export const MSSQL_METRICS: readonly MetricDef[] = [
   },
   {
     name: 'probe_mssql_encryption_info',
-    help: 'Encryption answer to a client offering it (off: available, required: forced, not_supported: no certificate).',
+    help: 'Encryption answer to a client offering it (off: available, required: forced, not_supported: no certificate; strict: TDS 8, TLS first).',
     type: 'gauge',
     labelNames: ['mode'],
   },
@@ -165,8 +167,10 @@ export const MSSQL_SETTINGS_SCHEMA = {
     },
     database: { type: 'string', minLength: 1, maxLength: 128, description: 'Database to log in to (default: the login\'s default).' },
     encrypt: {
-      type: 'boolean',
-      description: 'Encrypt the connection (TLS inside TDS). Needed when the server forces encryption.',
+      enum: [true, false, 'strict'],
+      description:
+        'Encrypt the connection: true for TLS negotiated in PRELOGIN (needed when the server forces encryption), ' +
+        'strict for TDS 8 (TLS first, as SQL Server 2022 "Force Strict Encryption" requires; the certificate is always verified).',
     },
     trust_server_certificate: {
       type: 'boolean',
@@ -221,6 +225,9 @@ export function validateMssql(s: MssqlSettings): string[] {
   }
   if (s.username !== undefined && s.password === undefined) {
     errors.push('password: a username needs password_file or password: ${VAR}');
+  }
+  if (s.encrypt === 'strict' && s.trust_server_certificate) {
+    errors.push('trust_server_certificate: strict encryption always verifies the certificate; use ca_file for a private or self-signed one');
   }
   if (s.queries.length > 0 && s.username === undefined) {
     errors.push('queries: need a username and password to log in');
@@ -319,43 +326,54 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
           }),
         );
         l.details.peer = `${resolved.address}:${port}`;
-        const conn = socket;
-        prelogin = await l.phase('prelogin', () =>
-          doPrelogin(l, conn, s, ctx.signal).catch((err: unknown) => {
-            const c = classifyError(err, ctx.signal);
-            if (c.reason === 'reset') {
+        const tcp = socket;
+        if (s.encrypt === 'strict') {
+          // TDS 8: TLS first (ALPN tds/8.0), then PRELOGIN inside it.
+          const opts = { ...tdsTlsOptions(s, hp.host), ALPNProtocols: ['tds/8.0'] };
+          tlsSocket = await l.phase('tls', () =>
+            startTls(tcp, opts, ctx.signal).catch((err: unknown) => {
+              const c = classifyError(err, ctx.signal);
+              if (c.reason !== 'tls_error') throw err;
               throw new ProbeError(
-                'reset',
-                `the server closed the connection before answering the PRELOGIN (${c.message})`,
-                'The port accepts connections but drops them: a server at its connection limit or starting up, ' +
-                  'a firewall or IPS that resets TDS, or a service that only speaks TLS first (TDS 8 strict encryption).',
+                'tls_error',
+                c.message,
+                /reset|closed|EOF|socket disconnected/i.test(c.message)
+                  ? 'The server closed the TLS handshake: it does not speak TDS 8 strict encryption; use encrypt: true.'
+                  : TLS_ADVICE,
               );
-            }
-            if (c.reason === 'timeout') throw new ProbeError('timeout', 'no PRELOGIN answer before the deadline', TIMEOUT_ADVICE);
-            throw err;
-          }),
-        );
-        const encryption = prelogin.encryption;
-        const loginWanted = s.username !== undefined;
-        if (s.encrypt && encryption === 'not_supported') {
-          throw new ProbeError(
-            'encryption_mismatch',
-            'the module asks for encryption but the server has none (ENCRYPT_NOT_SUP)',
-            'Install a certificate for SQL Server (SQL Server Configuration Manager, Protocols, Certificate) or set encrypt: false.',
+            }),
           );
-        }
-        if (loginWanted && !s.encrypt && (encryption === 'required' || encryption === 'on')) {
-          l.fail(
-            'prelogin',
-            'encryption_mismatch',
-            'the server requires encryption but the module has encrypt: false',
-            'Set encrypt: true in the module (with trust_server_certificate: true or ca_file when the certificate is self-signed).',
-          );
-          return;
-        }
-        if (encryption !== 'not_supported' && (s.encrypt || encryption === 'required' || encryption === 'on')) {
-          tlsSocket = await l.phase('tls', () => tlsOverTds(conn, tdsTlsOptions(s, hp.host), ctx.signal));
           for (const f of tlsFacts(tlsSocket)) l.facts.push(f);
+          const secure = tlsSocket;
+          prelogin = await l.phase('prelogin', () => preloginPhase(l, secure, s, ctx.signal, true));
+          l.fact('probe_mssql_encryption_info', 1, { mode: 'strict' });
+          l.details.encryption = 'strict';
+        } else {
+          prelogin = await l.phase('prelogin', () => preloginPhase(l, tcp, s, ctx.signal, false));
+          const encryption = prelogin.encryption;
+          if (encryption) l.fact('probe_mssql_encryption_info', 1, { mode: encryption });
+          l.details.encryption = encryption;
+          const loginWanted = s.username !== undefined;
+          if (s.encrypt && encryption === 'not_supported') {
+            throw new ProbeError(
+              'encryption_mismatch',
+              'the module asks for encryption but the server has none (ENCRYPT_NOT_SUP)',
+              'Install a certificate for SQL Server (SQL Server Configuration Manager, Protocols, Certificate) or set encrypt: false.',
+            );
+          }
+          if (loginWanted && !s.encrypt && (encryption === 'required' || encryption === 'on')) {
+            l.fail(
+              'prelogin',
+              'encryption_mismatch',
+              'the server requires encryption but the module has encrypt: false',
+              'Set encrypt: true in the module (with trust_server_certificate: true or ca_file when the certificate is self-signed).',
+            );
+            return;
+          }
+          if (encryption !== 'not_supported' && (s.encrypt || encryption === 'required' || encryption === 'on')) {
+            tlsSocket = await l.phase('tls', () => tlsOverTds(tcp, tdsTlsOptions(s, hp.host), ctx.signal));
+            for (const f of tlsFacts(tlsSocket)) l.facts.push(f);
+          }
         }
       } finally {
         tlsSocket?.destroy();
@@ -424,8 +442,29 @@ async function browse(l: Ladder, address: string, browserPort: number, instance:
   );
 }
 
-async function doPrelogin(l: Ladder, socket: net.Socket, s: MssqlSettings, signal: AbortSignal): Promise<Prelogin> {
-  const request = buildPrelogin({ encryption: Encrypt.OFF, instance: s.instance ?? '', threadId: process.pid });
+/** The prelogin rung, with a dropped or silent connection explained in the operator's terms. */
+function preloginPhase(l: Ladder, socket: net.Socket, s: MssqlSettings, signal: AbortSignal, strict: boolean): Promise<Prelogin> {
+  return doPrelogin(l, socket, s, signal, strict).catch((err: unknown) => {
+    const c = classifyError(err, signal);
+    if (c.reason === 'reset') {
+      throw new ProbeError(
+        'reset',
+        `the server closed the connection before answering the PRELOGIN (${c.message})`,
+        strict
+          ? 'The server dropped a PRELOGIN sent inside TLS: it may not support TDS 8 strict encryption; try encrypt: true.'
+          : 'The port accepts connections but drops them: a server at its connection limit or starting up, ' +
+              'a firewall or IPS that resets TDS, or a server that requires TDS 8 strict encryption (set encrypt: strict).',
+      );
+    }
+    if (c.reason === 'timeout') throw new ProbeError('timeout', 'no PRELOGIN answer before the deadline', TIMEOUT_ADVICE);
+    throw err;
+  });
+}
+
+async function doPrelogin(l: Ladder, socket: net.Socket, s: MssqlSettings, signal: AbortSignal, strict: boolean): Promise<Prelogin> {
+  // Offering encryption (OFF = "available, not required") makes the answer tell the server's
+  // policy: OFF available, REQ forced, NOT_SUP no certificate. Under TDS 8 the value is ignored.
+  const request = buildPrelogin({ encryption: strict ? Encrypt.NOT_SUP : Encrypt.OFF, instance: s.instance ?? '', threadId: process.pid });
   for (const p of encodeMessage(PacketType.PRELOGIN, request)) socket.write(p);
   const answer = await readMessage(socket, signal);
   if (answer.type !== PacketType.TABULAR_RESULT) {
@@ -445,8 +484,6 @@ async function doPrelogin(l: Ladder, socket: net.Socket, s: MssqlSettings, signa
     l.details.build = formatBuild(v);
     if (advisory.below) l.details.advisory = advisory.message;
   }
-  if (p.encryption) l.fact('probe_mssql_encryption_info', 1, { mode: p.encryption });
-  l.details.encryption = p.encryption;
   if (p.mars !== undefined) l.details.mars = p.mars;
   if (p.fedAuthRequired !== undefined) l.details.fedAuthRequired = p.fedAuthRequired;
   if (s.instance !== undefined && instanceValidity(p) === 'invalid') {

@@ -5,6 +5,7 @@ import dgram from 'node:dgram';
 import { Connection, Request } from 'tedious';
 import { startTdsPeer, type TdsPeer, type PeerEncryption } from '../peers/tds/server';
 import { startBrowserPeer } from '../peers/tds/browser';
+import { selfSignedCert } from '../peers/tds/cert';
 import { patchedNmapDatadir, run } from './tools';
 
 interface TediousOutcome {
@@ -13,7 +14,10 @@ interface TediousOutcome {
   errorNumbers: number[];
 }
 
-function tedious(peer: TdsPeer, o: { user?: string; password?: string; encrypt?: boolean; sql?: string; batch?: boolean; domain?: string }): Promise<TediousOutcome> {
+function tedious(
+  peer: TdsPeer,
+  o: { user?: string; password?: string; encrypt?: boolean | 'strict'; sql?: string; batch?: boolean; domain?: string },
+): Promise<TediousOutcome> {
   return new Promise((resolve) => {
     const out: TediousOutcome = { rows: [], errorNumbers: [] };
     const authentication = o.domain
@@ -22,7 +26,15 @@ function tedious(peer: TdsPeer, o: { user?: string; password?: string; encrypt?:
     const c = new Connection({
       server: '127.0.0.1',
       authentication,
-      options: { port: peer.port, encrypt: o.encrypt ?? false, trustServerCertificate: true, connectTimeout: 5000, requestTimeout: 5000 },
+      options: {
+        port: peer.port,
+        encrypt: o.encrypt ?? false,
+        trustServerCertificate: true,
+        // strict mode always verifies the certificate: trust the peer's own.
+        cryptoCredentialsDetails: { ca: selfSignedCert().cert },
+        connectTimeout: 5000,
+        requestTimeout: 5000,
+      },
     });
     c.on('errorMessage', (m) => out.errorNumbers.push(m.number));
     c.on('error', () => undefined);
@@ -85,6 +97,13 @@ describe('TDS test peer accepted by tedious', () => {
     expect(v.rows).toHaveLength(1);
     const refused = await tedious(p, { encrypt: false });
     expect(refused.error?.code).toBe('EENCRYPT');
+  });
+
+  test('TDS 8 strict: TLS (ALPN tds/8.0) before PRELOGIN, then login and query', async () => {
+    const p = await peer('strict');
+    const v = await tedious(p, { encrypt: 'strict' });
+    expect(v.error).toBeUndefined();
+    expect(String(v.rows[0][0])).toMatch(/^Microsoft SQL Server 2019/);
   });
 
   test('wrong password: ERROR 18456 and ELOGIN', async () => {

@@ -1,5 +1,8 @@
 // The SQL Server ladder against the TDS test peer: every rung succeeds and fails as it should.
 import dgram from 'node:dgram';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import http from 'node:http';
 import net from 'node:net';
 import { mssqlProber, type MssqlSettings } from '../../exporters/mssql';
@@ -9,6 +12,7 @@ import { runProber } from '../helpers/context';
 import { closedPort } from '../helpers/net';
 import { startTdsPeer, type TdsPeer, type TdsPeerOptions } from '../peers/tds/server';
 import { startBrowserPeer, type BrowserPeer } from '../peers/tds/browser';
+import { selfSignedCert } from '../peers/tds/cert';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -327,5 +331,39 @@ describe('deadlines', () => {
     const r = await probe(`127.0.0.1:${p.port}`, creds, 800);
     expect(r.failure).toMatchObject({ phase: 'login', reason: 'timeout' });
     expect(phases(r)).toEqual(['resolve', 'connect', 'prelogin', 'login']);
+  });
+});
+
+describe('TDS 8 strict encryption', () => {
+  const caFile = (): string => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'mssql-ca-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'ca.pem');
+    writeFileSync(file, selfSignedCert().cert);
+    return file;
+  };
+
+  test('encrypt: strict: TLS first (ALPN tds/8.0), PRELOGIN inside it, verified certificate, login', async () => {
+    const p = await peer({ encryption: 'strict', version: { major: 16, minor: 0, build: 4135, subbuild: 4 } });
+    const r = await probe(`127.0.0.1:${p.port}`, { ...creds, encrypt: 'strict', ca_file: caFile() });
+    expect(r.failure).toBeUndefined();
+    expect(phases(r)).toEqual(['resolve', 'connect', 'tls', 'prelogin', 'login', 'query']);
+    expect(fact(r, 'probe_mssql_encryption_info', { mode: 'strict' })).toBe(1);
+    expect(fact(r, 'probe_tls_version_info', { version: 'TLSv1.3' })).toBe(1);
+    expect(fact(r, 'probe_mssql_version_info', { version: '16.0.4135.4', product: 'SQL Server 2022', level: 'CU14' })).toBe(1);
+  });
+
+  test('a strict server probed the TDS 7 way: reset at prelogin, advice names encrypt: strict', async () => {
+    const p = await peer({ encryption: 'strict' });
+    const r = await probe(`127.0.0.1:${p.port}`);
+    expect(r.failure).toMatchObject({ phase: 'prelogin', reason: 'reset' });
+    expect(r.failure?.advice).toMatch(/encrypt: strict/);
+  });
+
+  test('encrypt: strict against a TDS 7 server: tls_error with the advice to use encrypt: true', async () => {
+    const p = await peer({ encryption: 'required' });
+    const r = await probe(`127.0.0.1:${p.port}`, { encrypt: 'strict', ca_file: caFile() });
+    expect(r.failure).toMatchObject({ phase: 'tls', reason: 'tls_error' });
+    expect(r.failure?.advice).toMatch(/encrypt: true/);
   });
 });

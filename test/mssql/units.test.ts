@@ -143,6 +143,7 @@ describe('settings', () => {
     [{ username: 'u', password: new Secret('p'), queries: [{ ...query, key_labels: ['target'] }] }, 'queries[0].key_labels[0]: "target" is reserved'],
     [{ username: 'u', password: new Secret('p'), queries: [{ ...query, key_labels: ['v'] }] }, 'queries[0].value_column: "v" is also a key label'],
     [{ min_build: { '15': '16.0.1000' } }, 'min_build.15: build 16.0.1000 belongs to major version 16'],
+    [{ encrypt: 'strict', trust_server_certificate: true }, 'trust_server_certificate: strict encryption always verifies the certificate; use ca_file for a private or self-signed one'],
   ] as [Partial<MssqlSettings>, string][])('%#: %s', (patch, message) => {
     expect(validateMssql({ ...base, ...patch })).toContain(message);
   });
@@ -161,6 +162,8 @@ describe('schema (as the config loader compiles it)', () => {
   test('accepts a full module and rejects inline passwords and unknown keys', () => {
     expect(check({ instance: 'SQLEXPRESS', username: 'monitor', password: '${MSSQL_PASSWORD}', encrypt: true, queries: [{ name: 'a', help: 'b', query: 'c', value_column: 'd', timeout: '2s' }], min_build: { '16': '16.0.4135' } })).toBe(true);
     expect(check({ password_file: '/run/secrets/mssql' })).toBe(true);
+    expect(check({ encrypt: 'strict' })).toBe(true);
+    expect(check({ encrypt: 'yes' })).toBe(false);
     expect(check({ password: 'hunter2' })).toBe(false);
     expect(check({ pasword: 'x' })).toBe(false);
     expect(check({ queries: [{ name: '1bad', help: 'b', query: 'c', value_column: 'd' }] })).toBe(false);

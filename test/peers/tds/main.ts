@@ -5,7 +5,7 @@ import { startBrowserPeer } from './browser';
 
 function usage(): never {
   process.stderr.write(
-    'usage: main.ts [--host 127.0.0.1] [--port N] [--version M.m.b.s] [--encryption off|required|not_supported]\n' +
+    'usage: main.ts [--host 127.0.0.1] [--port N] [--version M.m.b.s] [--encryption off|required|not_supported|strict]\n' +
       '               [--user name:password]... [--instance NAME] [--browser-port N] [--hidden]\n',
   );
   process.exit(2);
@@ -38,7 +38,7 @@ async function main(): Promise<void> {
       }
       case '--encryption': {
         const e = next();
-        if (e !== 'off' && e !== 'required' && e !== 'not_supported') usage();
+        if (e !== 'off' && e !== 'required' && e !== 'not_supported' && e !== 'strict') usage();
         encryption = e;
         break;
       }

@@ -25,8 +25,11 @@ import {
   type Column,
 } from './tokens';
 
-/** Server-side encryption setting, as SQL Server's "Force Encryption" / certificate state. */
-export type PeerEncryption = 'off' | 'required' | 'not_supported';
+/**
+ * Server-side encryption setting, as SQL Server's "Force Encryption" / certificate state;
+ * 'strict' is TDS 8 "Force Strict Encryption": TLS (ALPN tds/8.0) before any TDS byte.
+ */
+export type PeerEncryption = 'off' | 'required' | 'not_supported' | 'strict';
 
 export interface QueryResult {
   columns: Column[];
@@ -84,7 +87,9 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
   const serverName = opts.serverName ?? 'TDSPEER';
   const log = opts.log ?? ((): void => undefined);
   const secureContext =
-    encryption === 'not_supported' ? undefined : tls.createSecureContext({ ...selfSignedCert(), maxVersion: 'TLSv1.2' });
+    encryption === 'not_supported'
+      ? undefined
+      : tls.createSecureContext({ ...selfSignedCert(), maxVersion: encryption === 'strict' ? 'TLSv1.3' : 'TLSv1.2' });
   const sockets = new Set<net.Socket>();
   const peer: TdsPeer = { port: 0, host: opts.host ?? '127.0.0.1', logins: [], batches: [], close: async () => undefined };
 
@@ -119,6 +124,18 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
     constructor(private readonly socket: net.Socket) {}
 
     start(): void {
+      if (encryption === 'strict') {
+        // TDS 8: the whole conversation, PRELOGIN included, runs inside TLS.
+        this.mode = 'tls-raw';
+        this.tlsSocket = new tls.TLSSocket(this.socket, { isServer: true, secureContext, ALPNProtocols: ['tds/8.0'] });
+        this.tlsSocket.on('error', (err) => this.abort(`TLS: ${err.message}`));
+        this.tlsSocket.on('secure', () => log(`TLS (strict) handshake done, ALPN ${String(this.tlsSocket?.alpnProtocol)}`));
+        this.tlsSocket.on('data', (chunk: Buffer) => {
+          this.tlsFramer.push(chunk);
+          this.drain(this.tlsFramer);
+        });
+        return;
+      }
       this.socket.on('data', (chunk: Buffer) => this.onRaw(chunk));
     }
 
@@ -206,6 +223,8 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
       if (encryption === 'not_supported') {
         answer = Encrypt.NOT_SUP;
         terminate = client === Encrypt.ON || client === Encrypt.REQ;
+      } else if (encryption === 'strict') {
+        answer = Encrypt.REQ; // TLS is already up; the client ignores this value under TDS 8
       } else if (encryption === 'required') {
         answer = client === Encrypt.ON || client === Encrypt.REQ ? Encrypt.ON : Encrypt.REQ;
         terminate = client === Encrypt.NOT_SUP;
@@ -234,7 +253,7 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
         this.socket.end();
         return;
       }
-      if (answer !== Encrypt.NOT_SUP && secureContext) {
+      if (answer !== Encrypt.NOT_SUP && secureContext && encryption !== 'strict') {
         this.loginOnlyTls = answer === Encrypt.OFF;
         this.startTls();
       }
