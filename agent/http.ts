@@ -6,6 +6,8 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { Agent } from './agent';
 import type { AgentLogger } from './logger';
 import { escapeHtml } from './html';
+import { sanAllowed, type BasicAuth } from './web-config';
+import type { TLSSocket } from 'node:tls';
 
 const gzip = promisify(gzipCb);
 export const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -21,6 +23,14 @@ export interface HttpOptions {
   scrapeTimeoutOffsetSeconds?: number;
   /** Extra routes (status page) mounted before the 404 handler. */
   extraRoutes?: (app: Express) => void;
+  /** From --web.config.file: basic auth, response headers, client certificate rules. */
+  web?: {
+    auth?: BasicAuth;
+    headers?: Record<string, string>;
+    /** Whether the server asked for client certificates (verify when one is given). */
+    verifyClientCerts?: boolean;
+    clientAllowedSans?: readonly string[];
+  };
 }
 
 /** The deadline for a /probe request in ms, or an error message. Pure. */
@@ -54,6 +64,29 @@ export function createApp(opts: HttpOptions): Express {
   const maxProbes = opts.maxConcurrentProbes ?? 16;
   const offset = opts.scrapeTimeoutOffsetSeconds ?? 0.5;
   let probesRunning = 0;
+
+  // Every request passes the web config's checks first; nothing is served to the unauthorised.
+  const web = opts.web;
+  if (web) {
+    app.use(async (req, res, next) => {
+      for (const [k, v] of Object.entries(web.headers ?? {})) res.setHeader(k, v);
+      const sock = req.socket as TLSSocket;
+      if (web.verifyClientCerts && typeof sock.getPeerCertificate === 'function') {
+        const cert = sock.getPeerCertificate();
+        const presented = cert && Object.keys(cert).length > 0;
+        if (presented && !sock.authorized) return badRequest(res, 'client certificate not trusted', 403);
+        if (presented && !sanAllowed(cert.subjectaltname, web.clientAllowedSans ?? [])) {
+          return badRequest(res, 'client certificate not allowed', 403);
+        }
+      }
+      if (web.auth?.enabled && !(await web.auth.check(req.get('authorization')))) {
+        res.setHeader('WWW-Authenticate', 'Basic realm="portprobe"');
+        return badRequest(res, 'Unauthorized', 401);
+      }
+      next();
+      return undefined;
+    });
+  }
 
   app.get('/metrics', async (req, res) => {
     const text = await agent.metricsBody();

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Wiring only: flags, logger, first config load, HTTP, signals.
 import http from 'node:http';
+import https from 'node:https';
+import { BasicAuth, loadWebConfig, type WebConfig } from './web-config';
 import { Agent, type BuildInfo } from './agent';
 import { FlagError, helpText, parseFlags, parseListenAddress, type Flags } from './flags';
 import { createLogger, type AgentLogger } from './logger';
@@ -49,17 +51,25 @@ export async function main(argv: readonly string[]): Promise<number> {
       throw e;
     }
   }
+  let web: WebConfig | undefined;
   if (flags.webConfigFile !== undefined) {
-    process.stderr.write('portprobe: --web.config.file is not supported by this build yet\n');
-    return 2;
+    try {
+      web = loadWebConfig(flags.webConfigFile);
+    } catch (e) {
+      if (e instanceof ConfigError) {
+        process.stderr.write(`${e.errors.join('\n')}\n`);
+        return 2;
+      }
+      throw e;
+    }
   }
 
   const logger = createLogger(flags.logLevel, flags.logFormat);
   if (flags.once) return runOnce(flags, logger, BUILD);
-  return serve(flags, logger);
+  return serve(flags, logger, web);
 }
 
-async function serve(flags: Flags, logger: AgentLogger): Promise<number> {
+async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefined): Promise<number> {
   const agent = new Agent({
     configFile: flags.configFile,
     logger,
@@ -72,9 +82,25 @@ async function serve(flags: Flags, logger: AgentLogger): Promise<number> {
     await agent.stop();
     return 2;
   }
-  const app = createApp({ agent, logger, reload: () => agent.reload() });
+  for (const what of web?.ignored ?? []) logger.warn('web config setting accepted but not applied', { setting: what });
+  const app = createApp({
+    agent,
+    logger,
+    reload: () => agent.reload(),
+    web: web && {
+      auth: new BasicAuth(web.users),
+      headers: web.headers,
+      verifyClientCerts: web.tls?.requestCert ?? false,
+      clientAllowedSans: web.clientAllowedSans,
+    },
+  });
   const listen = parseListenAddress(flags.listenAddress) as { host?: string; port: number };
-  const server = http.createServer({ maxHeaderSize: 16384, requestTimeout: 60_000, headersTimeout: 10_000 }, app);
+  // Limits so a scraper storm or a slow client cannot starve the scheduler.
+  const serverOptions = { maxHeaderSize: 16384, requestTimeout: 60_000, headersTimeout: 10_000 };
+  const server = web?.tls
+    ? https.createServer({ ...serverOptions, ...web.tls }, app)
+    : http.createServer(serverOptions, app);
+  server.maxConnections = 512;
   server.keepAliveTimeout = 65_000;
   server.maxRequestsPerSocket = 1000;
 
@@ -91,6 +117,7 @@ async function serve(flags: Flags, logger: AgentLogger): Promise<number> {
   const addr = server.address();
   logger.info('listening', {
     address: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : flags.listenAddress,
+    tls: web?.tls !== undefined,
     version: BUILD.version,
   });
 

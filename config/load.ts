@@ -53,14 +53,11 @@ const SECRET_REF = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
 
 let compiled: ValidateFunction | undefined;
 function validator(): ValidateFunction {
-  if (!compiled) {
-    const ajv = new Ajv2020({ allErrors: true, strict: false, verbose: true });
-    compiled = ajv.compile(buildSchema());
-  }
+  if (!compiled) compiled = compileSchema(buildSchema());
   return compiled;
 }
 
-type PathPart = string | number;
+export type PathPart = string | number;
 
 /** "targets[3].labels.env" from ["targets", 3, "labels", "env"]. */
 export function formatPath(parts: readonly PathPart[]): string {
@@ -174,6 +171,18 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
 
 /** Parses config text. `file` names it in messages and anchors relative *_file paths. */
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  const { raw, locate } = parseYamlAgainst(text, file, validator());
+  return normalise(raw as RawConfig, file, locate, env);
+}
+
+export type Locate = (parts: readonly PathPart[], key?: string) => string;
+
+/**
+ * Parses YAML and validates it against a compiled schema; every problem becomes a
+ * "file:line: path: what was expected" line in a ConfigError. Shared by the agent config and
+ * the web config.
+ */
+export function parseYamlAgainst(text: string, file: string, validate: ValidateFunction): { raw: unknown; locate: Locate } {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) {
@@ -189,7 +198,6 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   }
   const raw: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
   const loc = new Locator(doc, lines, file);
-  const validate = validator();
   if (!validate(raw)) {
     const seen = new Set<string>();
     const errors: string[] = [];
@@ -205,7 +213,12 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     }
     throw new ConfigError(sortByLine(errors));
   }
-  return normalise(raw as RawConfig, file, loc, env);
+  return { raw, locate: (parts, key) => loc.at(parts, key) };
+}
+
+/** Compiles a JSON Schema with the options the config loader relies on. */
+export function compileSchema(schema: object): ValidateFunction {
+  return new Ajv2020({ allErrors: true, strict: false, verbose: true }).compile(schema);
 }
 
 interface RawModule {
@@ -228,10 +241,10 @@ interface RawConfig {
   [collector: string]: unknown;
 }
 
-function normalise(raw: RawConfig, file: string, loc: Locator, env: NodeJS.ProcessEnv): AgentConfig {
+function normalise(raw: RawConfig, file: string, locate: Locate, env: NodeJS.ProcessEnv): AgentConfig {
   const errors: string[] = [];
   const err = (parts: PathPart[], text: string, key?: string): void => {
-    errors.push(`${loc.at(parts, key)}: ${formatPath(key ? [...parts, key] : parts)}: ${text}`);
+    errors.push(`${locate(parts, key)}: ${formatPath(key ? [...parts, key] : parts)}: ${text}`);
   };
   const baseDir = path.dirname(path.resolve(file));
 

@@ -12,6 +12,7 @@ export const PATTERN_WORDS: Record<string, string> = {
   [DURATION_PATTERN]: 'a duration such as 500ms, 15s, 1m or 1h30m',
   [NAME_PATTERN]: 'a name of letters, digits and _ . : - (starting with a letter or digit, at most 128)',
   [LABEL_NAME_PATTERN]: 'a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)',
+  '^\\$2[abxy]?\\$[0-9]{2}\\$[./A-Za-z0-9]{53}$': 'a bcrypt hash such as `htpasswd -nBC 10 USER` prints',
   '^\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}$':
     'an environment reference such as ${FTP_PASSWORD} (inline secrets are not accepted; or use password_file)',
 };
