@@ -329,9 +329,8 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
         const tcp = socket;
         if (s.encrypt === 'strict') {
           // TDS 8: TLS first (ALPN tds/8.0), then PRELOGIN inside it.
-          const opts = { ...tdsTlsOptions(s, hp.host), ALPNProtocols: ['tds/8.0'] };
           tlsSocket = await l.phase('tls', () =>
-            startTls(tcp, opts, ctx.signal).catch((err: unknown) => {
+            startTls(tcp, { ...tdsTlsOptions(s, hp.host), ALPNProtocols: ['tds/8.0'] }, ctx.signal).catch((err: unknown) => {
               const c = classifyError(err, ctx.signal);
               if (c.reason !== 'tls_error') throw err;
               throw new ProbeError(
@@ -586,6 +585,31 @@ function loginAdvice(number?: number): string {
   }
 }
 
+/** tedious's connection settings from the module's. Reads ca_file. */
+function tediousConfig(s: MssqlSettings, address: string, host: string, port: number, remainingMs: number): ConnectionConfiguration {
+  const password = s.password?.reveal() ?? '';
+  const authentication: ConnectionConfiguration['authentication'] = s.domain
+    ? { type: 'ntlm', options: { userName: s.username as string, password, domain: s.domain } }
+    : { type: 'default', options: { userName: s.username as string, password } };
+  const serverName = s.server_name ?? (net.isIP(host) ? undefined : host);
+  return {
+    server: address,
+    authentication,
+    options: {
+      port,
+      encrypt: s.encrypt,
+      trustServerCertificate: s.trust_server_certificate,
+      connectTimeout: Math.max(100, remainingMs),
+      requestTimeout: 0,
+      cancelTimeout: 1000,
+      appName: 'portprobe',
+      ...(serverName ? { serverName } : {}),
+      ...(s.database ? { database: s.database } : {}),
+      ...(s.ca_file ? { cryptoCredentialsDetails: { ca: readFileSync(s.ca_file) } } : {}),
+    },
+  };
+}
+
 async function loginAndQuery(
   l: Ladder,
   signal: AbortSignal,
@@ -597,53 +621,31 @@ async function loginAndQuery(
 ): Promise<void> {
   let serverError: ServerError | undefined;
   const mapCtx = (): Parameters<typeof mapTediousError>[2] => ({ port, instance: s.instance, advisory, serverError, signal });
-  const password = s.password?.reveal() ?? '';
-  const authentication: ConnectionConfiguration['authentication'] = s.domain
-    ? { type: 'ntlm', options: { userName: s.username as string, password, domain: s.domain } }
-    : { type: 'default', options: { userName: s.username as string, password } };
-  const serverName = s.server_name ?? (net.isIP(host) ? undefined : host);
-  const config: ConnectionConfiguration = {
-    server: address,
-    authentication,
-    options: {
-      port,
-      encrypt: s.encrypt,
-      trustServerCertificate: s.trust_server_certificate,
-      connectTimeout: Math.max(100, l.remainingMs()),
-      requestTimeout: 0,
-      cancelTimeout: 1000,
-      appName: 'portprobe',
-      ...(serverName ? { serverName } : {}),
-      ...(s.database ? { database: s.database } : {}),
-      ...(s.ca_file ? { cryptoCredentialsDetails: { ca: readFileSync(s.ca_file) } } : {}),
-    },
-  };
-  const connection = new Connection(config);
-  connection.on('errorMessage', (m: ServerError) => {
-    serverError = { number: m.number, state: m.state, class: m.class, message: oneLine(m.message) };
-    l.debug(`server error ${m.number} state ${m.state} class ${m.class}: ${oneLine(m.message)}`);
-    l.details.serverError = serverError;
-  });
-  // Late socket errors after a failure must not become unhandled events.
-  connection.on('error', (err: Error) => l.debug(`connection error: ${oneLine(err.message)}`));
-  const onAbort = (): void => connection.close();
+  let connection: Connection | undefined;
+  const onAbort = (): void => connection?.close();
   signal.addEventListener('abort', onAbort, { once: true });
   try {
-    await l.phase('login', () =>
-      new Promise<void>((resolve, reject) => {
-        connection.once('connect', (err?: Error) => (err ? reject(mapTediousError(err, 'login', mapCtx())) : resolve()));
-        connection.once('end', () => reject(mapTediousError(Object.assign(new Error('connection closed'), { code: 'ECLOSE' }), 'login', mapCtx())));
-        try {
-          connection.connect();
-        } catch (err) {
-          reject(mapTediousError(err, 'login', mapCtx()));
-        }
-      }),
-    );
-    connection.removeAllListeners('end');
+    const conn = await l.phase('login', () => {
+      // Built inside the rung so that a bad ca_file or a rejected option fails the login rung.
+      const c = new Connection(tediousConfig(s, address, host, port, l.remainingMs()));
+      connection = c;
+      c.on('errorMessage', (m: ServerError) => {
+        serverError = { number: m.number, state: m.state, class: m.class, message: oneLine(m.message) };
+        l.debug(`server error ${m.number} state ${m.state} class ${m.class}: ${oneLine(m.message)}`);
+        l.details.serverError = serverError;
+      });
+      // Late socket errors after a failure must not become unhandled events.
+      c.on('error', (err: Error) => l.debug(`connection error: ${oneLine(err.message)}`));
+      return new Promise<Connection>((resolve, reject) => {
+        c.once('connect', (err?: Error) => (err ? reject(mapTediousError(err, 'login', mapCtx())) : resolve(c)));
+        c.once('end', () => reject(mapTediousError(Object.assign(new Error('connection closed'), { code: 'ECLOSE' }), 'login', mapCtx())));
+        c.connect();
+      });
+    });
+    conn.removeAllListeners('end');
     serverError = undefined;
     await l.phase('query', async () => {
-      const rows = await runQuery(connection, 'SELECT @@VERSION', Math.max(100, l.remainingMs()), l, 'version', mapCtx).catch((err: unknown) => {
+      const rows = await runQuery(conn, 'SELECT @@VERSION', Math.max(100, l.remainingMs()), l, 'version', mapCtx).catch((err: unknown) => {
         l.fact('probe_mssql_query_success', 0, { query: 'version' });
         throw err;
       });
@@ -654,7 +656,7 @@ async function loginAndQuery(
         serverError = undefined;
         const timeoutMs = Math.max(1, Math.min(parseDuration(q.timeout ?? DEFAULT_QUERY_TIMEOUT), l.remainingMs()));
         try {
-          const r = await runQuery(connection, q.query, timeoutMs, l, q.name, mapCtx);
+          const r = await runQuery(conn, q.query, timeoutMs, l, q.name, mapCtx);
           l.fact('probe_mssql_query_success', 1, { query: q.name });
           for (const f of rowsToFacts(q, r)) l.facts.push(f);
         } catch (err) {
@@ -668,7 +670,7 @@ async function loginAndQuery(
     });
   } finally {
     signal.removeEventListener('abort', onAbort);
-    connection.close();
+    connection?.close();
   }
 }
 

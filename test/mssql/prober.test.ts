@@ -325,7 +325,14 @@ describe('servers that stop answering', () => {
   });
 });
 
-describe('deadlines', () => {
+describe('deadlines and local trouble', () => {
+  test('an unreadable ca_file fails the rung that needs it, not the probe', async () => {
+    const p = await peer();
+    const r = await probe(`127.0.0.1:${p.port}`, { ...creds, ca_file: '/nonexistent/ca.pem' });
+    expect(r.failure).toMatchObject({ phase: 'login', reason: 'internal_error' });
+    expect(r.failure?.message).toMatch(/ENOENT/);
+  });
+
   test('a server that never answers LOGIN7: timeout at login, within the probe', async () => {
     const p = await peer({ stallLogin: true });
     const r = await probe(`127.0.0.1:${p.port}`, creds, 800);
