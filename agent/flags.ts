@@ -39,6 +39,7 @@ export const FLAG_SPECS: readonly FlagSpec[] = [
   { name: 'once', help: 'Probe every target once, print the exposition to stdout and exit (textfile collector mode).', bool: true },
   { name: 'shard.count', help: 'Number of agent replicas sharing the targets (env PORTPROBE_SHARD_COUNT).', default: '1' },
   { name: 'shard.index', help: 'This replica\'s shard, 0-based (env PORTPROBE_SHARD_INDEX, or the ordinal at the end of POD_NAME).', default: '0' },
+  { name: 'shard.replicas-per-shard', help: 'Replicas that probe the same shard, for availability, when the index comes from POD_NAME (env PORTPROBE_REPLICAS_PER_SHARD): ordinal o probes shard floor(o / this).', default: '1' },
   { name: 'version', help: 'Print the version and exit.', bool: true },
   { name: 'help', help: 'Show this help and exit.', bool: true },
 ];
@@ -96,10 +97,17 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (typeof listenProblem === 'string') throw new FlagError(`--web.listen-address: ${listenProblem}`);
 
   const shardCount = intFlag('shard.count', values.get('shard.count') ?? env.PORTPROBE_SHARD_COUNT ?? '1', 1);
+  const perShard = intFlag(
+    'shard.replicas-per-shard',
+    values.get('shard.replicas-per-shard') ?? env.PORTPROBE_REPLICAS_PER_SHARD ?? '1',
+    1,
+  );
   let indexText = values.get('shard.index') ?? env.PORTPROBE_SHARD_INDEX;
-  if (indexText === undefined && env.POD_NAME) {
+  if (indexText === undefined && env.POD_NAME && shardCountGiven(values, env)) {
+    // A StatefulSet pod is NAME-<ordinal>: ordinals 0..k-1 probe shard 0, k..2k-1 shard 1, ...
     const ord = /-([0-9]+)$/.exec(env.POD_NAME);
-    if (ord) indexText = ord[1];
+    if (!ord) throw new FlagError(`POD_NAME "${env.POD_NAME}" does not end in -<ordinal>; set --shard.index`);
+    indexText = String(Math.floor(Number(ord[1]) / perShard));
   }
   const shardIndex = intFlag('shard.index', indexText ?? '0', 0);
   if (shardIndex >= shardCount) {
@@ -119,6 +127,10 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     shardCount,
     shardIndex,
   };
+}
+
+function shardCountGiven(values: Map<string, string>, env: NodeJS.ProcessEnv): boolean {
+  return values.has('shard.count') || env.PORTPROBE_SHARD_COUNT !== undefined;
 }
 
 function intFlag(name: string, text: string, min: number): number {
