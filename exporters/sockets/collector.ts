@@ -1,0 +1,154 @@
+// The sockets collector: one instance per agent, scanning on sockets.interval. It keeps the
+// inode -> process cache between scans. A scan never throws: a table it cannot read becomes
+// the result's error and portprobe_socket_scan_success 0.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Collector, CollectorDef, CollectorResult, Fact, ProbeLogger } from '../types';
+import { evaluate, type OwnedListener, type SocketTable } from './evaluate';
+import { M, SOCKETS_METRICS } from './metrics';
+import { InodeProcessCache, SocketSourceError, readProcfsTables } from './procfs';
+import { readSiTables } from './sysinfo';
+import {
+  SOCKETS_DEFAULTS,
+  SOCKETS_SETTINGS_SCHEMA,
+  validateSocketsSettings,
+  type SocketSource,
+  type SocketsSettings,
+} from './settings';
+
+/** The source a scan will use: `auto` is procfs when <procfs>/net/tcp exists, else systeminformation. */
+export function resolveSource(s: SocketsSettings, platform: NodeJS.Platform = process.platform): Exclude<SocketSource, 'auto'> {
+  if (s.source !== 'auto') return s.source;
+  if (platform === 'linux' || fs.existsSync(path.join(s.procfs, 'net', 'tcp'))) return 'procfs';
+  return 'systeminformation';
+}
+
+export interface ScanDetails {
+  source: Exclude<SocketSource, 'auto'>;
+  listeners: Array<{ protocol: string; address: string; port: number; pid?: number; process?: string }>;
+  expectations: ReturnType<typeof evaluate>['expectations'];
+  unexpected: ReturnType<typeof evaluate>['unexpected'];
+  truncated: boolean;
+  /** Lines of the socket tables that could not be parsed (garbage, truncation). */
+  badLines: number;
+  badExamples: string[];
+  truncatedTables: string[];
+  /** Walks of /proc/<pid>/fd so far; only new socket inodes cause one. */
+  processWalks: number;
+  processCacheSize: number;
+}
+
+export class SocketsCollector implements Collector {
+  private readonly cache: InodeProcessCache;
+  private readonly source: Exclude<SocketSource, 'auto'>;
+  private closed = false;
+
+  constructor(
+    private readonly settings: SocketsSettings,
+    private readonly logger: ProbeLogger,
+  ) {
+    this.cache = new InodeProcessCache(settings.procfs);
+    this.source = resolveSource(settings);
+  }
+
+  /** Reads the socket table (and owners) from the configured source. Throws SocketSourceError. */
+  async readTable(signal: AbortSignal): Promise<SocketTable & { badLines: number; badExamples: string[]; truncatedTables: string[] }> {
+    if (this.source === 'systeminformation') {
+      const t = await readSiTables();
+      const listeners = this.settings.include_process ? t.listeners : t.listeners.map((l) => ({ ...l, owner: null }));
+      return {
+        listeners: this.settings.ipv6 ? listeners : listeners.filter((l) => l.family === 4),
+        tcpStates: t.tcpStates,
+        badLines: t.badLines,
+        badExamples: [],
+        truncatedTables: [],
+      };
+    }
+    const t = await readProcfsTables(this.settings.procfs, this.settings.ipv6, signal);
+    let listeners: OwnedListener[];
+    if (this.settings.include_process) {
+      const owners = await this.cache.lookup(
+        t.listeners.map((l) => l.inode),
+        signal,
+      );
+      listeners = t.listeners.map((l) => ({ ...l, owner: owners.get(l.inode) ?? null }));
+    } else {
+      listeners = t.listeners.map((l) => ({ ...l, owner: null }));
+    }
+    return {
+      listeners,
+      tcpStates: t.tcpStates,
+      listenQueue: t.listenQueue,
+      badLines: t.badLines,
+      badExamples: t.badExamples,
+      truncatedTables: t.truncatedTables,
+    };
+  }
+
+  async scan(signal: AbortSignal): Promise<CollectorResult> {
+    const started = process.hrtime.bigint();
+    const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
+    if (this.closed) return this.failed(seconds(), 'the sockets collector was closed');
+    let table: Awaited<ReturnType<SocketsCollector['readTable']>>;
+    try {
+      table = await this.readTable(signal);
+    } catch (err) {
+      const message =
+        err instanceof SocketSourceError
+          ? err.message
+          : `socket scan via ${this.source} failed: ${err instanceof Error ? err.message : String(err)}`;
+      this.logger.warn('socket scan failed', { source: this.source, err: message });
+      return this.failed(seconds(), message);
+    }
+    if (signal.aborted) return this.failed(seconds(), 'socket scan aborted at its deadline');
+    const ev = evaluate(table, this.settings);
+    if (table.badLines > 0) {
+      this.logger.warn('socket table lines could not be parsed', { count: table.badLines, examples: table.badExamples });
+    }
+    const details: ScanDetails = {
+      source: this.source,
+      listeners: table.listeners.map((l) => ({
+        protocol: l.protocol,
+        address: l.address,
+        port: l.port,
+        ...(l.owner ? { pid: l.owner.pid, process: l.owner.name } : {}),
+      })),
+      expectations: ev.expectations,
+      unexpected: ev.unexpected,
+      truncated: ev.truncated,
+      badLines: table.badLines,
+      badExamples: table.badExamples,
+      truncatedTables: table.truncatedTables,
+      processWalks: this.cache.stats.walks,
+      processCacheSize: this.cache.size,
+    };
+    const duration = seconds();
+    const facts: Fact[] = [...ev.facts, { metric: M.scanSuccess, value: 1 }, { metric: M.scanDuration, value: duration }];
+    return { success: true, durationSeconds: duration, facts, details: details as unknown as Record<string, unknown> };
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private failed(durationSeconds: number, error: string): CollectorResult {
+    return {
+      success: false,
+      durationSeconds,
+      error,
+      facts: [
+        { metric: M.scanSuccess, value: 0 },
+        { metric: M.scanDuration, value: durationSeconds },
+      ],
+    };
+  }
+}
+
+export const socketsCollector: CollectorDef<SocketsSettings> = {
+  name: 'sockets',
+  metrics: SOCKETS_METRICS,
+  schema: SOCKETS_SETTINGS_SCHEMA,
+  defaults: SOCKETS_DEFAULTS,
+  validate: validateSocketsSettings,
+  create: (settings, logger) => new SocketsCollector(settings, logger),
+};

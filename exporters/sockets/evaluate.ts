@@ -1,0 +1,143 @@
+// From a listener table to facts: expectations, port classes, unexpected listeners with a
+// cardinality cap, TCP states. Pure, so every rule is tested without sockets.
+import net from 'node:net';
+import type { Fact } from '../types';
+import { M } from './metrics';
+import { PORT_CLASSES, TCP_STATE_NAMES, portClass, type Listener } from './procnet';
+import type { ProcessInfo } from './procfs';
+import type { ListenQueueCounters } from './netstat';
+import { commName, parsePortRange, type ListenerExpectation, type PortRange, type SocketsSettings } from './settings';
+
+/** A listener with its owner when known (null: not permitted or not asked for). */
+export type OwnedListener = Listener & { owner: ProcessInfo | null };
+
+export interface SocketTable {
+  listeners: OwnedListener[];
+  /** TCP sockets per kernel state code; undefined when states were not read. */
+  tcpStates?: number[];
+  listenQueue?: ListenQueueCounters;
+}
+
+export interface ExpectationStatus {
+  protocol: string;
+  port: number;
+  address: string;
+  process?: string;
+  up: boolean;
+  /** Why a listener on the port did not count, when one exists. */
+  note?: string;
+}
+
+export interface Evaluation {
+  facts: Fact[];
+  expectations: ExpectationStatus[];
+  unexpected: Array<{ protocol: string; address: string; port: number; process: string }>;
+  truncated: boolean;
+}
+
+const PROTOCOLS = ['tcp', 'udp'] as const;
+/** The states a kernel reports in /proc/net/tcp (new_syn_recv is internal). */
+const EXPORTED_STATES = TCP_STATE_NAMES.slice(1, 12);
+
+/** Same text for the same address, whatever way the user wrote it ("::0", "0:0::0"). */
+function canonicalAddress(a: string): string {
+  if (net.isIPv6(a)) return new URL(`http://[${a}]/`).hostname.slice(1, -1);
+  return a;
+}
+
+function matches(e: ListenerExpectation, l: OwnedListener, address: string | undefined): boolean {
+  if (l.port !== e.port || l.protocol !== (e.protocol ?? 'tcp')) return false;
+  if (address !== undefined && canonicalAddress(l.address) !== address) return false;
+  if (e.process !== undefined && (l.owner === null || l.owner.name !== commName(e.process))) return false;
+  return true;
+}
+
+export function evaluate(table: SocketTable, s: SocketsSettings): Evaluation {
+  const facts: Fact[] = [];
+  const expectations: ExpectationStatus[] = [];
+  const expectedListeners = new Set<OwnedListener>();
+
+  for (const e of s.expect) {
+    const protocol = e.protocol ?? 'tcp';
+    const address = e.address === undefined ? undefined : canonicalAddress(e.address);
+    let up = false;
+    for (const l of table.listeners) {
+      if (matches(e, l, address)) {
+        up = true;
+        expectedListeners.add(l);
+      }
+    }
+    const status: ExpectationStatus = { protocol, port: e.port, address: address ?? '*', up };
+    if (e.process !== undefined) status.process = e.process;
+    if (!up && e.process !== undefined) {
+      const other = table.listeners.find((l) => matches({ ...e, process: undefined }, l, address));
+      if (other) {
+        status.note =
+          other.owner === null
+            ? 'a listener exists but its process is unknown (run the agent as root to see other users\' processes)'
+            : `a listener exists but belongs to "${other.owner.name}" (pid ${other.owner.pid})`;
+      }
+    }
+    expectations.push(status);
+    facts.push({ metric: M.listenerUp, labels: { protocol, port: String(e.port), address: address ?? '*' }, value: up ? 1 : 0 });
+  }
+
+  // Counts by protocol and port class: every combination, so the series set is stable.
+  const counts = new Map<string, number>();
+  for (const p of PROTOCOLS) for (const c of PORT_CLASSES) counts.set(`${p} ${c}`, 0);
+  for (const l of table.listeners) {
+    const k = `${l.protocol} ${portClass(l.port)}`;
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  for (const p of PROTOCOLS) {
+    for (const c of PORT_CLASSES) {
+      facts.push({ metric: M.listeningSockets, labels: { protocol: p, port_class: c }, value: counts.get(`${p} ${c}`) ?? 0 });
+    }
+  }
+
+  // Unexpected: neither matched by an expectation nor allowed. One series per distinct label
+  // set (SO_REUSEPORT groups and forked workers share one), sorted so the cap is deterministic.
+  const ranges: PortRange[] = [];
+  for (const p of s.allow.ports) {
+    const r = parsePortRange(p);
+    if (typeof r !== 'string') ranges.push(r);
+  }
+  const allowedNames = new Set(s.allow.processes.map(commName));
+  const distinct = new Map<string, { protocol: string; address: string; port: number; process: string }>();
+  for (const l of table.listeners) {
+    if (expectedListeners.has(l)) continue;
+    if (ranges.some((r) => l.port >= r.from && l.port <= r.to)) continue;
+    const processName = l.owner?.name ?? '';
+    if (processName !== '' && allowedNames.has(processName)) continue;
+    const key = `${l.protocol}|${l.address}|${l.port}|${processName}`;
+    if (!distinct.has(key)) distinct.set(key, { protocol: l.protocol, address: l.address, port: l.port, process: processName });
+  }
+  const unexpected = [...distinct.values()].sort(
+    (a, b) => a.protocol.localeCompare(b.protocol) || a.port - b.port || a.address.localeCompare(b.address) || a.process.localeCompare(b.process),
+  );
+  const shown = unexpected.slice(0, s.max_unexpected_series);
+  for (const u of shown) {
+    facts.push({
+      metric: M.unexpectedInfo,
+      labels: { protocol: u.protocol, address: u.address, port: String(u.port), port_class: portClass(u.port), process: u.process },
+      value: 1,
+    });
+  }
+  const truncated = shown.length < unexpected.length;
+  facts.push({ metric: M.unexpectedCount, value: unexpected.length });
+  facts.push({ metric: M.unexpectedTruncated, value: truncated ? 1 : 0 });
+
+  if (s.tcp_states && table.tcpStates) {
+    EXPORTED_STATES.forEach((state, i) => {
+      let v = table.tcpStates?.[i + 1] ?? 0;
+      // The kernel shows half-open requests (new_syn_recv) as syn_recv in /proc.
+      if (state === 'syn_recv') v += table.tcpStates?.[12] ?? 0;
+      facts.push({ metric: M.tcpStates, labels: { state }, value: v });
+    });
+  }
+  if (table.listenQueue) {
+    facts.push({ metric: M.listenOverflows, value: table.listenQueue.overflows });
+    facts.push({ metric: M.listenDrops, value: table.listenQueue.drops });
+  }
+  return { facts, expectations, unexpected, truncated };
+}

@@ -1,0 +1,187 @@
+// Linux fast path: the socket tables from <procfs>/net/*, streamed through the pure parser,
+// and the inode -> process map from <procfs>/<pid>/fd, walked only for inodes not seen before.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ProcNetParser, type Listener, type ProcNetTally } from './procnet';
+import { listenQueueCounters, type ListenQueueCounters } from './netstat';
+import type { SocketProtocol } from './settings';
+
+const READ_CHUNK = 256 * 1024;
+/** /proc/net/netstat is a few kilobytes; anything far larger is not it. */
+const NETSTAT_CAP = 1024 * 1024;
+
+/** Thrown for a table that cannot be read; the collector turns it into the result's error. */
+export class SocketSourceError extends Error {}
+
+/**
+ * Streams one table through the parser. A missing tcp6/udp6 (IPv6 disabled in the kernel)
+ * yields an empty tally; any other failure throws SocketSourceError naming the file.
+ */
+export async function readProcNetTable(
+  file: string,
+  protocol: SocketProtocol,
+  family: 4 | 6,
+  signal: AbortSignal,
+  buffer: Buffer = Buffer.allocUnsafe(READ_CHUNK),
+): Promise<ProcNetTally> {
+  const parser = new ProcNetParser(protocol, family, os.endianness() === 'LE');
+  let handle: fs.promises.FileHandle | undefined;
+  try {
+    handle = await fs.promises.open(file, 'r');
+    for (;;) {
+      if (signal.aborted) throw new SocketSourceError(`scan aborted while reading ${file}`);
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) break;
+      parser.push(buffer.toString('latin1', 0, bytesRead));
+    }
+  } catch (err) {
+    if (err instanceof SocketSourceError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && family === 6) return parser.end();
+    throw new SocketSourceError(`cannot read ${file}: ${code ?? String(err)}; check the procfs setting and that the agent can read it`);
+  } finally {
+    await handle?.close();
+  }
+  return parser.end();
+}
+
+/** The listen-queue counters from <procfs>/net/netstat, undefined when absent. */
+export async function readListenQueueCounters(procfs: string): Promise<ListenQueueCounters | undefined> {
+  try {
+    const text = await fs.promises.readFile(path.join(procfs, 'net', 'netstat'), 'latin1');
+    return text.length > NETSTAT_CAP ? undefined : listenQueueCounters(text);
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ProcessInfo {
+  pid: number;
+  /** The kernel's name for the process (comm), at most 15 characters. */
+  name: string;
+}
+
+export interface WalkStats {
+  /** Full or partial walks of <procfs>/<pid>/fd since the cache was created. */
+  walks: number;
+  /** Processes whose fd directory could not be read in the last walk (permissions). */
+  unreadable: number;
+}
+
+/**
+ * Socket inode -> owning process. Inodes are unique while a socket lives, so a hit never goes
+ * stale; entries for sockets that are gone are dropped after each scan. An inode that a walk
+ * could not attribute (another user's process, not root) is remembered as unknown, so it does
+ * not cause a walk on every scan.
+ */
+export class InodeProcessCache {
+  private known = new Map<number, ProcessInfo | null>();
+  readonly stats: WalkStats = { walks: 0, unreadable: 0 };
+
+  constructor(private readonly procfs: string) {}
+
+  /** Owners of `inodes`; walks the fd directories only if some inode is new. */
+  async lookup(inodes: readonly number[], signal: AbortSignal): Promise<Map<number, ProcessInfo | null>> {
+    const missing = new Set<number>();
+    for (const i of inodes) if (!this.known.has(i)) missing.add(i);
+    if (missing.size > 0) await this.walk(missing, signal);
+    const next = new Map<number, ProcessInfo | null>();
+    for (const i of inodes) next.set(i, this.known.get(i) ?? null);
+    this.known = next;
+    return next;
+  }
+
+  get size(): number {
+    return this.known.size;
+  }
+
+  private async walk(missing: Set<number>, signal: AbortSignal): Promise<void> {
+    this.stats.walks++;
+    this.stats.unreadable = 0;
+    let pids: number[];
+    try {
+      pids = fs
+        .readdirSync(this.procfs)
+        .filter((n) => /^[0-9]+$/.test(n))
+        .map(Number)
+        .sort((a, b) => a - b);
+    } catch {
+      pids = [];
+    }
+    let sinceYield = 0;
+    for (const pid of pids) {
+      if (missing.size === 0 || signal.aborted) break;
+      // Sync calls are much cheaper than the thread pool for thousands of tiny readlinks;
+      // yield now and then so a large walk never holds the event loop for long.
+      if (++sinceYield >= 64) {
+        sinceYield = 0;
+        await new Promise((r) => setImmediate(r));
+      }
+      const fdDir = path.join(this.procfs, String(pid), 'fd');
+      let fds: string[];
+      try {
+        fds = fs.readdirSync(fdDir);
+      } catch {
+        this.stats.unreadable++;
+        continue;
+      }
+      let name: string | undefined;
+      for (const fd of fds) {
+        let link: string;
+        try {
+          link = fs.readlinkSync(path.join(fdDir, fd));
+        } catch {
+          continue;
+        }
+        if (!link.startsWith('socket:[')) continue;
+        const inode = Number(link.slice(8, -1));
+        if (!missing.has(inode)) continue;
+        name ??= readComm(this.procfs, pid);
+        this.known.set(inode, { pid, name });
+        missing.delete(inode);
+      }
+    }
+    if (!signal.aborted) for (const i of missing) this.known.set(i, null);
+  }
+}
+
+function readComm(procfs: string, pid: number): string {
+  try {
+    return fs.readFileSync(path.join(procfs, String(pid), 'comm'), 'utf8').replace(/\n$/, '');
+  } catch {
+    return '';
+  }
+}
+
+export interface ProcfsTables {
+  listeners: Listener[];
+  /** TCP sockets per state code, v4 and v6 together. */
+  tcpStates: number[];
+  listenQueue?: ListenQueueCounters;
+  badLines: number;
+  badExamples: string[];
+  truncatedTables: string[];
+}
+
+/** Reads every table the settings ask for, in parallel. */
+export async function readProcfsTables(procfs: string, ipv6: boolean, signal: AbortSignal): Promise<ProcfsTables> {
+  const tables: Array<[string, SocketProtocol, 4 | 6]> = [
+    ['tcp', 'tcp', 4],
+    ['udp', 'udp', 4],
+  ];
+  if (ipv6) tables.push(['tcp6', 'tcp', 6], ['udp6', 'udp', 6]);
+  const [tallies, listenQueue] = await Promise.all([
+    Promise.all(tables.map(([f, p, fam]) => readProcNetTable(path.join(procfs, 'net', f), p, fam, signal))),
+    readListenQueueCounters(procfs),
+  ]);
+  const out: ProcfsTables = { listeners: [], tcpStates: new Array<number>(16).fill(0), listenQueue, badLines: 0, badExamples: [], truncatedTables: [] };
+  tallies.forEach((t, i) => {
+    for (const l of t.listeners) out.listeners.push(l);
+    if (t.protocol === 'tcp') for (let s = 0; s < 16; s++) out.tcpStates[s] += t.states[s];
+    out.badLines += t.badLines;
+    for (const e of t.badExamples) if (out.badExamples.length < 3) out.badExamples.push(`${tables[i][0]}: ${e}`);
+    if (t.truncatedLastLine) out.truncatedTables.push(tables[i][0]);
+  });
+  return out;
+}
