@@ -36,7 +36,8 @@ export async function startPureftpd(fx: Fixture, opts: PeerOptions, user: PeerUs
   if (opts.tls === 'implicit') throw new Error('pure-ftpd has no implicit TLS');
   const pdb = makePuredb(fx, user);
   return withFreePort(async (port) => {
-    const tlsLevel = { off: '0', explicit: '1', required: '2' }[opts.tls];
+    // -Y 0: no TLS, 1: TLS offered, 2: clear-text sessions refused.
+    const tlsLevel = opts.tls === 'off' ? '0' : opts.tls === 'required' ? '2' : '1';
     const args = [
       '-S', `127.0.0.1,${port}`,
       '-l', `puredb:${pdb}`,
