@@ -6,6 +6,7 @@
 #   pure-ftpd              they are unpacked, not installed, under $PEERS_DIR/<name>; their
 #                          runtime libraries are installed as ordinary packages.
 #   ftp-srv                npm devDependency, nothing to do here.
+#   curl                   the independent client that vouches for the scripted hostile peer.
 #
 # It also creates the local account vsftpd logs in with (a real system user with no shell)
 # and a PAM service for it; the account's random password is written to
@@ -22,7 +23,7 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get install -y --no-install-recommends \
-  vsftpd python3-pyftpdlib python3-openssl openssl \
+  vsftpd python3-pyftpdlib python3-openssl openssl curl \
   libhiredis0.14 libmemcached11 libmemcachedutil2 libpcre2-posix3 libsodium23 libcap2 libacl1 libpam0g
 
 mkdir -p "$PEERS_DIR"
