@@ -1,6 +1,6 @@
 // The running agent: current config, store, scheduler and self metrics, with reload.
 import { PROBERS, COLLECTORS } from '../exporters';
-import type { MetricDef, ProbeResult } from '../exporters/types';
+import type { MetricDef, ProbeResult, TargetSpec } from '../exporters/types';
 import { ConfigError, loadConfigFile, type AgentConfig, type TargetConfig } from '../config/load';
 import { COMMON_METRICS, FamilyRegistry, joinRendered, renderResult } from './exposition';
 import { ResultStore } from './store';
@@ -132,7 +132,11 @@ export class Agent {
     return Buffer.concat([this.store.exposition(), Buffer.from(own)]);
   }
 
-  /** Runs a configured target now (for /probe and diagnose); renders without target labels. */
+  /**
+   * Runs a configured target now (for /probe); renders without target labels. An address that is
+   * not a configured target's name runs only when probe_api.allowed_addresses matches it and a
+   * module is named.
+   */
   async probeNow(
     targetName: string,
     moduleName: string | undefined,
@@ -140,9 +144,15 @@ export class Agent {
   ): Promise<{ result: ProbeResult; text: string } | { error: string; status: number }> {
     const cfg = this.current;
     if (!cfg) return { error: 'no configuration loaded', status: 503 };
-    const target = cfg.targets.find((t) => t.name === targetName);
-    if (!target) return { error: `unknown target "${targetName}": /probe only runs targets from the config`, status: 400 };
-    const module = cfg.modules.get(moduleName ?? target.module);
+    let target: TargetSpec | undefined = cfg.targets.find((t) => t.name === targetName);
+    if (!target) {
+      if (!cfg.probeApi.allowedAddresses.some((re) => re.test(targetName))) {
+        return { error: `unknown target "${targetName}": /probe only runs targets from the config`, status: 400 };
+      }
+      if (moduleName === undefined) return { error: 'parameter "module" is required for an address that is not a configured target', status: 400 };
+      target = { name: targetName, address: targetName, labels: {} };
+    }
+    const module = cfg.modules.get(moduleName ?? (target as TargetConfig).module);
     if (!module) return { error: `unknown module "${moduleName}"`, status: 400 };
     const addrProblem = PROBERS[module.prober].validateAddress?.(target.address, module.settings);
     if (addrProblem) return { error: `target "${targetName}" cannot use module "${module.name}": ${addrProblem}`, status: 400 };
@@ -155,6 +165,11 @@ export class Agent {
     });
     const rendered = renderResult(this.families, '', PROBERS[module.prober].phases, result, Date.now());
     return { result, text: joinRendered(this.families, [rendered]).toString() };
+  }
+
+  /** Most /probe requests at once, from the running config. */
+  get maxConcurrentProbes(): number {
+    return this.current?.probeApi.maxConcurrent ?? 16;
   }
 
   async stop(): Promise<void> {

@@ -61,7 +61,6 @@ export function createApp(opts: HttpOptions): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  const maxProbes = opts.maxConcurrentProbes ?? 16;
   const offset = opts.scrapeTimeoutOffsetSeconds ?? 0.5;
   let probesRunning = 0;
 
@@ -114,6 +113,7 @@ export function createApp(opts: HttpOptions): Express {
     if (debug !== undefined && debug !== 'true' && debug !== 'false') {
       return badRequest(res, 'parameter "debug" must be true or false');
     }
+    const maxProbes = opts.maxConcurrentProbes ?? agent.maxConcurrentProbes;
     if (probesRunning >= maxProbes) {
       return badRequest(res, `too many /probe requests in flight (limit ${maxProbes}); try again`, 503);
     }

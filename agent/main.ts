@@ -96,7 +96,12 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
   });
   const listen = parseListenAddress(flags.listenAddress) as { host?: string; port: number };
   // Limits so a scraper storm or a slow client cannot starve the scheduler.
-  const serverOptions = { maxHeaderSize: 16384, requestTimeout: 60_000, headersTimeout: 10_000 };
+  const serverOptions = {
+    maxHeaderSize: 16384,
+    requestTimeout: 60_000,
+    headersTimeout: 10_000,
+    connectionsCheckingInterval: 1000,
+  };
   const server = web?.tls
     ? https.createServer({ ...serverOptions, ...web.tls }, app)
     : http.createServer(serverOptions, app);
@@ -121,6 +126,13 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
     version: BUILD.version,
   });
 
+  // A rejection nobody handled is a bug: say so loudly, but keep probing.
+  process.on('unhandledRejection', (reason) => {
+    logger.error('BUG: unhandled promise rejection', {
+      err: reason instanceof Error ? (reason.stack ?? reason.message) : String(reason),
+    });
+  });
+
   process.on('SIGHUP', () => {
     logger.info('SIGHUP: reloading config');
     agent.reload();
@@ -137,13 +149,18 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
         resolve(1);
       }, 4500);
       hard.unref();
-      server.close();
+      // Stop accepting, let responses in flight finish (probes in flight are aborted and answer
+      // at once), then drop whatever keep-alive connections remain.
+      const closed = new Promise<void>((r) => server.close(() => r()));
       server.closeIdleConnections();
-      void agent.stop().then(() => {
-        server.closeAllConnections();
-        clearTimeout(hard);
-        resolve(0);
-      });
+      void agent
+        .stop()
+        .then(() => Promise.race([closed, new Promise((r) => setTimeout(r, 3000).unref())]))
+        .then(() => {
+          server.closeAllConnections();
+          clearTimeout(hard);
+          resolve(0);
+        });
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

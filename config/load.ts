@@ -25,8 +25,15 @@ export interface CollectorConfig {
   settings: unknown;
 }
 
+export interface ProbeApiConfig {
+  /** Anchored patterns of ad-hoc addresses /probe may reach; empty: configured targets only. */
+  allowedAddresses: RegExp[];
+  maxConcurrent: number;
+}
+
 export interface AgentConfig {
   file: string;
+  probeApi: ProbeApiConfig;
   global: { intervalMs: number; timeoutMs: number; concurrency: number };
   modules: Map<string, ModuleSpec<unknown>>;
   targets: TargetConfig[];
@@ -235,6 +242,7 @@ interface RawTarget {
   labels?: Record<string, string>;
 }
 interface RawConfig {
+  probe_api?: { allowed_addresses?: string[]; max_concurrent?: number };
   global?: { interval?: string; timeout?: string; concurrency?: number };
   modules?: Record<string, RawModule>;
   targets?: RawTarget[];
@@ -335,8 +343,18 @@ function normalise(raw: RawConfig, file: string, locate: Locate, env: NodeJS.Pro
     collectors.push({ name, enabled, intervalMs: interval, settings });
   }
 
+  const allowedAddresses: RegExp[] = [];
+  (raw.probe_api?.allowed_addresses ?? []).forEach((p, i) => {
+    try {
+      allowedAddresses.push(new RegExp(`^(?:${p})$`));
+    } catch (e) {
+      err(['probe_api', 'allowed_addresses', i], `not a valid regular expression: ${(e as Error).message}`);
+    }
+  });
+  const probeApi = { allowedAddresses, maxConcurrent: raw.probe_api?.max_concurrent ?? 16 };
+
   if (errors.length > 0) throw new ConfigError(sortByLine(errors));
-  return { file, global, modules, targets, collectors };
+  return { file, probeApi, global, modules, targets, collectors };
 }
 
 /** "data_channel[1].mode: bad" -> (["data_channel", 1, "mode"], "bad"). Pure. */

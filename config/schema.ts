@@ -84,6 +84,25 @@ export function buildSchema(): JsonSchema {
       },
     },
   };
+  properties.probe_api = {
+    type: 'object',
+    description: 'The /probe endpoint. By default it runs only targets named in this file.',
+    additionalProperties: false,
+    properties: {
+      allowed_addresses: {
+        type: 'array',
+        description:
+          'Regular expressions (anchored) of addresses /probe?target=ADDRESS&module=M may reach besides the configured targets. Empty (the default) allows none.',
+        items: { type: 'string', minLength: 1, maxLength: 512 },
+      },
+      max_concurrent: {
+        type: 'integer',
+        minimum: 1,
+        maximum: 10000,
+        description: 'Most /probe requests running at once; more get 503 (default 16).',
+      },
+    },
+  };
   for (const [name, def] of Object.entries(COLLECTORS)) properties[name] = def.schema;
 
   return {
