@@ -1,7 +1,7 @@
 // The FTP ladder: resolve → connect → (implicit tls) → banner → (explicit tls) → login →
 // one transfer per data-channel mode → quit.
 import type tls from 'node:tls';
-import { ProbeError, runLadder, type Ladder } from '../ladder';
+import { DeadlineError, ProbeError, runLadder, type Ladder } from '../ladder';
 import type { MetricDef, ProberDef } from '../types';
 import {
   TLS_METRICS,
@@ -260,16 +260,25 @@ export const ftpProber: ProberDef<FtpSettings> = {
                 if (t.code < 200 || t.code >= 300) throw probeError('protocol_error', `TYPE I: ${t.code} ${replyText(t)}`);
                 typeSet = true;
               }
-              return transfer(mode, env);
+              try {
+                return await transfer(mode, env);
+              } catch (e) {
+                // The server went quiet mid-rung (no reply to EPSV/PASV/PORT/LIST): a data timeout.
+                if (e instanceof DeadlineError && !e.shutdown) {
+                  throw probeError('data_timeout', `${mode}: the server did not answer before the deadline`);
+                }
+                throw e;
+              }
             });
             modes.set(mode, { success: true, seconds: result.seconds, bytes: result.bytes });
           } catch (e) {
             // One mode failing does not stop the others; the first failure is the probe's.
             modes.set(mode, { success: false, seconds: 0, bytes: 0 });
-            if (signal.aborted || !(e instanceof ProbeError)) throw e;
+            if (!(e instanceof ProbeError)) throw e;
+            if (signal.aborted) break; // past the deadline: no further mode, no QUIT
           }
         }
-        if (!env.desynced) await rung('quit', (c) => quit(c, signal));
+        if (!env.desynced && !signal.aborted) await rung('quit', (c) => quit(c, signal));
       } finally {
         if (ctrl) ctrl.destroy();
         else plain?.destroy();

@@ -87,6 +87,7 @@ const CASES: Case[] = [
   { behaviour: 'closed_data_port', args: { data_channel: ['epsv'] }, phase: 'data_epsv', reason: 'pasv_unreachable' },
   { behaviour: 'closed_data_port', args: { data_channel: ['pasv'] }, phase: 'data_pasv', reason: 'pasv_unreachable' },
   { behaviour: 'active_never_connects', args: { data_channel: ['active'] }, phase: 'data_active', reason: 'active_refused', timeout: 1 },
+  { behaviour: 'mute_passive', args: { data_channel: ['pasv'] }, phase: 'data_pasv', reason: 'data_timeout', timeout: 1 },
   { behaviour: 'active_425', args: { data_channel: ['active'] }, phase: 'data_active', reason: 'active_refused' },
 ];
 

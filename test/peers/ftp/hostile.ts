@@ -24,7 +24,9 @@ export type HostileBehaviour =
   /** PORT/EPRT accepted, LIST answered 150, but the peer never connects back. */
   | 'active_never_connects'
   /** LIST after PORT answered "425 Can't open data connection". */
-  | 'active_425';
+  | 'active_425'
+  /** Login works, then EPSV and PASV are never answered. */
+  | 'mute_passive';
 
 export interface HostilePeer {
   host: string;
@@ -146,9 +148,11 @@ export async function startHostile(behaviour: HostileBehaviour): Promise<Hostile
           send('200 Type set.');
           break;
         case 'EPSV':
+          if (behaviour === 'mute_passive') break;
           void openPassive().then((p) => send(`229 Entering Extended Passive Mode (|||${p}|)`));
           break;
         case 'PASV':
+          if (behaviour === 'mute_passive') break;
           void openPassive().then((p) => send(`227 Entering Passive Mode (127,0,0,1,${p >> 8},${p & 255}).`));
           break;
         case 'PORT': {
