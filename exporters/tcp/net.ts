@@ -3,6 +3,7 @@
 // and a line reader with hard size caps.
 import { promises as dns } from 'node:dns';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { DeadlineError, ProbeError, untilAborted } from '../ladder';
@@ -185,7 +186,7 @@ export function tlsOptions(settings: TlsSettings, host: string): tls.ConnectionO
  * becomes ProbeError('tls_error'). The caller destroys the returned socket.
  */
 export function startTls(
-  socket: net.Socket | undefined,
+  socket: net.Socket | Duplex | undefined,
   opts: tls.ConnectionOptions,
   signal: AbortSignal,
 ): Promise<tls.TLSSocket> {
