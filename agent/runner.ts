@@ -3,6 +3,7 @@
 import { performance } from 'node:perf_hooks';
 import { PROBERS } from '../exporters';
 import { DeadlineError, classifyError } from '../exporters/ladder';
+import { Secret } from '../exporters/secret';
 import type { FailureReason, ModuleSpec, ProbeLogger, ProbeResult, TargetSpec } from '../exporters/types';
 
 /** How long past its deadline a prober may take to notice the abort before it is abandoned. */
@@ -20,6 +21,7 @@ export interface RunOptions {
 
 export async function runProbe(opts: RunOptions): Promise<ProbeResult> {
   const def = PROBERS[opts.module.prober];
+  const logger = scrubbingLogger(opts.logger, secretValues(opts.module.settings));
   const timeoutMs = Math.max(1, opts.timeoutMs ?? opts.module.timeoutSeconds * 1000);
   const started = performance.now();
   const controller = new AbortController();
@@ -38,11 +40,11 @@ export async function runProbe(opts: RunOptions): Promise<ProbeResult> {
           module: opts.module,
           signal: controller.signal,
           deadline,
-          logger: opts.logger,
+          logger,
         }),
       )
       .catch((err: unknown): ProbeResult => {
-        opts.logger.error('prober threw instead of returning a result', {
+        logger.error('prober threw instead of returning a result', {
           target: opts.target.name,
           err: err instanceof Error ? err.message : String(err),
         });
@@ -61,7 +63,7 @@ export async function runProbe(opts: RunOptions): Promise<ProbeResult> {
       if (controller.signal.aborted) fire();
       else controller.signal.addEventListener('abort', fire, { once: true });
     });
-    return await Promise.race([probe, abandon]);
+    return scrubSecrets(await Promise.race([probe, abandon]), opts.module.settings);
   } finally {
     clearTimeout(timer);
     if (guard) clearTimeout(guard);
@@ -76,5 +78,64 @@ function failed(started: number, phase: string, reason: FailureReason, message: 
     phases: [],
     facts: [],
     failure: { phase, reason, message },
+  };
+}
+
+/** Every Secret value inside a settings object. */
+export function secretValues(settings: unknown, out: string[] = [], depth = 0): string[] {
+  if (depth > 8 || typeof settings !== 'object' || settings === null) return out;
+  if (settings instanceof Secret) {
+    const v = settings.reveal();
+    if (v.length >= 3) out.push(v);
+    return out;
+  }
+  for (const v of Object.values(settings)) secretValues(v, out, depth + 1);
+  return out;
+}
+
+/**
+ * Defence in depth: a peer may echo what it was sent (a 530 reply quoting the password), and a
+ * prober may copy that text into its message. Replace any secret of the module in the strings
+ * of the result before it reaches logs, metrics or pages.
+ */
+export function scrubSecrets(result: ProbeResult, settings: unknown): ProbeResult {
+  const secrets = secretValues(settings);
+  if (secrets.length === 0) return result;
+  const clean = (s: string): string => secrets.reduce((acc, v) => acc.split(v).join('<secret>'), s);
+  const deep = (v: unknown, depth: number): unknown => {
+    if (typeof v === 'string') return clean(v);
+    if (depth > 6 || typeof v !== 'object' || v === null) return v;
+    if (Array.isArray(v)) return v.map((x) => deep(x, depth + 1));
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, deep(x, depth + 1)]));
+  };
+  const out: ProbeResult = { ...result };
+  if (result.failure) {
+    out.failure = { ...result.failure, message: clean(result.failure.message) };
+    if (result.failure.advice) out.failure.advice = clean(result.failure.advice);
+  }
+  if (result.details) out.details = deep(result.details, 0) as Record<string, unknown>;
+  if (result.log) out.log = result.log.map(clean);
+  out.facts = result.facts.map((f) =>
+    f.labels ? { ...f, labels: Object.fromEntries(Object.entries(f.labels).map(([k, v]) => [k, clean(v)])) } : f,
+  );
+  return out;
+}
+
+/** A logger that replaces the given secrets in messages and string fields before logging. */
+export function scrubbingLogger(inner: ProbeLogger, secrets: readonly string[]): ProbeLogger {
+  if (secrets.length === 0) return inner;
+  const clean = (s: string): string => secrets.reduce((acc, v) => acc.split(v).join('<secret>'), s);
+  const wrap =
+    (fn: (m: string, f?: Record<string, unknown>) => void) =>
+    (msg: string, fields?: Record<string, unknown>): void =>
+      fn(
+        clean(msg),
+        fields && Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, typeof v === 'string' ? clean(v) : v])),
+      );
+  return {
+    debug: wrap(inner.debug.bind(inner)),
+    info: wrap(inner.info.bind(inner)),
+    warn: wrap(inner.warn.bind(inner)),
+    error: wrap(inner.error.bind(inner)),
   };
 }
