@@ -203,7 +203,13 @@ export function parseYamlAgainst(text: string, file: string, validate: ValidateF
       }),
     );
   }
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (e) {
+    // Unresolved aliases and alias bombs surface only when the document is turned into values.
+    throw new ConfigError([`${file}:1: YAML error: ${(e as Error).message.split('\n')[0]}`]);
+  }
   const loc = new Locator(doc, lines, file);
   if (!validate(raw)) {
     const seen = new Set<string>();

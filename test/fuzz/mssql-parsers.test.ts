@@ -5,7 +5,7 @@ import { MessageFramer, parsePacketHeader } from '../../exporters/mssql/packet';
 import { buildPrelogin, encodePreloginOptions, parsePrelogin } from '../../exporters/mssql/prelogin';
 import { parseRespData, parseSvrResp } from '../../exporters/mssql/browser';
 
-const RUNS = 10_000;
+const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000);
 
 /** Bytes that look like a PRELOGIN option table more often than random noise would. */
 const preloginish = fc.oneof(
