@@ -171,10 +171,16 @@ export async function readProcfsTables(procfs: string, ipv6: boolean, signal: Ab
     ['udp', 'udp', 4],
   ];
   if (ipv6) tables.push(['tcp6', 'tcp', 6], ['udp6', 'udp', 6]);
-  const [tallies, listenQueue] = await Promise.all([
-    Promise.all(tables.map(([f, p, fam]) => readProcNetTable(path.join(procfs, 'net', f), p, fam, signal))),
+  const [settled, listenQueue] = await Promise.all([
+    Promise.allSettled(tables.map(([f, p, fam]) => readProcNetTable(path.join(procfs, 'net', f), p, fam, signal))),
     readListenQueueCounters(procfs),
   ]);
+  // Every read has finished; report the first failure in table order, so the message is stable.
+  const tallies: ProcNetTally[] = [];
+  for (const s of settled) {
+    if (s.status === 'rejected') throw s.reason;
+    tallies.push(s.value);
+  }
   const out: ProcfsTables = { listeners: [], tcpStates: new Array<number>(16).fill(0), listenQueue, badLines: 0, badExamples: [], truncatedTables: [] };
   tallies.forEach((t, i) => {
     for (const l of t.listeners) out.listeners.push(l);
