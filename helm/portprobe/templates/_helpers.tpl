@@ -229,6 +229,9 @@ spec:
           readOnly: true
         {{- else }}
         {{- range $v.secretMounts }}
+        {{- if or (eq (trimSuffix "/" .mountPath) "/etc/portprobe/config") (hasPrefix "/etc/portprobe/config/" .mountPath) }}
+        {{- fail (printf "secretMounts: %s: mount secrets outside /etc/portprobe/config, e.g. under /etc/portprobe/secrets" .mountPath) }}
+        {{- end }}
         - name: {{ .name }}
           mountPath: {{ .mountPath }}
           readOnly: true
