@@ -33,6 +33,11 @@ function mentionsTls(r: Reply): boolean {
   return /\b(TLS|SSL|AUTH|encrypt\w*|secur\w*|cleartext|clear-text|plaintext)\b/i.test(replyText(r, 1000));
 }
 
+/** True when a refusal's wording says the server is full (proftpd MaxClients answers 530). */
+function mentionsLimit(r: Reply): boolean {
+  return /too many|maximum number|(clients|users|connections|sessions)\b.*\b(limit|reached|already connected)/i.test(replyText(r, 1000));
+}
+
 function err(reason: FailureReason, message: string): ProbeError {
   const advice = (ADVICE as Record<string, string>)[reason];
   return new ProbeError(reason, message, advice);
@@ -40,8 +45,8 @@ function err(reason: FailureReason, message: string): ProbeError {
 
 /**
  * A refusal during login (USER/PASS). 530/534/550/522 (and pure-ftpd's 421) from a server that
- * wants TLS first become tls_required when the session is clear text; any other 530 is a
- * failed login.
+ * wants TLS first become tls_required when the session is clear text; a 530 that says the
+ * server is full (proftpd's MaxClients) is too_many_connections; any other 530 is a failed login.
  */
 export function loginFailure(step: 'USER' | 'PASS', r: Reply, tls: FtpTlsMode): ProbeError {
   const text = `${step}: ${r.code} ${replyText(r)}`;
@@ -51,6 +56,7 @@ export function loginFailure(step: 'USER' | 'PASS', r: Reply, tls: FtpTlsMode): 
     if ([421, 530, 550].includes(r.code) && mentionsTls(r)) return err('tls_required', text);
   }
   if (r.code === 421) return err('too_many_connections', text);
+  if (r.code === 530 && mentionsLimit(r)) return err('too_many_connections', text);
   if (r.code === 530 || (step === 'PASS' && r.code >= 500)) return err('auth_failed', text);
   return err('protocol_error', `${text} (unexpected during login)`);
 }
@@ -65,6 +71,13 @@ export function dataFailure(what: string, r: Reply, mode: DataMode, tls: FtpTlsM
   if (r.code === 530 && tls === 'none' && mentionsTls(r)) return err('tls_required', text);
   if (r.code === 425) return err(mode === 'active' ? 'active_refused' : 'pasv_unreachable', text);
   if ([426, 450, 451, 452, 550, 551, 552, 553].includes(r.code)) return err('data_error', text);
+  if ([500, 502, 504].includes(r.code) && ['EPSV', 'PASV', 'PORT', 'EPRT'].includes(what)) {
+    return new ProbeError(
+      'protocol_error',
+      `${text} (the server does not implement ${what})`,
+      `The server does not implement ${what}: remove ${mode} from data_channel, or enable it on the server.`,
+    );
+  }
   return err('protocol_error', text);
 }
 

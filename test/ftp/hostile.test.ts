@@ -4,6 +4,8 @@
 import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { LISTING, startHostile, type HostileBehaviour, type HostilePeer } from '../peers/ftp/hostile';
+import { ftpProber } from '../../exporters/ftp';
+import { DeadlineError } from '../../exporters/ladder';
 import { fact, probeFtp, type ProbeArgs } from './probe';
 
 function run(cmd: string, args: string[]): Promise<{ code: number; stdout: string }> {
@@ -116,5 +118,33 @@ test('one mode failing does not stop the others: EPSV refused port, active still
     expect(r.failure).toMatchObject({ phase: 'data_epsv', reason: 'pasv_unreachable' });
     expect(fact(r, 'probe_ftp_data_channel_success', { mode: 'epsv' })).toBe(0);
     expect(fact(r, 'probe_ftp_data_channel_success', { mode: 'active' })).toBe(1);
+  });
+});
+
+test('EPSV not implemented → protocol_error with advice to drop the mode; PASV still tested', async () => {
+  await withPeer('no_epsv', async (_p, address) => {
+    const r = await probeFtp(address, { data_channel: ['epsv', 'pasv'] });
+    expect(r.failure).toMatchObject({ phase: 'data_epsv', reason: 'protocol_error' });
+    expect(r.failure?.message).toBe('EPSV: 502 Command not implemented. (the server does not implement EPSV)');
+    expect(r.failure?.advice).toContain('remove epsv from data_channel');
+    expect(fact(r, 'probe_ftp_status_code', { phase: 'data_epsv' })).toBe(502);
+    expect(fact(r, 'probe_ftp_data_channel_success', { mode: 'pasv' })).toBe(1);
+  });
+});
+
+test('agent shutdown during a stalled transfer → aborted, not a target failure reason', async () => {
+  await withPeer('stalled_data', async (_p, address) => {
+    const ac = new AbortController();
+    const settings = { ...ftpProber.defaults, data_channel: ['epsv' as const] };
+    const running = ftpProber.run({
+      target: { name: 't', address, labels: {} },
+      module: { name: 'm', prober: 'ftp', timeoutSeconds: 30, settings },
+      signal: ac.signal,
+      deadline: Date.now() + 30_000,
+      logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
+    });
+    setTimeout(() => ac.abort(new DeadlineError(true)), 300);
+    const r = await running;
+    expect(r.failure).toMatchObject({ phase: 'data_epsv', reason: 'aborted' });
   });
 });

@@ -32,6 +32,8 @@ export interface PeerOptions {
   tls: 'off' | 'explicit' | 'required' | 'implicit';
   /** Address advertised in PASV replies instead of the real one. */
   pasvAddress?: string;
+  /** Most simultaneous sessions the server accepts (servers that support a limit). */
+  maxClients?: number;
 }
 
 export function requireFile(p: string, what: string): string {

@@ -26,7 +26,9 @@ export type HostileBehaviour =
   /** LIST after PORT answered "425 Can't open data connection". */
   | 'active_425'
   /** Login works, then EPSV and PASV are never answered. */
-  | 'mute_passive';
+  | 'mute_passive'
+  /** EPSV is not implemented (502), as on some old servers and middleboxes. */
+  | 'no_epsv';
 
 export interface HostilePeer {
   host: string;
@@ -149,6 +151,10 @@ export async function startHostile(behaviour: HostileBehaviour): Promise<Hostile
           break;
         case 'EPSV':
           if (behaviour === 'mute_passive') break;
+          if (behaviour === 'no_epsv') {
+            send('502 Command not implemented.');
+            break;
+          }
           void openPassive().then((p) => send(`229 Entering Extended Passive Mode (|||${p}|)`));
           break;
         case 'PASV':

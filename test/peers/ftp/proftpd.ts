@@ -60,6 +60,7 @@ export async function startProftpd(fx: Fixture, opts: PeerOptions, user: PeerUse
       `AuthGroupFile ${files.group}`,
       'RequireValidShell off',
       'MaxInstances 30',
+      ...(opts.maxClients ? [`MaxClients ${opts.maxClients}`] : []),
       ...(opts.pasvAddress ? [`MasqueradeAddress ${opts.pasvAddress}`] : []),
       '<IfModule mod_tls.c>',
       `  TLSEngine ${tls ? 'on' : 'off'}`,

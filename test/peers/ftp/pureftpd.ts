@@ -48,6 +48,7 @@ export async function startPureftpd(fx: Fixture, opts: PeerOptions, user: PeerUs
       '-Y', tlsLevel,
       ...(opts.tls !== 'off' ? ['-2', fx.pemFile] : []),
       ...(opts.pasvAddress ? ['-P', opts.pasvAddress] : []),
+      ...(opts.maxClients ? ['-c', String(opts.maxClients)] : []),
     ];
     const started = await startProcess('pure-ftpd', PURE_FTPD, args, '127.0.0.1', port);
     return { name: 'pure-ftpd', host: '127.0.0.1', port, stop: () => stopProcess(started.child) };

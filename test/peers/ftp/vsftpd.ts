@@ -40,6 +40,7 @@ export async function startVsftpd(fx: Fixture, opts: PeerOptions): Promise<FtpPe
       'syslog_enable=NO',
       `vsftpd_log_file=${path.join(fx.dir, 'vsftpd.log')}`,
       'max_per_ip=0',
+      `max_clients=${opts.maxClients ?? 0}`,
       ...(opts.pasvAddress ? [`pasv_address=${opts.pasvAddress}`, 'pasv_addr_resolve=NO'] : []),
       `ssl_enable=${tls ? 'YES' : 'NO'}`,
       ...(tls
