@@ -42,7 +42,7 @@ unpack() {
   fi
   local tmp
   tmp=$(mktemp -d)
-  chmod 755 "$tmp" # apt-get download drops privileges to _apt
+  chown _apt "$tmp" 2>/dev/null || chmod 777 "$tmp" # apt-get download runs as _apt
   (cd "$tmp" && apt-get download "$@")
   rm -rf "$PEERS_DIR/$name.new"
   mkdir -p "$PEERS_DIR/$name.new"
