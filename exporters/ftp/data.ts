@@ -53,6 +53,14 @@ async function openPassive(mode: 'epsv' | 'pasv', env: DataEnv): Promise<net.Soc
     host = peer;
     port = p;
   } else {
+    if (net.isIPv6(peer)) {
+      // RFC 2428: PASV can only name IPv4 addresses; over IPv6 only EPSV works.
+      throw new ProbeError(
+        'protocol_error',
+        `PASV cannot carry the IPv6 address ${peer} the server is reached at`,
+        'Over IPv6 use the epsv mode (remove pasv from data_channel), or set preferred_ip_protocol: ip4.',
+      );
+    }
     const r = await ctrl.command('PASV', signal);
     if (r.code !== 227) throw dataFailure('PASV', r, mode, env.settings.tls);
     const a = parsePasv(r.lines.join(' '));

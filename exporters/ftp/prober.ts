@@ -207,9 +207,9 @@ export const ftpProber: ProberDef<FtpSettings> = {
           resolveHost(hp.host, s.preferred_ip_protocol, s.ip_protocol_fallback, signal),
         );
         l.ipProtocol = resolved.family;
+        l.details.peer = resolved.family === 6 ? `[${resolved.address}]:${hp.port}` : `${resolved.address}:${hp.port}`;
         plain = await l.phase('connect', () => connectTcp(resolved.address, hp.port, signal));
         ctrl = new ControlConnection(plain, REPLY_LIMITS, (line) => l.debug(line));
-        l.details.peer = `${resolved.address}:${hp.port}`;
         // `host` names the peer for certificate checks when no server_name applies (an IP
         // target): over an existing socket Node would otherwise check against "localhost".
         const tlsOpts = s.tls === 'none' ? undefined : { ...tlsOptions(s.tls_config, hp.host), host: hp.host };

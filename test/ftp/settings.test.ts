@@ -3,6 +3,7 @@ import Ajv2020 from 'ajv/dist/2020';
 import { ftpProber } from '../../exporters/ftp';
 import type { FtpSettings } from '../../exporters/ftp';
 import type { JsonSchema } from '../../exporters/types';
+import { probeFtp } from './probe';
 
 const ajv = new Ajv2020({ strict: true, allErrors: true });
 const validate = ajv.compile(ftpProber.schema);
@@ -109,4 +110,16 @@ test('phases and families are declared', () => {
     ]),
   );
   for (const m of ftpProber.metrics) expect(m.name).toMatch(/^probe_[a-z_]+$/);
+});
+
+// Where a target without a port is dialled (whatever answers there, if anything).
+describe('default ports', () => {
+  test.each([
+    ['none', '127.0.0.1:21'],
+    ['explicit', '127.0.0.1:21'],
+    ['implicit', '127.0.0.1:990'],
+  ] as const)('tls: %s → %s', async (tls, peer) => {
+    const r = await probeFtp('127.0.0.1', { tls, tls_config: { insecure_skip_verify: true } }, 2);
+    expect(r.details?.peer).toBe(peer);
+  });
 });
