@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Collector, CollectorDef, CollectorResult, Fact, ProbeLogger } from '../types';
 import { evaluate, type OwnedListener, type SocketTable } from './evaluate';
+import type { Listener } from './procnet';
 import { M, SOCKETS_METRICS } from './metrics';
 import { InodeProcessCache, SocketSourceError, readProcfsTables } from './procfs';
 import { readSiTables } from './sysinfo';
@@ -25,9 +26,11 @@ export function resolveSource(s: SocketsSettings, platform: NodeJS.Platform = pr
 
 export interface ScanDetails {
   source: Exclude<SocketSource, 'auto'>;
-  listeners: Array<{ protocol: string; address: string; port: number; pid?: number; process?: string }>;
+  /** Every listener found, with its owner when known. */
+  listeners: Listener[];
   expectations: ReturnType<typeof evaluate>['expectations'];
   unexpected: ReturnType<typeof evaluate>['unexpected'];
+  unexpectedCount: number;
   truncated: boolean;
   /** Lines of the socket tables that could not be parsed (garbage, truncation). */
   badLines: number;
@@ -55,7 +58,8 @@ export class SocketsCollector implements Collector {
   async readTable(signal: AbortSignal): Promise<SocketTable & { badLines: number; badExamples: string[]; truncatedTables: string[] }> {
     if (this.source === 'systeminformation') {
       const t = await readSiTables();
-      const listeners = this.settings.include_process ? t.listeners : t.listeners.map((l) => ({ ...l, owner: null }));
+      const listeners = t.listeners;
+      if (!this.settings.include_process) for (const l of listeners) l.owner = null;
       return {
         listeners: this.settings.ipv6 ? listeners : listeners.filter((l) => l.family === 4),
         tcpStates: t.tcpStates,
@@ -65,16 +69,14 @@ export class SocketsCollector implements Collector {
       };
     }
     const t = await readProcfsTables(this.settings.procfs, this.settings.ipv6, signal);
-    let listeners: OwnedListener[];
     if (this.settings.include_process) {
       const owners = await this.cache.lookup(
         t.listeners.map((l) => l.inode),
         signal,
       );
-      listeners = t.listeners.map((l) => ({ ...l, owner: owners.get(l.inode) ?? null }));
-    } else {
-      listeners = t.listeners.map((l) => ({ ...l, owner: null }));
+      for (const l of t.listeners) l.owner = owners.get(l.inode) ?? null;
     }
+    const listeners: OwnedListener[] = t.listeners;
     return {
       listeners,
       tcpStates: t.tcpStates,
@@ -107,14 +109,10 @@ export class SocketsCollector implements Collector {
     }
     const details: ScanDetails = {
       source: this.source,
-      listeners: table.listeners.map((l) => ({
-        protocol: l.protocol,
-        address: l.address,
-        port: l.port,
-        ...(l.owner ? { pid: l.owner.pid, process: l.owner.name } : {}),
-      })),
+      listeners: table.listeners,
       expectations: ev.expectations,
       unexpected: ev.unexpected,
+      unexpectedCount: ev.unexpectedCount,
       truncated: ev.truncated,
       badLines: table.badLines,
       badExamples: table.badExamples,

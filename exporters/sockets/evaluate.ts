@@ -4,12 +4,11 @@ import net from 'node:net';
 import type { Fact } from '../types';
 import { M } from './metrics';
 import { PORT_CLASSES, TCP_STATE_NAMES, portClass, type Listener } from './procnet';
-import type { ProcessInfo } from './procfs';
 import type { ListenQueueCounters } from './netstat';
 import { commName, parsePortRange, type ListenerExpectation, type PortRange, type SocketsSettings } from './settings';
 
 /** A listener with its owner when known (null: not permitted or not asked for). */
-export type OwnedListener = Listener & { owner: ProcessInfo | null };
+export type OwnedListener = Listener;
 
 export interface SocketTable {
   listeners: OwnedListener[];
@@ -28,10 +27,20 @@ export interface ExpectationStatus {
   note?: string;
 }
 
+export interface UnexpectedListener {
+  protocol: string;
+  address: string;
+  port: number;
+  process: string;
+}
+
 export interface Evaluation {
   facts: Fact[];
   expectations: ExpectationStatus[];
-  unexpected: Array<{ protocol: string; address: string; port: number; process: string }>;
+  /** The unexpected listeners exported as series (at most max_unexpected_series). */
+  unexpected: UnexpectedListener[];
+  /** Distinct unexpected listeners, including those beyond the cap. */
+  unexpectedCount: number;
   truncated: boolean;
 }
 
@@ -50,6 +59,16 @@ function matches(e: ListenerExpectation, l: OwnedListener, address: string | und
   if (address !== undefined && canonicalAddress(l.address) !== address) return false;
   if (e.process !== undefined && (l.owner === null || l.owner.name !== commName(e.process))) return false;
   return true;
+}
+
+/** Code-unit order: stable across locales and far cheaper than localeCompare on large tables. */
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** protocol, port, address, process name: the order of the unexpected series. */
+function compareListeners(a: OwnedListener, b: OwnedListener): number {
+  return cmp(a.protocol, b.protocol) || a.port - b.port || cmp(a.address, b.address) || cmp(a.owner?.name ?? '', b.owner?.name ?? '');
 }
 
 export function evaluate(table: SocketTable, s: SocketsSettings): Evaluation {
@@ -83,48 +102,54 @@ export function evaluate(table: SocketTable, s: SocketsSettings): Evaluation {
   }
 
   // Counts by protocol and port class: every combination, so the series set is stable.
-  const counts = new Map<string, number>();
-  for (const p of PROTOCOLS) for (const c of PORT_CLASSES) counts.set(`${p} ${c}`, 0);
+  const counts = [0, 0, 0, 0, 0, 0];
   for (const l of table.listeners) {
-    const k = `${l.protocol} ${portClass(l.port)}`;
-    counts.set(k, (counts.get(k) ?? 0) + 1);
+    counts[(l.protocol === 'tcp' ? 0 : 3) + (l.port < 1024 ? 0 : l.port < 49152 ? 1 : 2)]++;
   }
-  for (const p of PROTOCOLS) {
-    for (const c of PORT_CLASSES) {
-      facts.push({ metric: M.listeningSockets, labels: { protocol: p, port_class: c }, value: counts.get(`${p} ${c}`) ?? 0 });
-    }
-  }
+  PROTOCOLS.forEach((protocol, p) => {
+    PORT_CLASSES.forEach((port_class, c) => {
+      facts.push({ metric: M.listeningSockets, labels: { protocol, port_class }, value: counts[p * 3 + c] });
+    });
+  });
 
   // Unexpected: neither matched by an expectation nor allowed. One series per distinct label
-  // set (SO_REUSEPORT groups and forked workers share one), sorted so the cap is deterministic.
+  // set (SO_REUSEPORT groups and forked workers share one), in a fixed order so the cap always
+  // keeps the same ones. Sorting the candidates and skipping equal neighbours avoids building a
+  // key per socket, which matters on hosts with thousands of listeners.
   const ranges: PortRange[] = [];
   for (const p of s.allow.ports) {
     const r = parsePortRange(p);
     if (typeof r !== 'string') ranges.push(r);
   }
   const allowedNames = new Set(s.allow.processes.map(commName));
-  const distinct = new Map<string, { protocol: string; address: string; port: number; process: string }>();
+  const candidates: OwnedListener[] = [];
   for (const l of table.listeners) {
     if (expectedListeners.has(l)) continue;
-    if (ranges.some((r) => l.port >= r.from && l.port <= r.to)) continue;
-    const processName = l.owner?.name ?? '';
-    if (processName !== '' && allowedNames.has(processName)) continue;
-    const key = `${l.protocol}|${l.address}|${l.port}|${processName}`;
-    if (!distinct.has(key)) distinct.set(key, { protocol: l.protocol, address: l.address, port: l.port, process: processName });
+    if (ranges.length > 0 && ranges.some((r) => l.port >= r.from && l.port <= r.to)) continue;
+    if (l.owner !== null && l.owner.name !== '' && allowedNames.has(l.owner.name)) continue;
+    candidates.push(l);
   }
-  const unexpected = [...distinct.values()].sort(
-    (a, b) => a.protocol.localeCompare(b.protocol) || a.port - b.port || a.address.localeCompare(b.address) || a.process.localeCompare(b.process),
-  );
-  const shown = unexpected.slice(0, s.max_unexpected_series);
-  for (const u of shown) {
+  candidates.sort(compareListeners);
+  const unexpected: UnexpectedListener[] = [];
+  let distinct = 0;
+  let prev: OwnedListener | undefined;
+  for (const l of candidates) {
+    if (prev !== undefined && compareListeners(prev, l) === 0) continue;
+    prev = l;
+    distinct++;
+    if (unexpected.length < s.max_unexpected_series) {
+      unexpected.push({ protocol: l.protocol, address: l.address, port: l.port, process: l.owner?.name ?? '' });
+    }
+  }
+  for (const u of unexpected) {
     facts.push({
       metric: M.unexpectedInfo,
       labels: { protocol: u.protocol, address: u.address, port: String(u.port), port_class: portClass(u.port), process: u.process },
       value: 1,
     });
   }
-  const truncated = shown.length < unexpected.length;
-  facts.push({ metric: M.unexpectedCount, value: unexpected.length });
+  const truncated = unexpected.length < distinct;
+  facts.push({ metric: M.unexpectedCount, value: distinct });
   facts.push({ metric: M.unexpectedTruncated, value: truncated ? 1 : 0 });
 
   if (s.tcp_states && table.tcpStates) {
@@ -139,5 +164,5 @@ export function evaluate(table: SocketTable, s: SocketsSettings): Evaluation {
     facts.push({ metric: M.listenOverflows, value: table.listenQueue.overflows });
     facts.push({ metric: M.listenDrops, value: table.listenQueue.drops });
   }
-  return { facts, expectations, unexpected, truncated };
+  return { facts, expectations, unexpected, unexpectedCount: distinct, truncated };
 }

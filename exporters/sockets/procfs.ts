@@ -3,7 +3,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ProcNetParser, type Listener, type ProcNetTally } from './procnet';
+import { ProcNetParser, type Listener, type ProcNetTally, type ProcessInfo } from './procnet';
+
+export type { ProcessInfo } from './procnet';
 import { listenQueueCounters, type ListenQueueCounters } from './netstat';
 import type { SocketProtocol } from './settings';
 
@@ -54,12 +56,6 @@ export async function readListenQueueCounters(procfs: string): Promise<ListenQue
   } catch {
     return undefined;
   }
-}
-
-export interface ProcessInfo {
-  pid: number;
-  /** The kernel's name for the process (comm), at most 15 characters. */
-  name: string;
 }
 
 export interface WalkStats {

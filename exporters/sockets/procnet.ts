@@ -3,6 +3,12 @@
 // memory than its listeners. The reader that feeds it from a file lives in procfs.ts.
 import type { SocketProtocol } from './settings';
 
+export interface ProcessInfo {
+  pid: number;
+  /** The kernel's name for the process (comm), at most 15 characters. */
+  name: string;
+}
+
 /** A listening TCP socket or a bound, unconnected UDP socket. */
 export interface Listener {
   protocol: SocketProtocol;
@@ -12,7 +18,10 @@ export interface Listener {
   port: number;
   /** Socket inode, the key to the owning process. */
   inode: number;
+  /** -1 when the source does not say. */
   uid: number;
+  /** The owning process, filled in after parsing; null when unknown or not asked for. */
+  owner: ProcessInfo | null;
 }
 
 /** Kernel TCP states (include/net/tcp_states.h), index = the `st` column. */
@@ -103,12 +112,14 @@ export class ProcNetParser {
     }
   }
 
-  /** Splits [from, to) on spaces and tabs into at most 10 tokens; returns their number. */
-  private tokenize(text: string, from: number, to: number): number {
+  /**
+   * Splits text[from, to) on spaces, tabs and CRs into tokens, starting at token `n` and
+   * stopping after token `max - 1`; returns the number of tokens found so far.
+   */
+  private tokenize(text: string, from: number, to: number, n: number, max: number): number {
     const tok = this.tok;
-    let n = 0;
     let i = from;
-    while (i < to && n < 10) {
+    while (i < to && n < max) {
       let c = text.charCodeAt(i);
       while ((c === 32 || c === 9 || c === 13) && i < to) c = text.charCodeAt(++i);
       if (i >= to) break;
@@ -122,7 +133,8 @@ export class ProcNetParser {
   }
 
   private line(text: string, from: number, to: number): void {
-    const n = this.tokenize(text, from, to);
+    // Most rows are connections, of which only the state is needed: read four tokens first.
+    let n = this.tokenize(text, from, to, 0, 4);
     if (n === 0) return;
     const tok = this.tok;
     // header: "sl local_address ..."
@@ -140,22 +152,25 @@ export class ProcNetParser {
       this.bad(text, from, to);
       return;
     }
-    this.tally.sockets++;
-    this.tally.states[state]++;
     const wanted = this.protocol === 'tcp' ? TCP_LISTEN : UDP_UNCONNECTED;
-    if (state !== wanted) return;
-    // A listener: we need its address, port, uid and inode.
+    if (state !== wanted) {
+      this.tally.sockets++;
+      this.tally.states[state]++;
+      return;
+    }
+    // A listener: we also need its port, uid (token 7) and inode (token 9).
+    n = this.tokenize(text, tok[7], to, n, 10);
     const port = hex(text, ls + addrLen + 1, le);
     const uid = n > 7 ? dec(text, tok[14], tok[15]) : -1;
     const inode = n > 9 ? dec(text, tok[18], tok[19]) : -1;
     const address = port < 0 ? undefined : this.address(text.slice(ls, ls + addrLen));
     if (address === undefined || uid < 0 || inode < 0) {
-      this.tally.sockets--;
-      this.tally.states[state]--;
       this.bad(text, from, to);
       return;
     }
-    this.tally.listeners.push({ protocol: this.protocol, family: this.family, address, port, inode, uid });
+    this.tally.sockets++;
+    this.tally.states[state]++;
+    this.tally.listeners.push({ protocol: this.protocol, family: this.family, address, port, inode, uid, owner: null });
   }
 
   private address(hexText: string): string | undefined {

@@ -3,7 +3,6 @@
 import net from 'node:net';
 import type { Listener } from './procnet';
 import { TCP_STATE_NAMES } from './procnet';
-import type { ProcessInfo } from './procfs';
 
 /** The fields of a systeminformation connection that we read. */
 export interface SiConnection {
@@ -18,7 +17,7 @@ export interface SiConnection {
 }
 
 export interface SiTables {
-  listeners: Array<Listener & { owner: ProcessInfo | null }>;
+  listeners: Listener[];
   tcpStates: number[];
   /** Rows that could not be read as a socket. */
   badLines: number;

@@ -36,11 +36,11 @@ test('owners from the fd walk, lowest pid first, unknown when no process holds t
   const r = await collector({ expect: [{ port: 3306, protocol: 'tcp', address: '127.0.0.1', process: 'mysqld' }] }).scan(signal());
   expect(r.success).toBe(true);
   const byPort = new Map(details(r).listeners.map((l) => [`${l.protocol} ${l.address} ${l.port}`, l]));
-  expect(byPort.get('tcp 127.0.0.1 3306')).toMatchObject({ pid: 330, process: 'mysqld' });
-  expect(byPort.get('tcp 0.0.0.0 22')).toMatchObject({ pid: 210, process: 'sshd' });
-  expect(byPort.get('tcp 2001:db8::5 22')).toMatchObject({ pid: 210, process: 'sshd' });
-  expect(byPort.get('udp 127.0.0.53 53')).toMatchObject({ pid: 500, process: 'systemd-resolve' });
-  expect(byPort.get('tcp 10.0.0.10 50001')?.process).toBeUndefined();
+  expect(byPort.get('tcp 127.0.0.1 3306')?.owner).toEqual({ pid: 330, name: 'mysqld' });
+  expect(byPort.get('tcp 0.0.0.0 22')?.owner).toEqual({ pid: 210, name: 'sshd' });
+  expect(byPort.get('tcp 2001:db8::5 22')?.owner).toEqual({ pid: 210, name: 'sshd' });
+  expect(byPort.get('udp 127.0.0.53 53')?.owner).toEqual({ pid: 500, name: 'systemd-resolve' });
+  expect(byPort.get('tcp 10.0.0.10 50001')?.owner).toBeNull();
   expect(details(r).listeners).toHaveLength(3 + 4 + 3 + 2);
   expect(fact(r, 'portprobe_listener_up', { port: '3306' })).toBe(1);
   expect(fact(r, 'portprobe_listening_sockets', { protocol: 'tcp', port_class: 'well_known' })).toBe(4); // 22, 80, 443, 22
@@ -69,7 +69,7 @@ test('the fd walk runs only when a new inode appears; gone sockets leave the cac
   tree.addProcess({ pid: 700, comm: 'node', inodes: [9001] });
   const third = details(await c.scan(signal()));
   expect(third.processWalks).toBe(2);
-  expect(third.listeners.find((l) => l.port === 8000)).toMatchObject({ pid: 700, process: 'node' });
+  expect(third.listeners.find((l) => l.port === 8000)?.owner).toEqual({ pid: 700, name: 'node' });
   expect(details(await c.scan(signal())).processWalks).toBe(2);
 
   // The table loses its IPv6 listeners: their inodes leave the cache, no walk needed.
@@ -83,7 +83,7 @@ test('include_process: false never walks and leaves process labels empty', async
   tree = new FixtureProc(ALL_TABLES, PROCS);
   const r = await collector({ include_process: false }).scan(signal());
   expect(details(r).processWalks).toBe(0);
-  expect(details(r).listeners.every((l) => l.process === undefined)).toBe(true);
+  expect(details(r).listeners.every((l) => l.owner === null)).toBe(true);
   expect(fact(r, 'portprobe_unexpected_listener_info', { port: '22', address: '0.0.0.0', process: '' })).toBe(1);
 });
 

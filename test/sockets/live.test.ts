@@ -34,7 +34,7 @@ test('finds exactly the listeners a process opened, with class and process name'
   const r = await procfsCollector().scan(signal());
   expect(r.success).toBe(true);
   const mine = details(r)
-    .listeners.filter((l) => l.pid === holder.pid)
+    .listeners.filter((l) => l.owner?.pid === holder.pid)
     .map(key)
     .sort();
   expect(mine).toEqual(holder.sockets.map(key).sort());
@@ -86,7 +86,7 @@ test('systeminformation and procfs agree on the sockets both see', async () => {
   for (const l of si.listeners) {
     const p = procSeen.get(key(l));
     expect([key(l), p !== undefined]).toEqual([key(l), true]);
-    if (p?.process && l.owner?.name) expect([key(l), l.owner.name]).toEqual([key(l), p.process]);
+    if (p?.owner?.name && l.owner?.name) expect([key(l), l.owner.name]).toEqual([key(l), p.owner.name]);
   }
   // The holder's TCP sockets, in particular, with the same process.
   for (const s of holder.sockets.filter((h) => h.protocol === 'tcp')) {
