@@ -175,7 +175,9 @@ export async function transfer(mode: DataMode, env: DataEnv): Promise<TransferRe
         });
       });
       const addr = srv.address() as net.AddressInfo;
-      const advertised = plainAddress(addr.address);
+      // Bound to every address (0.0.0.0 or ::): tell the server the one it already talks to.
+      const unspecified = addr.address === '0.0.0.0' || addr.address === '::';
+      const advertised = plainAddress(unspecified ? ctrl.localAddress : addr.address);
       const cmd = net.isIPv4(advertised)
         ? `PORT ${formatPort(advertised, addr.port)}`
         : `EPRT ${formatEprt(advertised, addr.port)}`;

@@ -105,7 +105,7 @@ export const FTP_SETTINGS_SCHEMA: JsonSchema = {
         address: {
           type: 'string',
           description:
-            "IP address to listen on and advertise in PORT/EPRT; default: the control connection's local address.",
+            "IP address to listen on and advertise in PORT/EPRT (0.0.0.0 or :: listens everywhere and advertises the control connection's local address); default: the control connection's local address.",
         },
         ports: {
           type: 'string',

@@ -89,3 +89,12 @@ test('the listener is closed after the probe', async () => {
   });
   expect(refused).toBe(true);
 });
+
+test('listening on 0.0.0.0 advertises the control connection\'s local address', async () => {
+  const port = await freePort();
+  const r = await probeFtp(`${peer.host}:${peer.port}`, {
+    data_channel: ['active'], active_listen: { address: '0.0.0.0', ports: `${port}` },
+  });
+  expect(r.success).toBe(true);
+  expect(r.log).toContain(`> PORT 127,0,0,1,${port >> 8},${port & 255}`);
+});
