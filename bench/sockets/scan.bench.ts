@@ -1,0 +1,175 @@
+// Socket scan benchmark: a child process holds L listeners and C loopback connections (2C
+// established sockets), then we time, in alternating order round after round, the portprobe
+// scan against `cat /proc/net/tcp*`, `ss -ltnH` and systeminformation's networkConnections().
+//
+//   npx ts-node --transpile-only bench/sockets/scan.bench.ts [--listeners=5000] [--connections=5000] [--rounds=15]
+//
+// The holder needs about L + 2C file descriptors; it raises its own limit (ulimit -n 65536, or
+// the hard limit when that is lower), so the calling shell's soft limit does not matter.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import readline from 'node:readline';
+import { socketsCollector } from '../../exporters/sockets';
+import { SOCKETS_DEFAULTS, type SocketsSettings } from '../../exporters/sockets/settings';
+import type { Collector, ProbeLogger } from '../../exporters/types';
+
+function arg(name: string, def: number): number {
+  const a = process.argv.find((x) => x.startsWith(`--${name}=`));
+  return a ? Number(a.split('=')[1]) : def;
+}
+const LISTENERS = arg('listeners', 5000);
+const CONNECTIONS = arg('connections', 5000);
+const ROUNDS = arg('rounds', 15);
+
+const quiet: ProbeLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+const HOLDER = `
+  const net = require('node:net');
+  const L = Number(process.argv[1]), C = Number(process.argv[2]);
+  const keep = [];
+  (async () => {
+    const servers = [];
+    for (let i = 0; i < L; i += 500) {
+      const batch = [];
+      for (let j = i; j < Math.min(L, i + 500); j++) {
+        const s = net.createServer((c) => keep.push(c));
+        batch.push(new Promise((ok, bad) => { s.once('error', bad); s.listen(0, '127.0.0.1', 1024, ok); }));
+        servers.push(s);
+      }
+      await Promise.all(batch);
+    }
+    for (let i = 0; i < C; i += 500) {
+      const batch = [];
+      for (let j = i; j < Math.min(C, i + 500); j++) {
+        const port = servers[j % servers.length].address().port;
+        batch.push(new Promise((ok, bad) => { const c = net.connect(port, '127.0.0.1', ok); c.once('error', bad); keep.push(c); }));
+      }
+      await Promise.all(batch);
+    }
+    // wait until every connection is accepted on the server side too
+    while (keep.length < 2 * C) await new Promise((r) => setTimeout(r, 20));
+    process.stdout.write('ready\\n');
+  })().catch((e) => { process.stderr.write('holder: ' + e.message + '\\n'); process.exit(1); });
+`;
+
+async function startHolder(): Promise<{ pid: number; stop: () => void }> {
+  // Raise the holder's descriptor limit: to 65536 where permitted, else to the hard limit.
+  const raise = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"';
+  const child = spawn('bash', ['-c', raise, process.execPath, '-e', HOLDER, String(LISTENERS), String(CONNECTIONS)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const first = await lines.next();
+  if (first.value !== 'ready') throw new Error('the socket holder failed (raise the hard limit: ulimit -Hn must allow listeners + 2 x connections + 100)');
+  return { pid: child.pid ?? -1, stop: () => child.kill('SIGTERM') };
+}
+
+type Method = { name: string; run: () => Promise<void> };
+
+function timeSpawn(cmd: string, args: string[]): () => Promise<void> {
+  return async () => {
+    const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    if (r.status !== 0) throw new Error(`${cmd} exited ${r.status}`);
+  };
+}
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * (s.length - 1) + 0.5))];
+}
+
+async function main(): Promise<void> {
+  const holder = await startHolder();
+  try {
+    const count = (f: string): number => fs.readFileSync(f, 'latin1').split('\n').length - 2;
+    const tcpLines = count('/proc/net/tcp') + count('/proc/net/tcp6');
+    const settings: SocketsSettings = { ...SOCKETS_DEFAULTS, source: 'procfs', max_unexpected_series: 100 };
+    const warm: Collector = socketsCollector.create(settings, quiet);
+    const signal = new AbortController().signal;
+    const si = await import('systeminformation');
+
+    const coldStart = process.hrtime.bigint();
+    const cold = await warm.scan(signal); // the first scan walks /proc/<pid>/fd once
+    const coldMs = Number(process.hrtime.bigint() - coldStart) / 1e6;
+    if (!cold.success) throw new Error(cold.error);
+    const listeners = (cold.details as { listeners: unknown[] }).listeners.length;
+    const walksOf = (r: { details?: Record<string, unknown> }): number => Number(r.details?.processWalks ?? 0);
+    let lastWarm = cold;
+
+    const methods: Method[] = [
+      {
+        name: 'portprobe scan (warm inode cache)',
+        run: async () => {
+          const r = await warm.scan(signal);
+          if (!r.success) throw new Error(r.error);
+          lastWarm = r;
+        },
+      },
+      {
+        name: 'portprobe scan, include_process: false',
+        run: async () => {
+          const r = await socketsCollector.create({ ...settings, include_process: false }, quiet).scan(signal);
+          if (!r.success) throw new Error(r.error);
+        },
+      },
+      { name: 'cat /proc/net/tcp /proc/net/tcp6', run: timeSpawn('cat', ['/proc/net/tcp', '/proc/net/tcp6']) },
+      { name: 'ss -ltnH', run: timeSpawn('ss', ['-ltnH']) },
+      {
+        name: 'systeminformation networkConnections()',
+        run: async () => {
+          await si.networkConnections();
+        },
+      },
+    ];
+    const times = new Map<string, number[]>(methods.map((m) => [m.name, []]));
+    for (const m of methods) await m.run(); // warm-up
+    for (let round = 0; round < ROUNDS; round++) {
+      // rotate the order each round so no method always runs first or after the slow one
+      for (let k = 0; k < methods.length; k++) {
+        const m = methods[(round + k) % methods.length];
+        const t0 = process.hrtime.bigint();
+        await m.run();
+        times.get(m.name)!.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+    }
+
+    const med = (n: string): number => quantile(times.get(n)!, 0.5);
+    const scanMed = med(methods[0].name);
+    const catMed = med(methods[2].name);
+    const siMed = med(methods[4].name);
+    const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
+    let distro = '';
+    try {
+      distro = /PRETTY_NAME="([^"]*)"/.exec(fs.readFileSync('/etc/os-release', 'utf8'))?.[1] ?? '';
+    } catch {
+      /* not Linux */
+    }
+    console.log(`machine: ${os.cpus().length} cores (${cpu}), ${distro}, kernel ${os.release()}, Node ${process.version}`);
+    console.log(
+      `sockets: ${LISTENERS} listeners + ${CONNECTIONS} loopback connections held by pid ${holder.pid}; ` +
+        `${tcpLines} rows in /proc/net/tcp*; ${listeners} listeners found; rounds: ${ROUNDS}, alternating`,
+    );
+    console.log(`first (cold) scan with the /proc/<pid>/fd walk: ${coldMs.toFixed(1)} ms\n`);
+    console.log('| method | median ms | min ms | p90 ms |');
+    console.log('|---|---:|---:|---:|');
+    for (const m of methods) {
+      const t = times.get(m.name)!;
+      console.log(`| ${m.name} | ${med(m.name).toFixed(1)} | ${Math.min(...t).toFixed(1)} | ${quantile(t, 0.9).toFixed(1)} |`);
+    }
+    console.log(
+      `\nfd walks during the warm scans (each caused by a listener that appeared meanwhile): ${walksOf(lastWarm) - walksOf(cold)}`,
+    );
+    console.log(
+      `scan / cat = ${(scanMed / catMed).toFixed(2)} (goal <= 1.5); systeminformation / scan = ${(siMed / scanMed).toFixed(1)} (goal >= 5)`,
+    );
+    warm.close();
+  } finally {
+    holder.stop();
+  }
+}
+
+main().catch((err) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exitCode = 1;
+});
