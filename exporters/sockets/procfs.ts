@@ -10,6 +10,8 @@ import { listenQueueCounters, type ListenQueueCounters } from './netstat';
 import type { SocketProtocol } from './settings';
 
 const READ_CHUNK = 256 * 1024;
+/** Filesystem calls of the fd walk between two turns of the event loop. */
+const YIELD_EVERY = 256;
 /** /proc/net/netstat is a few kilobytes; anything far larger is not it. */
 const NETSTAT_CAP = 1024 * 1024;
 
@@ -112,15 +114,13 @@ export class InodeProcessCache {
     } catch {
       pids = [];
     }
-    let sinceYield = 0;
+    // Sync calls are much cheaper than the thread pool for thousands of tiny readlinks; a turn
+    // of the event loop every YIELD_EVERY calls keeps a large walk from holding it for long.
+    let calls = 0;
+    const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
     for (const pid of pids) {
       if (missing.size === 0 || signal.aborted) break;
-      // Sync calls are much cheaper than the thread pool for thousands of tiny readlinks;
-      // yield now and then so a large walk never holds the event loop for long.
-      if (++sinceYield >= 64) {
-        sinceYield = 0;
-        await new Promise((r) => setImmediate(r));
-      }
+      if (++calls % YIELD_EVERY === 0) await turn();
       const fdDir = path.join(this.procfs, String(pid), 'fd');
       let fds: string[];
       try {
@@ -131,9 +131,11 @@ export class InodeProcessCache {
       }
       let name: string | undefined;
       for (const fd of fds) {
+        if (missing.size === 0 || signal.aborted) break;
+        if (++calls % YIELD_EVERY === 0) await turn();
         let link: string;
         try {
-          link = fs.readlinkSync(path.join(fdDir, fd));
+          link = fs.readlinkSync(`${fdDir}/${fd}`);
         } catch {
           continue;
         }
