@@ -74,6 +74,24 @@ function timeSpawn(cmd: string, args: string[]): () => Promise<void> {
   };
 }
 
+/** Runs f while a 1 ms timer measures the longest gap between its ticks (the loop was held). */
+async function withStallMeter<T>(f: () => Promise<T>): Promise<[T, number]> {
+  let last = process.hrtime.bigint();
+  let worst = 0;
+  const timer = setInterval(() => {
+    const now = process.hrtime.bigint();
+    worst = Math.max(worst, Number(now - last) / 1e6);
+    last = now;
+  }, 1);
+  try {
+    const v = await f();
+    worst = Math.max(worst, Number(process.hrtime.bigint() - last) / 1e6);
+    return [v, worst];
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * (s.length - 1) + 0.5))];
@@ -89,10 +107,12 @@ async function main(): Promise<void> {
     const signal = new AbortController().signal;
     const si = await import('systeminformation');
 
+    // The longest the event loop was held during a scan: what a concurrent /metrics scrape waits.
     const coldStart = process.hrtime.bigint();
-    const cold = await warm.scan(signal); // the first scan walks /proc/<pid>/fd once
+    const [cold, coldStallMs] = await withStallMeter(() => warm.scan(signal)); // the first scan walks /proc/<pid>/fd once
     const coldMs = Number(process.hrtime.bigint() - coldStart) / 1e6;
     if (!cold.success) throw new Error(cold.error);
+    const [, warmStallMs] = await withStallMeter(() => warm.scan(signal));
     const listeners = (cold.details as { listeners: unknown[] }).listeners.length;
     const walksOf = (r: { details?: Record<string, unknown> }): number => Number(r.details?.processWalks ?? 0);
     let lastWarm = cold;
@@ -150,7 +170,8 @@ async function main(): Promise<void> {
       `sockets: ${LISTENERS} listeners + ${CONNECTIONS} loopback connections held by pid ${holder.pid}; ` +
         `${tcpLines} rows in /proc/net/tcp*; ${listeners} listeners found; rounds: ${ROUNDS}, alternating`,
     );
-    console.log(`first (cold) scan with the /proc/<pid>/fd walk: ${coldMs.toFixed(1)} ms\n`);
+    console.log(`first (cold) scan with the /proc/<pid>/fd walk: ${coldMs.toFixed(1)} ms`);
+    console.log(`longest event-loop stall: ${coldStallMs.toFixed(1)} ms during the cold scan, ${warmStallMs.toFixed(1)} ms during a warm one\n`);
     console.log('| method | median ms | min ms | p90 ms |');
     console.log('|---|---:|---:|---:|');
     for (const m of methods) {

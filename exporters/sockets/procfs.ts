@@ -122,29 +122,39 @@ export class InodeProcessCache {
       if (missing.size === 0 || signal.aborted) break;
       if (++calls % YIELD_EVERY === 0) await turn();
       const fdDir = path.join(this.procfs, String(pid), 'fd');
-      let fds: string[];
+      // opendir reads the directory in batches, so a process with 100,000 descriptors is
+      // walked with the same loop turns as many small ones.
+      let dir: fs.Dir;
       try {
-        fds = fs.readdirSync(fdDir);
+        dir = fs.opendirSync(fdDir, { bufferSize: 128 });
       } catch {
         this.stats.unreadable++;
         continue;
       }
       let name: string | undefined;
-      for (const fd of fds) {
-        if (missing.size === 0 || signal.aborted) break;
-        if (++calls % YIELD_EVERY === 0) await turn();
-        let link: string;
-        try {
-          link = fs.readlinkSync(`${fdDir}/${fd}`);
-        } catch {
-          continue;
+      try {
+        for (;;) {
+          if (missing.size === 0 || signal.aborted) break;
+          if (++calls % YIELD_EVERY === 0) await turn();
+          const entry = dir.readSync();
+          if (entry === null) break;
+          let link: string;
+          try {
+            link = fs.readlinkSync(`${fdDir}/${entry.name}`);
+          } catch {
+            continue;
+          }
+          if (!link.startsWith('socket:[')) continue;
+          const inode = Number(link.slice(8, -1));
+          if (!missing.has(inode)) continue;
+          name ??= readComm(this.procfs, pid);
+          this.known.set(inode, { pid, name });
+          missing.delete(inode);
         }
-        if (!link.startsWith('socket:[')) continue;
-        const inode = Number(link.slice(8, -1));
-        if (!missing.has(inode)) continue;
-        name ??= readComm(this.procfs, pid);
-        this.known.set(inode, { pid, name });
-        missing.delete(inode);
+      } catch {
+        this.stats.unreadable++; // the process exited during the walk
+      } finally {
+        dir.closeSync();
       }
     }
     if (!signal.aborted) for (const i of missing) this.known.set(i, null);
