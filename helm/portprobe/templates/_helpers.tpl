@@ -264,6 +264,7 @@ spec:
 {{- define "portprobe.socketsConfig" -}}
 {{- $cfg := deepCopy .Values.daemonset.config }}
 {{- $sockets := default dict (get $cfg "sockets") }}
+{{- if not (hasKey $sockets "enabled") }}{{ $_ := set $sockets "enabled" true }}{{ end }}
 {{- $_ := set $sockets "procfs" "/host/proc" }}
 {{- $_ := set $sockets "include_process" (and .Values.daemonset.hostPID .Values.daemonset.runAsRoot) }}
 {{- $_ := set $cfg "sockets" $sockets }}
