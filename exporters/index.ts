@@ -3,6 +3,7 @@ import type { CollectorDef, ProberDef } from './types';
 import { tcpProber } from './tcp';
 import { ftpProber } from './ftp';
 import { mssqlProber } from './mssql';
+import { socketsCollector } from './sockets';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const PROBERS: Readonly<Record<string, ProberDef<any>>> = {
@@ -12,6 +13,8 @@ export const PROBERS: Readonly<Record<string, ProberDef<any>>> = {
 };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const COLLECTORS: Readonly<Record<string, CollectorDef<any>>> = {};
+export const COLLECTORS: Readonly<Record<string, CollectorDef<any>>> = {
+  sockets: socketsCollector,
+};
 
 export * from './types';
