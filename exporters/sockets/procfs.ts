@@ -9,7 +9,9 @@ export type { ProcessInfo } from './procnet';
 import { listenQueueCounters, type ListenQueueCounters } from './netstat';
 import type { SocketProtocol } from './settings';
 
-const READ_CHUNK = 256 * 1024;
+const READ_CHUNK = 64 * 1024;
+/** Bytes of a table read between two turns of the event loop (a few milliseconds of kernel work). */
+const TURN_BYTES = 128 * 1024;
 /** Filesystem calls of the fd walk between two turns of the event loop. */
 const YIELD_EVERY = 256;
 /** /proc/net/netstat is a few kilobytes; anything far larger is not it. */
@@ -19,14 +21,14 @@ const NETSTAT_CAP = 1024 * 1024;
 export class SocketSourceError extends Error {}
 
 /**
- * Streams one table through the parser, 256 KiB at a time. A missing tcp6/udp6 (IPv6 disabled
+ * Streams one table through the parser. A missing tcp6/udp6 (IPv6 disabled
  * in the kernel) yields an empty tally; any other failure throws SocketSourceError naming the
  * file.
  *
  * The reads are synchronous with a turn of the event loop between chunks. Measured with 15,000
  * sockets, reading procfs through the libuv thread pool took about 1.6 times as long as the
- * same reads on the main thread (see BENCHMARKS.md), while one chunk blocks the loop for a few
- * milliseconds at most.
+ * same reads on the main thread (see BENCHMARKS.md), while 128 KiB of reads between two
+ * turns of the loop hold it for a few milliseconds.
  */
 export async function readProcNetTable(
   file: string,
@@ -39,12 +41,19 @@ export async function readProcNetTable(
   let fd: number | undefined;
   try {
     fd = fs.openSync(file, 'r');
+    // The kernel's seq_file hands out about a page per read(), whatever the buffer size, so
+    // turns of the loop are counted in bytes, not calls.
+    let sinceTurn = 0;
     for (;;) {
       if (signal.aborted) throw new SocketSourceError(`scan aborted while reading ${file}`);
       const bytesRead = fs.readSync(fd, buffer, 0, buffer.length, null);
       if (bytesRead === 0) break;
       parser.push(buffer.toString('latin1', 0, bytesRead));
-      if (bytesRead === buffer.length) await new Promise((r) => setImmediate(r));
+      sinceTurn += bytesRead;
+      if (sinceTurn >= TURN_BYTES) {
+        sinceTurn = 0;
+        await new Promise((r) => setImmediate(r));
+      }
     }
   } catch (err) {
     if (err instanceof SocketSourceError) throw err;
