@@ -1,0 +1,172 @@
+// End to end with the chart's pieces: the built agent probes real peers on loopback (two ftp-srv
+// FTP servers, the TDS test peer), a real Prometheus scrapes it the way the chart's ServiceMonitor
+// does (/metrics, honor_labels) and evaluates the chart's rules file. Stopping one FTP server must
+// raise PortprobeTargetDown for it and for nothing else. The rules' `for:` durations are shortened
+// to seconds in the copy Prometheus loads; the expressions are the chart's, unchanged.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parse as parseYaml, stringify } from 'yaml';
+import { startAgent, type AgentProcess } from '../helpers/agent-process';
+import { startPrometheus, type PrometheusProcess } from '../helpers/prometheus';
+import { ftpsrvUser, startFtpSrv } from '../peers/ftp/ftpsrv';
+import { makeFixture, type Fixture, type FtpPeer } from '../peers/ftp/common';
+import { startTdsPeer, type TdsPeer } from '../peers/tds/server';
+
+jest.setTimeout(90_000);
+
+const FILES = path.resolve(__dirname, '..', '..', 'helm', 'portprobe', 'files');
+const RULES = path.join(FILES, 'portprobe-rules.yml');
+
+interface RuleFile {
+  groups: { name: string; rules: { alert: string; for?: string }[] }[];
+}
+
+/** The chart's rules with every `for:` set to `for` (seconds instead of minutes). */
+function fastRules(forDuration: string): { text: string; alerts: string[] } {
+  const file = parseYaml(readFileSync(RULES, 'utf8')) as RuleFile;
+  for (const g of file.groups) for (const r of g.rules) r.for = forDuration;
+  return { text: stringify(file), alerts: file.groups.flatMap((g) => g.rules.map((r) => r.alert)) };
+}
+
+describe('the chart rules on a real Prometheus scraping the agent', () => {
+  let fx: Fixture;
+  let ftpUp: FtpPeer;
+  let ftpDown: FtpPeer;
+  let tds: TdsPeer;
+  let agent: AgentProcess;
+  let prom: PrometheusProcess;
+  let dir: string;
+  let alertNames: string[];
+
+  beforeAll(async () => {
+    fx = makeFixture('e2e-alerts');
+    const user = ftpsrvUser();
+    ftpUp = await startFtpSrv(fx, { tls: 'off' }, user);
+    ftpDown = await startFtpSrv(fx, { tls: 'off' }, user);
+    // SQL Server 2000 SP3: below the advised 8.00.2039, so the patch advisory is 1.
+    tds = await startTdsPeer({ version: { major: 8, minor: 0, build: 760, subbuild: 0 }, encryption: 'not_supported' });
+
+    dir = mkdtempSync(path.join(tmpdir(), 'portprobe-e2e-alerts-'));
+    writeFileSync(path.join(dir, 'ftp-password'), `${user.password}\n`, { mode: 0o600 });
+    const cfg = path.join(dir, 'portprobe.yml');
+    writeFileSync(
+      cfg,
+      [
+        'global: {interval: 1s, timeout: 900ms}',
+        'modules:',
+        '  ftp_passive:',
+        '    prober: ftp',
+        '    timeout: 900ms',
+        `    ftp: {username: ${user.name}, password_file: ftp-password, data_channel: [epsv, pasv]}`,
+        '  mssql_prelogin:',
+        '    prober: mssql',
+        '    timeout: 900ms',
+        'targets:',
+        `  - {name: files-up, module: ftp_passive, address: "127.0.0.1:${ftpUp.port}"}`,
+        `  - {name: files-down, module: ftp_passive, address: "127.0.0.1:${ftpDown.port}"}`,
+        `  - {name: sql-legacy, module: mssql_prelogin, address: "127.0.0.1:${tds.port}"}`,
+      ].join('\n'),
+    );
+    agent = await startAgent(cfg);
+
+    const rules = fastRules('2s');
+    alertNames = rules.alerts;
+    prom = await startPrometheus(
+      [
+        'global: {scrape_interval: 1s, evaluation_interval: 1s}',
+        'rule_files: [portprobe-rules.yml]',
+        'scrape_configs:',
+        // What the chart's ServiceMonitor asks of the Prometheus Operator.
+        '  - job_name: portprobe',
+        '    metrics_path: /metrics',
+        '    scheme: http',
+        '    honor_labels: true',
+        '    scrape_timeout: 900ms',
+        `    static_configs: [{targets: ["127.0.0.1:${agent.port}"]}]`,
+      ].join('\n'),
+      { 'portprobe-rules.yml': rules.text },
+    );
+  });
+
+  afterAll(async () => {
+    await prom?.stop();
+    await agent?.stop();
+    await ftpUp?.stop();
+    await ftpDown?.stop();
+    await tds?.close();
+    fx?.cleanup();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('loads every alert of the chart', async () => {
+    const res = await fetch(`${prom.base}/api/v1/rules?type=alert`);
+    const body = (await res.json()) as { data: { groups: { rules: { name: string; health: string }[] }[] } };
+    const loaded = body.data.groups.flatMap((g) => g.rules);
+    expect(loaded.map((r) => r.name).sort()).toEqual([...alertNames].sort());
+    expect(loaded.every((r) => r.health !== 'err')).toBe(true);
+  });
+
+  it('stores the FTP, SQL Server and agent series the rules and dashboard use', async () => {
+    await prom.waitFor('probe_success{job="portprobe"}', (r) => r.length === 3 && r.every((s) => s.value[1] === '1'));
+    const data = await prom.waitFor('probe_ftp_data_channel_success{target="files-up"}', (r) => r.length === 2);
+    expect(data.map((s) => [s.metric.mode, s.value[1]]).sort()).toEqual([
+      ['epsv', '1'],
+      ['pasv', '1'],
+    ]);
+    const version = await prom.waitFor('probe_mssql_version_info{target="sql-legacy"}', (r) => r.length === 1);
+    expect(version[0].metric.version).toMatch(/^8\.0+\.760/);
+    const reload = await prom.waitFor('portprobe_config_last_reload_successful', (r) => r.length === 1);
+    expect(reload[0].value[1]).toBe('1');
+  });
+
+  it('fires PortprobeTargetDown for a stopped FTP server, and no alert for the one still up', async () => {
+    await prom.waitFor('probe_success{target="files-down"}', (r) => r.length === 1 && r[0].value[1] === '1');
+    await ftpDown.stop();
+    const firing = await prom.waitFor(
+      'ALERTS{alertname="PortprobeTargetDown", alertstate="firing"}',
+      (r) => r.some((s) => s.metric.target === 'files-down'),
+      30_000,
+    );
+    expect(firing.map((s) => s.metric.target)).toEqual(['files-down']);
+    expect(firing[0].metric).toMatchObject({ module: 'ftp_passive', severity: 'critical' });
+    const reason = await prom.query('probe_failure_info{target="files-down"}');
+    expect(reason.map((s) => [s.metric.phase, s.metric.reason])).toEqual([['connect', 'refused']]);
+    // The data-channel alert needs a working login; a refused connection must not raise it.
+    expect(await prom.query('ALERTS{target="files-down", alertname!="PortprobeTargetDown"}')).toEqual([]);
+    expect(await prom.query('ALERTS{target="files-up"}')).toEqual([]);
+  });
+
+  it('fires PortprobeMssqlPatchAdvisory with the version labels, and no login alert without credentials', async () => {
+    const firing = await prom.waitFor(
+      'ALERTS{alertname="PortprobeMssqlPatchAdvisory", alertstate="firing"}',
+      (r) => r.length === 1,
+      30_000,
+    );
+    expect(firing[0].metric).toMatchObject({ target: 'sql-legacy', product: expect.stringContaining('2000') });
+    expect(await prom.query('ALERTS{target="sql-legacy", alertname!="PortprobeMssqlPatchAdvisory"}')).toEqual([]);
+  });
+
+  it('answers the dashboard\'s queries with the recorded series', async () => {
+    const dashboard = JSON.parse(readFileSync(path.join(FILES, 'portprobe-dashboard.json'), 'utf8'));
+    const panel = (title: string): { targets: { refId: string; expr: string }[] } =>
+      dashboard.panels.find((p: { title: string }) => p.title === title);
+    const run = (title: string, refId = 'A'): ReturnType<PrometheusProcess['query']> => {
+      const expr = panel(title).targets.find((t) => t.refId === refId)?.expr ?? '';
+      return prom.query(expr.replace(/\$__rate_interval/g, '1m').replace(/\$(job|target)\b/g, '.+'));
+    };
+    const overview = await run('Target overview', 'A');
+    expect(overview.map((s) => s.metric.target).sort()).toEqual(['files-down', 'files-up', 'sql-legacy']);
+    expect((await run('Target overview', 'C')).map((s) => [s.metric.target, s.metric.phase, s.metric.reason])).toEqual([
+      ['files-down', 'connect', 'refused'],
+    ]);
+    const modes = await run('FTP data channel by mode');
+    expect(modes.filter((s) => s.metric.target === 'files-up').map((s) => s.metric.mode).sort()).toEqual(['epsv', 'pasv']);
+    const versions = await run('SQL Server versions', 'A');
+    expect(versions.map((s) => s.metric.target)).toEqual(['sql-legacy']);
+    expect(versions[0].metric.product).toContain('2000');
+    expect((await run('Patch advisories'))[0].value[1]).toBe('1');
+    expect((await run('Targets down'))[0].value[1]).toBe('1');
+    expect((await run('Agents', 'A'))[0].metric.version).toBeDefined();
+  });
+});
