@@ -70,10 +70,7 @@ export class SocketsCollector implements Collector {
     }
     const t = await readProcfsTables(this.settings.procfs, this.settings.ipv6, signal);
     if (this.settings.include_process) {
-      const owners = await this.cache.lookup(
-        t.listeners.map((l) => l.inode),
-        signal,
-      );
+      const owners = await this.cache.lookup(t.listeners, signal);
       for (const l of t.listeners) l.owner = owners.get(l.inode) ?? null;
     }
     const listeners: OwnedListener[] = t.listeners;

@@ -95,13 +95,22 @@ export class InodeProcessCache {
 
   constructor(private readonly procfs: string) {}
 
-  /** Owners of `inodes`; walks the fd directories only if some inode is new. */
-  async lookup(inodes: readonly number[], signal: AbortSignal): Promise<Map<number, ProcessInfo | null>> {
+  /**
+   * Owners of the sockets; walks the fd directories only if some inode is new. `uid` is the
+   * socket's owner from the table (-1 unknown): processes running as that user are searched
+   * first, newest first, since a new socket most likely belongs to a young process.
+   */
+  async lookup(sockets: ReadonlyArray<{ inode: number; uid: number }>, signal: AbortSignal): Promise<Map<number, ProcessInfo | null>> {
     const missing = new Set<number>();
-    for (const i of inodes) if (!this.known.has(i)) missing.add(i);
-    if (missing.size > 0) await this.walk(missing, signal);
+    const uids = new Set<number>();
+    for (const s of sockets) {
+      if (this.known.has(s.inode)) continue;
+      missing.add(s.inode);
+      if (s.uid >= 0) uids.add(s.uid);
+    }
+    if (missing.size > 0) await this.walk(missing, uids, signal);
     const next = new Map<number, ProcessInfo | null>();
-    for (const i of inodes) next.set(i, this.known.get(i) ?? null);
+    for (const s of sockets) next.set(s.inode, this.known.get(s.inode) ?? null);
     this.known = next;
     return next;
   }
@@ -110,19 +119,37 @@ export class InodeProcessCache {
     return this.known.size;
   }
 
-  private async walk(missing: Set<number>, signal: AbortSignal): Promise<void> {
+  /** Numeric entries of the procfs root: processes of `uids` first, then the rest; newest first. */
+  private processOrder(uids: ReadonlySet<number>): number[] {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.procfs);
+    } catch {
+      return [];
+    }
+    const likely: number[] = [];
+    const rest: number[] = [];
+    for (const n of names) {
+      const c = n.charCodeAt(0);
+      if (c < 48 || c > 57 || !/^[0-9]+$/.test(n)) continue;
+      let owner = -1;
+      if (uids.size > 0) {
+        try {
+          owner = fs.statSync(path.join(this.procfs, n)).uid;
+        } catch {
+          continue; // exited
+        }
+      }
+      (uids.has(owner) ? likely : rest).push(Number(n));
+    }
+    const newestFirst = (a: number, b: number): number => b - a;
+    return [...likely.sort(newestFirst), ...rest.sort(newestFirst)];
+  }
+
+  private async walk(missing: Set<number>, uids: ReadonlySet<number>, signal: AbortSignal): Promise<void> {
     this.stats.walks++;
     this.stats.unreadable = 0;
-    let pids: number[];
-    try {
-      pids = fs
-        .readdirSync(this.procfs)
-        .filter((n) => /^[0-9]+$/.test(n))
-        .map(Number)
-        .sort((a, b) => a - b);
-    } catch {
-      pids = [];
-    }
+    const pids = this.processOrder(uids);
     // Sync calls are much cheaper than the thread pool for thousands of tiny readlinks; a turn
     // of the event loop every YIELD_EVERY calls keeps a large walk from holding it for long.
     let calls = 0;

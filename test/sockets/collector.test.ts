@@ -31,12 +31,12 @@ function collector(over: Partial<SocketsSettings> = {}, logger = silentLogger) {
   return socketsCollector.create({ ...SOCKETS_DEFAULTS, procfs: tree.root, source: 'procfs', ...over }, logger);
 }
 
-test('owners from the fd walk, lowest pid first, unknown when no process holds the inode', async () => {
+test('owners from the fd walk, newest process first, unknown when no process holds the inode', async () => {
   tree = new FixtureProc(ALL_TABLES, PROCS);
   const r = await collector({ expect: [{ port: 3306, protocol: 'tcp', address: '127.0.0.1', process: 'mysqld' }] }).scan(signal());
   expect(r.success).toBe(true);
   const byPort = new Map(details(r).listeners.map((l) => [`${l.protocol} ${l.address} ${l.port}`, l]));
-  expect(byPort.get('tcp 127.0.0.1 3306')?.owner).toEqual({ pid: 330, name: 'mysqld' });
+  expect(byPort.get('tcp 127.0.0.1 3306')?.owner).toEqual({ pid: 331, name: 'mysqld' }); // the forked worker
   expect(byPort.get('tcp 0.0.0.0 22')?.owner).toEqual({ pid: 210, name: 'sshd' });
   expect(byPort.get('tcp 2001:db8::5 22')?.owner).toEqual({ pid: 210, name: 'sshd' });
   expect(byPort.get('udp 127.0.0.53 53')?.owner).toEqual({ pid: 500, name: 'systemd-resolve' });
@@ -52,6 +52,17 @@ test('owners from the fd walk, lowest pid first, unknown when no process holds t
   expect(fact(r, 'portprobe_tcp_listen_drops_total')).toBe(23);
   expect(fact(r, 'portprobe_socket_scan_success')).toBe(1);
   expect(fact(r, 'portprobe_socket_scan_duration_seconds')).toBeGreaterThan(0);
+});
+
+test("processes running as the socket's user are searched first", async () => {
+  tree = new FixtureProc(ALL_TABLES, PROCS);
+  // The listener on 3306 belongs to uid 106 in the table; pid 330 runs as that user, its newer
+  // sibling 331 (which shares the socket) as a user no socket belongs to.
+  fs.chownSync(path.join(tree.root, '330'), 106, 106);
+  fs.chownSync(path.join(tree.root, '331'), 2000, 2000);
+  const r = await collector().scan(signal());
+  const l = details(r).listeners.find((x) => x.port === 3306);
+  expect(l?.owner).toEqual({ pid: 330, name: 'mysqld' });
 });
 
 test('the fd walk runs only when a new inode appears; gone sockets leave the cache', async () => {
