@@ -3,17 +3,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PROBERS } from '../../exporters';
 import { ftpProber, type FtpSettings } from '../../exporters/ftp';
 import { Secret } from '../../exporters/secret';
 import { ConfigError, parseConfig } from '../../config/load';
 import { CANARY_BODY, makeFixture, type Fixture, type FtpPeer, type PeerUser } from '../peers/ftp/common';
 import { pyftpdlibUser, startPyftpdlib } from '../peers/ftp/pyftpdlib';
 import { fact } from './probe';
-
-// Until exporters/index.ts lists the ftp prober, register it for this test file (jest gives
-// every file its own module registry, so this touches nothing else).
-if (!PROBERS.ftp) (PROBERS as Record<string, unknown>).ftp = ftpProber;
 
 let dir: string;
 beforeAll(() => {
