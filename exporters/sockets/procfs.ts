@@ -26,7 +26,7 @@ export class SocketSourceError extends Error {}
  * file.
  *
  * The reads are synchronous with a turn of the event loop between chunks. Measured with 15,000
- * sockets, reading procfs through the libuv thread pool took about 1.6 times as long as the
+ * sockets, reading procfs through the libuv thread pool took 1.5 to 1.9 times as long as the
  * same reads on the main thread (see BENCHMARKS.md), while 128 KiB of reads between two
  * turns of the loop hold it for a few milliseconds.
  */
