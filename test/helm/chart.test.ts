@@ -181,6 +181,7 @@ function checkInvariants(r: Rendered): void {
       expect(sc.runAsNonRoot).toBe(true);
       expect(pod.securityContext.runAsUser).toBeGreaterThan(0);
     }
+    expect(pod.securityContext.seccompProfile).toEqual({ type: 'RuntimeDefault' });
     expect(pod.automountServiceAccountToken).toBe(false);
     expect(pod.serviceAccountName).toBe(one(r, 'ServiceAccount').metadata.name);
     for (const kind of ['requests', 'limits']) {
