@@ -8,7 +8,7 @@ import { DeadlineError, ProbeError, untilAborted } from '../ladder';
 import { connectTcp, startTls } from '../tcp/net';
 import { dataFailure, probeError } from './advice';
 import type { ControlConnection } from './control';
-import { formatEprt, formatPort, parseEpsv, parsePasv, parsePortRange, sameHost } from './passive';
+import { formatEprt, formatPort, ipv4Kind, parseEpsv, parsePasv, parsePortRange, sameHost } from './passive';
 import { isCompletion, isPreliminary, replyText, type Reply } from './reply';
 import type { DataMode, FtpSettings } from './settings';
 
@@ -71,7 +71,7 @@ async function openPassive(mode: 'epsv' | 'pasv', env: DataEnv): Promise<net.Soc
       if (env.settings.pasv_mismatch === 'fail') {
         throw probeError(
           'pasv_address_mismatch',
-          `PASV reply advertises ${a.host}:${a.port} but the server is reached at ${peer}; not connecting there`,
+          `PASV reply advertises ${a.host}:${a.port} (a ${ipv4Kind(a.host)} address) but the server is reached at ${peer}; not connecting there`,
         );
       }
       env.log(`PASV advertised ${a.host}; following the control address ${peer}`);

@@ -82,3 +82,18 @@ export function sameHost(advertised: string, controlPeer: string): boolean {
   const norm = (a: string): string => (a.toLowerCase().startsWith('::ffff:') && net.isIPv4(a.slice(7)) ? a.slice(7) : a.toLowerCase());
   return norm(advertised) === norm(controlPeer);
 }
+
+/**
+ * What kind of IPv4 address a PASV reply named, for messages: a server behind NAT typically
+ * advertises its private address. Pure.
+ */
+export function ipv4Kind(host: string): 'private' | 'loopback' | 'link-local' | 'unspecified' | 'shared (CGNAT)' | 'public' | 'invalid' {
+  if (!net.isIPv4(host)) return 'invalid';
+  const [a, b] = host.split('.').map(Number);
+  if (a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168)) return 'private';
+  if (a === 127) return 'loopback';
+  if (a === 169 && b === 254) return 'link-local';
+  if (a === 0) return 'unspecified';
+  if (a === 100 && b >= 64 && b <= 127) return 'shared (CGNAT)';
+  return 'public';
+}

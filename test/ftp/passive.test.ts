@@ -1,5 +1,5 @@
 // PASV (227) and EPSV (229) replies, PORT/EPRT arguments, port ranges, host comparison.
-import { formatEprt, formatPort, parseEpsv, parsePasv, parsePortRange, sameHost } from '../../exporters/ftp/passive';
+import { formatEprt, formatPort, ipv4Kind, parseEpsv, parsePasv, parsePortRange, sameHost } from '../../exporters/ftp/passive';
 
 describe('parsePasv', () => {
   test.each([
@@ -74,4 +74,19 @@ test('sameHost treats IPv4-mapped IPv6 as IPv4', () => {
   expect(sameHost('10.0.0.5', '::ffff:10.0.0.5')).toBe(true);
   expect(sameHost('127.0.0.2', '127.0.0.1')).toBe(false);
   expect(sameHost('::1', '::1')).toBe(true);
+});
+
+test.each([
+  ['10.0.0.5', 'private'],
+  ['172.16.0.1', 'private'],
+  ['172.32.0.1', 'public'],
+  ['192.168.1.1', 'private'],
+  ['127.0.0.2', 'loopback'],
+  ['169.254.1.1', 'link-local'],
+  ['0.0.0.0', 'unspecified'],
+  ['100.64.0.1', 'shared (CGNAT)'],
+  ['203.0.113.7', 'public'],
+  ['::1', 'invalid'],
+])('ipv4Kind(%s) = %s', (ip, kind) => {
+  expect(ipv4Kind(ip)).toBe(kind);
 });

@@ -147,7 +147,8 @@ describe.each(SERVERS)('$name', (server) => {
       const { value: r, hosts } = await connectionsDuring(() => probeFtp(masqAddress, { data_channel: ['epsv', 'pasv'] }));
       expect(r.success).toBe(false);
       expect(r.failure).toMatchObject({ phase: 'data_pasv', reason: 'pasv_address_mismatch' });
-      expect(r.failure?.message).toContain('127.0.0.2');
+      expect(r.failure?.message).toContain('advertises 127.0.0.2:');
+      expect(r.failure?.message).toContain('(a loopback address)');
       expect(fact(r, 'probe_ftp_pasv_address_mismatch')).toBe(1);
       expect(fact(r, 'probe_ftp_data_channel_success', { mode: 'epsv' })).toBe(1);
       expect(fact(r, 'probe_ftp_data_channel_success', { mode: 'pasv' })).toBe(0);
