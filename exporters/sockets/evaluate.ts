@@ -1,7 +1,7 @@
 // From a listener table to facts: expectations, port classes, unexpected listeners with a
 // cardinality cap, TCP states. Pure, so every rule is tested without sockets.
-import net from 'node:net';
 import type { Fact } from '../types';
+import { normalizeAddress } from './address';
 import { M } from './metrics';
 import { PORT_CLASSES, TCP_STATE_NAMES, portClass, type Listener } from './procnet';
 import type { ListenQueueCounters } from './netstat';
@@ -48,15 +48,9 @@ const PROTOCOLS = ['tcp', 'udp'] as const;
 /** The states a kernel reports in /proc/net/tcp (new_syn_recv is internal). */
 const EXPORTED_STATES = TCP_STATE_NAMES.slice(1, 12);
 
-/** Same text for the same address, whatever way the user wrote it ("::0", "0:0::0"). */
-function canonicalAddress(a: string): string {
-  if (net.isIPv6(a)) return new URL(`http://[${a}]/`).hostname.slice(1, -1);
-  return a;
-}
-
 function matches(e: ListenerExpectation, l: OwnedListener, address: string | undefined): boolean {
   if (l.port !== e.port || l.protocol !== (e.protocol ?? 'tcp')) return false;
-  if (address !== undefined && canonicalAddress(l.address) !== address) return false;
+  if (address !== undefined && l.address !== address) return false;
   if (e.process !== undefined && (l.owner === null || l.owner.name !== commName(e.process))) return false;
   return true;
 }
@@ -78,7 +72,8 @@ export function evaluate(table: SocketTable, s: SocketsSettings): Evaluation {
 
   for (const e of s.expect) {
     const protocol = e.protocol ?? 'tcp';
-    const address = e.address === undefined ? undefined : canonicalAddress(e.address);
+    // Listener addresses are canonical already (parser, normalizeAddress); make this one so too.
+    const address = e.address === undefined ? undefined : (normalizeAddress(e.address, e.address.includes(':') ? 6 : 4) ?? e.address);
     let up = false;
     for (const l of table.listeners) {
       if (matches(e, l, address)) {

@@ -1,8 +1,11 @@
 // The portable path for hosts without procfs (macOS, Windows): systeminformation's
 // networkConnections(), mapped to the same listener records as the procfs path.
 import net from 'node:net';
+import { normalizeAddress } from './address';
 import type { Listener } from './procnet';
 import { TCP_STATE_NAMES } from './procnet';
+
+export { normalizeAddress } from './address';
 
 /** The fields of a systeminformation connection that we read. */
 export interface SiConnection {
@@ -30,24 +33,6 @@ STATE_BY_NAME.set('FIN_WAIT_2', 5);
 STATE_BY_NAME.set('SYN_RECEIVED', 3);
 STATE_BY_NAME.set('CLOSED', 7);
 STATE_BY_NAME.set('LISTENING', 10);
-
-/** "[::1]", "::1%lo", "*" -> canonical text, or undefined when not an address. Pure. */
-export function normalizeAddress(text: string, family: 4 | 6): string | undefined {
-  let a = text.replace(/^\[|\]$/g, '').replace(/%.*$/, '');
-  if (a === '*' || a === '') a = family === 6 ? '::' : '0.0.0.0';
-  const kind = net.isIP(a);
-  if (kind === 0) return undefined;
-  if (kind === 4) return a;
-  // Let the URL parser canonicalise IPv6 text (compression, case), then keep v4-mapped dotted.
-  const canon = new URL(`http://[${a}]/`).hostname.slice(1, -1);
-  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canon);
-  if (mapped) {
-    const hi = parseInt(mapped[1], 16);
-    const lo = parseInt(mapped[2], 16);
-    return `::ffff:${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
-  }
-  return canon;
-}
 
 /** Maps systeminformation rows to listeners and TCP state counts. Pure. */
 export function fromSiConnections(rows: readonly SiConnection[]): SiTables {

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
+import { normalizeAddress } from '../../exporters/sockets/address';
 import {
   ProcNetParser,
   decodeProcAddress,
@@ -176,6 +177,20 @@ describe('addresses and port classes', () => {
     expect(formatIPv6(b(0, 0, 0, 0, 0, 0, 0, 0))).toBe('::');
     expect(formatIPv6(b(0xfe80, 0, 0, 0, 0, 0, 0, 0))).toBe('fe80::');
     expect(formatIPv6(b(0, 0, 0, 0, 0, 0xffff, 0x0a00, 0x0001))).toBe('::ffff:10.0.0.1');
+  });
+
+  test('the parser and normalizeAddress (used for config and ss text) agree on the canonical form', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.boolean(), fc.boolean(), (raw, mapped, zeros) => {
+        const bytes = [...raw];
+        if (mapped) bytes.splice(0, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff);
+        if (zeros) bytes.fill(0, 4, 10);
+        const text = formatIPv6(bytes);
+        expect(normalizeAddress(text, 6)).toBe(text);
+        expect(normalizeAddress(text.toUpperCase(), 6)).toBe(text);
+      }),
+      { numRuns: 500 },
+    );
   });
 
   test('IANA classes at their edges', () => {

@@ -148,6 +148,17 @@ describe('evaluate', () => {
     expect(ev.unexpected).toEqual([]);
   });
 
+  test('expectation addresses in any spelling match the canonical listener address', () => {
+    const ev = evaluate(
+      table(listener('tcp', '::ffff:127.0.0.1', 8443), listener('udp', 'fe80::1', 547)),
+      settings({ expect: [{ port: 8443, address: '::FFFF:127.0.0.1' }, { port: 547, protocol: 'udp', address: 'FE80:0:0:0:0:0:0:1' }] }),
+    );
+    expect(of(ev.facts, 'portprobe_listener_up').map((f) => [f.labels?.address, f.value])).toEqual([
+      ['::ffff:127.0.0.1', 1],
+      ['fe80::1', 1],
+    ]);
+  });
+
   test('an expected process whose owner is unknown is down, with a note saying why', () => {
     const ev = evaluate(table(listener('tcp', '0.0.0.0', 21)), settings({ expect: [{ port: 21, process: 'vsftpd' }] }));
     expect(value(ev.facts, 'portprobe_listener_up')).toBe(0);
