@@ -39,6 +39,8 @@ export interface ScanDetails {
   /** Walks of /proc/<pid>/fd so far; only new socket inodes cause one. */
   processWalks: number;
   processCacheSize: number;
+  /** Processes whose fd directory the last walk could not read (the agent is not root). */
+  unreadableProcesses: number;
 }
 
 export class SocketsCollector implements Collector {
@@ -116,6 +118,7 @@ export class SocketsCollector implements Collector {
       truncatedTables: table.truncatedTables,
       processWalks: this.cache.stats.walks,
       processCacheSize: this.cache.size,
+      unreadableProcesses: this.cache.stats.unreadable,
     };
     const duration = seconds();
     const facts: Fact[] = [...ev.facts, { metric: M.scanSuccess, value: 1 }, { metric: M.scanDuration, value: duration }];

@@ -167,6 +167,15 @@ export function commName(name: string): string {
   return name.slice(0, 15);
 }
 
+/** Milliseconds of "1m30s"-style text, undefined when it is not one (the schema reports that). Pure. */
+function durationMs(text: string): number | undefined {
+  if (!new RegExp(DURATION_PATTERN).test(text)) return undefined;
+  const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let total = 0;
+  for (const m of text.matchAll(/([0-9]+)(ms|s|m|h)/g)) total += Number(m[1]) * unit[m[2]];
+  return total;
+}
+
 /** Semantic checks; each message starts with the field path inside `sockets`. Pure. */
 export function validateSocketsSettings(s: SocketsSettings): string[] {
   const problems: string[] = [];
@@ -187,6 +196,8 @@ export function validateSocketsSettings(s: SocketsSettings): string[] {
     if (first !== undefined) problems.push(`expect[${i}]: same listener as expect[${first}]`);
     else seen.set(key, i);
   });
+  const ms = durationMs(s.interval);
+  if (ms !== undefined && ms < 1000) problems.push(`interval: must be at least 1s, got ${s.interval}`);
   if (!s.procfs.startsWith('/')) {
     problems.push(`procfs: "${s.procfs}" must be an absolute path such as /proc`);
   }

@@ -71,6 +71,7 @@ test('the fd walk runs only when a new inode appears; gone sockets leave the cac
   const first = details(await c.scan(signal()));
   expect(first.processWalks).toBe(1);
   expect(first.processCacheSize).toBe(12);
+  expect(first.unreadableProcesses).toBe(1); // pid 600 has no readable fd directory
   // Nothing new (including the inodes nobody owns): no walk.
   expect(details(await c.scan(signal())).processWalks).toBe(1);
   expect(details(await c.scan(signal())).processWalks).toBe(1);

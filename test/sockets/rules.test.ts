@@ -79,6 +79,7 @@ describe('settings', () => {
     const problems = validateSocketsSettings(
       settings({
         procfs: 'proc',
+        interval: '500ms',
         allow: { ports: ['9000-8000', 70000, '1-70000'], processes: [] },
         expect: [
           { port: 22, address: 'localhost' },
@@ -95,6 +96,7 @@ describe('settings', () => {
       'expect[0].address: "localhost" is not an IP address such as 0.0.0.0 or ::1',
       'expect[1].process: "a-very-long-daemon-name" is longer than the 15 characters the kernel keeps; use "a-very-long-dae"',
       'expect[3]: same listener as expect[2]',
+      'interval: must be at least 1s, got 500ms',
       'procfs: "proc" must be an absolute path such as /proc',
     ]);
   });
