@@ -21,19 +21,14 @@ export async function probeFtp(address: string, args: ProbeArgs = {}, timeoutSec
   const ac = new AbortController();
   const deadline = Date.now() + timeoutSeconds * 1000;
   const timer = setTimeout(() => ac.abort(), timeoutSeconds * 1000);
-  const lines: string[] = [];
   try {
     const result = await ftpProber.run({
       target: { name: 't', address, labels: {} },
       module: { name: 'm', prober: 'ftp', timeoutSeconds, settings },
       signal: ac.signal,
       deadline,
-      logger: {
-        debug: (m) => lines.push(m),
-        info: (m) => lines.push(m),
-        warn: (m) => lines.push(m),
-        error: (m) => lines.push(m),
-      },
+      // The ladder keeps debug lines in result.log; nothing else needs them.
+      logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
     });
     return result;
   } finally {
@@ -50,9 +45,4 @@ export function fact(r: ProbeResult, metric: string, labels: Record<string, stri
 
 export function phaseNames(r: ProbeResult): string[] {
   return r.phases.map((p) => p.phase);
-}
-
-/** A compact description for failing assertions. */
-export function explain(r: ProbeResult): string {
-  return JSON.stringify({ success: r.success, failure: r.failure, phases: phaseNames(r), log: r.log }, null, 1);
 }
