@@ -12,6 +12,7 @@ import { startPrometheus, type PrometheusProcess } from '../helpers/prometheus';
 import { ftpsrvUser, startFtpSrv } from '../peers/ftp/ftpsrv';
 import { makeFixture, type Fixture, type FtpPeer } from '../peers/ftp/common';
 import { startTdsPeer, type TdsPeer } from '../peers/tds/server';
+import { closedPort, listen } from '../helpers/net';
 
 jest.setTimeout(90_000);
 
@@ -34,6 +35,8 @@ describe('the chart rules on a real Prometheus scraping the agent', () => {
   let ftpUp: FtpPeer;
   let ftpDown: FtpPeer;
   let tds: TdsPeer;
+  let listener: Awaited<ReturnType<typeof listen>>;
+  let missingPort: number;
   let agent: AgentProcess;
   let prom: PrometheusProcess;
   let dir: string;
@@ -46,6 +49,10 @@ describe('the chart rules on a real Prometheus scraping the agent', () => {
     ftpDown = await startFtpSrv(fx, { tls: 'off' }, user);
     // SQL Server 2000 SP3: below the advised 8.00.2039, so the patch advisory is 1.
     tds = await startTdsPeer({ version: { major: 8, minor: 0, build: 760, subbuild: 0 }, encryption: 'not_supported' });
+
+    // This host's sockets: one expected listener that exists, one that does not.
+    listener = await listen();
+    missingPort = await closedPort();
 
     dir = mkdtempSync(path.join(tmpdir(), 'portprobe-e2e-alerts-'));
     writeFileSync(path.join(dir, 'ftp-password'), `${user.password}\n`, { mode: 0o600 });
@@ -66,6 +73,10 @@ describe('the chart rules on a real Prometheus scraping the agent', () => {
         `  - {name: files-up, module: ftp_passive, address: "127.0.0.1:${ftpUp.port}"}`,
         `  - {name: files-down, module: ftp_passive, address: "127.0.0.1:${ftpDown.port}"}`,
         `  - {name: sql-legacy, module: mssql_prelogin, address: "127.0.0.1:${tds.port}"}`,
+        'sockets:',
+        '  enabled: true',
+        '  interval: 1s',
+        `  expect: [{port: ${listener.port}, protocol: tcp}, {port: ${missingPort}, protocol: tcp}]`,
       ].join('\n'),
     );
     agent = await startAgent(cfg);
@@ -95,6 +106,7 @@ describe('the chart rules on a real Prometheus scraping the agent', () => {
     await ftpUp?.stop();
     await ftpDown?.stop();
     await tds?.close();
+    await listener?.close();
     fx?.cleanup();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -168,5 +180,20 @@ describe('the chart rules on a real Prometheus scraping the agent', () => {
     expect((await run('Patch advisories'))[0].value[1]).toBe('1');
     expect((await run('Targets down'))[0].value[1]).toBe('1');
     expect((await run('Agents', 'A'))[0].metric.version).toBeDefined();
+  });
+
+  it('fires PortprobeExpectedListenerMissing for the absent listener only', async () => {
+    const up = await prom.waitFor('portprobe_listener_up', (r) => r.length === 2);
+    expect(Object.fromEntries(up.map((s) => [s.metric.port, s.value[1]]))).toEqual({
+      [String(listener.port)]: '1',
+      [String(missingPort)]: '0',
+    });
+    const firing = await prom.waitFor(
+      'ALERTS{alertname="PortprobeExpectedListenerMissing", alertstate="firing"}',
+      (r) => r.length > 0,
+      30_000,
+    );
+    expect(firing.map((s) => s.metric.port)).toEqual([String(missingPort)]);
+    expect(firing[0].metric).toMatchObject({ protocol: 'tcp', severity: 'critical' });
   });
 });
