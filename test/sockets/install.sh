@@ -2,7 +2,7 @@
 # Debian 12 packages the sockets tests need, as root after apt-get update. Idempotent.
 #   iproute2   `ss`: the independent listener list the live tests compare the scan with
 #   net-tools  `netstat`: what systeminformation's networkConnections() runs on Linux (without
-#              it, systeminformation falls back to ss; the agreement test holds either way)
+#              it, systeminformation falls back to ss)
 # promtool (package prometheus) comes from test/install.sh.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
