@@ -17,7 +17,7 @@ import {
   type SocketsSettings,
 } from './settings';
 
-/** The source a scan will use: `auto` is procfs when <procfs>/net/tcp exists, else systeminformation. */
+/** The source a scan will use: `auto` is procfs on Linux or wherever <procfs>/net/tcp exists, else systeminformation. */
 export function resolveSource(s: SocketsSettings, platform: NodeJS.Platform = process.platform): Exclude<SocketSource, 'auto'> {
   if (s.source !== 'auto') return s.source;
   if (platform === 'linux' || fs.existsSync(path.join(s.procfs, 'net', 'tcp'))) return 'procfs';
@@ -43,6 +43,16 @@ export interface ScanDetails {
   unreadableProcesses: number;
 }
 
+/** systeminformation takes no signal: stop waiting for it (it finishes in the background). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new SocketSourceError('socket scan aborted at its deadline'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new SocketSourceError('socket scan aborted at its deadline (systeminformation still running)'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 export class SocketsCollector implements Collector {
   private readonly cache: InodeProcessCache;
   private readonly source: Exclude<SocketSource, 'auto'>;
@@ -59,7 +69,7 @@ export class SocketsCollector implements Collector {
   /** Reads the socket table (and owners) from the configured source. Throws SocketSourceError. */
   async readTable(signal: AbortSignal): Promise<SocketTable & { badLines: number; badExamples: string[]; truncatedTables: string[] }> {
     if (this.source === 'systeminformation') {
-      const t = await readSiTables();
+      const t = await untilAborted(readSiTables(), signal);
       const listeners = t.listeners;
       if (!this.settings.include_process) for (const l of listeners) l.owner = null;
       return {

@@ -154,3 +154,13 @@ test('an aborted scan and a closed collector fail cleanly', async () => {
   c.close();
   expect((await c.scan(signal())).error).toBe('the sockets collector was closed');
 });
+
+test('the systeminformation source stops waiting at the deadline', async () => {
+  const ac = new AbortController();
+  const c = socketsCollector.create({ ...SOCKETS_DEFAULTS, source: 'systeminformation' }, silentLogger);
+  const pending = c.scan(ac.signal);
+  ac.abort();
+  const r = await pending;
+  expect(r.success).toBe(false);
+  expect(r.error).toMatch(/^socket scan aborted at its deadline/);
+});
