@@ -45,6 +45,8 @@ const TCP_LISTEN = 0x0a;
 /** An unconnected UDP socket shows TCP_CLOSE; a connect()ed one shows established. */
 const UDP_UNCONNECTED = 0x07;
 const MAX_BAD_EXAMPLES = 3;
+/** Longest line kept while waiting for its end; rows are about 150 characters. */
+const MAX_LINE = 4096;
 
 export interface ProcNetTally {
   protocol: SocketProtocol;
@@ -65,6 +67,7 @@ export interface ProcNetTally {
 export class ProcNetParser {
   private readonly tally: ProcNetTally;
   private rest = '';
+  private skipping = false;
   private readonly addrCache = new Map<string, string>();
   /** Token boundaries of the current line: start, end pairs. */
   private readonly tok = new Int32Array(20);
@@ -88,8 +91,17 @@ export class ProcNetParser {
   }
 
   push(chunk: string): void {
-    const text = this.rest === '' ? chunk : this.rest + chunk;
+    let text = chunk;
     let start = 0;
+    if (this.skipping) {
+      // Inside an overlong line: drop everything up to its end.
+      const nl = text.indexOf('\n');
+      if (nl < 0) return;
+      this.skipping = false;
+      start = nl + 1;
+    } else if (this.rest !== '') {
+      text = this.rest + chunk;
+    }
     for (;;) {
       const nl = text.indexOf('\n', start);
       if (nl < 0) break;
@@ -97,11 +109,18 @@ export class ProcNetParser {
       start = nl + 1;
     }
     this.rest = start === 0 ? text : text.slice(start);
+    if (this.rest.length > MAX_LINE) {
+      // Not a socket table (a real row is about 150 characters): count it once and skip it.
+      this.bad(this.rest, 0, this.rest.length);
+      this.rest = '';
+      this.skipping = true;
+    }
   }
 
   end(): ProcNetTally {
     if (this.rest.trim() !== '') this.tally.truncatedLastLine = true;
     this.rest = '';
+    this.skipping = false;
     return this.tally;
   }
 

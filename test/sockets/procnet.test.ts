@@ -107,6 +107,17 @@ describe('parseProcNet on fixtures', () => {
     expect(t.sockets).toBe(2);
   });
 
+  test('an overlong line (not a socket table) is dropped in pieces, never buffered whole', () => {
+    const p = new ProcNetParser('tcp', 4);
+    const junk = 'x'.repeat(10_000);
+    for (let i = 0; i < 100; i++) p.push(junk); // one megabyte line
+    p.push('\n' + fixture('tcp-v4.txt'));
+    const t = p.end();
+    expect(t.badLines).toBe(1);
+    expect(t.badExamples[0]).toHaveLength(120);
+    expect(t.listeners).toHaveLength(3);
+  });
+
   test('an IPv4 table read as IPv6 (wrong file) is all bad lines, never a throw', () => {
     const t = parseProcNet(fixture('tcp-v4.txt'), 'tcp', 6);
     expect(t.listeners).toEqual([]);
