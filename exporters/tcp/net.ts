@@ -172,6 +172,9 @@ export function tlsOptions(settings: TlsSettings, host: string): tls.ConnectionO
   const opts: tls.ConnectionOptions = {
     rejectUnauthorized: !settings.insecure_skip_verify,
     servername,
+    // Over an existing socket Node checks the certificate against `host`, or "localhost" when
+    // it is missing: name the target (or the configured server name) explicitly.
+    host: settings.server_name ?? host,
   };
   if (settings.ca_file) opts.ca = readFileSync(settings.ca_file);
   if (settings.cert_file) opts.cert = readFileSync(settings.cert_file);

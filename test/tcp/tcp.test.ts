@@ -141,6 +141,19 @@ describe('tcp prober against real loopback sockets', () => {
       expect(r.phases.map((p) => p.phase)).toEqual(['resolve', 'connect', 'tls', 'banner']);
     });
 
+    it('verifies an IP target against the certificate\'s IP SAN', async () => {
+      const r = await runProber(tcpProber, `127.0.0.1:${port}`, { tls: true, tls_config: { ca_file: cert.certFile } });
+      expect(r.failure).toBeUndefined();
+    });
+
+    it('a server name the certificate does not carry fails at tls', async () => {
+      const r = await runProber(tcpProber, `127.0.0.1:${port}`, {
+        tls: true,
+        tls_config: { ca_file: cert.certFile, server_name: 'db.example.org' },
+      });
+      expect(r.failure).toMatchObject({ phase: 'tls', reason: 'tls_error' });
+    });
+
     it('an untrusted certificate fails at tls with tls_error', async () => {
       const r = await runProber(tcpProber, `127.0.0.1:${port}`, { tls: true });
       expect(r.failure).toMatchObject({ phase: 'tls', reason: 'tls_error' });
