@@ -1,5 +1,8 @@
 import { inspect } from 'node:util';
 
+/** A config value that names an environment variable: exactly ${NAME}. */
+export const SECRET_REF_PATTERN = '^\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}$';
+
 /**
  * A credential read from a file or the environment. It prints as "<secret>" through every
  * path that turns values into text (String(), template literals, JSON.stringify, util.inspect,

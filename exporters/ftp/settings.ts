@@ -1,7 +1,8 @@
 // Settings of `modules.<name>.ftp`: type, JSON Schema (published for editors), defaults and
 // the semantic checks the schema cannot express.
 import net from 'node:net';
-import type { Secret } from '../secret';
+import { IP_PROTOCOL_PROPERTIES } from '../tcp/net';
+import { SECRET_REF_PATTERN, type Secret } from '../secret';
 import type { JsonSchema } from '../types';
 import { TLS_CONFIG_SCHEMA, parseHostPort, type IpPreference, type TlsSettings } from '../tcp/net';
 import { parsePortRange } from './passive';
@@ -43,11 +44,7 @@ export const FTP_SETTINGS_SCHEMA: JsonSchema = {
   description: 'FTP probe: banner, optional TLS, login, one transfer per data-channel mode, quit.',
   additionalProperties: false,
   properties: {
-    preferred_ip_protocol: { enum: ['ip4', 'ip6'], description: 'IP version tried first when resolving the target.' },
-    ip_protocol_fallback: {
-      type: 'boolean',
-      description: 'Use the other IP version when the preferred one has no address.',
-    },
+    ...IP_PROTOCOL_PROPERTIES,
     username: {
       type: 'string',
       minLength: 1,
@@ -62,7 +59,7 @@ export const FTP_SETTINGS_SCHEMA: JsonSchema = {
     },
     password: {
       type: 'string',
-      pattern: '^\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}$',
+      pattern: SECRET_REF_PATTERN,
       description: 'The password as an environment reference, exactly "${VAR}". Inline passwords are rejected.',
     },
     tls: {

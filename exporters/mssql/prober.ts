@@ -2,12 +2,13 @@
 // query. Without credentials it stops after prelogin (and TLS when the server requires it or the
 // module asks): version and encryption policy need no login. Login and queries use tedious.
 import net from 'node:net';
+import { IP_PROTOCOL_PROPERTIES } from '../tcp/net';
 import type tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { Connection, Request, type ConnectionConfiguration } from 'tedious';
 import type { Fact, MetricDef, ProberDef } from '../types';
 import { Ladder, ProbeError, classifyError, oneLine, runLadder } from '../ladder';
-import type { Secret } from '../secret';
+import { SECRET_REF_PATTERN, type Secret } from '../secret';
 import {
   TLS_METRICS,
   connectTcp,
@@ -121,7 +122,7 @@ export const MSSQL_METRICS: readonly MetricDef[] = [
 
 const METRIC_NAME = '^[a-zA-Z_:][a-zA-Z0-9_:]*$';
 const LABEL_NAME = '^[a-zA-Z_][a-zA-Z0-9_]*$';
-const ENV_REF = '^\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}$';
+const ENV_REF = SECRET_REF_PATTERN;
 const DURATION = '^([0-9]+(ms|s|m|h))+$';
 
 export const MSSQL_SETTINGS_SCHEMA = {
@@ -129,11 +130,7 @@ export const MSSQL_SETTINGS_SCHEMA = {
   description: 'SQL Server probe: Browser, PRELOGIN version and encryption, optional TLS, login and queries.',
   additionalProperties: false,
   properties: {
-    preferred_ip_protocol: { enum: ['ip4', 'ip6'], description: 'IP version tried first.' },
-    ip_protocol_fallback: {
-      type: 'boolean',
-      description: 'Use the other IP version when the preferred one has no address.',
-    },
+    ...IP_PROTOCOL_PROPERTIES,
     instance: {
       type: 'string',
       minLength: 1,

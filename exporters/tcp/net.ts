@@ -141,6 +141,15 @@ export interface TlsSettings {
   min_version?: 'TLS10' | 'TLS11' | 'TLS12' | 'TLS13';
 }
 
+/** JSON Schema properties of the IP-version choice, shared by every prober that resolves names. */
+export const IP_PROTOCOL_PROPERTIES = {
+  preferred_ip_protocol: { enum: ['ip4', 'ip6'], description: 'IP version tried first when resolving the target.' },
+  ip_protocol_fallback: {
+    type: 'boolean',
+    description: 'Use the other IP version when the preferred one has no address.',
+  },
+} as const;
+
 /** JSON Schema of `tls_config`, shared by every prober that offers TLS. */
 export const TLS_CONFIG_SCHEMA = {
   type: 'object',

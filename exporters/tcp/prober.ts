@@ -2,6 +2,7 @@
 import type { ProberDef } from '../types';
 import { ProbeError, runLadder } from '../ladder';
 import {
+  IP_PROTOCOL_PROPERTIES,
   LineReader,
   TLS_CONFIG_SCHEMA,
   TLS_METRICS,
@@ -33,11 +34,7 @@ export const TCP_SETTINGS_SCHEMA = {
   description: 'TCP connect probe settings.',
   additionalProperties: false,
   properties: {
-    preferred_ip_protocol: { enum: ['ip4', 'ip6'], description: 'IP version tried first.' },
-    ip_protocol_fallback: {
-      type: 'boolean',
-      description: 'Use the other IP version when the preferred one has no address.',
-    },
+    ...IP_PROTOCOL_PROPERTIES,
     tls: { type: 'boolean', description: 'Start TLS immediately after connecting.' },
     tls_config: TLS_CONFIG_SCHEMA,
     send: { type: 'string', maxLength: 4096, description: 'Bytes to send before reading the banner.' },
