@@ -12,7 +12,7 @@ import { DaemonSet, Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { parseConfig } from '../../config/load';
-import { CHART, goChecks, readText, Renderer, type Rendered } from './harness';
+import { CHART, goChecks, goTest, readText, Renderer, type Rendered } from './harness';
 import { syncedValuesSchema } from './sync-values-schema';
 
 type Obj = Rendered['objects'][number];
@@ -235,6 +235,11 @@ const renderCi = (file: string): Rendered => renderer.render([path.join(CI_DIR, 
 describe('render harness', () => {
   test('Go sources are gofmt-clean and pass go vet', () => {
     expect(goChecks()).toEqual({ gofmt: '', vet: '' });
+  }, 120_000);
+
+  test('its Go tests, which pin it to helm\'s behaviour, pass', () => {
+    const r = goTest();
+    expect([r.status, r.out]).toEqual([0, expect.stringMatching(/^ok\s/m)]);
   }, 120_000);
 
   test('later values files win, maps merge, null deletes a key', () => {

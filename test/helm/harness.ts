@@ -88,6 +88,18 @@ export function readText(...parts: string[]): string {
   return readFileSync(path.join(...parts), 'utf8');
 }
 
+/** Runs the harness's own Go tests (render/main_test.go); returns go test's output. */
+export function goTest(): { status: number | null; out: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-gotest-'));
+  try {
+    const r = spawnSync('go', ['test', '-count=1', '.'], { cwd: RENDER_SRC, env: goEnv(dir), encoding: 'utf8' });
+    if (r.error) throw new Error(`cannot run go (install golang-go): ${r.error.message}`);
+    return { status: r.status, out: `${r.stdout}${r.stderr}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** The harness's Go sources are gofmt-clean and pass go vet. */
 export function goChecks(): { gofmt: string; vet: string } {
   const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-govet-'));

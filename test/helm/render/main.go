@@ -284,18 +284,34 @@ func (f Files) AsConfig() string {
 	return strings.TrimSuffix(string(b), "\n")
 }
 
+// loadFiles reads what helm exposes as .Files: every file except the templates, Chart.yaml,
+// values.yaml, values.schema.json and whatever .helmignore excludes.
 func loadFiles(chartDir string) (Files, error) {
+	ignore, err := readHelmignore(filepath.Join(chartDir, ".helmignore"))
+	if err != nil {
+		return nil, err
+	}
 	files := Files{}
-	err := filepath.Walk(chartDir, func(p string, info os.FileInfo, err error) error {
+	err = filepath.Walk(chartDir, func(p string, info os.FileInfo, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(chartDir, p)
 		rel = filepath.ToSlash(rel)
+		if rel == "." {
+			return nil
+		}
 		if info.IsDir() {
-			if rel == "templates" {
+			if rel == "templates" || rel == "charts" || ignore.match(rel, true) {
 				return filepath.SkipDir
 			}
+			return nil
+		}
+		switch rel {
+		case "Chart.yaml", "values.yaml", "values.schema.json":
+			return nil
+		}
+		if ignore.match(rel, false) {
 			return nil
 		}
 		b, err := os.ReadFile(p)
@@ -306,6 +322,45 @@ func loadFiles(chartDir string) (Files, error) {
 		return nil
 	})
 	return files, err
+}
+
+// helmignore holds .helmignore patterns: one per line, # comments, a trailing / for
+// directories only, globs matched against the whole relative path or the base name.
+type helmignore []string
+
+func readHelmignore(p string) (helmignore, error) {
+	b, err := os.ReadFile(p)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out helmignore
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line != "" && !strings.HasPrefix(line, "#") {
+			out = append(out, line)
+		}
+	}
+	return out, nil
+}
+
+func (h helmignore) match(rel string, isDir bool) bool {
+	for _, pat := range h {
+		dirOnly := strings.HasSuffix(pat, "/")
+		pat = strings.TrimSuffix(pat, "/")
+		if dirOnly && !isDir {
+			continue
+		}
+		if ok, _ := path.Match(pat, rel); ok {
+			return true
+		}
+		if ok, _ := path.Match(pat, path.Base(rel)); ok && !strings.Contains(pat, "/") {
+			return true
+		}
+	}
+	return false
 }
 
 type apiVersionSet []string
