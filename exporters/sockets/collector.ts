@@ -38,6 +38,10 @@ export interface ScanDetails {
   truncatedTables: string[];
   /** Walks of /proc/<pid>/fd so far; only new socket inodes cause one. */
   processWalks: number;
+  /** Of those, walks that read every descriptor again (for sockets a quick walk missed). */
+  processFullWalks: number;
+  /** New listeners whose process the quick walk did not find; looked up again next scan. */
+  ownersDeferred: number;
   processCacheSize: number;
   /** Processes whose fd directory the last walk could not read (the agent is not root). */
   unreadableProcesses: number;
@@ -127,6 +131,8 @@ export class SocketsCollector implements Collector {
       badExamples: table.badExamples,
       truncatedTables: table.truncatedTables,
       processWalks: this.cache.stats.walks,
+      processFullWalks: this.cache.stats.fullWalks,
+      ownersDeferred: this.cache.stats.deferred,
       processCacheSize: this.cache.size,
       unreadableProcesses: this.cache.stats.unreadable,
     };

@@ -77,21 +77,34 @@ export async function readListenQueueCounters(procfs: string): Promise<ListenQue
 }
 
 export interface WalkStats {
-  /** Full or partial walks of <procfs>/<pid>/fd since the cache was created. */
+  /** Walks of <procfs>/<pid>/fd since the cache was created (quick and full). */
   walks: number;
+  /** Of those, full walks: every descriptor read again. */
+  fullWalks: number;
   /** Processes whose fd directory could not be read in the last walk (permissions). */
   unreadable: number;
+  /** New sockets the last quick walk did not find; a full walk looks for them next scan. */
+  deferred: number;
 }
 
 /**
  * Socket inode -> owning process. Inodes are unique while a socket lives, so a hit never goes
- * stale; entries for sockets that are gone are dropped after each scan. An inode that a walk
- * could not attribute (another user's process, not root) is remembered as unknown, so it does
- * not cause a walk on every scan.
+ * stale; entries for sockets that are gone are dropped after each scan.
+ *
+ * A new inode starts a quick walk: every process's fd directory is listed, but only descriptors
+ * not seen in an earlier walk are read (readlink), which finds sockets of new processes and new
+ * descriptors. A socket the quick walk misses (a descriptor number reused since the last walk,
+ * or a socket already closed again) is looked for by a full walk in the next scan, and only if
+ * it still exists then; so the short-lived sockets of other processes never cost a read of
+ * every descriptor on the host. An inode a full walk cannot attribute (another user's process,
+ * the agent not root) is remembered as unknown.
  */
 export class InodeProcessCache {
   private known = new Map<number, ProcessInfo | null>();
-  readonly stats: WalkStats = { walks: 0, unreadable: 0 };
+  /** Per process, descriptor name -> socket inode (0: not a socket), as of the last walk. */
+  private fdLinks = new Map<number, Map<string, number>>();
+  private deferred = new Set<number>();
+  readonly stats: WalkStats = { walks: 0, fullWalks: 0, unreadable: 0, deferred: 0 };
 
   constructor(private readonly procfs: string) {}
 
@@ -103,16 +116,32 @@ export class InodeProcessCache {
   async lookup(sockets: ReadonlyArray<{ inode: number; uid: number }>, signal: AbortSignal): Promise<Map<number, ProcessInfo | null>> {
     const missing = new Set<number>();
     const uids = new Set<number>();
+    let full = false;
     for (const s of sockets) {
       if (this.known.has(s.inode)) continue;
       missing.add(s.inode);
       if (s.uid >= 0) uids.add(s.uid);
+      if (this.deferred.has(s.inode)) full = true;
     }
-    if (missing.size > 0) await this.walk(missing, uids, signal);
+    this.deferred = new Set();
+    // A walk that read every descriptor is as good as a full one.
+    const trusted = missing.size > 0 ? await this.walk(missing, uids, full, signal) : false;
+    if (!signal.aborted) {
+      for (const i of missing) {
+        if (trusted) this.deferred.add(i);
+        else this.known.set(i, null);
+      }
+    }
+    this.stats.deferred = this.deferred.size;
     const next = new Map<number, ProcessInfo | null>();
-    for (const s of sockets) next.set(s.inode, this.known.get(s.inode) ?? null);
+    const out = new Map<number, ProcessInfo | null>();
+    for (const s of sockets) {
+      const owner = this.known.get(s.inode);
+      if (owner !== undefined) next.set(s.inode, owner);
+      out.set(s.inode, owner ?? null);
+    }
     this.known = next;
-    return next;
+    return out;
   }
 
   get size(): number {
@@ -146,10 +175,18 @@ export class InodeProcessCache {
     return [...likely.sort(newestFirst), ...rest.sort(newestFirst)];
   }
 
-  private async walk(missing: Set<number>, uids: ReadonlySet<number>, signal: AbortSignal): Promise<void> {
+  /**
+   * Removes found inodes from `missing`. Unless `full`, trusts descriptors read in an earlier
+   * walk; returns whether it did for any.
+   */
+  private async walk(missing: Set<number>, uids: ReadonlySet<number>, full: boolean, signal: AbortSignal): Promise<boolean> {
+    let trusted = false;
     this.stats.walks++;
+    if (full) this.stats.fullWalks++;
     this.stats.unreadable = 0;
     const pids = this.processOrder(uids);
+    const alive = new Set(pids);
+    for (const pid of this.fdLinks.keys()) if (!alive.has(pid)) this.fdLinks.delete(pid);
     // Sync calls are much cheaper than the thread pool for thousands of tiny readlinks; a turn
     // of the event loop every YIELD_EVERY calls keeps a large walk from holding it for long.
     let calls = 0;
@@ -167,22 +204,23 @@ export class InodeProcessCache {
         this.stats.unreadable++;
         continue;
       }
+      const before = full ? undefined : this.fdLinks.get(pid);
+      const links = new Map<string, number>();
+      this.fdLinks.set(pid, links);
       let name: string | undefined;
       try {
         for (;;) {
           if (missing.size === 0 || signal.aborted) break;
-          if (++calls % YIELD_EVERY === 0) await turn();
           const entry = dir.readSync();
           if (entry === null) break;
-          let link: string;
-          try {
-            link = fs.readlinkSync(`${fdDir}/${entry.name}`);
-          } catch {
-            continue;
+          let inode = before?.get(entry.name);
+          if (inode !== undefined) trusted = true;
+          else {
+            if (++calls % YIELD_EVERY === 0) await turn();
+            inode = socketInode(`${fdDir}/${entry.name}`);
           }
-          if (!link.startsWith('socket:[')) continue;
-          const inode = Number(link.slice(8, -1));
-          if (!missing.has(inode)) continue;
+          links.set(entry.name, inode);
+          if (inode === 0 || !missing.has(inode)) continue;
           name ??= readComm(this.procfs, pid);
           this.known.set(inode, { pid, name });
           missing.delete(inode);
@@ -193,7 +231,17 @@ export class InodeProcessCache {
         dir.closeSync();
       }
     }
-    if (!signal.aborted) for (const i of missing) this.known.set(i, null);
+    return trusted;
+  }
+}
+
+/** The inode of a "socket:[N]" descriptor link, 0 for anything else or an unreadable link. */
+function socketInode(fdPath: string): number {
+  try {
+    const link = fs.readlinkSync(fdPath);
+    return link.startsWith('socket:[') ? Number(link.slice(8, -1)) : 0;
+  } catch {
+    return 0;
   }
 }
 

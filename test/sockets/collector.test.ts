@@ -84,11 +84,32 @@ test('the fd walk runs only when a new inode appears; gone sockets leave the cac
   expect(third.listeners.find((l) => l.port === 8000)?.owner).toEqual({ pid: 700, name: 'node' });
   expect(details(await c.scan(signal())).processWalks).toBe(2);
 
+  // A process reuses a descriptor number for a new socket: the quick walk trusts what it read
+  // before and misses it; the next scan's full walk finds it.
+  fs.unlinkSync(path.join(tree.root, '210', 'fd', '3'));
+  fs.symlinkSync('socket:[9100]', path.join(tree.root, '210', 'fd', '3'));
+  tree.appendTable('tcp', '   9: 00000000:2328 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 9100 1 0000000000000000 100 0 0 10 0\n');
+  const reuse = details(await c.scan(signal()));
+  expect(reuse.processWalks).toBe(3);
+  expect(reuse.ownersDeferred).toBe(1);
+  expect(reuse.listeners.find((l) => l.port === 9000)?.owner).toBeNull();
+  const found = details(await c.scan(signal()));
+  expect([found.processWalks, found.processFullWalks, found.ownersDeferred]).toEqual([4, 1, 0]);
+  expect(found.listeners.find((l) => l.port === 9000)?.owner).toEqual({ pid: 210, name: 'sshd' });
+
+  // A socket that is gone before anyone finds its process costs one quick walk, never a full one.
+  const withShortLived = fs.readFileSync(path.join(tree.root, 'net', 'udp'), 'latin1');
+  tree.appendTable('udp', ' 2000: 0100007F:9C41 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 9200 2 0000000000000000 0\n');
+  expect(details(await c.scan(signal())).ownersDeferred).toBe(1);
+  tree.setTable('udp', withShortLived);
+  const gone = details(await c.scan(signal()));
+  expect([gone.processWalks, gone.processFullWalks, gone.ownersDeferred]).toEqual([5, 1, 0]);
+
   // The table loses its IPv6 listeners: their inodes leave the cache, no walk needed.
   tree.setTable('tcp6', fs.readFileSync(path.join(FIXTURES, 'empty-tcp.txt'), 'latin1'));
-  const fifth = details(await c.scan(signal()));
-  expect(fifth.processWalks).toBe(2);
-  expect(fifth.processCacheSize).toBe(13 - 4);
+  const last = details(await c.scan(signal()));
+  expect(last.processWalks).toBe(5);
+  expect(last.processCacheSize).toBe(14 - 4);
 });
 
 test('include_process: false never walks and leaves process labels empty', async () => {
