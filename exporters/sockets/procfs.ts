@@ -4,10 +4,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ProcNetParser, type Listener, type ProcNetTally, type ProcessInfo } from './procnet';
-
-export type { ProcessInfo } from './procnet';
 import { listenQueueCounters, type ListenQueueCounters } from './netstat';
 import type { SocketProtocol } from './settings';
+
+export type { ProcessInfo } from './procnet';
 
 const READ_CHUNK = 64 * 1024;
 /** Bytes of a table read between two turns of the event loop (a few milliseconds of kernel work). */
