@@ -12,7 +12,8 @@ import { startPrometheus, type PrometheusProcess } from '../helpers/prometheus';
 import { ftpsrvUser, startFtpSrv } from '../peers/ftp/ftpsrv';
 import { makeFixture, type Fixture, type FtpPeer } from '../peers/ftp/common';
 import { startTdsPeer, type TdsPeer } from '../peers/tds/server';
-import { closedPort, listen } from '../helpers/net';
+import { Renderer } from '../helm/harness';
+import { listen } from '../helpers/net';
 
 jest.setTimeout(90_000);
 
@@ -21,6 +22,65 @@ const RULES = path.join(FILES, 'portprobe-rules.yml');
 
 interface RuleFile {
   groups: { name: string; rules: { alert: string; for?: string }[] }[];
+}
+
+/**
+ * The scrape jobs the Prometheus Operator would generate from the chart's ServiceMonitors
+ * (the /metrics one and a per-target /probe one for files-up), pointed at the agent on
+ * loopback, relabelings included (the Kubernetes-only node name comes out empty, so no label).
+ * Intervals are cut to 1s.
+ */
+function chartScrapeConfigs(agentAddress: string): Record<string, unknown>[] {
+  const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-e2e-values-'));
+  const renderer = Renderer.build();
+  try {
+    const values = path.join(dir, 'values.yaml');
+    writeFileSync(
+      values,
+      stringify({
+        config: { modules: { ftp_passive: { prober: 'ftp' } }, targets: [{ name: 'files-up', module: 'ftp_passive', address: 'x:21' }] },
+        serviceMonitor: { enabled: true },
+        probeServiceMonitors: { enabled: true, targets: [{ name: 'files-up' }] },
+      }),
+    );
+    const monitors = renderer.render([values]).objects.filter((o) => o.kind === 'ServiceMonitor');
+    expect(monitors).toHaveLength(2);
+    return monitors.flatMap((sm) =>
+      sm.spec.endpoints.map((ep: Record<string, unknown>) => ({
+        job_name: sm.metadata.name,
+        metrics_path: ep.path,
+        scheme: ep.scheme,
+        honor_labels: ep.honorLabels,
+        ...(ep.params ? { params: ep.params } : {}),
+        relabel_configs: ((ep.relabelings ?? []) as Record<string, unknown>[]).map(relabelConfig),
+        scrape_interval: '1s',
+        scrape_timeout: '900ms',
+        static_configs: [{ targets: [agentAddress] }],
+      })),
+    );
+  } finally {
+    renderer.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A ServiceMonitor relabeling in Prometheus' own spelling, as the Operator writes it. */
+function relabelConfig(r: Record<string, unknown>): Record<string, unknown> {
+  const names: Record<string, string> = {
+    sourceLabels: 'source_labels',
+    targetLabel: 'target_label',
+    separator: 'separator',
+    regex: 'regex',
+    modulus: 'modulus',
+    replacement: 'replacement',
+    action: 'action',
+  };
+  return Object.fromEntries(
+    Object.entries(r).map(([k, v]) => {
+      if (!names[k]) throw new Error(`relabeling field ${k} has no Prometheus spelling here`);
+      return [names[k], k === 'action' ? String(v).toLowerCase() : v];
+    }),
+  );
 }
 
 /** The chart's rules with every `for:` set to `for` (seconds instead of minutes). */
@@ -36,7 +96,6 @@ describe('the chart rules on a real Prometheus scraping the agent', () => {
   let ftpDown: FtpPeer;
   let tds: TdsPeer;
   let listener: Awaited<ReturnType<typeof listen>>;
-  let missingPort: number;
   let agent: AgentProcess;
   let prom: PrometheusProcess;
   let dir: string;
@@ -50,9 +109,9 @@ describe('the chart rules on a real Prometheus scraping the agent', () => {
     // SQL Server 2000 SP3: below the advised 8.00.2039, so the patch advisory is 1.
     tds = await startTdsPeer({ version: { major: 8, minor: 0, build: 760, subbuild: 0 }, encryption: 'not_supported' });
 
-    // This host's sockets: one expected listener that exists, one that does not.
+    // This host's sockets: one expected listener that exists (127.0.0.1:P) and one that does not
+    // (127.0.0.2:P: only this test's listener could have taken P, and it is on 127.0.0.1).
     listener = await listen();
-    missingPort = await closedPort();
 
     dir = mkdtempSync(path.join(tmpdir(), 'portprobe-e2e-alerts-'));
     writeFileSync(path.join(dir, 'ftp-password'), `${user.password}\n`, { mode: 0o600 });
@@ -76,7 +135,7 @@ describe('the chart rules on a real Prometheus scraping the agent', () => {
         'sockets:',
         '  enabled: true',
         '  interval: 1s',
-        `  expect: [{port: ${listener.port}, protocol: tcp}, {port: ${missingPort}, protocol: tcp}]`,
+        `  expect: [{port: ${listener.port}, protocol: tcp, address: 127.0.0.1}, {port: ${listener.port}, protocol: tcp, address: 127.0.0.2}]`,
       ].join('\n'),
     );
     agent = await startAgent(cfg);
@@ -84,21 +143,14 @@ describe('the chart rules on a real Prometheus scraping the agent', () => {
     const rules = fastRules('2s');
     alertNames = rules.alerts;
     prom = await startPrometheus(
-      [
-        'global: {scrape_interval: 1s, evaluation_interval: 1s}',
-        'rule_files: [portprobe-rules.yml]',
-        'scrape_configs:',
-        // What the chart's ServiceMonitor asks of the Prometheus Operator.
-        '  - job_name: portprobe',
-        '    metrics_path: /metrics',
-        '    scheme: http',
-        '    honor_labels: true',
-        '    scrape_timeout: 900ms',
-        `    static_configs: [{targets: ["127.0.0.1:${agent.port}"]}]`,
-      ].join('\n'),
+      stringify({
+        global: { scrape_interval: '1s', evaluation_interval: '1s' },
+        rule_files: ['portprobe-rules.yml'],
+        scrape_configs: chartScrapeConfigs(`127.0.0.1:${agent.port}`),
+      }),
       { 'portprobe-rules.yml': rules.text },
     );
-  });
+  }, 120_000);
 
   afterAll(async () => {
     await prom?.stop();
@@ -121,12 +173,16 @@ describe('the chart rules on a real Prometheus scraping the agent', () => {
 
   it('stores the FTP, SQL Server and agent series the rules and dashboard use', async () => {
     await prom.waitFor('probe_success{job="portprobe"}', (r) => r.length === 3 && r.every((s) => s.value[1] === '1'));
-    const data = await prom.waitFor('probe_ftp_data_channel_success{target="files-up"}', (r) => r.length === 2);
+    // The per-target /probe ServiceMonitor: one fresh probe of files-up per scrape, its own labels kept.
+    const probed = await prom.waitFor('probe_success{job="portprobe-probe-files-up"}', (r) => r.length === 1);
+    expect(probed[0].metric).toMatchObject({ target: 'files-up', module: 'ftp_passive' });
+    expect(probed[0].value[1]).toBe('1');
+    const data = await prom.waitFor('probe_ftp_data_channel_success{job="portprobe", target="files-up"}', (r) => r.length === 2);
     expect(data.map((s) => [s.metric.mode, s.value[1]]).sort()).toEqual([
       ['epsv', '1'],
       ['pasv', '1'],
     ]);
-    const version = await prom.waitFor('probe_mssql_version_info{target="sql-legacy"}', (r) => r.length === 1);
+    const version = await prom.waitFor('probe_mssql_version_info{job="portprobe", target="sql-legacy"}', (r) => r.length === 1);
     expect(version[0].metric.version).toMatch(/^8\.0+\.760/);
     const reload = await prom.waitFor('portprobe_config_last_reload_successful', (r) => r.length === 1);
     expect(reload[0].value[1]).toBe('1');
@@ -183,17 +239,14 @@ describe('the chart rules on a real Prometheus scraping the agent', () => {
   });
 
   it('fires PortprobeExpectedListenerMissing for the absent listener only', async () => {
-    const up = await prom.waitFor('portprobe_listener_up', (r) => r.length === 2);
-    expect(Object.fromEntries(up.map((s) => [s.metric.port, s.value[1]]))).toEqual({
-      [String(listener.port)]: '1',
-      [String(missingPort)]: '0',
-    });
+    const up = await prom.waitFor(`portprobe_listener_up{port="${listener.port}"}`, (r) => r.length === 2);
+    expect(Object.fromEntries(up.map((s) => [s.metric.address, s.value[1]]))).toEqual({ '127.0.0.1': '1', '127.0.0.2': '0' });
     const firing = await prom.waitFor(
       'ALERTS{alertname="PortprobeExpectedListenerMissing", alertstate="firing"}',
       (r) => r.length > 0,
       30_000,
     );
-    expect(firing.map((s) => s.metric.port)).toEqual([String(missingPort)]);
+    expect(firing.map((s) => [s.metric.address, s.metric.port])).toEqual([['127.0.0.2', String(listener.port)]]);
     expect(firing[0].metric).toMatchObject({ protocol: 'tcp', severity: 'critical' });
   });
 });

@@ -423,6 +423,16 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
     });
     const mail = sms.find((s) => s.metadata.name.endsWith('mail-relay')) as Obj;
     expect(mail.spec.endpoints[0]).toMatchObject({ params: { target: ['Mail_Relay'], module: ['tcp_connect'] }, interval: '2m', scrapeTimeout: '20s' });
+    // /probe output carries no target labels; the ServiceMonitor adds them as /metrics has them.
+    expect(web.spec.endpoints[0].relabelings).toEqual([
+      { targetLabel: 'target', replacement: 'web-frontend' },
+      { targetLabel: 'module', replacement: 'tcp_tls' },
+      { targetLabel: 'site', replacement: 'eu-1' },
+    ]);
+    expect(mail.spec.endpoints[0].relabelings).toEqual([
+      { targetLabel: 'target', replacement: 'Mail_Relay' },
+      { targetLabel: 'module', replacement: 'tcp_connect' },
+    ]);
   },
   'prometheusrule-values.yaml': (r) => {
     const pr = one(r, 'PrometheusRule');
