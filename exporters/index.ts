@@ -4,12 +4,14 @@ import { tcpProber } from './tcp';
 import { ftpProber } from './ftp';
 import { mssqlProber } from './mssql';
 import { socketsCollector } from './sockets';
+import { icmpProber } from './icmp';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const PROBERS: Readonly<Record<string, ProberDef<any>>> = {
   tcp: tcpProber,
   ftp: ftpProber,
   mssql: mssqlProber,
+  icmp: icmpProber,
 };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -357,7 +357,7 @@ describe('rendering', () => {
   });
 
   test('a module with the icmp prober adds NET_RAW, and only NET_RAW, to the probing pods', () => {
-    // No ci file yet: the agent has no icmp prober, so such values fail values.schema.json.
+    // Also covered by ci/icmp-values.yaml; this case builds its values inline.
     const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-values-'));
     try {
       const f = path.join(dir, 'v.yaml');
@@ -493,6 +493,11 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
         { port: 1433, protocol: 'TCP' },
       ],
     });
+  },
+  'icmp-values.yaml': (r) => {
+    const probing = workloads(r);
+    expect(probing).toHaveLength(1);
+    expect(container(probing[0]).securityContext.capabilities).toEqual({ drop: ['ALL'], add: ['NET_RAW'] });
   },
   'pdb-values.yaml': (r) => {
     const pdb = one(r, 'PodDisruptionBudget');
