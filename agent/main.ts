@@ -9,6 +9,7 @@ import { createLogger, type AgentLogger } from './logger';
 import { createApp } from './http';
 import { ConfigError, loadConfigFile } from '../config/load';
 import { runOnce } from './cli/once';
+import { runDiagnose } from './cli/diagnose';
 import { packageVersion } from './package-root';
 
 export const BUILD: BuildInfo = {
@@ -18,6 +19,7 @@ export const BUILD: BuildInfo = {
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad flags or config. */
 export async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === 'diagnose') return runDiagnose(argv.slice(1));
   let flags: Flags;
   try {
     flags = parseFlags(argv);
