@@ -5,7 +5,7 @@ import { gzip as gzipCb, constants as zlibConstants } from 'node:zlib';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Agent } from './agent';
 import type { AgentLogger } from './logger';
-import { escapeHtml } from './html';
+import { renderStatusPage } from './status/page';
 import { sanAllowed, type BasicAuth } from './web-config';
 import type { TLSSocket } from 'node:tls';
 
@@ -21,7 +21,9 @@ export interface HttpOptions {
   maxConcurrentProbes?: number;
   /** Subtracted from Prometheus' scrape timeout, as blackbox_exporter does. */
   scrapeTimeoutOffsetSeconds?: number;
-  /** Extra routes (status page) mounted before the 404 handler. */
+  /** Shown on the status page. */
+  version?: string;
+  /** Extra routes mounted before the 404 handler. */
   extraRoutes?: (app: Express) => void;
   /** From --web.config.file: basic auth, response headers, client certificate rules. */
   web?: {
@@ -156,17 +158,12 @@ export function createApp(opts: HttpOptions): Express {
     });
   }
 
+  app.get('/', (_req, res) => {
+    // The page has no script of its own; the policy makes sure nothing a peer sent can run.
+    res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");
+    res.type('html').send(renderStatusPage(agent, opts.version ?? ''));
+  });
   if (opts.extraRoutes) opts.extraRoutes(app);
-  else {
-    app.get('/', (_req, res) => {
-      res
-        .type('html')
-        .send(
-          `<!doctype html><html><head><title>portprobe</title></head><body><h1>portprobe</h1>` +
-            `<p><a href="/metrics">Metrics</a></p><p>Config: ${escapeHtml(agent.config?.file ?? '(none)')}</p></body></html>`,
-        );
-    });
-  }
 
   app.use((_req, res) => {
     res.status(404).type('text/plain').send('not found\n');

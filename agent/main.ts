@@ -89,6 +89,7 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
     agent,
     logger,
     reload: () => agent.reload(),
+    version: BUILD.version,
     web: web && {
       auth: new BasicAuth(web.users),
       headers: web.headers,
