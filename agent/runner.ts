@@ -4,6 +4,9 @@ import { performance } from 'node:perf_hooks';
 import { PROBERS } from '../exporters';
 import { DeadlineError, classifyError } from '../exporters/ladder';
 import { Secret } from '../exporters/secret';
+import { ICMP_DEFAULTS, icmpProber } from '../exporters/icmp';
+import { parseHostPort } from '../exporters/tcp/net';
+import type { ProbeContext, Prober } from '../exporters/types';
 import type { FailureReason, ModuleSpec, ProbeLogger, ProbeResult, TargetSpec } from '../exporters/types';
 
 /** How long past its deadline a prober may take to notice the abort before it is abandoned. */
@@ -34,15 +37,10 @@ export async function runProbe(opts: RunOptions): Promise<ProbeResult> {
   let guard: NodeJS.Timeout | undefined;
   try {
     const probe = Promise.resolve()
-      .then(() =>
-        def.run({
-          target: opts.target,
-          module: opts.module,
-          signal: controller.signal,
-          deadline,
-          logger,
-        }),
-      )
+      .then(() => {
+        const ctx = { target: opts.target, module: opts.module, signal: controller.signal, deadline, logger };
+        return opts.module.ping && opts.module.prober !== 'icmp' ? withPingRung(def.run, ctx, opts.module.ping) : def.run(ctx);
+      })
       .catch((err: unknown): ProbeResult => {
         logger.error('prober threw instead of returning a result', {
           target: opts.target.name,
@@ -137,5 +135,41 @@ export function scrubbingLogger(inner: ProbeLogger, secrets: readonly string[]):
     info: wrap(inner.info.bind(inner)),
     warn: wrap(inner.warn.bind(inner)),
     error: wrap(inner.error.bind(inner)),
+  };
+}
+
+/**
+ * The checklist's first step before any ladder: ping the host. A failed ping is recorded (phase
+ * "icmp", the probe_icmp_* facts) and the ladder goes on unless the module requires the ping:
+ * many hosts drop ICMP while their services work.
+ */
+export async function withPingRung(
+  run: Prober<unknown>,
+  ctx: ProbeContext<unknown>,
+  ping: { required: boolean; packets: number },
+): Promise<ProbeResult> {
+  const hp = parseHostPort(ctx.target.address, 1);
+  const host = typeof hp === 'string' ? ctx.target.address : hp.host;
+  // The ping gets a third of the time left (at most 2 s), so the ladder keeps enough for itself.
+  const budgetMs = Math.round(Math.max(200, Math.min(2000, (ctx.deadline - Date.now()) / 3)));
+  const pingSignal = AbortSignal.any([ctx.signal, AbortSignal.timeout(budgetMs)]);
+  const pinged = await icmpProber.run({
+    ...ctx,
+    signal: pingSignal,
+    deadline: Math.min(ctx.deadline, Date.now() + budgetMs),
+    target: { ...ctx.target, address: host },
+    module: { ...ctx.module, prober: 'icmp', settings: { ...ICMP_DEFAULTS, packets: ping.packets } },
+  });
+  const icmpPhase = { phase: 'icmp', seconds: pinged.phases.reduce((a, p) => a + p.seconds, 0) };
+  if (!pinged.success && (ping.required || ctx.signal.aborted)) {
+    return { ...pinged, phases: [icmpPhase] };
+  }
+  const main = await run(ctx);
+  return {
+    ...main,
+    durationSeconds: main.durationSeconds + pinged.durationSeconds,
+    phases: [icmpPhase, ...main.phases],
+    facts: [...pinged.facts, ...main.facts],
+    details: { ...(main.details ?? {}), ping: pinged.success ? 'answered' : `no answer: ${pinged.failure?.message ?? ''}` },
   };
 }

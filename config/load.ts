@@ -237,6 +237,7 @@ export function compileSchema(schema: object): ValidateFunction {
 interface RawModule {
   prober: string;
   timeout?: string;
+  ping?: { required?: boolean; packets?: number };
   [prober: string]: unknown;
 }
 interface RawTarget {
@@ -278,7 +279,7 @@ function normalise(raw: RawConfig, file: string, locate: Locate, env: NodeJS.Pro
     const def = PROBERS[m.prober];
     const here: PathPart[] = ['modules', name];
     for (const key of Object.keys(m)) {
-      if (key !== 'prober' && key !== 'timeout' && key !== m.prober) {
+      if (key !== 'prober' && key !== 'timeout' && key !== 'ping' && key !== m.prober) {
         err(here, `settings for prober "${key}" in a module whose prober is "${m.prober}"`, key);
       }
     }
@@ -291,7 +292,12 @@ function normalise(raw: RawConfig, file: string, locate: Locate, env: NodeJS.Pro
     }
     const timeoutMs = m.timeout ? parseDuration(m.timeout) : global.timeoutMs;
     if (timeoutMs < 1) err([...here, 'timeout'], 'must be greater than 0');
-    modules.set(name, { name, prober: m.prober, timeoutSeconds: timeoutMs / 1000, settings });
+    const spec: ModuleSpec<unknown> = { name, prober: m.prober, timeoutSeconds: timeoutMs / 1000, settings };
+    if (m.ping) {
+      if (m.prober === 'icmp') err([...here, 'ping'], 'an icmp module pings already');
+      spec.ping = { required: m.ping.required ?? false, packets: m.ping.packets ?? 2 };
+    }
+    modules.set(name, spec);
   }
 
   const targets: TargetConfig[] = [];

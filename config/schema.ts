@@ -27,6 +27,16 @@ export function buildSchema(): JsonSchema {
   const moduleProps: Record<string, JsonSchema> = {
     prober: { enum: Object.keys(PROBERS), description: 'Which prober runs this module.' },
     timeout: duration('Deadline of one probe with this module (default: global.timeout).'),
+    ping: {
+      type: 'object',
+      description:
+        'Ping the host before the ladder (the icmp rung). A failed ping is reported in probe_phase_duration_seconds{phase="icmp"} and the probe_icmp_* series, and stops the ladder only when required.',
+      additionalProperties: false,
+      properties: {
+        required: { type: 'boolean', description: 'Fail the probe at the icmp rung when the host does not answer (default false).' },
+        packets: { type: 'integer', minimum: 1, maximum: 10, description: 'Echo requests (default 2).' },
+      },
+    },
   };
   for (const [name, def] of Object.entries(PROBERS)) moduleProps[name] = def.schema;
 

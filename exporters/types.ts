@@ -110,6 +110,11 @@ export interface ModuleSpec<M> {
   name: string;
   prober: string;
   timeoutSeconds: number;
+  /**
+   * Optional ICMP rung before the prober's own ladder (the checklist's "ping the host" step).
+   * Not required: a failed ping is reported and the ladder goes on, since many hosts drop ICMP.
+   */
+  ping?: { required: boolean; packets: number };
   /** The prober's own settings, defaults merged, secrets resolved. */
   settings: M;
 }

@@ -95,7 +95,10 @@ export async function pingRung(
 ): Promise<void> {
   // -W bounds the wait for each reply; the probe's signal bounds the whole run. (-w would make
   // ping keep sending until `packets` replies arrive, which hides loss.)
-  const waitSeconds = Math.max(1, Math.min(5, Math.ceil(l.remainingMs() / 1000)));
+  // Leave ping time to print its summary before the deadline: the sends take (packets-1) *
+  // interval, starting the process a little more.
+  const spare = l.remainingMs() - (s.packets - 1) * s.interval_seconds * 1000 - 300;
+  const waitSeconds = Math.max(0.2, Math.min(5, spare / 1000)).toFixed(1);
   const args = [
     '-n',
     family === 6 ? '-6' : '-4',
@@ -106,7 +109,7 @@ export async function pingRung(
     '-s',
     String(s.payload_size),
     '-W',
-    String(waitSeconds),
+    waitSeconds,
     '--',
     address,
   ];

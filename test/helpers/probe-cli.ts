@@ -11,6 +11,7 @@ interface Args {
   address: string;
   timeoutMs: number;
   settings?: Record<string, unknown>;
+  ping?: { required: boolean; packets: number };
 }
 
 async function cli(): Promise<void> {
@@ -23,6 +24,7 @@ async function cli(): Promise<void> {
       name: 'netns',
       prober: args.prober,
       timeoutSeconds: args.timeoutMs / 1000,
+      ping: args.ping,
       settings: mergeDefaults(def.defaults as Record<string, unknown>, args.settings ?? {}),
     },
     logger: silentLogger,
