@@ -1,5 +1,6 @@
 // Runs every target on its interval (or cron schedule), spread evenly across the interval,
 // never overlapping itself, under a global concurrency cap. Results go to the store.
+import { setMaxListeners } from 'node:events';
 import cron, { type ScheduledTask } from 'node-cron';
 import { PROBERS } from '../exporters';
 import type { ModuleSpec, ProbeLogger } from '../exporters/types';
@@ -112,6 +113,9 @@ export class Scheduler {
   private readonly now: () => number;
 
   constructor(private readonly opts: SchedulerOptions) {
+    // Every probe in flight (and every one waiting for a slot) listens for shutdown: thousands
+    // at once is normal here, not a leak.
+    setMaxListeners(0, this.shutdown.signal);
     this.slots = new Slots(opts.concurrency);
     this.now = opts.now ?? Date.now;
   }

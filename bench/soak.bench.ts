@@ -1,0 +1,136 @@
+// Soak: 2,000 targets (20 % of them hostile peers) probed every second for a long run. Samples
+// the agent's RSS, heap, open file descriptors, skipped runs and probe latency over time and
+// reports drift. Run: npx ts-node --transpile-only bench/soak.bench.ts [minutes=10] [targets=2000]
+// All traffic stays on 127.0.0.1; the agent and the peers stop at the end.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startHostilePeer, type HostilePeer } from '../test/peers/hostile';
+
+const MINUTES = Number(process.argv[2] ?? 10);
+const TARGETS = Number(process.argv[3] ?? 2000);
+const SAMPLE_MS = 10_000;
+
+interface Sample {
+  t: number;
+  rssMB: number;
+  heapMB: number;
+  fds: number;
+  skipped: number;
+  probes: number;
+  okLatencyMs: number;
+}
+
+function metric(text: string, re: RegExp): number[] {
+  const out: number[] = [];
+  for (const line of text.split('\n')) {
+    const m = re.exec(line);
+    if (m) out.push(Number(m[1]));
+  }
+  return out;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)] : NaN;
+}
+
+async function main(): Promise<void> {
+  // Healthy peers: plain listeners that accept and stay quiet (tcp connect probes).
+  const healthy: net.Server[] = [];
+  for (let i = 0; i < 4; i++) {
+    const s = net.createServer((c) => c.on('error', () => undefined));
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    healthy.push(s);
+  }
+  const hostile: HostilePeer[] = await Promise.all(
+    (['tarpit', 'reset', 'garbage', 'huge_line'] as const).map((k) => startHostilePeer(k)),
+  );
+  const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-soak-'));
+  const cfg = path.join(dir, 'soak.yml');
+  const lines = [
+    'global: {interval: 1s, timeout: 800ms, concurrency: 2000}',
+    'modules:',
+    '  connect: {prober: tcp}',
+    '  banner: {prober: tcp, tcp: {expect_banner: "^SSH-"}}',
+    'targets:',
+  ];
+  for (let i = 0; i < TARGETS; i++) {
+    if (i % 5 === 0) {
+      const p = hostile[(i / 5) % hostile.length];
+      lines.push(`  - {name: hostile-${i}, module: banner, address: "127.0.0.1:${p.port}"}`);
+    } else {
+      const s = healthy[i % healthy.length];
+      lines.push(`  - {name: ok-${i}, module: connect, address: "127.0.0.1:${(s.address() as net.AddressInfo).port}"}`);
+    }
+  }
+  writeFileSync(cfg, lines.join('\n'));
+  const main = path.join(__dirname, '..', 'dist', 'agent', 'main.js');
+  const agent = spawn('bash', ['-c', `ulimit -n $(ulimit -Hn) && exec ${process.execPath} ${main} --config.file=${cfg} --web.listen-address=127.0.0.1:0 --log.format=json --log.level=info`]);
+  let logs = '';
+  agent.stderr.on('data', (d: Buffer) => (logs += d.toString()));
+  agent.stdout.on('data', (d: Buffer) => (logs += d.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`agent did not start: ${logs}`)), 20000);
+    const iv = setInterval(() => {
+      const m = /"address":"[^"]*:(\d+)"/.exec(logs);
+      if (m) {
+        clearTimeout(t);
+        clearInterval(iv);
+        resolve(Number(m[1]));
+      }
+    }, 50);
+  });
+  const pid = agent.pid as number;
+  const samples: Sample[] = [];
+  const t0 = Date.now();
+  try {
+    while (Date.now() - t0 < MINUTES * 60_000) {
+      await new Promise((r) => setTimeout(r, SAMPLE_MS));
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]) / 1024;
+      samples.push({
+        t: Math.round((Date.now() - t0) / 1000),
+        rssMB: rss,
+        heapMB: (metric(text, /^nodejs_heap_size_used_bytes (\S+)$/)[0] ?? NaN) / 2 ** 20,
+        fds: readdirSync(`/proc/${pid}/fd`).length,
+        skipped: metric(text, /^portprobe_scheduler_skipped_total (\S+)$/)[0] ?? NaN,
+        probes: metric(text, /^portprobe_probes_total\{[^}]*\} (\S+)$/).reduce((a, b) => a + b, 0),
+        okLatencyMs: median(metric(text, /^probe_duration_seconds\{target="ok-[^"]*",[^}]*\} (\S+)$/)) * 1000,
+      });
+      const s = samples[samples.length - 1];
+      console.log(
+        `t=${s.t}s rss=${s.rssMB.toFixed(1)}MB heap=${s.heapMB.toFixed(1)}MB fds=${s.fds} skipped=${s.skipped} probes=${s.probes} ok-latency-p50=${s.okLatencyMs.toFixed(2)}ms`,
+      );
+    }
+  } finally {
+    agent.kill('SIGTERM');
+    for (const s of healthy) s.close();
+    await Promise.all(hostile.map((h) => h.close()));
+  }
+  // Drift: an early window after warm-up against the last window of the run. Heap "used" is a
+  // sawtooth between collections, so the drift compares the floor (lowest sample) of each
+  // window, which tracks what survives collection; RSS and the rest compare averages.
+  const span = Math.min(120, (MINUTES * 60) / 4);
+  const window = (from: number, to: number) => samples.filter((s) => s.t > from && s.t <= to);
+  const early = window(60, 60 + span);
+  const late = window(MINUTES * 60 - span, MINUTES * 60 + SAMPLE_MS / 1000);
+  const avg = (xs: Sample[], k: keyof Sample) => xs.reduce((a, s) => a + (s[k] as number), 0) / xs.length;
+  const floor = (xs: Sample[], k: keyof Sample) => Math.min(...xs.map((s) => s[k] as number));
+  const pct = (a: number, b: number) => (((b - a) / a) * 100).toFixed(1);
+  const first = samples[0];
+  const last = samples[samples.length - 1];
+  const rate = (last.probes - first.probes) / (last.t - first.t);
+  console.log(
+    `summary: minutes=${MINUTES} targets=${TARGETS} probes/s=${rate.toFixed(0)}` +
+      ` heap floor early=${floor(early, 'heapMB').toFixed(1)}MB late=${floor(late, 'heapMB').toFixed(1)}MB drift=${pct(floor(early, 'heapMB'), floor(late, 'heapMB'))}%` +
+      ` rss early=${avg(early, 'rssMB').toFixed(1)}MB late=${avg(late, 'rssMB').toFixed(1)}MB drift=${pct(avg(early, 'rssMB'), avg(late, 'rssMB'))}%` +
+      ` fds early=${avg(early, 'fds').toFixed(0)} late=${avg(late, 'fds').toFixed(0)} max=${Math.max(...samples.map((s) => s.fds))}` +
+      ` skipped=${last.skipped} ok-latency-p50 early=${avg(early, 'okLatencyMs').toFixed(2)}ms late=${avg(late, 'okLatencyMs').toFixed(2)}ms`,
+  );
+}
+
+void main();
