@@ -3,23 +3,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Ajv2020 from 'ajv/dist/2020';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, loadConfigFile, parseConfig } from '../../config/load';
+import { loadConfigFile, parseConfig } from '../../config/load';
 import { schemaText } from '../../config/write-schema';
 import { PROBERS } from '../../exporters';
 import { Secret } from '../../exporters/secret';
 import { parseDuration } from '../../config/duration';
+import { errorsOf } from '../helpers/config';
 
 const TESTDATA = path.join(__dirname, '..', '..', 'config', 'testdata');
 
-function errorsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ConfigError) return e.errors;
-    throw e;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('invalid configs: one exact message each', () => {
   const files = readdirSync(TESTDATA).filter((f) => f.startsWith('invalid-') && f.endsWith('.yml'));

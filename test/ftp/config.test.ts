@@ -5,10 +5,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { ftpProber, type FtpSettings } from '../../exporters/ftp';
 import { Secret } from '../../exporters/secret';
-import { ConfigError, parseConfig } from '../../config/load';
+import { parseConfig } from '../../config/load';
 import { CANARY_BODY, makeFixture, type Fixture, type FtpPeer, type PeerUser } from '../peers/ftp/common';
 import { pyftpdlibUser, startPyftpdlib } from '../peers/ftp/pyftpdlib';
 import { fact } from './probe';
+import { errorsOf } from '../helpers/config';
 
 let dir: string;
 beforeAll(() => {
@@ -18,15 +19,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const load = (yaml: string, env: NodeJS.ProcessEnv = {}) => parseConfig(yaml, path.join(dir, 'portprobe.yml'), env);
 
-function errorsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ConfigError) return e.errors;
-    throw e;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 test('defaults are merged and a ${VAR} password becomes a Secret', () => {
   const cfg = load(
