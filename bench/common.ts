@@ -1,0 +1,64 @@
+// Shared pieces of the benchmarks: starting the built agent, reading a process's CPU and memory.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+export const MAIN = path.join(__dirname, '..', 'dist', 'agent', 'main.js');
+const CLK_TCK = 100;
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+
+/** utime + stime of a process, in seconds. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+export function rssMB(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
+}
+
+export interface RunningAgent {
+  proc: ChildProcess;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Starts `node dist/agent/main.js` (optionally under taskset) and waits for its port. */
+export async function startAgent(config: string, prefix: string[] = []): Promise<RunningAgent> {
+  const argv = [...prefix, process.execPath, MAIN, `--config.file=${config}`, '--web.listen-address=127.0.0.1:0', '--log.format=json'];
+  const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let logs = '';
+  proc.stderr?.on('data', (d: Buffer) => (logs += d.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`agent did not start: ${logs}`)), 30000);
+    const iv = setInterval(() => {
+      const line = logs.split('\n').find((l) => l.includes('"msg":"listening"'));
+      const m = line ? /"address":"[^"]*:(\d+)"/.exec(line) : null;
+      if (m) {
+        clearTimeout(t);
+        clearInterval(iv);
+        resolve(Number(m[1]));
+      }
+    }, 5);
+  });
+  return {
+    proc,
+    port,
+    stop: () =>
+      new Promise((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.once('exit', () => resolve());
+        proc.kill('SIGTERM');
+      }),
+  };
+}

@@ -1,0 +1,132 @@
+// Probe throughput and CPU per probe: portprobe probing loopback listeners on its own schedule
+// against prometheus-blackbox-exporter driven through /probe as Prometheus would drive it. Both
+// are pinned to the same core (taskset -c 1); the rounds alternate; medians are reported.
+// Run: npx ts-node --transpile-only bench/throughput.bench.ts [targets=5000] [seconds=10] [rounds=3]
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import net from 'node:net';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { cpuSeconds, median, startAgent } from './common';
+
+const TARGETS = Number(process.argv[2] ?? 5000);
+const SECONDS = Number(process.argv[3] ?? 10);
+const ROUNDS = Number(process.argv[4] ?? 3);
+
+async function counter(port: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  let n = 0;
+  for (const m of text.matchAll(/^portprobe_probes_total\{[^}]*\} (\S+)$/gm)) n += Number(m[1]);
+  return n;
+}
+
+async function portprobeRound(cfg: string): Promise<{ rate: number; cpuPer1000: number }> {
+  const agent = await startAgent(cfg, ['taskset', '-c', '1']);
+  try {
+    await new Promise((r) => setTimeout(r, 3000)); // warm-up: one full interval and more
+    const pid = agent.proc.pid as number;
+    const c0 = cpuSeconds(pid);
+    const n0 = await counter(agent.port);
+    await new Promise((r) => setTimeout(r, SECONDS * 1000));
+    const n1 = await counter(agent.port);
+    const c1 = cpuSeconds(pid);
+    return { rate: (n1 - n0) / SECONDS, cpuPer1000: ((c1 - c0) / (n1 - n0)) * 1000 };
+  } finally {
+    await agent.stop();
+  }
+}
+
+async function blackboxRound(dir: string, ports: number[]): Promise<{ rate: number; cpuPer1000: number }> {
+  const listen = await new Promise<number>((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const proc = spawn('taskset', ['-c', '1', 'prometheus-blackbox-exporter', `--config.file=${path.join(dir, 'blackbox.yml')}`, `--web.listen-address=127.0.0.1:${listen}`], { stdio: 'ignore' });
+  const agentHttp = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  let done = 0;
+  let running = true;
+  try {
+    for (let i = 0; i < 100; i++) {
+      try {
+        if ((await fetch(`http://127.0.0.1:${listen}/-/healthy`)).ok) break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    const probe = (port: number): Promise<void> =>
+      new Promise((resolve) => {
+        http
+          .get({ host: '127.0.0.1', port: listen, agent: agentHttp, path: `/probe?module=tcp_connect&target=127.0.0.1:${port}` }, (res) => {
+            res.resume();
+            res.on('end', () => resolve());
+          })
+          .on('error', () => resolve());
+      });
+    // Drive it at most at the rate portprobe is scheduled for, with up to 64 requests in flight.
+    const interval = 1000 / TARGETS;
+    const workers = Array.from({ length: 64 }, async (_, w) => {
+      let k = w;
+      while (running) {
+        const t = Date.now();
+        await probe(ports[k % ports.length]);
+        if (running) done++;
+        k += 64;
+        const wait = interval * 64 - (Date.now() - t);
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+    });
+    await new Promise((r) => setTimeout(r, 2000));
+    const pid = proc.pid as number;
+    const c0 = cpuSeconds(pid);
+    const n0 = done;
+    await new Promise((r) => setTimeout(r, SECONDS * 1000));
+    const n1 = done;
+    const c1 = cpuSeconds(pid);
+    running = false;
+    await Promise.all(workers);
+    return { rate: (n1 - n0) / SECONDS, cpuPer1000: ((c1 - c0) / (n1 - n0)) * 1000 };
+  } finally {
+    running = false;
+    agentHttp.destroy();
+    proc.kill('SIGTERM');
+  }
+}
+
+async function main(): Promise<void> {
+  const peers: net.Server[] = [];
+  for (let i = 0; i < 200; i++) {
+    const s = net.createServer((c) => c.on('error', () => undefined));
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    peers.push(s);
+  }
+  const ports = peers.map((s) => (s.address() as net.AddressInfo).port);
+  const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-tput-'));
+  writeFileSync(path.join(dir, 'blackbox.yml'), 'modules:\n  tcp_connect:\n    prober: tcp\n    timeout: 5s\n');
+  const cfg = path.join(dir, 'portprobe.yml');
+  const lines = ['global: {interval: 1s, timeout: 900ms, concurrency: 1000}', 'modules: {t: {prober: tcp}}', 'targets:'];
+  for (let i = 0; i < TARGETS; i++) lines.push(`  - {name: t${i}, module: t, address: "127.0.0.1:${ports[i % ports.length]}"}`);
+  writeFileSync(cfg, lines.join('\n'));
+  const pp: { rate: number; cpuPer1000: number }[] = [];
+  const bb: { rate: number; cpuPer1000: number }[] = [];
+  try {
+    for (let r = 0; r < ROUNDS; r++) {
+      pp.push(await portprobeRound(cfg));
+      bb.push(await blackboxRound(dir, ports));
+      console.log(`round ${r + 1}: portprobe ${pp[r].rate.toFixed(0)}/s ${pp[r].cpuPer1000.toFixed(3)} cpu-s/1000 | blackbox ${bb[r].rate.toFixed(0)}/s ${bb[r].cpuPer1000.toFixed(3)} cpu-s/1000`);
+    }
+  } finally {
+    for (const s of peers) s.close();
+  }
+  const ppCpu = median(pp.map((x) => x.cpuPer1000));
+  const bbCpu = median(bb.map((x) => x.cpuPer1000));
+  console.log(
+    `summary targets=${TARGETS} (scheduled ${TARGETS}/s) portprobe median ${median(pp.map((x) => x.rate)).toFixed(0)} probes/s, ${ppCpu.toFixed(3)} cpu-s per 1000 | ` +
+      `blackbox median ${median(bb.map((x) => x.rate)).toFixed(0)} probes/s, ${bbCpu.toFixed(3)} cpu-s per 1000 | portprobe/blackbox cpu per probe = ${(ppCpu / bbCpu).toFixed(2)}`,
+  );
+}
+
+void main();
