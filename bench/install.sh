@@ -1,0 +1,9 @@
+#!/bin/sh
+# Debian packages the benchmarks under bench/ use (run as root).
+#   prometheus-blackbox-exporter  the comparison in throughput.bench.ts (scenario 1)
+#   util-linux                    taskset, to pin both programs to one core
+#   hyperfine                     optional cross-check of startup.bench.ts
+set -eu
+apt-get install -y --no-install-recommends prometheus-blackbox-exporter util-linux hyperfine
+command -v prometheus-blackbox-exporter >/dev/null
+command -v taskset >/dev/null
