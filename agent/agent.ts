@@ -129,7 +129,7 @@ export class Agent {
   /** The scheduled results plus the agent's own metrics. */
   async metricsBody(): Promise<Buffer> {
     const own = await this.metrics.registry.metrics();
-    return Buffer.concat([this.store.exposition(), Buffer.from(own)]);
+    return this.store.exposition(Buffer.from(own));
   }
 
   /**

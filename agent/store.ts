@@ -38,8 +38,6 @@ export interface CollectorEntry {
 export class ResultStore {
   private readonly targets = new Map<string, TargetEntry>();
   private readonly collectors = new Map<string, CollectorEntry>();
-  private generation = 0;
-  private cache?: { generation: number; body: Buffer };
 
   constructor(readonly families: FamilyRegistry) {}
 
@@ -60,7 +58,6 @@ export class ResultStore {
       });
     }
     for (const name of [...this.targets.keys()]) if (!keep.has(name)) this.targets.delete(name);
-    this.generation++;
   }
 
   /** Records a scheduled result. Ignored when the target left the config meanwhile. */
@@ -71,17 +68,16 @@ export class ResultStore {
     delete stored.log;
     entry.result = stored;
     entry.finishedAtMs = finishedAtMs;
-    entry.rendered = renderResult(this.families, entry.prefix, phases, stored, finishedAtMs);
-    this.generation++;
+    entry.rendered = renderResult(this.families, entry.prefix, phases, stored, finishedAtMs, entry.rendered);
   }
 
   recordCollector(name: string, result: CollectorResult, finishedAtMs = Date.now()): void {
-    this.collectors.set(name, { name, result, finishedAtMs, rendered: renderCollector(this.families, result) });
-    this.generation++;
+    const prev = this.collectors.get(name)?.rendered;
+    this.collectors.set(name, { name, result, finishedAtMs, rendered: renderCollector(this.families, result, prev) });
   }
 
   dropCollector(name: string): void {
-    if (this.collectors.delete(name)) this.generation++;
+    this.collectors.delete(name);
   }
 
   get(name: string): TargetEntry | undefined {
@@ -100,15 +96,16 @@ export class ResultStore {
     return this.targets.size;
   }
 
-  /** Every target's and collector's series as exposition bytes; cached until something changes. */
-  exposition(): Buffer {
-    if (this.cache && this.cache.generation === this.generation) return this.cache.body;
+  /**
+   * Every target's and collector's series as exposition bytes, followed by `tail`. Built per
+   * call: at thousands of targets some result changed since the last scrape anyway, and not
+   * keeping a copy saves its memory.
+   */
+  exposition(tail?: Buffer): Buffer {
     const chunks: Rendered[] = [];
     for (const e of this.targets.values()) if (e.result) chunks.push(e.rendered);
     for (const c of this.collectors.values()) chunks.push(c.rendered);
-    const body = joinRendered(this.families, chunks);
-    this.cache = { generation: this.generation, body };
-    return body;
+    return joinRendered(this.families, chunks, tail);
   }
 }
 

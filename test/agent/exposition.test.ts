@@ -60,6 +60,48 @@ describe('exposition', () => {
     expect(text).toContain('probe_tls_version_info{target="a",module="m",env="x\\"y",version="TLSv1.3"} 1');
   });
 
+  it('rewrites a target\'s memory in place and still matches a fresh rendering, whatever the lengths', () => {
+    const families = new FamilyRegistry(allFamilies());
+    const store = new ResultStore(families);
+    store.sync([
+      { name: 'a', module: 'm', prober: 'tcp', address: 'a:1', labels: {} },
+      { name: 'b', module: 'm', prober: 'tcp', address: 'b:1', labels: { zone: 'z' } },
+    ]);
+    // Short and long values, with and without the failure and TLS families, in turn.
+    const seq: ProbeResult[] = [
+      ok,
+      { ...ok, durationSeconds: 0.123456789012 },
+      bad,
+      { ...ok, durationSeconds: 1e-7, facts: [] },
+      { ...bad, failure: { phase: 'connect', reason: 'timeout', message: 'x' }, durationSeconds: 12.3456789 },
+      ok,
+    ];
+    let reused = 0;
+    for (const [i, r] of seq.entries()) {
+      const before = store.get('a')?.rendered;
+      store.record('a', ['resolve', 'connect'], r, 1000 + i);
+      store.record('b', ['resolve', 'connect'], seq[seq.length - 1 - i], 2000 + i);
+      if (store.get('a')?.rendered === before) reused++;
+      const fresh = joinRendered(families, [
+        renderResult(families, 'target="a",module="m"', ['resolve', 'connect'], r, 1000 + i),
+        renderResult(families, 'target="b",module="m",zone="z"', ['resolve', 'connect'], seq[seq.length - 1 - i], 2000 + i),
+      ]);
+      expect(store.exposition().toString()).toBe(fresh.toString());
+    }
+    // Most results fit the memory of the previous one.
+    expect(reused).toBeGreaterThanOrEqual(3);
+  });
+
+  it('appends a tail after the families', () => {
+    const store = new ResultStore(new FamilyRegistry(allFamilies()));
+    store.sync([{ name: 'a', module: 'm', prober: 'tcp', address: 'a:1', labels: {} }]);
+    store.record('a', ['connect'], ok);
+    const text = store.exposition(Buffer.from('# HELP own_metric x\n# TYPE own_metric gauge\nown_metric 1\n')).toString();
+    expect(text.startsWith('# HELP probe_success ')).toBe(true);
+    expect(text.endsWith('\nown_metric 1\n')).toBe(true);
+    expect(store.exposition().toString()).toBe(text.slice(0, text.indexOf('# HELP own_metric')));
+  });
+
   it('drops a target\'s series when it leaves the config, and results that arrive late', () => {
     const store = new ResultStore(new FamilyRegistry(allFamilies()));
     store.sync([

@@ -26,7 +26,9 @@ function exposition(families: FamilyRegistry, rendered: Rendered[]): string {
   for (let i = 0; i < families.size; i++) {
     let body = '';
     for (const r of rendered) {
-      if (i + 1 < r.offsets.length) body += r.buf.subarray(r.offsets[i], r.offsets[i + 1]).toString('utf8');
+      for (let k = 0; k < r.count; k++) {
+        if (r.fams[k] === i) body += r.buf.subarray(r.bounds[k], r.bounds[k + 1]).toString('utf8');
+      }
     }
     if (body !== '') text += families.header(i) + body;
   }
