@@ -1,5 +1,7 @@
 // Runs every target on its interval (or cron schedule), spread evenly across the interval,
 // never overlapping itself, under a global concurrency cap. Results go to the store.
+// Targets that share an interval form a ring with one timer: the ring keeps no per-target timer,
+// so 10,000 targets cost 10,000 small records rather than 10,000 timers re-created every round.
 import { setMaxListeners } from 'node:events';
 import cron, { type ScheduledTask } from 'node-cron';
 import { PROBERS } from '../exporters';
@@ -64,9 +66,20 @@ export class Slots {
 interface TargetState {
   target: TargetConfig;
   module: ModuleSpec<unknown>;
-  timer?: NodeJS.Timeout;
   task?: ScheduledTask;
   running: boolean;
+}
+
+/** Targets of one interval, in the order of their offsets within it. */
+interface Ring {
+  intervalMs: number;
+  members: TargetState[];
+  offsets: number[];
+  /** Start of the interval the next member's slot belongs to. */
+  cycleStart: number;
+  /** Index of the next member to fire. */
+  pos: number;
+  timer?: NodeJS.Timeout;
 }
 
 interface CollectorState {
@@ -90,22 +103,35 @@ export interface SchedulerOptions {
  * placed at k * interval / n within each interval, so n targets never start together.
  */
 export function spreadOffsets(targets: readonly { name: string; intervalMs: number }[]): Map<string, number> {
-  const groups = new Map<number, { name: string; h: number }[]>();
+  const out = new Map<string, number>();
+  for (const [interval, g] of spreadRings(targets)) {
+    g.forEach((t, k) => out.set(t.name, Math.floor((k * interval) / g.length)));
+  }
+  return out;
+}
+
+/** Targets grouped by interval, each group in the order of its offsets. */
+function spreadRings<T extends { name: string; intervalMs: number }>(targets: readonly T[]): Map<number, T[]> {
+  const groups = new Map<number, { t: T; h: number }[]>();
   for (const t of targets) {
     const g = groups.get(t.intervalMs) ?? [];
-    g.push({ name: t.name, h: stableHash(t.name) });
+    g.push({ t, h: stableHash(t.name) });
     groups.set(t.intervalMs, g);
   }
-  const out = new Map<string, number>();
+  const out = new Map<number, T[]>();
   for (const [interval, g] of groups) {
-    g.sort((a, b) => a.h - b.h || (a.name < b.name ? -1 : 1));
-    g.forEach((t, k) => out.set(t.name, Math.floor((k * interval) / g.length)));
+    g.sort((a, b) => a.h - b.h || (a.t.name < b.t.name ? -1 : 1));
+    out.set(
+      interval,
+      g.map((x) => x.t),
+    );
   }
   return out;
 }
 
 export class Scheduler {
   private readonly states = new Map<string, TargetState>();
+  private rings: Ring[] = [];
   private readonly collectorStates = new Map<string, CollectorState>();
   private readonly slots: Slots;
   private readonly shutdown = new AbortController();
@@ -131,13 +157,15 @@ export class Scheduler {
     concurrency: number,
   ): void {
     this.slots.resize(concurrency);
-    const offsets = spreadOffsets(targets.filter((t) => t.schedule === undefined));
+    for (const r of this.rings) if (r.timer) clearTimeout(r.timer);
+    this.rings = [];
     const keep = new Set<string>();
+    const periodic: TargetState[] = [];
     for (const t of targets) {
       keep.add(t.name);
       const module = modules.get(t.module) as ModuleSpec<unknown>;
       let st = this.states.get(t.name);
-      if (st) this.clearTimers(st);
+      if (st) this.clearTask(st);
       else {
         st = { target: t, module, running: false };
         this.states.set(t.name, st);
@@ -147,16 +175,22 @@ export class Scheduler {
       if (t.schedule !== undefined) {
         const state = st;
         st.task = cron.schedule(t.schedule, () => this.fire(state), { name: `target:${t.name}` });
-      } else {
-        const offset = offsets.get(t.name) ?? 0;
-        this.arm(st, nextSlot(this.now(), t.intervalMs, offset));
-      }
+      } else periodic.push(st);
     }
     for (const [name, st] of this.states) {
       if (!keep.has(name)) {
-        this.clearTimers(st);
+        this.clearTask(st);
         this.states.delete(name);
       }
+    }
+    const byInterval = spreadRings(periodic.map((st) => ({ name: st.target.name, intervalMs: st.target.intervalMs, st })));
+    const now = this.now();
+    for (const [intervalMs, group] of byInterval) {
+      const offsets = group.map((_, k) => Math.floor((k * intervalMs) / group.length));
+      const ring: Ring = { intervalMs, members: group.map((g) => g.st), offsets, cycleStart: 0, pos: 0 };
+      alignRing(ring, now);
+      this.rings.push(ring);
+      this.armRing(ring, now);
     }
   }
 
@@ -206,20 +240,31 @@ export class Scheduler {
     this.inFlight.add(p);
   }
 
-  private arm(st: TargetState, dueAt: number): void {
-    const delay = Math.max(0, dueAt - this.now());
-    st.timer = setTimeout(() => {
-      let next = dueAt + st.target.intervalMs;
-      const now = this.now();
-      while (next <= now) next += st.target.intervalMs;
-      this.arm(st, next);
-      this.fire(st);
-    }, delay);
+  private armRing(ring: Ring, now: number): void {
+    const due = ring.cycleStart + ring.offsets[ring.pos];
+    ring.timer = setTimeout(() => this.tickRing(ring), Math.max(0, due - now));
   }
 
-  private clearTimers(st: TargetState): void {
-    if (st.timer) clearTimeout(st.timer);
-    st.timer = undefined;
+  /** Fires every member whose slot has come, then sleeps until the next slot. */
+  private tickRing(ring: Ring): void {
+    if (this.shutdown.signal.aborted) return;
+    const now = this.now();
+    const n = ring.members.length;
+    let fired = 0;
+    while (fired < n && ring.cycleStart + ring.offsets[ring.pos] <= now) {
+      this.fire(ring.members[ring.pos]);
+      fired++;
+      if (++ring.pos === n) {
+        ring.pos = 0;
+        ring.cycleStart += ring.intervalMs;
+      }
+    }
+    // After a stall longer than the interval, every member ran once: skip the missed slots.
+    if (fired === n) alignRing(ring, now, true);
+    this.armRing(ring, now);
+  }
+
+  private clearTask(st: TargetState): void {
     if (st.task) void st.task.destroy();
     st.task = undefined;
   }
@@ -279,7 +324,8 @@ export class Scheduler {
 
   /** Stops scheduling, aborts probes in flight and waits for them (bounded by their grace). */
   async stop(): Promise<void> {
-    for (const st of this.states.values()) this.clearTimers(st);
+    for (const r of this.rings) if (r.timer) clearTimeout(r.timer);
+    for (const st of this.states.values()) this.clearTask(st);
     for (const st of this.collectorStates.values()) {
       if (st.timer) clearTimeout(st.timer);
       st.collector.close();
@@ -287,6 +333,17 @@ export class Scheduler {
     this.shutdown.abort();
     await Promise.all([...this.inFlight]);
   }
+}
+
+/**
+ * Points the ring at its first slot at or after `now` (strictly after, when the slots up to now
+ * have just run). Slots are aligned to the clock, so a reload keeps every target's slot.
+ */
+function alignRing(ring: Ring, now: number, strict = false): void {
+  const base = Math.floor(now / ring.intervalMs) * ring.intervalMs;
+  const pos = ring.offsets.findIndex((o) => (strict ? base + o > now : base + o >= now));
+  ring.cycleStart = pos < 0 ? base + ring.intervalMs : base;
+  ring.pos = pos < 0 ? 0 : pos;
 }
 
 /** First time >= now that is congruent to offset modulo interval. */

@@ -5,7 +5,16 @@ import net from 'node:net';
 import { IP_PROTOCOL_PROPERTIES } from '../tcp/net';
 import type tls from 'node:tls';
 import { readFileSync } from 'node:fs';
-import { Connection, Request, type ConnectionConfiguration } from 'tedious';
+import type { Connection, ConnectionConfiguration } from 'tedious';
+
+/**
+ * tedious, loaded on the first login: it is the agent's largest dependency (its Azure and date
+ * libraries alone are megabytes of code), and an agent with no mssql login module never needs it.
+ */
+function tedious(): typeof import('tedious') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('tedious') as typeof import('tedious');
+}
 import type { Fact, MetricDef, ProberDef } from '../types';
 import { Ladder, ProbeError, classifyError, oneLine, runLadder } from '../ladder';
 import { SECRET_REF_PATTERN, type Secret } from '../secret';
@@ -624,7 +633,7 @@ async function loginAndQuery(
   try {
     const conn = await l.phase('login', () => {
       // Built inside the rung so that a bad ca_file or a rejected option fails the login rung.
-      const c = new Connection(tediousConfig(s, address, host, port, l.remainingMs()));
+      const c = new (tedious().Connection)(tediousConfig(s, address, host, port, l.remainingMs()));
       connection = c;
       c.on('errorMessage', (m: ServerError) => {
         serverError = { number: m.number, state: m.state, class: m.class, message: oneLine(m.message) };
@@ -688,7 +697,7 @@ function runQuery(
   return new Promise<QueryRows>((resolve, reject) => {
     const out: QueryRows = { columns: [], rows: [] };
     let tooMany = false;
-    const request = new Request(sql, (err) => {
+    const request = new (tedious().Request)(sql, (err) => {
       l.fact('probe_mssql_query_duration_seconds', (performance.now() - t0) / 1000, { query: name });
       if (err) reject(mapTediousError(err, 'query', mapCtx()));
       else if (tooMany) reject(new ProbeError('query_error', `more than ${MAX_ROWS} rows`, 'Aggregate the query so it returns fewer rows.'));

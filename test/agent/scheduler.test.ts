@@ -122,3 +122,105 @@ describe('Scheduler, live on loopback', () => {
     await l.close();
   });
 });
+
+describe('Scheduler rings (fake clock; fire() observed, nothing probed)', () => {
+  type Fire = { at: number; name: string };
+  let fires: Fire[];
+  let spy: jest.SpyInstance;
+
+  beforeEach(() => {
+    jest.useFakeTimers({ now: 1_000_000, doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+    fires = [];
+    spy = jest
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      .spyOn(Scheduler.prototype as any, 'fire')
+      .mockImplementation(function (st: unknown) {
+        fires.push({ at: Date.now(), name: (st as { target: { name: string } }).target.name });
+      });
+  });
+  afterEach(() => {
+    spy.mockRestore();
+    jest.useRealTimers();
+  });
+
+  function scheduler(yaml: string): { sched: Scheduler; apply: (y: string) => void } {
+    const sched = new Scheduler({
+      store: new ResultStore(new FamilyRegistry(allFamilies())),
+      metrics: createSelfMetrics({ version: 't', revision: 't' }),
+      logger: silentLogger,
+      concurrency: 4,
+    });
+    const apply = (y: string): void => {
+      const cfg = parseConfig(y, 'rings.yml');
+      sched.apply(cfg.targets, cfg.modules, 4);
+    };
+    apply(yaml);
+    return { sched, apply };
+  }
+
+  const targets = (names: string[], extra = ''): string =>
+    ['modules: {t: {prober: tcp, timeout: 500ms}}', 'global: {interval: 1s}', 'targets:', ...names.map((n) => `  - {name: ${n}, module: t, address: "127.0.0.1:9"${extra}}`)].join('\n');
+
+  it('fires each target once per interval, at its own offset, interval/n apart', async () => {
+    const names = Array.from({ length: 10 }, (_, i) => `t${i}`);
+    const { sched } = scheduler(targets(names));
+    jest.advanceTimersByTime(2999);
+    await sched.stop();
+    const offsets = spreadOffsets(names.map((name) => ({ name, intervalMs: 1000 })));
+    for (const n of names) {
+      const at = fires.filter((f) => f.name === n).map((f) => f.at);
+      expect(at).toHaveLength(3);
+      // Slots are aligned to the clock: 1,000,000 is a whole number of intervals.
+      expect(at).toEqual([0, 1, 2].map((k) => 1_000_000 + (offsets.get(n) as number) + k * 1000));
+    }
+    const firstRound = fires.slice(0, 10).map((f) => f.at - 1_000_000);
+    expect(firstRound).toEqual([0, 100, 200, 300, 400, 500, 600, 700, 800, 900]);
+  });
+
+  it('keeps one ring per interval', async () => {
+    const y = [
+      'modules: {t: {prober: tcp, timeout: 500ms}}',
+      'targets:',
+      '  - {name: fast, module: t, address: "127.0.0.1:9", interval: 1s}',
+      '  - {name: slow, module: t, address: "127.0.0.1:9", interval: 4s}',
+    ].join('\n');
+    const { sched } = scheduler(y);
+    jest.advanceTimersByTime(7999);
+    await sched.stop();
+    expect(fires.filter((f) => f.name === 'fast')).toHaveLength(8);
+    expect(fires.filter((f) => f.name === 'slow')).toHaveLength(2);
+  });
+
+  it('after a stall longer than the interval runs every target once, then keeps its slots', async () => {
+    const names = ['a', 'b', 'c', 'd'];
+    const { sched } = scheduler(targets(names));
+    jest.advanceTimersByTime(999);
+    expect(fires).toHaveLength(4);
+    // The event loop stalls for 5.5 s: the clock moves, no timer runs meanwhile.
+    jest.setSystemTime(Date.now() + 5500);
+    jest.advanceTimersByTime(1);
+    const caughtUp = fires.slice(4);
+    expect(caughtUp.map((f) => f.name).sort()).toEqual(names);
+    fires.length = 0;
+    jest.advanceTimersByTime(2000);
+    await sched.stop();
+    expect(fires).toHaveLength(8);
+    for (const f of fires) expect(f.at % 250).toBe(0);
+  });
+
+  it('a reload keeps the slots of unchanged targets and stops removed ones', async () => {
+    const { sched, apply } = scheduler(targets(['a', 'b', 'c']));
+    jest.advanceTimersByTime(999);
+    const before = new Map(fires.map((f) => [f.name, f.at % 1000]));
+    fires.length = 0;
+    apply(targets(['a', 'b']));
+    jest.advanceTimersByTime(1999);
+    await sched.stop();
+    expect(new Set(fires.map((f) => f.name))).toEqual(new Set(['a', 'b']));
+    expect(fires).toHaveLength(4);
+    // Two targets share the interval now, so each moves to its new place among two.
+    const now = spreadOffsets(['a', 'b'].map((name) => ({ name, intervalMs: 1000 })));
+    for (const f of fires) expect(f.at % 1000).toBe(now.get(f.name));
+    expect(before.size).toBe(3);
+  });
+});
