@@ -132,14 +132,18 @@ function append(out: Parts, i: number, line: string): void {
 
 /** Packs the parts into `into` when they fit, else into new memory with a little slack. */
 function pack(parts: Parts, into?: Rendered): Rendered {
+  // One string and one write. Offsets are counted in characters, which are bytes when the text
+  // is ASCII (label values rarely are not); otherwise each part is measured in bytes.
+  let all = '';
   let count = 0;
-  let total = 0;
   for (let i = 0; i < parts.length; i++) {
     const p = parts[i];
     if (p === undefined) continue;
     count++;
-    total += Buffer.byteLength(p);
+    all += p;
   }
+  const total = Buffer.byteLength(all);
+  const ascii = total === all.length;
   let r: Rendered;
   if (into && into !== EMPTY_RENDERED && into.buf.length >= total && into.fams.length >= count) {
     r = into;
@@ -148,6 +152,7 @@ function pack(parts: Parts, into?: Rendered): Rendered {
     const cap = total + (total >> 3) + 16;
     r = { buf: Buffer.allocUnsafeSlow(cap), fams: new Uint16Array(count + 2), bounds: new Uint32Array(count + 3), count: 0 };
   }
+  r.buf.write(all, 0);
   let k = 0;
   let pos = 0;
   for (let i = 0; i < parts.length; i++) {
@@ -155,7 +160,7 @@ function pack(parts: Parts, into?: Rendered): Rendered {
     if (p === undefined) continue;
     r.fams[k] = i;
     r.bounds[k] = pos;
-    pos += r.buf.write(p, pos);
+    pos += ascii ? p.length : Buffer.byteLength(p);
     k++;
   }
   r.bounds[k] = pos;
@@ -206,14 +211,18 @@ export function renderResult(
   append(out, at('probe_success'), sample('probe_success', prefix, '', result.success ? 1 : 0));
   append(out, at('probe_duration_seconds'), sample('probe_duration_seconds', prefix, '', result.durationSeconds));
   const phaseIdx = at('probe_phase_duration_seconds');
-  const seen = new Set<string>();
   for (const p of phases) {
-    const t = result.phases.find((x) => x.phase === p);
-    seen.add(p);
-    append(out, phaseIdx, sample('probe_phase_duration_seconds', prefix, `phase="${p}"`, t ? t.seconds : 0));
+    let seconds = 0;
+    for (const x of result.phases) {
+      if (x.phase === p) {
+        seconds = x.seconds;
+        break;
+      }
+    }
+    append(out, phaseIdx, sample('probe_phase_duration_seconds', prefix, `phase="${p}"`, seconds));
   }
   for (const t of result.phases) {
-    if (!seen.has(t.phase)) {
+    if (!phases.includes(t.phase)) {
       append(out, phaseIdx, sample('probe_phase_duration_seconds', prefix, `phase="${escapeLabelValue(t.phase)}"`, t.seconds));
     }
   }

@@ -29,12 +29,27 @@ export async function runProbe(opts: RunOptions): Promise<ProbeResult> {
   const started = performance.now();
   const controller = new AbortController();
   const deadline = Date.now() + timeoutMs;
-  const timer = setTimeout(() => controller.abort(new DeadlineError(false)), timeoutMs);
-  const onShutdown = (): void => controller.abort(new DeadlineError(true));
+  // Once the signal fires the prober has ABANDON_GRACE_MS to return; then its result is made up.
+  let guard: NodeJS.Timeout | undefined;
+  let abandonWith: (r: ProbeResult) => void = () => undefined;
+  const abandon = new Promise<ProbeResult>((resolve) => (abandonWith = resolve));
+  const startGuard = (): void => {
+    guard ??= setTimeout(() => {
+      const shutdown = controller.signal.reason instanceof DeadlineError && controller.signal.reason.shutdown;
+      abandonWith(failed(started, 'setup', shutdown ? 'aborted' : 'timeout', 'probe did not stop at its deadline; abandoned'));
+    }, ABANDON_GRACE_MS);
+  };
+  const timer = setTimeout(() => {
+    controller.abort(new DeadlineError(false));
+    startGuard();
+  }, timeoutMs);
+  const onShutdown = (): void => {
+    controller.abort(new DeadlineError(true));
+    startGuard();
+  };
   if (opts.shutdown?.aborted) onShutdown();
   else opts.shutdown?.addEventListener('abort', onShutdown, { once: true });
 
-  let guard: NodeJS.Timeout | undefined;
   try {
     const probe = Promise.resolve()
       .then(() => {
@@ -49,18 +64,6 @@ export async function runProbe(opts: RunOptions): Promise<ProbeResult> {
         const c = classifyError(err, controller.signal);
         return failed(started, 'setup', c.reason === 'timeout' ? 'timeout' : 'internal_error', c.message);
       });
-    const abandon = new Promise<ProbeResult>((resolve) => {
-      const fire = (): void => {
-        guard = setTimeout(() => {
-          const shutdown = controller.signal.reason instanceof DeadlineError && controller.signal.reason.shutdown;
-          resolve(
-            failed(started, 'setup', shutdown ? 'aborted' : 'timeout', 'probe did not stop at its deadline; abandoned'),
-          );
-        }, ABANDON_GRACE_MS);
-      };
-      if (controller.signal.aborted) fire();
-      else controller.signal.addEventListener('abort', fire, { once: true });
-    });
     return scrubSecrets(await Promise.race([probe, abandon]), opts.module.settings);
   } finally {
     clearTimeout(timer);
@@ -79,15 +82,27 @@ function failed(started: number, phase: string, reason: FailureReason, message: 
   };
 }
 
-/** Every Secret value inside a settings object. */
-export function secretValues(settings: unknown, out: string[] = [], depth = 0): string[] {
+const secretCache = new WeakMap<object, string[]>();
+
+/** Every Secret value inside a settings object; remembered per (immutable) settings object. */
+export function secretValues(settings: unknown): string[] {
+  if (typeof settings !== 'object' || settings === null) return [];
+  let found = secretCache.get(settings);
+  if (!found) {
+    found = collectSecrets(settings, [], 0);
+    secretCache.set(settings, found);
+  }
+  return found;
+}
+
+function collectSecrets(settings: unknown, out: string[], depth: number): string[] {
   if (depth > 8 || typeof settings !== 'object' || settings === null) return out;
   if (settings instanceof Secret) {
     const v = settings.reveal();
     if (v.length >= 3) out.push(v);
     return out;
   }
-  for (const v of Object.values(settings)) secretValues(v, out, depth + 1);
+  for (const v of Object.values(settings)) collectSecrets(v, out, depth + 1);
   return out;
 }
 

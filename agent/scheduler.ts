@@ -299,7 +299,7 @@ export class Scheduler {
       if (this.states.get(target.name) !== st || st.module !== module) return;
       if (result.failure?.reason === 'aborted') return;
       this.opts.store.record(target.name, PROBERS[module.prober].phases, result);
-      this.opts.metrics.probesTotal.inc({ module: module.name, result: result.success ? 'success' : 'failure' });
+      this.opts.metrics.countProbe(module.name, result.success);
       if (!result.success && result.failure) {
         this.opts.logger.debug('probe failed', {
           target: target.name,

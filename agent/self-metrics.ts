@@ -6,6 +6,8 @@ export interface SelfMetrics {
   configReloadSuccessful: Gauge;
   configReloadTimestamp: Gauge;
   probesTotal: Counter<'module' | 'result'>;
+  /** Counts a completed probe: a map update, the counter reads the counts when collected. */
+  countProbe(module: string, success: boolean): void;
   schedulerSkipped: Counter;
   probesInFlight: Gauge;
   targets: Gauge<'state'>;
@@ -26,7 +28,16 @@ export function createSelfMetrics(build: { version: string; revision: string }):
     registers: [registry],
   });
   buildInfo.set({ version: build.version, revision: build.revision, nodejs: process.version }, 1);
+  // Thousands of probes a second each hashing a label set cost more than the counter is worth;
+  // keep plain counts per module and hand them to the counter when it is collected.
+  const counts = new Map<string, { success: number; failure: number }>();
   return {
+    countProbe(module: string, success: boolean): void {
+      let c = counts.get(module);
+      if (!c) counts.set(module, (c = { success: 0, failure: 0 }));
+      if (success) c.success++;
+      else c.failure++;
+    },
     registry,
     configReloadSuccessful: new Gauge({
       name: 'portprobe_config_last_reload_successful',
@@ -43,6 +54,13 @@ export function createSelfMetrics(build: { version: string; revision: string }):
       help: 'Scheduled probes completed, by module and result (success or failure).',
       labelNames: ['module', 'result'],
       registers: [registry],
+      collect(this: Counter<'module' | 'result'>): void {
+        this.reset();
+        for (const [module, c] of counts) {
+          if (c.success > 0) this.inc({ module, result: 'success' }, c.success);
+          if (c.failure > 0) this.inc({ module, result: 'failure' }, c.failure);
+        }
+      },
     }),
     schedulerSkipped: new Counter({
       name: 'portprobe_scheduler_skipped_total',

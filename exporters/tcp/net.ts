@@ -104,6 +104,11 @@ export async function resolveHost(
 
 export interface ConnectOptions {
   localAddress?: string;
+  /**
+   * Disable Nagle's algorithm (default true): right for request/reply protocols. A probe that
+   * writes at most once gains nothing from it and saves a system call per probe.
+   */
+  noDelay?: boolean;
 }
 
 /**
@@ -117,7 +122,7 @@ export function connectTcp(
   opts: ConnectOptions = {},
 ): Promise<net.Socket> {
   const socket = net.connect({ host: address, port, localAddress: opts.localAddress });
-  socket.setNoDelay(true);
+  if (opts.noDelay !== false) socket.setNoDelay(true);
   const connected = new Promise<net.Socket>((resolve, reject) => {
     socket.once('connect', () => {
       socket.off('error', reject);

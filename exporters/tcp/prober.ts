@@ -85,7 +85,7 @@ export const tcpProber: ProberDef<TcpSettings> = {
       l.ipProtocol = resolved.family;
       let socket: net.Socket | undefined;
       try {
-        socket = await l.phase('connect', () => connectTcp(resolved.address, hp.port, ctx.signal));
+        socket = await l.phase('connect', () => connectTcp(resolved.address, hp.port, ctx.signal, { noDelay: false }));
         l.details.peer = `${resolved.address}:${hp.port}`;
         if (s.tls) {
           const plain = socket;

@@ -65,7 +65,7 @@ describe('exposition', () => {
     const store = new ResultStore(families);
     store.sync([
       { name: 'a', module: 'm', prober: 'tcp', address: 'a:1', labels: {} },
-      { name: 'b', module: 'm', prober: 'tcp', address: 'b:1', labels: { zone: 'z' } },
+      { name: 'b', module: 'm', prober: 'tcp', address: 'b:1', labels: { zone: 'zürich→1' } },
     ]);
     // Short and long values, with and without the failure and TLS families, in turn.
     const seq: ProbeResult[] = [
@@ -84,9 +84,20 @@ describe('exposition', () => {
       if (store.get('a')?.rendered === before) reused++;
       const fresh = joinRendered(families, [
         renderResult(families, 'target="a",module="m"', ['resolve', 'connect'], r, 1000 + i),
-        renderResult(families, 'target="b",module="m",zone="z"', ['resolve', 'connect'], seq[seq.length - 1 - i], 2000 + i),
+        renderResult(families, 'target="b",module="m",zone="zürich→1"', ['resolve', 'connect'], seq[seq.length - 1 - i], 2000 + i),
       ]);
-      expect(store.exposition().toString()).toBe(fresh.toString());
+      const text = store.exposition().toString();
+      expect(text).toBe(fresh.toString());
+      // Checked without the code under test: every line whole, each family in one block.
+      const names: string[] = [];
+      for (const line of text.trimEnd().split('\n')) {
+        if (line.startsWith('#')) continue;
+        expect(line).toMatch(/^[a-z_]+\{target="[ab]",module="m"(,zone="zürich→1")?[^}]*\} [-+0-9.e]+$/);
+        const name = line.slice(0, line.indexOf('{'));
+        if (names[names.length - 1] !== name) names.push(name);
+      }
+      expect(new Set(names).size).toBe(names.length);
+      expect(text).toContain(`probe_success{target="b",module="m",zone="zürich→1"} ${seq[seq.length - 1 - i].success ? 1 : 0}\n`);
     }
     // Most results fit the memory of the previous one.
     expect(reused).toBeGreaterThanOrEqual(3);
