@@ -3,7 +3,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-export const MAIN = path.join(__dirname, '..', 'dist', 'agent', 'main.js');
+/** The built agent; BENCH_MAIN points at another build (an older commit's, for before/after). */
+export const MAIN = process.env.BENCH_MAIN ?? path.join(__dirname, '..', 'dist', 'agent', 'main.js');
+
+/**
+ * The node flags the agent's launcher gives (its `#!/usr/bin/env -S node …` line), so a benchmark
+ * measures the agent as it is run; BENCH_NODE_FLAGS overrides them ("" for none).
+ */
+export function nodeFlags(main = MAIN): string[] {
+  if (process.env.BENCH_NODE_FLAGS !== undefined) return process.env.BENCH_NODE_FLAGS.split(/\s+/).filter(Boolean);
+  const first = readFileSync(main, 'utf8').split('\n', 1)[0];
+  const m = /^#!\/usr\/bin\/env -S node(.*)$/.exec(first);
+  return m ? m[1].trim().split(/\s+/).filter(Boolean) : [];
+}
 const CLK_TCK = 100;
 
 export function median(xs: number[]): number {
@@ -35,7 +47,7 @@ export interface RunningAgent {
 
 /** Starts `node dist/agent/main.js` (optionally under taskset) and waits for its port. */
 export async function startAgent(config: string, prefix: string[] = []): Promise<RunningAgent> {
-  const argv = [...prefix, process.execPath, MAIN, `--config.file=${config}`, '--web.listen-address=127.0.0.1:0', '--log.format=json'];
+  const argv = [...prefix, process.execPath, ...nodeFlags(), MAIN, `--config.file=${config}`, '--web.listen-address=127.0.0.1:0', '--log.format=json'];
   const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let logs = '';
   proc.stderr?.on('data', (d: Buffer) => (logs += d.toString()));

@@ -2,11 +2,11 @@
 // Run: npx ts-node --transpile-only bench/startup.bench.ts [runs=20]
 import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { MAIN, median, percentile } from './common';
+import { MAIN, median, nodeFlags, percentile } from './common';
 
 async function once(port: number): Promise<number> {
   const t0 = performance.now();
-  const proc = spawn(process.execPath, [MAIN, `--web.listen-address=127.0.0.1:${port}`, '--log.level=error'], { stdio: 'ignore' });
+  const proc = spawn(process.execPath, [...nodeFlags(), MAIN, `--web.listen-address=127.0.0.1:${port}`, '--log.level=error'], { stdio: 'ignore' });
   try {
     for (;;) {
       try {

@@ -14,6 +14,23 @@ const ignore = readFileSync(path.join(IMAGE_DIR, 'Dockerfile.dockerignore'), 'ut
 const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8'));
 const values = parseYaml(readFileSync(path.join(CHART, 'values.yaml'), 'utf8'));
 
+/** The node flags of the agent's launcher line (`#!/usr/bin/env -S node …` atop agent/main.ts). */
+function launcherFlags(): string[] {
+  const first = readFileSync(path.join(REPO, 'agent', 'main.ts'), 'utf8').split('\n', 1)[0];
+  const m = /^#!\/usr\/bin\/env -S node((?: --[a-z-]+=\S+)*)$/.exec(first);
+  if (!m) throw new Error(`agent/main.ts does not start with a node launcher line: ${first}`);
+  return m[1].trim().split(' ').filter(Boolean);
+}
+
+test('the image, npm start and the package bin start node with the same flags', () => {
+  expect(launcherFlags()).toEqual(['--max-semi-space-size=4']);
+  const start = (pkg.scripts.start as string).split(' ');
+  expect(start.slice(0, 1 + launcherFlags().length)).toEqual(['node', ...launcherFlags()]);
+  // The compiled bin keeps the line, so an installed `portprobe` runs with the flags too.
+  const built = readFileSync(path.join(REPO, pkg.bin.portprobe), 'utf8').split('\n', 1)[0];
+  expect(built).toBe(`#!/usr/bin/env -S node ${launcherFlags().join(' ')}`);
+});
+
 interface Instruction {
   op: string;
   args: string;
@@ -56,7 +73,7 @@ test('runs as the chart\'s non-root user on the chart\'s port, starting the pack
   expect(values.podSecurityContext.runAsUser).toBeGreaterThan(0);
   expect(runtime.find((i) => i.op === 'EXPOSE')?.args).toBe(String(values.port));
   const entry = JSON.parse(runtime.find((i) => i.op === 'ENTRYPOINT')?.args ?? '[]');
-  expect(entry).toEqual(['node', `/opt/portprobe/${pkg.bin.portprobe}`]);
+  expect(entry).toEqual(['node', ...launcherFlags(), `/opt/portprobe/${pkg.bin.portprobe}`]);
   expect(runtime.find((i) => i.op === 'WORKDIR')?.args).toBe('/opt/portprobe');
 });
 
@@ -111,7 +128,7 @@ describe('the runtime layout', () => {
 
   const run = (args: string[]): { status: number | null; out: string } => {
     const entry = JSON.parse(runtime.find((i) => i.op === 'ENTRYPOINT')?.args ?? '[]') as string[];
-    const r = spawnSync(entry[0] === 'node' ? process.execPath : entry[0], [path.join(root, entry[1]), ...args], {
+    const r = spawnSync(entry[0] === 'node' ? process.execPath : entry[0], [...entry.slice(1, -1), path.join(root, entry[entry.length - 1]), ...args], {
       cwd: app,
       encoding: 'utf8',
       timeout: 20_000,
