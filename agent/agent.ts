@@ -2,7 +2,7 @@
 import { PROBERS, COLLECTORS } from '../exporters';
 import type { MetricDef, ProbeResult, TargetSpec } from '../exporters/types';
 import { ConfigError, loadConfigFile, type AgentConfig, type TargetConfig } from '../config/load';
-import { COMMON_METRICS, FamilyRegistry, joinRendered, renderResult } from './exposition';
+import { COMMON_METRICS, FamilyRegistry, ScrapeBuffer, joinRendered, renderResult } from './exposition';
 import { ResultStore } from './store';
 import { Scheduler } from './scheduler';
 import { createSelfMetrics, type SelfMetrics } from './self-metrics';
@@ -43,6 +43,7 @@ export function allFamilies(): MetricDef[] {
 export class Agent {
   readonly families = new FamilyRegistry(allFamilies());
   readonly store = new ResultStore(this.families);
+  private readonly scrapeBuffer = new ScrapeBuffer();
   readonly metrics: SelfMetrics;
   readonly scheduler: Scheduler;
   private current?: AgentConfig;
@@ -126,10 +127,19 @@ export class Agent {
     this.current = cfg;
   }
 
-  /** The scheduled results plus the agent's own metrics. */
-  async metricsBody(): Promise<Buffer> {
+  /**
+   * The scheduled results plus the agent's own metrics. The body lives in a reused buffer: call
+   * `release` once it has been compressed or written.
+   */
+  async metricsBody(): Promise<{ body: Buffer; release: () => void }> {
     const own = await this.metrics.registry.metrics();
-    return this.store.exposition(Buffer.from(own));
+    const lease = this.scrapeBuffer.borrow();
+    try {
+      return { body: this.store.exposition(Buffer.from(own), lease.alloc), release: lease.release };
+    } catch (e) {
+      lease.release();
+      throw e;
+    }
   }
 
   /**

@@ -90,17 +90,24 @@ export function createApp(opts: HttpOptions): Express {
   }
 
   app.get('/metrics', async (req, res) => {
-    const text = await agent.metricsBody();
+    const { body: text, release } = await agent.metricsBody();
     res.setHeader('Content-Type', EXPOSITION_CONTENT_TYPE);
     if (/\bgzip\b/.test(req.get('accept-encoding') ?? '')) {
-      // One output chunk big enough for the whole result (text compresses about 10:1), so zlib
-      // runs as one job on the thread pool instead of one round trip per 16 KiB of output.
-      const chunkSize = Math.min(Math.max(text.length >> 3, 16 * 1024), 8 * 1024 * 1024);
-      const body = await gzip(text, { level: zlibConstants.Z_BEST_SPEED, chunkSize });
+      let body: Buffer;
+      try {
+        // One output chunk big enough for the whole result (text compresses about 10:1), so zlib
+        // runs as one job on the thread pool instead of one round trip per 16 KiB of output.
+        const chunkSize = Math.min(Math.max(text.length >> 3, 16 * 1024), 8 * 1024 * 1024);
+        body = await gzip(text, { level: zlibConstants.Z_BEST_SPEED, chunkSize });
+      } finally {
+        release();
+      }
       res.setHeader('Content-Encoding', 'gzip');
       res.setHeader('Vary', 'Accept-Encoding');
       res.end(body);
     } else {
+      // The socket may still hold the buffer after end(): give it back when the response is done.
+      res.once('close', release);
       res.end(text);
     }
   });

@@ -99,13 +99,13 @@ export class ResultStore {
   /**
    * Every target's and collector's series as exposition bytes, followed by `tail`. Built per
    * call: at thousands of targets some result changed since the last scrape anyway, and not
-   * keeping a copy saves its memory.
+   * keeping a copy saves its memory. `alloc` supplies the memory (see ScrapeBuffer).
    */
-  exposition(tail?: Buffer): Buffer {
+  exposition(tail?: Buffer, alloc?: (size: number) => Buffer): Buffer {
     const chunks: Rendered[] = [];
     for (const e of this.targets.values()) if (e.result) chunks.push(e.rendered);
     for (const c of this.collectors.values()) chunks.push(c.rendered);
-    return joinRendered(this.families, chunks, tail);
+    return joinRendered(this.families, chunks, tail, alloc);
   }
 }
 

@@ -109,6 +109,8 @@ export interface ConnectOptions {
    * writes at most once gains nothing from it and saves a system call per probe.
    */
   noDelay?: boolean;
+  /** Do not start reading once connected: a connect-only probe never reads, and saves a system call. */
+  noRead?: boolean;
 }
 
 /**
@@ -123,6 +125,7 @@ export function connectTcp(
 ): Promise<net.Socket> {
   const socket = net.connect({ host: address, port, localAddress: opts.localAddress });
   if (opts.noDelay !== false) socket.setNoDelay(true);
+  if (opts.noRead) socket.pause();
   const connected = new Promise<net.Socket>((resolve, reject) => {
     socket.once('connect', () => {
       socket.off('error', reject);

@@ -85,7 +85,10 @@ export const tcpProber: ProberDef<TcpSettings> = {
       l.ipProtocol = resolved.family;
       let socket: net.Socket | undefined;
       try {
-        socket = await l.phase('connect', () => connectTcp(resolved.address, hp.port, ctx.signal, { noDelay: false }));
+        socket = await l.phase('connect', () => connectTcp(resolved.address, hp.port, ctx.signal, {
+            noDelay: false,
+            noRead: !s.tls && s.send === undefined && s.expect_banner === undefined,
+          }));
         l.details.peer = `${resolved.address}:${hp.port}`;
         if (s.tls) {
           const plain = socket;
