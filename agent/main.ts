@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
+#!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=50
 // Wiring only: flags, logger, first config load, HTTP, signals.
 import http from 'node:http';
 import https from 'node:https';

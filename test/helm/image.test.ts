@@ -23,7 +23,7 @@ function launcherFlags(): string[] {
 }
 
 test('the image, npm start and the package bin start node with the same flags', () => {
-  expect(launcherFlags()).toEqual(['--max-semi-space-size=4']);
+  expect(launcherFlags()).toEqual(['--max-semi-space-size=4', '--heap-growing-percent=50']);
   const start = (pkg.scripts.start as string).split(' ');
   expect(start.slice(0, 1 + launcherFlags().length)).toEqual(['node', ...launcherFlags()]);
   // The compiled bin keeps the line, so an installed `portprobe` runs with the flags too.
