@@ -170,7 +170,7 @@ export class Agent {
       target,
       module,
       timeoutMs: timeoutMs === undefined ? undefined : Math.min(timeoutMs, module.timeoutSeconds * 1000),
-      shutdown: this.scheduler.shutdownSignal,
+      shutdown: this.scheduler.shutdownHandle,
       logger: this.opts.logger,
     });
     const rendered = renderResult(this.families, '', PROBERS[module.prober].phases, result, Date.now());

@@ -7,6 +7,7 @@ import { Secret } from '../exporters/secret';
 import { ICMP_DEFAULTS, icmpProber } from '../exporters/icmp';
 import { parseHostPort } from '../exporters/tcp/net';
 import type { ProbeContext, Prober } from '../exporters/types';
+import type { Shutdown } from './shutdown';
 import type { FailureReason, ModuleSpec, ProbeLogger, ProbeResult, TargetSpec } from '../exporters/types';
 
 /** How long past its deadline a prober may take to notice the abort before it is abandoned. */
@@ -18,7 +19,7 @@ export interface RunOptions {
   /** Overrides the module timeout (e.g. the scrape timeout of a /probe request). */
   timeoutMs?: number;
   /** Aborts the probe when the agent shuts down. */
-  shutdown?: AbortSignal;
+  shutdown?: Shutdown;
   logger: ProbeLogger;
 }
 
@@ -47,8 +48,7 @@ export async function runProbe(opts: RunOptions): Promise<ProbeResult> {
     controller.abort(new DeadlineError(true));
     startGuard();
   };
-  if (opts.shutdown?.aborted) onShutdown();
-  else opts.shutdown?.addEventListener('abort', onShutdown, { once: true });
+  const unsubscribe = opts.shutdown?.subscribe(onShutdown);
 
   try {
     const probe = Promise.resolve()
@@ -68,7 +68,7 @@ export async function runProbe(opts: RunOptions): Promise<ProbeResult> {
   } finally {
     clearTimeout(timer);
     if (guard) clearTimeout(guard);
-    opts.shutdown?.removeEventListener('abort', onShutdown);
+    unsubscribe?.();
   }
 }
 

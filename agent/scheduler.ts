@@ -2,7 +2,6 @@
 // never overlapping itself, under a global concurrency cap. Results go to the store.
 // Targets that share an interval form a ring with one timer: the ring keeps no per-target timer,
 // so 10,000 targets cost 10,000 small records rather than 10,000 timers re-created every round.
-import { setMaxListeners } from 'node:events';
 import cron, { type ScheduledTask } from 'node-cron';
 import { PROBERS } from '../exporters';
 import type { ModuleSpec, ProbeLogger } from '../exporters/types';
@@ -13,6 +12,7 @@ import { runProbe } from './runner';
 import type { ResultStore } from './store';
 import type { SelfMetrics } from './self-metrics';
 import { stableHash } from './shard';
+import { Shutdown } from './shutdown';
 
 /** A counting semaphore whose waiters give up when the agent shuts down. */
 export class Slots {
@@ -29,23 +29,23 @@ export class Slots {
     this.drain();
   }
 
-  acquire(signal: AbortSignal): Promise<void> {
-    if (signal.aborted) return Promise.reject(new Error('shutting down'));
+  acquire(shutdown: Shutdown): Promise<void> {
+    if (shutdown.aborted) return Promise.reject(new Error('shutting down'));
     if (this.free > 0 && this.waiters.length === 0) {
       this.free--;
       return Promise.resolve();
     }
     return new Promise((resolve, reject) => {
+      let unsubscribe = (): void => undefined;
       const grant = (): void => {
-        signal.removeEventListener('abort', cancel);
+        unsubscribe();
         resolve();
       };
-      const cancel = (): void => {
+      unsubscribe = shutdown.subscribe(() => {
         const i = this.waiters.indexOf(grant);
         if (i >= 0) this.waiters.splice(i, 1);
         reject(new Error('shutting down'));
-      };
-      signal.addEventListener('abort', cancel, { once: true });
+      });
       this.waiters.push(grant);
     });
   }
@@ -134,20 +134,18 @@ export class Scheduler {
   private rings: Ring[] = [];
   private readonly collectorStates = new Map<string, CollectorState>();
   private readonly slots: Slots;
-  private readonly shutdown = new AbortController();
+  private readonly shutdown = new Shutdown();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly now: () => number;
 
   constructor(private readonly opts: SchedulerOptions) {
-    // Every probe in flight (and every one waiting for a slot) listens for shutdown: thousands
-    // at once is normal here, not a leak.
-    setMaxListeners(0, this.shutdown.signal);
     this.slots = new Slots(opts.concurrency);
     this.now = opts.now ?? Date.now;
   }
 
-  get shutdownSignal(): AbortSignal {
-    return this.shutdown.signal;
+  /** Stops every probe in flight when the agent shuts down (also the /probe requests'). */
+  get shutdownHandle(): Shutdown {
+    return this.shutdown;
   }
 
   /** Reconciles running timers with a new set of targets (config load or reload). */
@@ -218,7 +216,7 @@ export class Scheduler {
   }
 
   private runCollector(st: CollectorState): void {
-    if (this.shutdown.signal.aborted || this.collectorStates.get(st.config.name) !== st) return;
+    if (this.shutdown.aborted || this.collectorStates.get(st.config.name) !== st) return;
     st.timer = setTimeout(() => this.runCollector(st), st.config.intervalMs);
     if (st.running) {
       this.opts.metrics.schedulerSkipped.inc();
@@ -247,7 +245,7 @@ export class Scheduler {
 
   /** Fires every member whose slot has come, then sleeps until the next slot. */
   private tickRing(ring: Ring): void {
-    if (this.shutdown.signal.aborted) return;
+    if (this.shutdown.aborted) return;
     const now = this.now();
     const n = ring.members.length;
     let fired = 0;
@@ -271,7 +269,7 @@ export class Scheduler {
 
   /** Runs one scheduled probe unless the previous run of the same target is still going. */
   private fire(st: TargetState): void {
-    if (this.shutdown.signal.aborted) return;
+    if (this.shutdown.aborted) return;
     if (st.running) {
       this.opts.metrics.schedulerSkipped.inc();
       this.opts.logger.debug('skipped: previous run still going', { target: st.target.name });
@@ -289,13 +287,13 @@ export class Scheduler {
 
   private async execute(st: TargetState): Promise<void> {
     try {
-      await this.slots.acquire(this.shutdown.signal);
+      await this.slots.acquire(this.shutdown);
     } catch {
       return;
     }
     try {
       const { target, module } = st;
-      const result = await runProbe({ target, module, shutdown: this.shutdown.signal, logger: this.opts.logger });
+      const result = await runProbe({ target, module, shutdown: this.shutdown, logger: this.opts.logger });
       if (this.states.get(target.name) !== st || st.module !== module) return;
       if (result.failure?.reason === 'aborted') return;
       this.opts.store.record(target.name, PROBERS[module.prober].phases, result);

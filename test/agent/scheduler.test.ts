@@ -5,6 +5,7 @@ import { allFamilies } from '../../agent/agent';
 import { createSelfMetrics } from '../../agent/self-metrics';
 import { parseConfig } from '../../config/load';
 import { silentLogger } from '../helpers/context';
+import { Shutdown } from '../../agent/shutdown';
 import { listen } from '../helpers/net';
 
 describe('spreadOffsets', () => {
@@ -37,9 +38,9 @@ describe('nextSlot', () => {
 describe('Slots', () => {
   it('grants at most the limit and hands released slots to waiters in order', async () => {
     const s = new Slots(2);
-    const ac = new AbortController();
+    const sd = new Shutdown();
     const order: number[] = [];
-    const all = [1, 2, 3, 4].map((i) => s.acquire(ac.signal).then(() => order.push(i)));
+    const all = [1, 2, 3, 4].map((i) => s.acquire(sd).then(() => order.push(i)));
     await new Promise((r) => setImmediate(r));
     expect(order).toEqual([1, 2]);
     s.release();
@@ -51,11 +52,12 @@ describe('Slots', () => {
   });
   it('rejects waiters on shutdown', async () => {
     const s = new Slots(1);
-    const ac = new AbortController();
-    await s.acquire(ac.signal);
-    const waiting = s.acquire(ac.signal);
-    ac.abort();
+    const sd = new Shutdown();
+    await s.acquire(sd);
+    const waiting = s.acquire(sd);
+    sd.abort();
     await expect(waiting).rejects.toThrow('shutting down');
+    await expect(s.acquire(sd)).rejects.toThrow('shutting down');
   });
 });
 
