@@ -104,27 +104,24 @@ export interface SchedulerOptions {
  */
 export function spreadOffsets(targets: readonly { name: string; intervalMs: number }[]): Map<string, number> {
   const out = new Map<string, number>();
-  for (const [interval, g] of spreadRings(targets)) {
-    g.forEach((t, k) => out.set(t.name, Math.floor((k * interval) / g.length)));
-  }
+  for (const g of spreadRings(targets).values()) g.members.forEach((t, k) => out.set(t.name, g.offsets[k]));
   return out;
 }
 
-/** Targets grouped by interval, each group in the order of its offsets. */
-function spreadRings<T extends { name: string; intervalMs: number }>(targets: readonly T[]): Map<number, T[]> {
+/** Targets grouped by interval, each group in the order of its offsets, with the offsets. */
+function spreadRings<T extends { name: string; intervalMs: number }>(
+  targets: readonly T[],
+): Map<number, { members: T[]; offsets: number[] }> {
   const groups = new Map<number, { t: T; h: number }[]>();
   for (const t of targets) {
     const g = groups.get(t.intervalMs) ?? [];
     g.push({ t, h: stableHash(t.name) });
     groups.set(t.intervalMs, g);
   }
-  const out = new Map<number, T[]>();
+  const out = new Map<number, { members: T[]; offsets: number[] }>();
   for (const [interval, g] of groups) {
     g.sort((a, b) => a.h - b.h || (a.t.name < b.t.name ? -1 : 1));
-    out.set(
-      interval,
-      g.map((x) => x.t),
-    );
+    out.set(interval, { members: g.map((x) => x.t), offsets: g.map((_, k) => Math.floor((k * interval) / g.length)) });
   }
   return out;
 }
@@ -183,9 +180,8 @@ export class Scheduler {
     }
     const byInterval = spreadRings(periodic.map((st) => ({ name: st.target.name, intervalMs: st.target.intervalMs, st })));
     const now = this.now();
-    for (const [intervalMs, group] of byInterval) {
-      const offsets = group.map((_, k) => Math.floor((k * intervalMs) / group.length));
-      const ring: Ring = { intervalMs, members: group.map((g) => g.st), offsets, cycleStart: 0, pos: 0 };
+    for (const [intervalMs, { members, offsets }] of byInterval) {
+      const ring: Ring = { intervalMs, members: members.map((m) => m.st), offsets, cycleStart: 0, pos: 0 };
       alignRing(ring, now);
       this.rings.push(ring);
       this.armRing(ring, now);
@@ -338,10 +334,19 @@ export class Scheduler {
  * have just run). Slots are aligned to the clock, so a reload keeps every target's slot.
  */
 function alignRing(ring: Ring, now: number, strict = false): void {
-  const base = Math.floor(now / ring.intervalMs) * ring.intervalMs;
-  const pos = ring.offsets.findIndex((o) => (strict ? base + o > now : base + o >= now));
-  ring.cycleStart = pos < 0 ? base + ring.intervalMs : base;
-  ring.pos = pos < 0 ? 0 : pos;
+  // The clock counts whole milliseconds: "after now" is "at or after now + 1".
+  const from = strict ? now + 1 : now;
+  let best = 0;
+  let bestAt = Infinity;
+  ring.offsets.forEach((o, k) => {
+    const at = nextSlot(from, ring.intervalMs, o);
+    if (at < bestAt) {
+      bestAt = at;
+      best = k;
+    }
+  });
+  ring.pos = best;
+  ring.cycleStart = bestAt - ring.offsets[best];
 }
 
 /** First time >= now that is congruent to offset modulo interval. */

@@ -18,6 +18,16 @@ export function nodeFlags(main = MAIN): string[] {
 }
 const CLK_TCK = 100;
 
+/** Sum of the first capture of every match of `re` (global, multiline) in an exposition. */
+export function sumSeries(text: string, re: RegExp): number {
+  let n = 0;
+  for (const m of text.matchAll(re)) n += Number(m[1]);
+  return n;
+}
+
+/** Every portprobe_probes_total series (all modules and results). */
+export const PROBES_TOTAL = /^portprobe_probes_total\{[^}]*\} (\S+)$/gm;
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
-import { cpuSeconds, median, percentile, startAgent } from './common';
+import { PROBES_TOTAL, cpuSeconds, median, percentile, startAgent, sumSeries } from './common';
 
 const LOAD = Number(process.argv[2] ?? 5000);
 const SECONDS = Number(process.argv[3] ?? 20);
@@ -123,8 +123,8 @@ function helper(argv: string[], env: NodeJS.ProcessEnv, onLine: (l: string) => v
 /** From the agent's /metrics: scheduled probes and GC so far, and the event-loop lag (ms) since the last scrape. */
 async function scrape(port: number): Promise<{ probes: number; lag: Record<string, number>; gcSeconds: number; gcOver10ms: number }> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const sum = (re: RegExp): number => [...text.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
-  const probes = sum(/^portprobe_probes_total\{[^}]*\} (\S+)$/gm);
+  const sum = (re: RegExp): number => sumSeries(text, re);
+  const probes = sum(PROBES_TOTAL);
   const gcSeconds = sum(/^nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)$/gm);
   const gcOver10ms = sum(/^nodejs_gc_duration_seconds_count\{[^}]*\} (\S+)$/gm) - sum(/^nodejs_gc_duration_seconds_bucket\{[^}]*le="0.01"[^}]*\} (\S+)$/gm);
   const lag: Record<string, number> = {};

@@ -1,7 +1,8 @@
 // Soak: 2,000 targets (20 % of them hostile peers) probed every second for a long run. Samples
 // the agent's RSS, heap, open file descriptors, skipped runs and probe latency over time and
 // reports drift. The heap is read after each full collection (node's --trace-gc lines), which is
-// what survives; the heap "used" between collections is mostly garbage waiting. Run: npx ts-node --transpile-only bench/soak.bench.ts [minutes=10] [targets=2000]
+// what survives; the heap "used" between collections is mostly garbage waiting.
+// Run: npx ts-node --transpile-only bench/soak.bench.ts [minutes=10] [targets=2000]
 // All traffic stays on 127.0.0.1; the agent and the peers stop at the end.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -9,7 +10,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startHostilePeer, type HostilePeer } from '../test/peers/hostile';
-import { MAIN, nodeFlags } from './common';
+import { MAIN, PROBES_TOTAL, nodeFlags, sumSeries } from './common';
 
 const MINUTES = Number(process.argv[2] ?? 10);
 const TARGETS = Number(process.argv[3] ?? 2000);
@@ -112,7 +113,7 @@ async function main(): Promise<void> {
         heapMB: (metric(text, /^nodejs_heap_size_used_bytes (\S+)$/)[0] ?? NaN) / 2 ** 20,
         fds: readdirSync(`/proc/${pid}/fd`).length,
         skipped: metric(text, /^portprobe_scheduler_skipped_total (\S+)$/)[0] ?? NaN,
-        probes: metric(text, /^portprobe_probes_total\{[^}]*\} (\S+)$/).reduce((a, b) => a + b, 0),
+        probes: sumSeries(text, PROBES_TOTAL),
         okLatencyMs: median(metric(text, /^probe_duration_seconds\{target="ok-[^"]*",[^}]*\} (\S+)$/)) * 1000,
       });
       const s = samples[samples.length - 1];

@@ -8,17 +8,14 @@ import net from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { cpuSeconds, median, startAgent } from './common';
+import { PROBES_TOTAL, cpuSeconds, median, startAgent, sumSeries } from './common';
 
 const TARGETS = Number(process.argv[2] ?? 5000);
 const SECONDS = Number(process.argv[3] ?? 10);
 const ROUNDS = Number(process.argv[4] ?? 3);
 
 async function counter(port: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  let n = 0;
-  for (const m of text.matchAll(/^portprobe_probes_total\{[^}]*\} (\S+)$/gm)) n += Number(m[1]);
-  return n;
+  return sumSeries(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), PROBES_TOTAL);
 }
 
 async function portprobeRound(cfg: string): Promise<{ rate: number; cpuPer1000: number }> {

@@ -6,15 +6,6 @@ import { IP_PROTOCOL_PROPERTIES } from '../tcp/net';
 import type tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { Connection, ConnectionConfiguration } from 'tedious';
-
-/**
- * tedious, loaded on the first login: it is the agent's largest dependency (its Azure and date
- * libraries alone are megabytes of code), and an agent with no mssql login module never needs it.
- */
-function tedious(): typeof import('tedious') {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require('tedious') as typeof import('tedious');
-}
 import type { Fact, MetricDef, ProberDef } from '../types';
 import { Ladder, ProbeError, classifyError, oneLine, runLadder } from '../ladder';
 import { SECRET_REF_PATTERN, type Secret } from '../secret';
@@ -40,6 +31,15 @@ import {
 } from './browser';
 import { advise, formatBuild, nameVersion, parseBuild, type Advisory } from './versions';
 import { NOT_TDS_ADVICE, readMessage, tlsOverTds } from './wire';
+
+/**
+ * tedious, loaded on the first login: it is the agent's largest dependency (its Azure and date
+ * libraries alone are megabytes of code), and an agent with no mssql login module never needs it.
+ */
+function tedious(): typeof import('tedious') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('tedious') as typeof import('tedious');
+}
 
 export interface MssqlQuery {
   /** Metric name of the gauge (or counter) this query feeds. */

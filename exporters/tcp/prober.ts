@@ -85,10 +85,9 @@ export const tcpProber: ProberDef<TcpSettings> = {
       l.ipProtocol = resolved.family;
       let socket: net.Socket | undefined;
       try {
-        socket = await l.phase('connect', () => connectTcp(resolved.address, hp.port, ctx.signal, {
-            noDelay: false,
-            noRead: !s.tls && s.send === undefined && s.expect_banner === undefined,
-          }));
+        // This rung writes at most once (`send`) and reads only for TLS or a banner.
+        const connectOpts = { noDelay: false, noRead: !s.tls && s.send === undefined && s.expect_banner === undefined };
+        socket = await l.phase('connect', () => connectTcp(resolved.address, hp.port, ctx.signal, connectOpts));
         l.details.peer = `${resolved.address}:${hp.port}`;
         if (s.tls) {
           const plain = socket;
