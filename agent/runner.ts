@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { PROBERS } from '../exporters';
 import { DeadlineError, classifyError } from '../exporters/ladder';
 import { Secret } from '../exporters/secret';
+import { ProbeAbort, abortSignalOf } from '../exporters/signal';
 import { ICMP_DEFAULTS, icmpProber } from '../exporters/icmp';
 import { parseHostPort } from '../exporters/tcp/net';
 import type { ProbeContext, Prober } from '../exporters/types';
@@ -28,7 +29,7 @@ export async function runProbe(opts: RunOptions): Promise<ProbeResult> {
   const logger = scrubbingLogger(opts.logger, secretValues(opts.module.settings));
   const timeoutMs = Math.max(1, opts.timeoutMs ?? opts.module.timeoutSeconds * 1000);
   const started = performance.now();
-  const controller = new AbortController();
+  const controller = new ProbeAbort();
   const deadline = Date.now() + timeoutMs;
   // Once the signal fires the prober has ABANDON_GRACE_MS to return; then its result is made up.
   let guard: NodeJS.Timeout | undefined;
@@ -36,7 +37,7 @@ export async function runProbe(opts: RunOptions): Promise<ProbeResult> {
   const abandon = new Promise<ProbeResult>((resolve) => (abandonWith = resolve));
   const startGuard = (): void => {
     guard ??= setTimeout(() => {
-      const shutdown = controller.signal.reason instanceof DeadlineError && controller.signal.reason.shutdown;
+      const shutdown = controller.reason instanceof DeadlineError && controller.reason.shutdown;
       abandonWith(failed(started, 'setup', shutdown ? 'aborted' : 'timeout', 'probe did not stop at its deadline; abandoned'));
     }, ABANDON_GRACE_MS);
   };
@@ -53,7 +54,7 @@ export async function runProbe(opts: RunOptions): Promise<ProbeResult> {
   try {
     const probe = Promise.resolve()
       .then(() => {
-        const ctx = { target: opts.target, module: opts.module, signal: controller.signal, deadline, logger };
+        const ctx = { target: opts.target, module: opts.module, signal: controller, deadline, logger };
         return opts.module.ping && opts.module.prober !== 'icmp' ? withPingRung(def.run, ctx, opts.module.ping) : def.run(ctx);
       })
       .catch((err: unknown): ProbeResult => {
@@ -61,7 +62,7 @@ export async function runProbe(opts: RunOptions): Promise<ProbeResult> {
           target: opts.target.name,
           err: err instanceof Error ? err.message : String(err),
         });
-        const c = classifyError(err, controller.signal);
+        const c = classifyError(err, controller);
         return failed(started, 'setup', c.reason === 'timeout' ? 'timeout' : 'internal_error', c.message);
       });
     return scrubSecrets(await Promise.race([probe, abandon]), opts.module.settings);
@@ -167,7 +168,7 @@ export async function withPingRung(
   const host = typeof hp === 'string' ? ctx.target.address : hp.host;
   // The ping gets a third of the time left (at most 2 s), so the ladder keeps enough for itself.
   const budgetMs = Math.round(Math.max(200, Math.min(2000, (ctx.deadline - Date.now()) / 3)));
-  const pingSignal = AbortSignal.any([ctx.signal, AbortSignal.timeout(budgetMs)]);
+  const pingSignal = AbortSignal.any([abortSignalOf(ctx.signal), AbortSignal.timeout(budgetMs)]);
   const pinged = await icmpProber.run({
     ...ctx,
     signal: pingSignal,

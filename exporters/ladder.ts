@@ -10,6 +10,7 @@ import type {
   ProbeFailure,
   ProbeResult,
 } from './types';
+import type { ProbeSignal } from './signal';
 
 /** Throw inside a phase to fail it with a precise reason. */
 export class ProbeError extends Error {
@@ -68,7 +69,7 @@ function isTlsError(err: NodeJS.ErrnoException): boolean {
 /** Maps any thrown value to a reason and a one-line message. Pure apart from reading signal. */
 export function classifyError(
   err: unknown,
-  signal?: AbortSignal,
+  signal?: ProbeSignal,
 ): { reason: FailureReason; message: string; advice?: string } {
   if (err instanceof ProbeError) {
     return { reason: err.reason, message: err.message, advice: err.advice };
@@ -118,7 +119,7 @@ export class Ladder {
 
   constructor(private readonly ctx: ProbeContext<unknown>) {}
 
-  get signal(): AbortSignal {
+  get signal(): ProbeSignal {
     return this.ctx.signal;
   }
 
@@ -193,7 +194,7 @@ export class Ladder {
   }
 }
 
-function isShutdown(signal: AbortSignal): boolean {
+function isShutdown(signal: ProbeSignal): boolean {
   return signal.reason instanceof DeadlineError && signal.reason.shutdown;
 }
 
@@ -220,7 +221,7 @@ export async function runLadder(
  */
 export function untilAborted<T>(
   promise: Promise<T>,
-  signal: AbortSignal,
+  signal: ProbeSignal,
   onAbort?: () => void,
 ): Promise<T> {
   if (signal.aborted) {

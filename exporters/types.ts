@@ -1,5 +1,6 @@
 // The one shape every prober has. Probers return data; the store keeps it and the
 // exposition turns it into series. A prober never throws for a failing target.
+import type { ProbeSignal } from './signal';
 
 /** The closed set of reasons a probe can fail for. Each names the rung that broke. */
 export const FAILURE_REASONS = [
@@ -123,7 +124,7 @@ export interface ProbeContext<M> {
   target: TargetSpec;
   module: ModuleSpec<M>;
   /** Aborts at the probe's deadline or when the agent shuts down. Every wait honours it. */
-  signal: AbortSignal;
+  signal: ProbeSignal;
   /** Absolute deadline, ms since the epoch (Date.now() based). */
   deadline: number;
   logger: ProbeLogger;

@@ -8,6 +8,7 @@ import type tls from 'node:tls';
 import { ProbeError, untilAborted } from '../ladder';
 import { startTls } from '../tcp/net';
 import { ReplyParser, type Reply, type ReplyErrorKind, type ReplyLimits } from './reply';
+import type { ProbeSignal } from '../signal';
 
 /** The server's byte stream broke the reply grammar or a size cap. */
 export class ReplyStreamError extends ProbeError {
@@ -109,7 +110,7 @@ export class ControlConnection {
   }
 
   /** The next complete reply. Rejects on close, cap, socket error or abort. */
-  read(signal: AbortSignal): Promise<Reply> {
+  read(signal: ProbeSignal): Promise<Reply> {
     if (this.waiter) return Promise.reject(new Error('ControlConnection: concurrent read'));
     const p = new Promise<Reply>((resolve, reject) => {
       this.waiter = { resolve, reject };
@@ -132,7 +133,7 @@ export class ControlConnection {
   }
 
   /** Sends a command and returns its first reply (which may be preliminary, 1xx). */
-  async command(line: string, signal: AbortSignal): Promise<Reply> {
+  async command(line: string, signal: ProbeSignal): Promise<Reply> {
     this.send(line);
     return this.read(signal);
   }
@@ -142,7 +143,7 @@ export class ControlConnection {
    * or right after connect for implicit TLS). Bytes the peer sent before the handshake are
    * a protocol error.
    */
-  async upgrade(opts: tls.ConnectionOptions, signal: AbortSignal): Promise<tls.TLSSocket> {
+  async upgrade(opts: tls.ConnectionOptions, signal: ProbeSignal): Promise<tls.TLSSocket> {
     if (this.queue.length > 0) {
       throw new ProbeError('protocol_error', 'server sent replies before the TLS handshake');
     }

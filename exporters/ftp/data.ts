@@ -11,11 +11,12 @@ import type { ControlConnection } from './control';
 import { formatEprt, formatPort, ipv4Kind, parseEpsv, parsePasv, parsePortRange, sameHost } from './passive';
 import { isCompletion, isPreliminary, replyText, type Reply } from './reply';
 import type { DataMode, FtpSettings } from './settings';
+import type { ProbeSignal } from '../signal';
 
 export interface DataEnv {
   ctrl: ControlConnection;
   settings: FtpSettings;
-  signal: AbortSignal;
+  signal: ProbeSignal;
   /** TLS options for data connections when PROT P is in force; undefined for clear data. */
   dataTls?: tls.ConnectionOptions;
   log: (line: string) => void;

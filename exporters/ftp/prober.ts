@@ -25,6 +25,7 @@ import {
   type DataMode,
   type FtpSettings,
 } from './settings';
+import type { ProbeSignal } from '../signal';
 
 export const FTP_PHASES = [
   'resolve',
@@ -86,7 +87,7 @@ export function bannerLabel(r: Reply): string {
   return clean.length > MAX_BANNER_LABEL ? clean.slice(0, MAX_BANNER_LABEL) : clean;
 }
 
-async function readBanner(ctrl: ControlConnection, signal: AbortSignal): Promise<Reply> {
+async function readBanner(ctrl: ControlConnection, signal: ProbeSignal): Promise<Reply> {
   let r: Reply;
   try {
     r = await ctrl.read(signal);
@@ -107,7 +108,7 @@ async function readBanner(ctrl: ControlConnection, signal: AbortSignal): Promise
 }
 
 /** AUTH TLS (explicit) and the handshake; returns the TLS socket. */
-async function explicitTls(ctrl: ControlConnection, opts: tls.ConnectionOptions, signal: AbortSignal): Promise<tls.TLSSocket> {
+async function explicitTls(ctrl: ControlConnection, opts: tls.ConnectionOptions, signal: ProbeSignal): Promise<tls.TLSSocket> {
   const r = await ctrl.command('AUTH TLS', signal);
   if (r.code === 421) throw probeError('too_many_connections', `AUTH TLS: 421 ${replyText(r)}`);
   if (r.code !== 234) {
@@ -117,7 +118,7 @@ async function explicitTls(ctrl: ControlConnection, opts: tls.ConnectionOptions,
 }
 
 /** PBSZ 0 + PROT P. Returns false when the server wants them after login (530/503). */
-async function protectData(ctrl: ControlConnection, signal: AbortSignal, afterLogin: boolean): Promise<boolean> {
+async function protectData(ctrl: ControlConnection, signal: ProbeSignal, afterLogin: boolean): Promise<boolean> {
   for (const cmd of ['PBSZ 0', 'PROT P']) {
     const r = await ctrl.command(cmd, signal);
     if (r.code >= 200 && r.code < 300) continue;
@@ -127,7 +128,7 @@ async function protectData(ctrl: ControlConnection, signal: AbortSignal, afterLo
   return true;
 }
 
-async function login(ctrl: ControlConnection, s: FtpSettings, signal: AbortSignal): Promise<void> {
+async function login(ctrl: ControlConnection, s: FtpSettings, signal: ProbeSignal): Promise<void> {
   const anonymous = s.username === 'anonymous' || s.username === 'ftp';
   const u = await ctrl.command(`USER ${s.username}`, signal);
   if (u.code === 230) return;
@@ -139,7 +140,7 @@ async function login(ctrl: ControlConnection, s: FtpSettings, signal: AbortSigna
   throw loginFailure('PASS', p, s.tls);
 }
 
-async function quit(ctrl: ControlConnection, signal: AbortSignal): Promise<void> {
+async function quit(ctrl: ControlConnection, signal: ProbeSignal): Promise<void> {
   let r: Reply;
   try {
     r = await ctrl.command('QUIT', signal);

@@ -6,6 +6,7 @@ import type { FailureReason, ProberDef } from '../types';
 import { DeadlineError, ProbeError, runLadder, type Ladder } from '../ladder';
 import { IP_PROTOCOL_PROPERTIES, resolveHost, type IpPreference } from '../tcp/net';
 import { classifyPingError, parsePingOutput } from './parse';
+import { abortSignalOf, type ProbeSignal } from '../signal';
 
 export interface IcmpSettings {
   preferred_ip_protocol: IpPreference;
@@ -73,9 +74,9 @@ interface PingRun {
   stderr: string;
 }
 
-function runPing(path: string, args: string[], signal: AbortSignal): Promise<PingRun> {
+function runPing(path: string, args: string[], signal: ProbeSignal): Promise<PingRun> {
   return new Promise((resolve) => {
-    execFile(path, args, { signal, timeout: 0, maxBuffer: 256 * 1024, encoding: 'utf8', env: { LC_ALL: 'C' } }, (err, stdout, stderr) => {
+    execFile(path, args, { signal: abortSignalOf(signal), timeout: 0, maxBuffer: 256 * 1024, encoding: 'utf8', env: { LC_ALL: 'C' } }, (err, stdout, stderr) => {
       const code = err ? ((err as NodeJS.ErrnoException).code ?? (err as { status?: number }).status ?? 1) : 0;
       resolve({ code: code as number | string, stdout: String(stdout ?? ''), stderr: String(stderr ?? '') });
     });
@@ -91,7 +92,7 @@ export async function pingRung(
   address: string,
   family: 4 | 6,
   s: IcmpSettings,
-  signal: AbortSignal,
+  signal: ProbeSignal,
 ): Promise<void> {
   // -W bounds the wait for each reply; the probe's signal bounds the whole run. (-w would make
   // ping keep sending until `packets` replies arrive, which hides loss.)

@@ -4,6 +4,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { DeadlineError, untilAborted } from '../ladder';
+import type { ProbeSignal } from '../signal';
 
 export const CLNT_UCAST_EX = 0x03;
 export const CLNT_UCAST_INST = 0x04;
@@ -154,7 +155,7 @@ export async function queryBrowser(
   address: string,
   port: number,
   request: Buffer,
-  signal: AbortSignal,
+  signal: ProbeSignal,
   waitMs: number,
 ): Promise<Buffer | undefined> {
   const sock = dgram.createSocket(net.isIPv6(address) ? 'udp6' : 'udp4');

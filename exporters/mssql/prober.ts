@@ -31,6 +31,7 @@ import {
 } from './browser';
 import { advise, formatBuild, nameVersion, parseBuild, type Advisory } from './versions';
 import { NOT_TDS_ADVICE, readMessage, tlsOverTds } from './wire';
+import type { ProbeSignal } from '../signal';
 
 /**
  * tedious, loaded on the first login: it is the agent's largest dependency (its Azure and date
@@ -448,7 +449,7 @@ async function browse(l: Ladder, address: string, browserPort: number, instance:
 }
 
 /** The prelogin rung, with a dropped or silent connection explained in the operator's terms. */
-function preloginPhase(l: Ladder, socket: net.Socket, s: MssqlSettings, signal: AbortSignal, strict: boolean): Promise<Prelogin> {
+function preloginPhase(l: Ladder, socket: net.Socket, s: MssqlSettings, signal: ProbeSignal, strict: boolean): Promise<Prelogin> {
   return doPrelogin(l, socket, s, signal, strict).catch((err: unknown) => {
     const c = classifyError(err, signal);
     if (c.reason === 'reset') {
@@ -466,7 +467,7 @@ function preloginPhase(l: Ladder, socket: net.Socket, s: MssqlSettings, signal: 
   });
 }
 
-async function doPrelogin(l: Ladder, socket: net.Socket, s: MssqlSettings, signal: AbortSignal, strict: boolean): Promise<Prelogin> {
+async function doPrelogin(l: Ladder, socket: net.Socket, s: MssqlSettings, signal: ProbeSignal, strict: boolean): Promise<Prelogin> {
   // Offering encryption (OFF = "available, not required") makes the answer tell the server's
   // policy: OFF available, REQ forced, NOT_SUP no certificate. Under TDS 8 the value is ignored.
   const request = buildPrelogin({ encryption: strict ? Encrypt.NOT_SUP : Encrypt.OFF, instance: s.instance ?? '', threadId: process.pid });
@@ -520,7 +521,7 @@ interface ServerError {
 export function mapTediousError(
   err: unknown,
   phase: 'login' | 'query',
-  ctx: { port: number; instance?: string; advisory?: Advisory; serverError?: ServerError; signal: AbortSignal },
+  ctx: { port: number; instance?: string; advisory?: Advisory; serverError?: ServerError; signal: ProbeSignal },
 ): ProbeError {
   const e = err as { code?: string; message?: string; cause?: unknown; errors?: unknown[] };
   const code = e?.code ?? '';
@@ -618,7 +619,7 @@ function tediousConfig(s: MssqlSettings, address: string, host: string, port: nu
 
 async function loginAndQuery(
   l: Ladder,
-  signal: AbortSignal,
+  signal: ProbeSignal,
   s: MssqlSettings,
   address: string,
   host: string,

@@ -1,12 +1,13 @@
 // The prober's own little TDS client: send a PRELOGIN, read the answer, and run a TLS handshake
 // wrapped in PRELOGIN packets as MS-TDS 2.2.6.5 prescribes. Everything here honours the probe's
-// AbortSignal and caps what it buffers.
+// deadline signal and caps what it buffers.
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { Duplex } from 'node:stream';
 import { ProbeError, untilAborted } from '../ladder';
 import { startTls } from '../tcp/net';
 import { MessageFramer, PacketType, encodePacket, parsePacketHeader, type Message } from './packet';
+import type { ProbeSignal } from '../signal';
 
 const PRELOGIN_LIMITS = { maxPacketBytes: 32768, maxMessageBytes: 65536 };
 
@@ -20,7 +21,7 @@ export function excerpt(bytes: Buffer, max = 60): string {
  * Reads one complete TDS message. Bytes that are not a TDS packet header become
  * ProbeError('not_tds'); a close before a full message becomes a reset.
  */
-export function readMessage(socket: net.Socket, signal: AbortSignal): Promise<Message> {
+export function readMessage(socket: net.Socket, signal: ProbeSignal): Promise<Message> {
   const framer = new MessageFramer(PRELOGIN_LIMITS);
   let first: Buffer | undefined;
   const p = new Promise<Message>((resolve, reject) => {
@@ -80,7 +81,7 @@ export const NOT_TDS_ADVICE =
 export async function tlsOverTds(
   socket: net.Socket,
   opts: tls.ConnectionOptions,
-  signal: AbortSignal,
+  signal: ProbeSignal,
 ): Promise<tls.TLSSocket> {
   const framer = new MessageFramer(PRELOGIN_LIMITS);
   let packetId = 1;

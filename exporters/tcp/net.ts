@@ -1,13 +1,15 @@
 // Building blocks shared by every prober that speaks TCP: address parsing, resolution with an
-// IP-version preference, connect and TLS upgrade that honour the probe's AbortSignal, TLS facts,
+// IP-version preference, connect and TLS upgrade that honour the probe's deadline signal, TLS facts,
 // and a line reader with hard size caps.
 import { promises as dns } from 'node:dns';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
+import { getSystemErrorName } from 'node:util';
 import { DeadlineError, ProbeError, untilAborted } from '../ladder';
 import type { Fact, MetricDef } from '../types';
+import type { ProbeSignal } from '../signal';
 
 export interface HostPort {
   host: string;
@@ -80,7 +82,7 @@ export async function resolveHost(
   host: string,
   prefer: IpPreference,
   fallback: boolean,
-  signal: AbortSignal,
+  signal: ProbeSignal,
 ): Promise<Resolved> {
   const literal = net.isIP(host);
   if (literal === 4 || literal === 6) {
@@ -120,7 +122,7 @@ export interface ConnectOptions {
 export function connectTcp(
   address: string,
   port: number,
-  signal: AbortSignal,
+  signal: ProbeSignal,
   opts: ConnectOptions = {},
 ): Promise<net.Socket> {
   const socket = net.connect({ host: address, port, localAddress: opts.localAddress });
@@ -136,6 +138,112 @@ export function connectTcp(
   return untilAborted(connected, signal, () => socket.destroy()).catch((err: unknown) => {
     socket.destroy();
     throw err;
+  });
+}
+
+/** What a connect-only probe holds once connected: something to close. */
+export interface Closable {
+  destroy(): void;
+}
+
+/** The part of Node's TCP handle binding that a bare connect uses. */
+interface TcpHandle {
+  connect(req: object, address: string, port: number): number;
+  connect6(req: object, address: string, port: number): number;
+  close(): void;
+}
+interface TcpBinding {
+  TCP: new (type: number) => TcpHandle;
+  TCPConnectWrap: new () => { oncomplete?: (status: number) => void };
+  constants: { SOCKET: number };
+}
+
+let tcpBindingCache: TcpBinding | null | undefined;
+
+/**
+ * Whether connect-only probes may use the bare TCP handle (the default, unless the environment
+ * sets PORTPROBE_NET_SOCKET_ONLY=1). With false they go through `net` like every other probe.
+ */
+export function setBareConnect(enabled: boolean): void {
+  tcpBindingCache = enabled ? undefined : null;
+}
+
+/**
+ * Node's own TCP handle (what `net.Socket` wraps), or null where this Node does not offer it in
+ * the expected shape; then connect-only probes go through `net` as every other probe does.
+ */
+export function tcpBinding(): TcpBinding | null {
+  if (tcpBindingCache !== undefined) return tcpBindingCache;
+  tcpBindingCache = null;
+  if (process.env.PORTPROBE_NET_SOCKET_ONLY === '1') return null;
+  try {
+    const b = (process as unknown as { binding(name: string): Partial<TcpBinding> }).binding('tcp_wrap');
+    if (
+      typeof b.TCP === 'function' &&
+      typeof b.TCPConnectWrap === 'function' &&
+      typeof b.constants?.SOCKET === 'number' &&
+      typeof b.TCP.prototype.connect === 'function' &&
+      typeof b.TCP.prototype.connect6 === 'function' &&
+      typeof b.TCP.prototype.close === 'function'
+    ) {
+      tcpBindingCache = b as TcpBinding;
+    }
+  } catch {
+    // not offered: stay on net
+  }
+  return tcpBindingCache;
+}
+
+/** The error `net` gives for a failed connect, from a libuv status. */
+function connectError(status: number, address: string, port: number): Error {
+  let code: string;
+  try {
+    code = getSystemErrorName(status);
+  } catch {
+    code = `E${-status}`;
+  }
+  return Object.assign(new Error(`connect ${code} ${address}:${port}`), { code, errno: status, syscall: 'connect', address, port });
+}
+
+/**
+ * A TCP connect and nothing else, for probes that only ask whether the port accepts. It opens
+ * Node's TCP handle directly instead of a `net.Socket`, whose stream machinery a connection that
+ * is closed unread never uses (a probe costs about a third less CPU this way: BENCHMARKS.md).
+ * Same contract as connectTcp: rejects with the connect error, or DeadlineError on abort.
+ */
+export function connectOnly(address: string, family: 4 | 6, port: number, signal: ProbeSignal): Promise<Closable> {
+  if (signal.aborted) return Promise.reject(new DeadlineError(signal.reason instanceof DeadlineError && signal.reason.shutdown));
+  const b = tcpBinding();
+  if (!b) return connectTcp(address, port, signal, { noDelay: false, noRead: true });
+  return new Promise<Closable>((resolve, reject) => {
+    const handle = new b.TCP(b.constants.SOCKET);
+    const req = new b.TCPConnectWrap();
+    let closed = false;
+    const close = (): void => {
+      if (closed) return;
+      closed = true;
+      handle.close();
+    };
+    const onAbort = (): void => {
+      if (closed) return;
+      close(); // a pending connect completes with ECANCELED, which `closed` ignores
+      reject(new DeadlineError(signal.reason instanceof DeadlineError && signal.reason.shutdown));
+    };
+    req.oncomplete = (status: number): void => {
+      if (closed) return;
+      signal.removeEventListener('abort', onAbort);
+      if (status < 0) {
+        close();
+        reject(connectError(status, address, port));
+      } else resolve({ destroy: close });
+    };
+    const err = family === 6 ? handle.connect6(req, address, port) : handle.connect(req, address, port);
+    if (err) {
+      close();
+      reject(connectError(err, address, port));
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
   });
 }
 
@@ -208,7 +316,7 @@ export function tlsOptions(settings: TlsSettings, host: string): tls.ConnectionO
 export function startTls(
   socket: net.Socket | Duplex | undefined,
   opts: tls.ConnectionOptions,
-  signal: AbortSignal,
+  signal: ProbeSignal,
 ): Promise<tls.TLSSocket> {
   const tlsSocket = tls.connect(socket ? { ...opts, socket } : opts);
   const done = new Promise<tls.TLSSocket>((resolve, reject) => {
@@ -358,7 +466,7 @@ export class LineReader {
   }
 
   /** Next line, or rejects on close, error, cap or abort. */
-  readLine(signal: AbortSignal): Promise<string> {
+  readLine(signal: ProbeSignal): Promise<string> {
     if (this.waiter) return Promise.reject(new Error('LineReader: concurrent readLine'));
     const p = new Promise<string>((resolve, reject) => {
       this.waiter = { resolve, reject };

@@ -6,6 +6,7 @@ import {
   LineReader,
   TLS_CONFIG_SCHEMA,
   TLS_METRICS,
+  connectOnly,
   connectTcp,
   parseHostPort,
   resolveHost,
@@ -83,11 +84,16 @@ export const tcpProber: ProberDef<TcpSettings> = {
         resolveHost(hp.host, s.preferred_ip_protocol, s.ip_protocol_fallback, ctx.signal),
       );
       l.ipProtocol = resolved.family;
+      if (!s.tls && s.send === undefined && s.expect_banner === undefined) {
+        const conn = await l.phase('connect', () => connectOnly(resolved.address, resolved.family, hp.port, ctx.signal));
+        conn.destroy();
+        l.details.peer = `${resolved.address}:${hp.port}`;
+        return;
+      }
       let socket: net.Socket | undefined;
       try {
-        // This rung writes at most once (`send`) and reads only for TLS or a banner.
-        const connectOpts = { noDelay: false, noRead: !s.tls && s.send === undefined && s.expect_banner === undefined };
-        socket = await l.phase('connect', () => connectTcp(resolved.address, hp.port, ctx.signal, connectOpts));
+        // This rung writes at most once (`send`): Nagle's algorithm costs it nothing.
+        socket = await l.phase('connect', () => connectTcp(resolved.address, hp.port, ctx.signal, { noDelay: false }));
         l.details.peer = `${resolved.address}:${hp.port}`;
         if (s.tls) {
           const plain = socket;

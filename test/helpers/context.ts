@@ -2,6 +2,7 @@
 import type { ModuleSpec, ProbeContext, ProbeLogger, ProberDef } from '../../exporters/types';
 import { mergeDefaults } from '../../config/load';
 import { DeadlineError } from '../../exporters/ladder';
+import { ProbeAbort } from '../../exporters/signal';
 
 export const silentLogger: ProbeLogger = {
   debug: () => undefined,
@@ -25,7 +26,7 @@ export interface TestProbe<M> {
   dispose: () => void;
 }
 
-/** A context with a real deadline that aborts the signal like the agent's runner does. */
+/** A context with a real deadline that aborts the signal like the agent's runner does (same signal type). */
 export function probeContext<M>(
   def: ProberDef<M>,
   address: string,
@@ -33,7 +34,7 @@ export function probeContext<M>(
   timeoutMs = 2000,
   logger: ProbeLogger = silentLogger,
 ): TestProbe<M> {
-  const controller = new AbortController();
+  const controller = new ProbeAbort();
   const timer = setTimeout(() => controller.abort(new DeadlineError(false)), timeoutMs);
   const module: ModuleSpec<M> = {
     name: `test_${def.name}`,
@@ -45,7 +46,7 @@ export function probeContext<M>(
     ctx: {
       target: { name: 'test-target', address, labels: {} },
       module,
-      signal: controller.signal,
+      signal: controller,
       deadline: Date.now() + timeoutMs,
       logger,
     },

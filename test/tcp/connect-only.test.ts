@@ -1,0 +1,176 @@
+// The connect-only path of the tcp prober: Node's bare TCP handle, and `net` as its fallback.
+// Both must behave alike: same errors, same abort, no handle left open.
+import net from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { connectOnly, setBareConnect, tcpBinding } from '../../exporters/tcp/net';
+import { DeadlineError } from '../../exporters/ladder';
+import { ProbeAbort } from '../../exporters/signal';
+import { closedPort, listen } from '../helpers/net';
+
+/** Open TCP client handles of this process (servers excluded). */
+const openClientHandles = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+
+/**
+ * Waits (up to 2 s) until no TCP socket handle is open in this process: ours close in a later
+ * turn of the loop, and the test servers' accepted sockets once they read the end.
+ */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 100 && openClientHandles() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+}
+
+/**
+ * A listener that never accepts, with its accept queue already full, so that the kernel drops
+ * further SYNs and a connect to it stays pending. python3 holds the listening socket.
+ */
+async function unansweredPort(): Promise<{ port: number; stop: () => void }> {
+  const py = spawn('python3', ['-c', [
+    'import socket, sys, time',
+    's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
+    'print(s.getsockname()[1], flush=True)',
+    'time.sleep(60)',
+  ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] }) as ChildProcess;
+  const port = await new Promise<number>((resolve, reject) => {
+    py.once('error', reject);
+    py.stdout?.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+  });
+  const fillers: net.Socket[] = [];
+  for (let i = 0; i < 3; i++) fillers.push(net.connect(port, '127.0.0.1').on('error', () => undefined));
+  await new Promise((r) => setTimeout(r, 200));
+  return {
+    port,
+    stop: () => {
+      for (const f of fillers) f.destroy();
+      py.kill('SIGKILL');
+    },
+  };
+}
+
+describe.each([
+  ['the bare TCP handle', true],
+  ['net.Socket', false],
+])('connectOnly through %s', (_name, bare) => {
+  beforeAll(() => setBareConnect(bare));
+  afterAll(() => setBareConnect(true));
+
+  it('takes the path it is set to (this Node offers the bare handle)', () => {
+    expect(tcpBinding() !== null).toBe(bare);
+  });
+
+  it('connects, and destroy closes the connection at the peer', async () => {
+    let peerClosed!: Promise<void>;
+    const accepted = new Promise<void>((resolveAccepted) => {
+      peerClosed = new Promise<void>((resolveClosed) => {
+        void listen((s) => {
+          resolveAccepted();
+          s.on('close', () => resolveClosed());
+          s.resume();
+        }).then((l) => {
+          server = l;
+          void connectOnly('127.0.0.1', 4, l.port, new ProbeAbort()).then((c) => {
+            conn = c;
+          });
+        });
+      });
+    });
+    let server: Awaited<ReturnType<typeof listen>> | undefined;
+    let conn: { destroy(): void } | undefined;
+    try {
+      await accepted;
+      await new Promise((r) => setImmediate(r));
+      expect(conn).toBeDefined();
+      conn?.destroy();
+      conn?.destroy(); // twice is harmless
+      await peerClosed;
+      await settle();
+      expect(openClientHandles()).toBe(0);
+    } finally {
+      await server?.close();
+    }
+  });
+
+  it('a closed port: rejects with the error net gives (ECONNREFUSED, address and port)', async () => {
+    const port = await closedPort();
+    const err = await connectOnly('127.0.0.1', 4, port, new ProbeAbort()).then(
+      () => undefined,
+      (e: unknown) => e as NodeJS.ErrnoException & { address: string; port: number },
+    );
+    expect(Object.prototype.toString.call(err)).toBe('[object Error]');
+    expect(err).toMatchObject({ code: 'ECONNREFUSED', syscall: 'connect', address: '127.0.0.1', port });
+    expect(err?.message).toBe(`connect ECONNREFUSED 127.0.0.1:${port}`);
+    await settle();
+    expect(openClientHandles()).toBe(0);
+  });
+
+  it('IPv6 loopback', async () => {
+    const l = await listen(undefined, '::1');
+    try {
+      const c = await connectOnly('::1', 6, l.port, new ProbeAbort());
+      c.destroy();
+      await settle();
+      expect(openClientHandles()).toBe(0);
+    } finally {
+      await l.close();
+    }
+  });
+
+  it('a signal that already fired: DeadlineError, no socket opened', async () => {
+    const signal = new ProbeAbort();
+    signal.abort(new DeadlineError(true));
+    const before = openClientHandles();
+    await expect(connectOnly('127.0.0.1', 4, 9, signal)).rejects.toMatchObject({ name: 'DeadlineError', shutdown: true });
+    expect(openClientHandles()).toBe(before);
+  });
+
+  it('abort while the SYN goes unanswered: DeadlineError, and the pending socket is closed', async () => {
+    const peer = await unansweredPort();
+    try {
+      const signal = new ProbeAbort();
+      const pending = connectOnly('127.0.0.1', 4, peer.port, signal);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(openClientHandles()).toBeGreaterThanOrEqual(1); // ours, still connecting (plus the fillers)
+      const withOurs = openClientHandles();
+      signal.abort(new DeadlineError(false));
+      await expect(pending).rejects.toMatchObject({ name: 'DeadlineError', shutdown: false });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(openClientHandles()).toBe(withOurs - 1);
+    } finally {
+      peer.stop();
+    }
+  });
+
+  it('a real AbortSignal works as well', async () => {
+    const l = await listen();
+    try {
+      const c = await connectOnly('127.0.0.1', 4, l.port, new AbortController().signal);
+      c.destroy();
+      await settle();
+      expect(openClientHandles()).toBe(0);
+    } finally {
+      await l.close();
+    }
+  });
+
+  it('500 connects in parallel, half refused: every handle closed afterwards', async () => {
+    const l = await listen();
+    const refused = await closedPort();
+    try {
+      const outcomes = await Promise.all(
+        Array.from({ length: 500 }, (_, i) =>
+          connectOnly('127.0.0.1', 4, i % 2 ? refused : l.port, new ProbeAbort()).then(
+            (c) => {
+              c.destroy();
+              return 'ok';
+            },
+            (e: NodeJS.ErrnoException) => e.code,
+          ),
+        ),
+      );
+      expect(outcomes.filter((o) => o === 'ok')).toHaveLength(250);
+      expect(outcomes.filter((o) => o === 'ECONNREFUSED')).toHaveLength(250);
+      await settle();
+      expect(openClientHandles()).toBe(0);
+    } finally {
+      await l.close();
+    }
+  });
+});
