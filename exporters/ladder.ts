@@ -116,6 +116,9 @@ export class Ladder {
   private readonly started = performance.now();
   private failure?: ProbeFailure;
   private currentPhase = 'setup';
+  private phaseEnd?: number;
+  /** The declared end of the phase just finished: the next phase starts there. */
+  private carry?: number;
 
   constructor(private readonly ctx: ProbeContext<unknown>) {}
 
@@ -133,8 +136,11 @@ export class Ladder {
    * the phase name and rethrown so the prober stops climbing.
    */
   async phase<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const t0 = performance.now();
+    const called = performance.now();
+    const t0 = this.carry !== undefined && this.carry <= called ? this.carry : called;
+    this.carry = undefined;
     this.currentPhase = name;
+    this.phaseEnd = undefined;
     try {
       if (this.ctx.signal.aborted) throw new DeadlineError(isShutdown(this.ctx.signal));
       return await fn();
@@ -142,8 +148,23 @@ export class Ladder {
       this.recordFailure(name, err);
       throw err;
     } finally {
-      this.addTime(name, (performance.now() - t0) / 1000);
+      const now = performance.now();
+      const stated = this.phaseEnd;
+      const end = stated !== undefined && stated >= t0 && stated <= now ? stated : now;
+      this.carry = end === stated ? end : undefined;
+      this.phaseEnd = undefined;
+      this.addTime(name, (end - t0) / 1000);
     }
+  }
+
+  /**
+   * Says when the running phase really ended (a performance.now() time), when that is earlier
+   * than the moment its code got to run: the arrival of the bytes that completed it
+   * (exporters/arrival.ts). Ignored unless it lies within the phase. The next phase, if it
+   * follows at once, starts at that time too, so no phase absorbs the event loop's delay.
+   */
+  endedAt(t: number): void {
+    this.phaseEnd = t;
   }
 
   /** Adds a sample of one of the prober's families. */

@@ -113,6 +113,11 @@ export interface ConnectOptions {
   noDelay?: boolean;
   /** Do not start reading once connected: a connect-only probe never reads, and saves a system call. */
   noRead?: boolean;
+  /**
+   * Called with the socket once its connect system call was made (its descriptor exists), before
+   * the connection is established: where arrival stamps start (exporters/arrival.ts).
+   */
+  onConnecting?: (socket: net.Socket) => void;
 }
 
 /**
@@ -128,6 +133,9 @@ export function connectTcp(
   const socket = net.connect({ host: address, port, localAddress: opts.localAddress });
   if (opts.noDelay !== false) socket.setNoDelay(true);
   if (opts.noRead) socket.pause();
+  // For an IP address net makes the connect call in a tick it queued just now; this one follows it.
+  const onConnecting = opts.onConnecting;
+  if (onConnecting) process.nextTick(() => onConnecting(socket));
   const connected = new Promise<net.Socket>((resolve, reject) => {
     socket.once('connect', () => {
       socket.off('error', reject);

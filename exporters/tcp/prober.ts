@@ -1,5 +1,6 @@
 // The "telnet host port" rung: resolve, connect, optional TLS, optional banner check.
 import type { ProberDef } from '../types';
+import { ArrivalWatch } from '../arrival';
 import { ProbeError, runLadder } from '../ladder';
 import {
   IP_PROTOCOL_PROPERTIES,
@@ -91,9 +92,20 @@ export const tcpProber: ProberDef<TcpSettings> = {
         return;
       }
       let socket: net.Socket | undefined;
+      // Arrival stamps time the banner (and the connect before it) off the event loop.
+      let watch: ArrivalWatch | undefined;
       try {
         // This rung writes at most once (`send`): Nagle's algorithm costs it nothing.
-        socket = await l.phase('connect', () => connectTcp(resolved.address, hp.port, ctx.signal, { noDelay: false }));
+        const opts = {
+          noDelay: false,
+          onConnecting: s.expect_banner === undefined ? undefined : (c: net.Socket) => (watch = ArrivalWatch.start(c)),
+        };
+        socket = await l.phase('connect', async () => {
+          const c = await connectTcp(resolved.address, hp.port, ctx.signal, opts);
+          const at = s.tls ? undefined : watch?.connectedAt();
+          if (at !== undefined) l.endedAt(at);
+          return c;
+        });
         l.details.peer = `${resolved.address}:${hp.port}`;
         if (s.tls) {
           const plain = socket;
@@ -108,6 +120,8 @@ export const tcpProber: ProberDef<TcpSettings> = {
             const reader = new LineReader(conn, BANNER_LIMITS);
             try {
               const line = await reader.readLine(ctx.signal);
+              const arrived = watch?.lastArrival();
+              if (arrived !== undefined) l.endedAt(arrived);
               l.details.banner = line.slice(0, 256);
               if (!new RegExp(s.expect_banner).test(line)) {
                 throw new ProbeError(
@@ -122,6 +136,7 @@ export const tcpProber: ProberDef<TcpSettings> = {
           });
         }
       } finally {
+        watch?.stop();
         socket?.destroy();
       }
     }),

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "arrival",
+      "sources": ["native/arrival.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=c11"],
+      "libraries": ["-lpthread"]
+    }
+  ]
+}

@@ -1,0 +1,171 @@
+// Arrival timestamps for probe sockets, taken off the event loop.
+//
+// A probe's phase ends when bytes arrive, but JavaScript only sees them when the event loop gets
+// to them: under load (thousands of other probes, a garbage collection, a scrape) that is
+// milliseconds late. This addon runs one thread blocked in epoll_wait on the sockets a prober
+// asks about, and records CLOCK_MONOTONIC when each first becomes writable (the connection is
+// established) and when it becomes readable (edge-triggered: every new arrival moves that stamp).
+// The prober reads the stamps once it has handled the events.
+//
+// One thread and one table per process: load it from the main thread only.
+// JS API (all synchronous, called on the main thread only):
+//   watch(fd) -> slot (>= 0), or -errno
+//   last(slot) -> ms (CLOCK_MONOTONIC, fractional) of the latest arrival, or 0 if none yet
+//   connected(slot) -> ms when the socket first became writable, or 0
+//   unwatch(slot, fd)
+//   now() -> ms on the same clock
+#define _GNU_SOURCE
+#include <errno.h>
+#include <node_api.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SLOTS 65536
+
+static int epfd = -1;
+static pthread_t thread;
+// Latest arrival per slot (ns), and the slot's generation: an event fetched for a slot's previous
+// user (the thread may hold it while the main thread frees and reuses the slot) must not stamp
+// the new user, so every event carries the generation it was registered with.
+static _Atomic int64_t stamp[SLOTS];
+static _Atomic int64_t writable[SLOTS];
+static _Atomic uint32_t gen[SLOTS];
+// Free slots, used by the main thread only.
+static uint32_t free_list[SLOTS];
+static uint32_t free_count = 0;
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void *run(void *arg) {
+  (void)arg;
+  // A stamp is only as prompt as this thread's wake-up. Where the process may (root, or
+  // CAP_SYS_NICE), run at the lowest real-time priority: it sleeps almost always, and wakes
+  // ahead of busy threads. Elsewhere it stays an ordinary thread.
+  struct sched_param sp = {.sched_priority = 1};
+  pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+  struct epoll_event ev[128];
+  for (;;) {
+    int n = epoll_wait(epfd, ev, 128, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return NULL;
+    }
+    int64_t t = now_ns();
+    for (int i = 0; i < n; i++) {
+      uint32_t slot = (uint32_t)(ev[i].data.u64 & 0xffffffffu);
+      uint32_t g = (uint32_t)(ev[i].data.u64 >> 32);
+      if (slot >= SLOTS || atomic_load(&gen[slot]) != g) continue;
+      if (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) atomic_store(&stamp[slot], t);
+      if (ev[i].events & EPOLLOUT) {
+        int64_t zero = 0;
+        atomic_compare_exchange_strong(&writable[slot], &zero, t);
+      }
+    }
+  }
+}
+
+static napi_value num(napi_env env, double v) {
+  napi_value out;
+  napi_create_double(env, v, &out);
+  return out;
+}
+
+static int arg_ints(napi_env env, napi_callback_info info, size_t want, int64_t *out) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) return -1;
+  for (size_t i = 0; i < want; i++) {
+    if (napi_get_value_int64(env, argv[i], &out[i]) != napi_ok) return -1;
+  }
+  return 0;
+}
+
+static napi_value js_watch(napi_env env, napi_callback_info info) {
+  int64_t a[1];
+  if (arg_ints(env, info, 1, a) != 0 || a[0] < 0) return num(env, -EINVAL);
+  if (free_count == 0) return num(env, -ENOSPC);
+  uint32_t slot = free_list[--free_count];
+  uint32_t g = atomic_fetch_add(&gen[slot], 1) + 1;
+  atomic_store(&stamp[slot], 0);
+  atomic_store(&writable[slot], 0);
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.u64 = ((uint64_t)g << 32) | slot;
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, (int)a[0], &ev) != 0) {
+    int e = errno;
+    atomic_fetch_add(&gen[slot], 1);
+    free_list[free_count++] = slot;
+    return num(env, -e);
+  }
+  return num(env, slot);
+}
+
+static napi_value js_last(napi_env env, napi_callback_info info) {
+  int64_t a[1];
+  if (arg_ints(env, info, 1, a) != 0 || a[0] < 0 || a[0] >= SLOTS) return num(env, 0);
+  return num(env, (double)atomic_load(&stamp[a[0]]) / 1e6);
+}
+
+static napi_value js_connected(napi_env env, napi_callback_info info) {
+  int64_t a[1];
+  if (arg_ints(env, info, 1, a) != 0 || a[0] < 0 || a[0] >= SLOTS) return num(env, 0);
+  return num(env, (double)atomic_load(&writable[a[0]]) / 1e6);
+}
+
+static napi_value js_unwatch(napi_env env, napi_callback_info info) {
+  int64_t a[2];
+  if (arg_ints(env, info, 2, a) != 0 || a[0] < 0 || a[0] >= SLOTS) return NULL;
+  // The fd may already be closed (epoll then dropped it by itself): ENOENT/EBADF are fine.
+  if (a[1] >= 0) epoll_ctl(epfd, EPOLL_CTL_DEL, (int)a[1], NULL);
+  atomic_fetch_add(&gen[a[0]], 1);
+  free_list[free_count++] = (uint32_t)a[0];
+  return NULL;
+}
+
+static napi_value js_now(napi_env env, napi_callback_info info) {
+  (void)info;
+  return num(env, (double)now_ns() / 1e6);
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  if (epfd < 0) {
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0) {
+      napi_throw_error(env, NULL, "epoll_create1 failed");
+      return NULL;
+    }
+    for (uint32_t i = 0; i < SLOTS; i++) free_list[free_count++] = SLOTS - 1 - i;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    if (pthread_create(&thread, &attr, run, NULL) != 0) {
+      close(epfd);
+      epfd = -1;
+      napi_throw_error(env, NULL, "cannot start the arrival thread");
+      return NULL;
+    }
+  }
+  napi_property_descriptor props[] = {
+    {"watch", NULL, js_watch, NULL, NULL, NULL, napi_default, NULL},
+    {"last", NULL, js_last, NULL, NULL, NULL, napi_default, NULL},
+    {"connected", NULL, js_connected, NULL, NULL, NULL, napi_default, NULL},
+    {"unwatch", NULL, js_unwatch, NULL, NULL, NULL, napi_default, NULL},
+    {"now", NULL, js_now, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, 5, props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
