@@ -2,7 +2,7 @@
 // ignore the signal — the caller gets a result within deadline + grace.
 import { performance } from 'node:perf_hooks';
 import { PROBERS } from '../exporters';
-import { DeadlineError, classifyError } from '../exporters/ladder';
+import { DeadlineError, classifyError, isShutdown } from '../exporters/ladder';
 import { Secret } from '../exporters/secret';
 import { ProbeAbort, abortSignalOf } from '../exporters/signal';
 import { ICMP_DEFAULTS, icmpProber } from '../exporters/icmp';
@@ -37,7 +37,7 @@ export async function runProbe(opts: RunOptions): Promise<ProbeResult> {
   const abandon = new Promise<ProbeResult>((resolve) => (abandonWith = resolve));
   const startGuard = (): void => {
     guard ??= setTimeout(() => {
-      const shutdown = controller.reason instanceof DeadlineError && controller.reason.shutdown;
+      const shutdown = isShutdown(controller);
       abandonWith(failed(started, 'setup', shutdown ? 'aborted' : 'timeout', 'probe did not stop at its deadline; abandoned'));
     }, ABANDON_GRACE_MS);
   };

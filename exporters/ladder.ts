@@ -80,7 +80,7 @@ export function classifyError(
       : { reason: 'timeout', message: err.message };
   }
   if (signal?.aborted) {
-    const shutdown = signal.reason instanceof DeadlineError && signal.reason.shutdown;
+    const shutdown = isShutdown(signal);
     return shutdown
       ? { reason: 'aborted', message: 'probe aborted: agent shutting down' }
       : { reason: 'timeout', message: 'deadline exceeded' };
@@ -215,7 +215,8 @@ export class Ladder {
   }
 }
 
-function isShutdown(signal: ProbeSignal): boolean {
+/** Whether the signal fired because the agent is shutting down (not at the probe's deadline). */
+export function isShutdown(signal: ProbeSignal): boolean {
   return signal.reason instanceof DeadlineError && signal.reason.shutdown;
 }
 

@@ -62,3 +62,23 @@ export function selfSignedCert(days = 30): SelfSignedCert {
   const notAfterSeconds = Date.parse(end.trim().replace(/^notAfter=/, '')) / 1000;
   return { dir, certFile, keyFile, notAfterSeconds };
 }
+
+/**
+ * A TCP listener held by a python3 process (so it keeps time and state while this process's event
+ * loop is busy). `code` runs after `s` is bound to a free loopback port and its port printed.
+ */
+export async function pythonListener(backlog: number, code: string[]): Promise<{ port: number; stop: () => void }> {
+  const { spawn } = await import('node:child_process');
+  const py = spawn('python3', ['-c', [
+    'import socket, threading, time',
+    's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
+    `s.bind(("127.0.0.1", 0)); s.listen(${backlog})`,
+    'print(s.getsockname()[1], flush=True)',
+    ...code,
+  ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    py.once('error', reject);
+    py.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+  });
+  return { port, stop: () => py.kill('SIGKILL') };
+}

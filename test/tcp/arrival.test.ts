@@ -1,30 +1,21 @@
 // Arrival stamps (native/arrival.c): a phase ends when its bytes arrived, not when a busy event
 // loop got to them. The peer is another process, so it keeps time while this loop is blocked.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { tcpProber } from '../../exporters/tcp';
 import { arrivalStampsEnabled, setArrivalStamps } from '../../exporters/arrival';
 import { runProber } from '../helpers/context';
+import { pythonListener } from '../helpers/net';
 import type { ProbeResult } from '../../exporters/types';
 
 const DELAY_MS = 150;
 
 /** A peer that sends "ready" DELAY_MS after accepting each connection. */
-async function delayedPeer(): Promise<{ port: number; stop: () => void }> {
-  const py = spawn('python3', ['-c', [
-    'import socket, threading, time',
-    's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
-    's.bind(("127.0.0.1", 0)); s.listen(8)',
-    'print(s.getsockname()[1], flush=True)',
+function delayedPeer(): Promise<{ port: number; stop: () => void }> {
+  return pythonListener(8, [
     'def greet(c):',
     `    time.sleep(${DELAY_MS / 1000}); c.sendall(b"ready\\r\\n"); time.sleep(2); c.close()`,
     'while True:',
     '    c, _ = s.accept(); threading.Thread(target=greet, args=(c,), daemon=True).start()',
-  ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] }) as ChildProcess;
-  const port = await new Promise<number>((resolve, reject) => {
-    py.once('error', reject);
-    py.stdout?.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
-  });
-  return { port, stop: () => py.kill('SIGKILL') };
+  ]);
 }
 
 /** Probes the peer while this event loop is blocked from 20 ms to 20 + blockMs after the start. */

@@ -1,11 +1,10 @@
 // The connect-only path of the tcp prober: Node's bare TCP handle, and `net` as its fallback.
 // Both must behave alike: same errors, same abort, no handle left open.
 import net from 'node:net';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { connectOnly, setBareConnect, tcpBinding } from '../../exporters/tcp/net';
 import { DeadlineError } from '../../exporters/ladder';
 import { ProbeAbort } from '../../exporters/signal';
-import { closedPort, listen } from '../helpers/net';
+import { closedPort, listen, pythonListener } from '../helpers/net';
 
 /** Open TCP client handles of this process (servers excluded). */
 const openClientHandles = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
@@ -23,24 +22,15 @@ async function settle(): Promise<void> {
  * further SYNs and a connect to it stays pending. python3 holds the listening socket.
  */
 async function unansweredPort(): Promise<{ port: number; stop: () => void }> {
-  const py = spawn('python3', ['-c', [
-    'import socket, sys, time',
-    's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
-    'print(s.getsockname()[1], flush=True)',
-    'time.sleep(60)',
-  ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] }) as ChildProcess;
-  const port = await new Promise<number>((resolve, reject) => {
-    py.once('error', reject);
-    py.stdout?.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
-  });
+  const peer = await pythonListener(0, ['time.sleep(60)']);
   const fillers: net.Socket[] = [];
-  for (let i = 0; i < 3; i++) fillers.push(net.connect(port, '127.0.0.1').on('error', () => undefined));
+  for (let i = 0; i < 3; i++) fillers.push(net.connect(peer.port, '127.0.0.1').on('error', () => undefined));
   await new Promise((r) => setTimeout(r, 200));
   return {
-    port,
+    port: peer.port,
     stop: () => {
       for (const f of fillers) f.destroy();
-      py.kill('SIGKILL');
+      peer.stop();
     },
   };
 }
