@@ -4,15 +4,19 @@
 // arrival from a thread of its own, on the monotonic clock that performance.now() counts on.
 // Without the addon every phase is timed on the event loop, as it always was.
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { packageRoot } from '../agent/package-root';
+import { nodeTcpBinding } from './tcp/net';
 
 interface Addon {
-  watch(fd: number): number;
+  open(family: 4 | 6): number;
+  fd(slot: number): number;
   last(slot: number): number;
   connected(slot: number): number;
-  unwatch(slot: number, fd: number): void;
+  release(slot: number, close: boolean): void;
+  inUse(): number;
   now(): number;
 }
 
@@ -62,31 +66,51 @@ export function setArrivalStamps(enabled: boolean): void {
   addon = enabled ? undefined : null;
 }
 
-/** The file descriptor under a socket (a TLS socket's is its transport's), if it has one. */
-function socketFd(socket: object): number | undefined {
-  const s = socket as { _handle?: { fd?: unknown }; _parent?: { _handle?: { fd?: unknown } } };
-  const fd = s._handle?.fd ?? s._parent?._handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+/** Node's TCP handle, where it can adopt a descriptor (`open`). */
+interface AdoptingHandle {
+  open(fd: number): number;
+  close(): void;
 }
 
-/** Stamps the arrivals on one socket from now until stop(). */
+/**
+ * A TCP socket whose arrivals are stamped from before it connects, so that no handshake can
+ * complete unseen (exporters/arrival.c explains why that matters).
+ */
 export class ArrivalWatch {
   private stopped = false;
 
   private constructor(
     private readonly a: Addon,
     private readonly slot: number,
-    private readonly fd: number,
+    /** Not yet connected: the caller connects it (connectTcp's `socket` option). */
+    readonly socket: net.Socket,
   ) {}
 
-  /** Starts watching; undefined when there is no addon or no descriptor (then time on the loop). */
-  static start(socket: object): ArrivalWatch | undefined {
+  /**
+   * A new, unconnected socket of this family, watched. Undefined when there is no addon, or
+   * this Node's TCP handle cannot adopt a descriptor: then the caller makes its own socket
+   * and times it on the event loop.
+   */
+  static socket(family: 4 | 6): ArrivalWatch | undefined {
     const a = arrivalAddon();
-    if (!a) return undefined;
-    const fd = socketFd(socket);
-    if (fd === undefined) return undefined;
-    const slot = a.watch(fd);
-    return slot >= 0 ? new ArrivalWatch(a, slot, fd) : undefined;
+    const b = nodeTcpBinding();
+    if (!a || !b || typeof (b.TCP.prototype as Partial<AdoptingHandle>).open !== 'function') return undefined;
+    const slot = a.open(family);
+    if (slot < 0) return undefined;
+    const handle = new b.TCP(b.constants.SOCKET) as unknown as AdoptingHandle;
+    if (handle.open(a.fd(slot)) !== 0) {
+      handle.close();
+      a.release(slot, true);
+      return undefined;
+    }
+    // manualStart: read only once connected, as a socket that net.connect made does.
+    const socket = new net.Socket({ handle, manualStart: true } as net.SocketConstructorOpts);
+    return new ArrivalWatch(a, slot, socket);
+  }
+
+  /** How many watches are held in this process (0 without the addon). */
+  static held(): number {
+    return arrivalAddon()?.inUse() ?? 0;
   }
 
   /** performance.now() time of the latest arrival so far, or undefined when none was seen. */
@@ -103,10 +127,10 @@ export class ArrivalWatch {
     return t > 0 ? t + offsetMs : undefined;
   }
 
-  /** Stops watching. Call before the socket is destroyed (its descriptor may be reused after). */
+  /** Stops watching (the socket stays the caller's to destroy). */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    this.a.unwatch(this.slot, this.fd);
+    this.a.release(this.slot, false);
   }
 }

@@ -3,26 +3,42 @@
 // A probe's phase ends when bytes arrive, but JavaScript only sees them when the event loop gets
 // to them: under load (thousands of other probes, a garbage collection, a scrape) that is
 // milliseconds late. This addon runs one thread blocked in epoll_wait on the sockets a prober
-// asks about, and records CLOCK_MONOTONIC when each first becomes writable (the connection is
-// established) and when it becomes readable (edge-triggered: every new arrival moves that stamp).
-// The prober reads the stamps once it has handled the events.
+// asks about, and records CLOCK_MONOTONIC when each is first seen established and when it becomes
+// readable (edge-triggered: every new arrival moves that stamp). The prober reads the stamps once
+// it has handled the events.
+//
+// The addon creates those sockets itself and registers them before they connect. A socket added
+// after its connect call would miss the handshake whenever it completes first (always on
+// loopback, where it completes inside connect()), and its stamp would be whenever the event loop
+// got round to the registration. Before connecting, a socket polls as hung up and writable; the
+// thread ignores those events by asking the kernel for the socket's TCP state until it is past
+// SYN_SENT.
 //
 // One thread and one table per process: load it from the main thread only.
 // JS API (all synchronous, called on the main thread only):
-//   watch(fd) -> slot (>= 0), or -errno
+//   open(family) -> slot (>= 0) of a new non-blocking, unconnected TCP socket (4 or 6), or -errno
+//   fd(slot) -> its descriptor, for the event loop to adopt
 //   last(slot) -> ms (CLOCK_MONOTONIC, fractional) of the latest arrival, or 0 if none yet
-//   connected(slot) -> ms when the socket first became writable, or 0
-//   unwatch(slot, fd)
+//   connected(slot) -> ms when the connection was first seen established, or 0
+//   release(slot, close) -> stops watching; closes the descriptor too when `close` is true
+//     (for a socket the event loop never adopted). The descriptor may be closed already and
+//     its number reused: only the socket this slot opened is unregistered.
+//   inUse() -> how many slots are held (tests check that every watch is released)
 //   now() -> ms on the same clock
 #define _GNU_SOURCE
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <node_api.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +52,11 @@ static pthread_t thread;
 static _Atomic int64_t stamp[SLOTS];
 static _Atomic int64_t writable[SLOTS];
 static _Atomic uint32_t gen[SLOTS];
+// The slot's descriptor (read by the thread for its TCP state) and, for the main thread, the
+// identity of the socket it names, so that a descriptor number reused by another socket is left alone.
+static _Atomic int fds[SLOTS];
+static dev_t devs[SLOTS];
+static ino_t inos[SLOTS];
 // Free slots, used by the main thread only.
 static uint32_t free_list[SLOTS];
 static uint32_t free_count = 0;
@@ -44,6 +65,15 @@ static int64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+// Whether the socket is past SYN_SENT: established, or closing after it was. A socket that was
+// never connected, or whose connection was refused, is in TCP_CLOSE.
+static int past_handshake(int fd) {
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 || len < 1) return 0;
+  return ti.tcpi_state != TCP_CLOSE && ti.tcpi_state != TCP_SYN_SENT;
 }
 
 static void *run(void *arg) {
@@ -65,11 +95,15 @@ static void *run(void *arg) {
       uint32_t slot = (uint32_t)(ev[i].data.u64 & 0xffffffffu);
       uint32_t g = (uint32_t)(ev[i].data.u64 >> 32);
       if (slot >= SLOTS || atomic_load(&gen[slot]) != g) continue;
-      if (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) atomic_store(&stamp[slot], t);
-      if (ev[i].events & EPOLLOUT) {
+      if (atomic_load(&writable[slot]) == 0) {
+        // Until the handshake is seen, an event may be the unconnected socket's own readiness.
+        if (!past_handshake(atomic_load(&fds[slot]))) continue;
+        // The descriptor may have been closed and reused meanwhile: then the slot moved on too.
+        if (atomic_load(&gen[slot]) != g) continue;
         int64_t zero = 0;
         atomic_compare_exchange_strong(&writable[slot], &zero, t);
       }
+      if (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) atomic_store(&stamp[slot], t);
     }
   }
 }
@@ -90,25 +124,48 @@ static int arg_ints(napi_env env, napi_callback_info info, size_t want, int64_t 
   return 0;
 }
 
-static napi_value js_watch(napi_env env, napi_callback_info info) {
+static napi_value js_open(napi_env env, napi_callback_info info) {
   int64_t a[1];
-  if (arg_ints(env, info, 1, a) != 0 || a[0] < 0) return num(env, -EINVAL);
+  if (arg_ints(env, info, 1, a) != 0 || (a[0] != 4 && a[0] != 6)) return num(env, -EINVAL);
   if (free_count == 0) return num(env, -ENOSPC);
+  int fd = socket(a[0] == 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return num(env, -errno);
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return num(env, -e);
+  }
   uint32_t slot = free_list[--free_count];
   uint32_t g = atomic_fetch_add(&gen[slot], 1) + 1;
   atomic_store(&stamp[slot], 0);
   atomic_store(&writable[slot], 0);
+  atomic_store(&fds[slot], fd);
+  devs[slot] = st.st_dev;
+  inos[slot] = st.st_ino;
   struct epoll_event ev;
   memset(&ev, 0, sizeof ev);
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = ((uint64_t)g << 32) | slot;
-  if (epoll_ctl(epfd, EPOLL_CTL_ADD, (int)a[0], &ev) != 0) {
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
     int e = errno;
     atomic_fetch_add(&gen[slot], 1);
+    atomic_store(&fds[slot], -1);
     free_list[free_count++] = slot;
+    close(fd);
     return num(env, -e);
   }
   return num(env, slot);
+}
+
+static int valid_slot(int64_t slot) {
+  return slot >= 0 && slot < SLOTS && atomic_load(&fds[slot]) >= 0;
+}
+
+static napi_value js_fd(napi_env env, napi_callback_info info) {
+  int64_t a[1];
+  if (arg_ints(env, info, 1, a) != 0 || !valid_slot(a[0])) return num(env, -1);
+  return num(env, atomic_load(&fds[a[0]]));
 }
 
 static napi_value js_last(napi_env env, napi_callback_info info) {
@@ -123,14 +180,34 @@ static napi_value js_connected(napi_env env, napi_callback_info info) {
   return num(env, (double)atomic_load(&writable[a[0]]) / 1e6);
 }
 
-static napi_value js_unwatch(napi_env env, napi_callback_info info) {
-  int64_t a[2];
-  if (arg_ints(env, info, 2, a) != 0 || a[0] < 0 || a[0] >= SLOTS) return NULL;
-  // The fd may already be closed (epoll then dropped it by itself): ENOENT/EBADF are fine.
-  if (a[1] >= 0) epoll_ctl(epfd, EPOLL_CTL_DEL, (int)a[1], NULL);
-  atomic_fetch_add(&gen[a[0]], 1);
-  free_list[free_count++] = (uint32_t)a[0];
+static napi_value js_release(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int64_t s;
+  bool close_it = false;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_int64(env, argv[0], &s) != napi_ok || napi_get_value_bool(env, argv[1], &close_it) != napi_ok ||
+      !valid_slot(s)) {
+    napi_throw_type_error(env, NULL, "release(slot, close): a slot in use and a boolean");
+    return NULL;
+  }
+  uint32_t slot = (uint32_t)s;
+  int fd = atomic_load(&fds[slot]);
+  // Once the event loop closed the socket, epoll dropped it by itself, and the number may now
+  // name another socket (perhaps another slot's): unregister only the socket this slot opened.
+  struct stat st;
+  int ours = fstat(fd, &st) == 0 && st.st_dev == devs[slot] && st.st_ino == inos[slot];
+  if (ours) epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+  atomic_fetch_add(&gen[slot], 1);
+  atomic_store(&fds[slot], -1);
+  if (ours && close_it) close(fd);
+  free_list[free_count++] = slot;
   return NULL;
+}
+
+static napi_value js_in_use(napi_env env, napi_callback_info info) {
+  (void)info;
+  return num(env, SLOTS - free_count);
 }
 
 static napi_value js_now(napi_env env, napi_callback_info info) {
@@ -145,7 +222,10 @@ static napi_value init(napi_env env, napi_value exports) {
       napi_throw_error(env, NULL, "epoll_create1 failed");
       return NULL;
     }
-    for (uint32_t i = 0; i < SLOTS; i++) free_list[free_count++] = SLOTS - 1 - i;
+    for (uint32_t i = 0; i < SLOTS; i++) {
+      free_list[free_count++] = SLOTS - 1 - i;
+      atomic_store(&fds[i], -1);
+    }
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -158,13 +238,15 @@ static napi_value init(napi_env env, napi_value exports) {
     }
   }
   napi_property_descriptor props[] = {
-    {"watch", NULL, js_watch, NULL, NULL, NULL, napi_default, NULL},
+    {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
+    {"fd", NULL, js_fd, NULL, NULL, NULL, napi_default, NULL},
     {"last", NULL, js_last, NULL, NULL, NULL, napi_default, NULL},
     {"connected", NULL, js_connected, NULL, NULL, NULL, napi_default, NULL},
-    {"unwatch", NULL, js_unwatch, NULL, NULL, NULL, napi_default, NULL},
+    {"release", NULL, js_release, NULL, NULL, NULL, napi_default, NULL},
+    {"inUse", NULL, js_in_use, NULL, NULL, NULL, napi_default, NULL},
     {"now", NULL, js_now, NULL, NULL, NULL, napi_default, NULL},
   };
-  napi_define_properties(env, exports, 5, props);
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
 }
 

@@ -113,11 +113,8 @@ export interface ConnectOptions {
   noDelay?: boolean;
   /** Do not start reading once connected: a connect-only probe never reads, and saves a system call. */
   noRead?: boolean;
-  /**
-   * Called with the socket once its connect system call was made (its descriptor exists), before
-   * the connection is established: where arrival stamps start (exporters/arrival.ts).
-   */
-  onConnecting?: (socket: net.Socket) => void;
+  /** An unconnected socket to connect instead of a new one (ArrivalWatch.socket makes one). */
+  socket?: net.Socket;
 }
 
 /**
@@ -130,12 +127,10 @@ export function connectTcp(
   signal: ProbeSignal,
   opts: ConnectOptions = {},
 ): Promise<net.Socket> {
-  const socket = net.connect({ host: address, port, localAddress: opts.localAddress });
+  const target = { host: address, port, localAddress: opts.localAddress };
+  const socket = opts.socket ? opts.socket.connect(target) : net.connect(target);
   if (opts.noDelay !== false) socket.setNoDelay(true);
   if (opts.noRead) socket.pause();
-  // For an IP address net makes the connect call in a tick it queued just now; this one follows it.
-  const onConnecting = opts.onConnecting;
-  if (onConnecting) process.nextTick(() => onConnecting(socket));
   const connected = new Promise<net.Socket>((resolve, reject) => {
     socket.once('connect', () => {
       socket.off('error', reject);
@@ -160,30 +155,22 @@ interface TcpHandle {
   connect6(req: object, address: string, port: number): number;
   close(): void;
 }
-interface TcpBinding {
+export interface TcpBinding {
   TCP: new (type: number) => TcpHandle;
   TCPConnectWrap: new () => { oncomplete?: (status: number) => void };
   constants: { SOCKET: number };
 }
 
-let tcpBindingCache: TcpBinding | null | undefined;
+let nodeBindingCache: TcpBinding | null | undefined;
+let bareConnect = process.env.PORTPROBE_NET_SOCKET_ONLY !== '1';
 
 /**
- * Whether connect-only probes may use the bare TCP handle (the default, unless the environment
- * sets PORTPROBE_NET_SOCKET_ONLY=1). With false they go through `net` like every other probe.
+ * Node's own TCP handle binding (what `net.Socket` wraps), or null where this Node does not
+ * offer it in the expected shape.
  */
-export function setBareConnect(enabled: boolean): void {
-  tcpBindingCache = enabled ? undefined : null;
-}
-
-/**
- * Node's own TCP handle (what `net.Socket` wraps), or null where this Node does not offer it in
- * the expected shape; then connect-only probes go through `net` as every other probe does.
- */
-export function tcpBinding(): TcpBinding | null {
-  if (tcpBindingCache !== undefined) return tcpBindingCache;
-  tcpBindingCache = null;
-  if (process.env.PORTPROBE_NET_SOCKET_ONLY === '1') return null;
+export function nodeTcpBinding(): TcpBinding | null {
+  if (nodeBindingCache !== undefined) return nodeBindingCache;
+  nodeBindingCache = null;
   try {
     const b = (process as unknown as { binding(name: string): Partial<TcpBinding> }).binding('tcp_wrap');
     if (
@@ -194,12 +181,25 @@ export function tcpBinding(): TcpBinding | null {
       typeof b.TCP.prototype.connect6 === 'function' &&
       typeof b.TCP.prototype.close === 'function'
     ) {
-      tcpBindingCache = b as TcpBinding;
+      nodeBindingCache = b as TcpBinding;
     }
   } catch {
-    // not offered: stay on net
+    // not offered
   }
-  return tcpBindingCache;
+  return nodeBindingCache;
+}
+
+/**
+ * Whether connect-only probes may use the bare TCP handle (the default, unless the environment
+ * sets PORTPROBE_NET_SOCKET_ONLY=1). With false they go through `net` like every other probe.
+ */
+export function setBareConnect(enabled: boolean): void {
+  bareConnect = enabled;
+}
+
+/** The binding connect-only probes use, or null when they go through `net` as every other probe does. */
+export function tcpBinding(): TcpBinding | null {
+  return bareConnect ? nodeTcpBinding() : null;
 }
 
 /** The error `net` gives for a failed connect, from a libuv status. */

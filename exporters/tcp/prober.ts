@@ -91,15 +91,13 @@ export const tcpProber: ProberDef<TcpSettings> = {
         l.details.peer = `${resolved.address}:${hp.port}`;
         return;
       }
-      let socket: net.Socket | undefined;
-      // Arrival stamps time the banner (and the connect before it) off the event loop.
-      let watch: ArrivalWatch | undefined;
+      // Arrival stamps time the banner (and the connect before it) off the event loop; the
+      // watched socket exists before it connects, so that no handshake goes unseen.
+      const watch = s.expect_banner === undefined ? undefined : ArrivalWatch.socket(resolved.family);
+      let socket: net.Socket | undefined = watch?.socket;
       try {
         // This rung writes at most once (`send`): Nagle's algorithm costs it nothing.
-        const opts = {
-          noDelay: false,
-          onConnecting: s.expect_banner === undefined ? undefined : (c: net.Socket) => (watch = ArrivalWatch.start(c)),
-        };
+        const opts = { noDelay: false, socket: watch?.socket };
         socket = await l.phase('connect', async () => {
           const c = await connectTcp(resolved.address, hp.port, ctx.signal, opts);
           const at = s.tls ? undefined : watch?.connectedAt();

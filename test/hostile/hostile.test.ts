@@ -5,6 +5,7 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PROBERS } from '../../exporters';
+import { arrivalAddon } from '../../exporters/arrival';
 import type { ProbeResult } from '../../exporters/types';
 import { runProber } from '../helpers/context';
 import { createNetns, dropTcpPort, tsNodeArgv } from '../helpers/netns';
@@ -41,6 +42,8 @@ const fdCount = (): number => readdirSync('/proc/self/fd').length;
 describe.each(Object.keys(EXPECT) as Hostility[])('hostile peer: %s', (kind) => {
   let peer: HostilePeer;
   beforeAll(async () => {
+    // Once per process, the arrival addon opens its epoll descriptor: not a per-probe leak.
+    arrivalAddon();
     peer = await startHostilePeer(kind);
   });
   afterAll(() => peer.close());

@@ -1,16 +1,19 @@
 // Arrival stamps (native/arrival.c): a phase ends when its bytes arrived, not when a busy event
 // loop got to them. The peer is another process, so it keeps time while this loop is blocked.
 import { tcpProber } from '../../exporters/tcp';
-import { arrivalStampsEnabled, setArrivalStamps } from '../../exporters/arrival';
+import { performance } from 'node:perf_hooks';
+import { ArrivalWatch, arrivalStampsEnabled, setArrivalStamps } from '../../exporters/arrival';
+import { connectTcp } from '../../exporters/tcp/net';
+import { ProbeAbort } from '../../exporters/signal';
 import { runProber } from '../helpers/context';
-import { pythonListener } from '../helpers/net';
+import { closedPort, pythonListener } from '../helpers/net';
 import type { ProbeResult } from '../../exporters/types';
 
 const DELAY_MS = 150;
 
 /** A peer that sends "ready" DELAY_MS after accepting each connection. */
 function delayedPeer(): Promise<{ port: number; stop: () => void }> {
-  return pythonListener(8, [
+  return pythonListener(64, [
     'def greet(c):',
     `    time.sleep(${DELAY_MS / 1000}); c.sendall(b"ready\\r\\n"); time.sleep(2); c.close()`,
     'while True:',
@@ -18,14 +21,20 @@ function delayedPeer(): Promise<{ port: number; stop: () => void }> {
   ]);
 }
 
+function busy(ms: number): void {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    // the event loop is held
+  }
+}
+
+const fdOf = (w: ArrivalWatch): number => (w.socket as unknown as { _handle: { fd: number } })._handle.fd;
+
 /** Probes the peer while this event loop is blocked from 20 ms to 20 + blockMs after the start. */
 async function probeWhileBlocked(port: number, blockMs: number): Promise<ProbeResult> {
   const pending = runProber(tcpProber, `127.0.0.1:${port}`, { expect_banner: '^ready$' }, 3000);
   await new Promise((r) => setTimeout(r, 20));
-  const end = Date.now() + blockMs;
-  while (Date.now() < end) {
-    // busy: the banner arrives meanwhile, and nothing in this process sees it
-  }
+  busy(blockMs); // the banner arrives meanwhile, and nothing in this process sees it
   return pending;
 }
 
@@ -61,6 +70,7 @@ describe('arrival stamps', () => {
   });
 
   it('many banner probes in a row: every watch is released and stamps stay per socket', async () => {
+    const held = ArrivalWatch.held();
     const rs = await Promise.all(
       Array.from({ length: 20 }, () => runProber(tcpProber, `127.0.0.1:${peer.port}`, { expect_banner: '^ready$' }, 3000)),
     );
@@ -69,5 +79,74 @@ describe('arrival stamps', () => {
       expect(phase(r, 'banner')).toBeGreaterThanOrEqual(DELAY_MS - 5);
       expect(phase(r, 'banner')).toBeLessThan(DELAY_MS + 100);
     }
+    expect(ArrivalWatch.held()).toBe(held);
+  });
+
+  it('the handshake is stamped when it happens, even if the loop stalls right after the connect call', async () => {
+    const w = ArrivalWatch.socket(4) as ArrivalWatch;
+    expect(w).toBeDefined();
+    try {
+      const before = performance.now();
+      const connecting = connectTcp('127.0.0.1', peer.port, new ProbeAbort(), { socket: w.socket });
+      // net makes the connect call in a tick it has queued; this one runs right after it. On
+      // loopback the handshake completes inside that call, before any later registration could.
+      process.nextTick(() => busy(200));
+      await connecting;
+      const at = w.connectedAt() as number;
+      expect(at).toBeGreaterThanOrEqual(before);
+      expect(at - before).toBeLessThan(50);
+      expect(performance.now() - before).toBeGreaterThanOrEqual(200);
+    } finally {
+      w.stop();
+      w.socket.destroy();
+    }
+  });
+
+  it('a socket that never connects (refused) gets neither stamp: its unconnected state is not an event', async () => {
+    const w = ArrivalWatch.socket(4) as ArrivalWatch;
+    try {
+      await expect(connectTcp('127.0.0.1', await closedPort(), new ProbeAbort(), { socket: w.socket })).rejects.toMatchObject({
+        code: 'ECONNREFUSED',
+      });
+      await new Promise((r) => setTimeout(r, 20));
+      expect(w.connectedAt()).toBeUndefined();
+      expect(w.lastArrival()).toBeUndefined();
+    } finally {
+      w.stop();
+      w.socket.destroy();
+    }
+  });
+
+  it('releasing a watch after its socket closed leaves the socket that reuses the descriptor watched', async () => {
+    const first = ArrivalWatch.socket(4) as ArrivalWatch;
+    await connectTcp('127.0.0.1', peer.port, new ProbeAbort(), { socket: first.socket });
+    const oldFd = fdOf(first);
+    first.socket.destroy(); // closes the descriptor while the watch is still held (as net does on errors)
+    const second = ArrivalWatch.socket(4) as ArrivalWatch;
+    try {
+      expect(fdOf(second)).toBe(oldFd); // the lowest free number: the one just closed
+      first.stop(); // must not unregister `second`
+      await connectTcp('127.0.0.1', peer.port, new ProbeAbort(), { socket: second.socket });
+      await new Promise<void>((resolve) => second.socket.once('data', () => resolve()));
+      expect(second.connectedAt()).toBeDefined();
+      expect((second.lastArrival() as number) - (second.connectedAt() as number)).toBeGreaterThanOrEqual(DELAY_MS - 5);
+    } finally {
+      second.stop();
+      second.socket.destroy();
+    }
+  });
+
+  it('a watched socket that is never connected releases its descriptor', async () => {
+    const fds = (): number => require('node:fs').readdirSync('/proc/self/fd').length;
+    const base = fds();
+    const held = ArrivalWatch.held();
+    for (let i = 0; i < 200; i++) {
+      const w = ArrivalWatch.socket(i % 2 ? 6 : 4) as ArrivalWatch;
+      w.stop();
+      w.socket.destroy();
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fds()).toBeLessThanOrEqual(base);
+    expect(ArrivalWatch.held()).toBe(held);
   });
 });
