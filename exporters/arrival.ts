@@ -8,10 +8,10 @@ import net from 'node:net';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { packageRoot } from '../agent/package-root';
-import { nodeTcpBinding } from './tcp/net';
+import { nodeTcpBinding, type TcpHandle } from './tcp/node-tcp';
 
 interface Addon {
-  open(family: 4 | 6): number;
+  open(family: 4 | 6, arrivals: boolean): number;
   fd(slot: number): number;
   last(slot: number): number;
   connected(slot: number): number;
@@ -66,47 +66,18 @@ export function setArrivalStamps(enabled: boolean): void {
   addon = enabled ? undefined : null;
 }
 
-/** Node's TCP handle, where it can adopt a descriptor (`open`). */
-interface AdoptingHandle {
-  open(fd: number): number;
-  close(): void;
-}
-
 /**
- * A TCP socket whose arrivals are stamped from before it connects, so that no handshake can
- * complete unseen (exporters/arrival.c explains why that matters).
+ * Stamps for one TCP socket that the addon created and watches from before it connects, so
+ * that no handshake completes unseen (native/arrival.c explains why that matters). Call stop()
+ * just before the socket is closed: the descriptor stays registered until then.
  */
 export class ArrivalWatch {
   private stopped = false;
 
-  private constructor(
+  constructor(
     private readonly a: Addon,
     private readonly slot: number,
-    /** Not yet connected: the caller connects it (connectTcp's `socket` option). */
-    readonly socket: net.Socket,
   ) {}
-
-  /**
-   * A new, unconnected socket of this family, watched. Undefined when there is no addon, or
-   * this Node's TCP handle cannot adopt a descriptor: then the caller makes its own socket
-   * and times it on the event loop.
-   */
-  static socket(family: 4 | 6): ArrivalWatch | undefined {
-    const a = arrivalAddon();
-    const b = nodeTcpBinding();
-    if (!a || !b || typeof (b.TCP.prototype as Partial<AdoptingHandle>).open !== 'function') return undefined;
-    const slot = a.open(family);
-    if (slot < 0) return undefined;
-    const handle = new b.TCP(b.constants.SOCKET) as unknown as AdoptingHandle;
-    if (handle.open(a.fd(slot)) !== 0) {
-      handle.close();
-      a.release(slot, true);
-      return undefined;
-    }
-    // manualStart: read only once connected, as a socket that net.connect made does.
-    const socket = new net.Socket({ handle, manualStart: true } as net.SocketConstructorOpts);
-    return new ArrivalWatch(a, slot, socket);
-  }
 
   /** How many watches are held in this process (0 without the addon). */
   static held(): number {
@@ -127,10 +98,39 @@ export class ArrivalWatch {
     return t > 0 ? t + offsetMs : undefined;
   }
 
-  /** Stops watching (the socket stays the caller's to destroy). */
+  /** Stops watching; the socket stays the caller's to close, at once. */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
     this.a.release(this.slot, false);
   }
+}
+
+/**
+ * A new, unconnected TCP handle of this family (Node's, as `net.Socket` wraps), watched; with
+ * `arrivals` false only its connect is stamped. Undefined when there is no addon or this Node's
+ * handle cannot adopt a descriptor: then the caller makes its own and times it on the event loop.
+ */
+export function watchedHandle(family: 4 | 6, arrivals: boolean): { watch: ArrivalWatch; handle: TcpHandle } | undefined {
+  const a = arrivalAddon();
+  const b = a && nodeTcpBinding();
+  if (!a || !b) return undefined;
+  const slot = a.open(family, arrivals);
+  if (slot < 0) return undefined;
+  const handle = new b.TCP(b.constants.SOCKET);
+  if (handle.open(a.fd(slot)) !== 0) {
+    handle.close();
+    a.release(slot, true);
+    return undefined;
+  }
+  return { watch: new ArrivalWatch(a, slot), handle };
+}
+
+/** The same as a `net.Socket`, for connectTcp's `socket` option. */
+export function watchedSocket(family: 4 | 6): { watch: ArrivalWatch; socket: net.Socket } | undefined {
+  const w = watchedHandle(family, true);
+  if (!w) return undefined;
+  // manualStart: read only once connected, as a socket that net.connect made does.
+  const socket = new net.Socket({ handle: w.handle, manualStart: true } as net.SocketConstructorOpts);
+  return { watch: w.watch, socket };
 }

@@ -16,13 +16,16 @@
 //
 // One thread and one table per process: load it from the main thread only.
 // JS API (all synchronous, called on the main thread only):
-//   open(family) -> slot (>= 0) of a new non-blocking, unconnected TCP socket (4 or 6), or -errno
+//   open(family, arrivals) -> slot (>= 0) of a new non-blocking, unconnected TCP socket (4 or 6),
+//     or -errno; with arrivals false only its connect is stamped (one wake-up per socket)
 //   fd(slot) -> its descriptor, for the event loop to adopt
 //   last(slot) -> ms (CLOCK_MONOTONIC, fractional) of the latest arrival, or 0 if none yet
 //   connected(slot) -> ms when the connection was first seen established, or 0
-//   release(slot, close) -> stops watching; closes the descriptor too when `close` is true
-//     (for a socket the event loop never adopted). The descriptor may be closed already and
-//     its number reused: only the socket this slot opened is unregistered.
+//   release(slot, close) -> stops stamping; closes the descriptor too when `close` is true (for
+//     a socket the event loop never adopted). The descriptor is not unregistered: the caller
+//     closes it right after, and closing removes it from epoll by itself. (Unregistering by
+//     number would be wrong once the event loop has closed it: the number may name another
+//     socket by then.) Events that still come for a released slot fail the generation check.
 //   inUse() -> how many slots are held (tests check that every watch is released)
 //   now() -> ms on the same clock
 #define _GNU_SOURCE
@@ -38,7 +41,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,11 +54,8 @@ static pthread_t thread;
 static _Atomic int64_t stamp[SLOTS];
 static _Atomic int64_t writable[SLOTS];
 static _Atomic uint32_t gen[SLOTS];
-// The slot's descriptor (read by the thread for its TCP state) and, for the main thread, the
-// identity of the socket it names, so that a descriptor number reused by another socket is left alone.
+// The slot's descriptor, read by the thread for its TCP state.
 static _Atomic int fds[SLOTS];
-static dev_t devs[SLOTS];
-static ino_t inos[SLOTS];
 // Free slots, used by the main thread only.
 static uint32_t free_list[SLOTS];
 static uint32_t free_count = 0;
@@ -125,27 +124,26 @@ static int arg_ints(napi_env env, napi_callback_info info, size_t want, int64_t 
 }
 
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  int64_t a[1];
-  if (arg_ints(env, info, 1, a) != 0 || (a[0] != 4 && a[0] != 6)) return num(env, -EINVAL);
-  if (free_count == 0) return num(env, -ENOSPC);
-  int fd = socket(a[0] == 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return num(env, -errno);
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int e = errno;
-    close(fd);
-    return num(env, -e);
+  size_t argc = 2;
+  napi_value argv[2];
+  int64_t family;
+  bool arrivals = true;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_int64(env, argv[0], &family) != napi_ok || napi_get_value_bool(env, argv[1], &arrivals) != napi_ok ||
+      (family != 4 && family != 6)) {
+    return num(env, -EINVAL);
   }
+  if (free_count == 0) return num(env, -ENOSPC);
+  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return num(env, -errno);
   uint32_t slot = free_list[--free_count];
   uint32_t g = atomic_fetch_add(&gen[slot], 1) + 1;
   atomic_store(&stamp[slot], 0);
   atomic_store(&writable[slot], 0);
   atomic_store(&fds[slot], fd);
-  devs[slot] = st.st_dev;
-  inos[slot] = st.st_ino;
   struct epoll_event ev;
   memset(&ev, 0, sizeof ev);
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.events = arrivals ? EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET : EPOLLOUT | EPOLLET;
   ev.data.u64 = ((uint64_t)g << 32) | slot;
   if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
     int e = errno;
@@ -193,14 +191,9 @@ static napi_value js_release(napi_env env, napi_callback_info info) {
   }
   uint32_t slot = (uint32_t)s;
   int fd = atomic_load(&fds[slot]);
-  // Once the event loop closed the socket, epoll dropped it by itself, and the number may now
-  // name another socket (perhaps another slot's): unregister only the socket this slot opened.
-  struct stat st;
-  int ours = fstat(fd, &st) == 0 && st.st_dev == devs[slot] && st.st_ino == inos[slot];
-  if (ours) epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
   atomic_fetch_add(&gen[slot], 1);
   atomic_store(&fds[slot], -1);
-  if (ours && close_it) close(fd);
+  if (close_it) close(fd);
   free_list[free_count++] = slot;
   return NULL;
 }

@@ -10,6 +10,8 @@ import { getSystemErrorName } from 'node:util';
 import { DeadlineError, ProbeError, isShutdown, untilAborted } from '../ladder';
 import type { Fact, MetricDef } from '../types';
 import type { ProbeSignal } from '../signal';
+import { ArrivalWatch, watchedHandle, watchedSocket } from '../arrival';
+import { nodeTcpBinding, type TcpBinding } from './node-tcp';
 
 export interface HostPort {
   host: string;
@@ -144,50 +146,14 @@ export function connectTcp(
   });
 }
 
-/** What a connect-only probe holds once connected: something to close. */
+/** What a connect-only probe holds once connected: something to close, and when it connected. */
 export interface Closable {
   destroy(): void;
+  /** performance.now() time the handshake was seen complete (arrival stamps), if known. */
+  connectedAt?: number;
 }
 
-/** The part of Node's TCP handle binding that a bare connect uses. */
-interface TcpHandle {
-  connect(req: object, address: string, port: number): number;
-  connect6(req: object, address: string, port: number): number;
-  close(): void;
-}
-export interface TcpBinding {
-  TCP: new (type: number) => TcpHandle;
-  TCPConnectWrap: new () => { oncomplete?: (status: number) => void };
-  constants: { SOCKET: number };
-}
-
-let nodeBindingCache: TcpBinding | null | undefined;
 let bareConnect = process.env.PORTPROBE_NET_SOCKET_ONLY !== '1';
-
-/**
- * Node's own TCP handle binding (what `net.Socket` wraps), or null where this Node does not
- * offer it in the expected shape.
- */
-export function nodeTcpBinding(): TcpBinding | null {
-  if (nodeBindingCache !== undefined) return nodeBindingCache;
-  nodeBindingCache = null;
-  try {
-    const b = (process as unknown as { binding(name: string): Partial<TcpBinding> }).binding('tcp_wrap');
-    if (
-      typeof b.TCP === 'function' &&
-      typeof b.TCPConnectWrap === 'function' &&
-      typeof b.constants?.SOCKET === 'number' &&
-      typeof b.TCP.prototype.connect === 'function' &&
-      typeof b.TCP.prototype.connect6 === 'function' &&
-      typeof b.TCP.prototype.close === 'function'
-    ) {
-      nodeBindingCache = b as TcpBinding;
-    }
-  } catch {
-    // not offered
-  }
-  return nodeBindingCache;
-}
 
 /**
  * Whether connect-only probes may use the bare TCP handle (the default, unless the environment
@@ -219,17 +185,21 @@ function connectError(status: number, address: string, port: number): Error {
  * is closed unread never uses (about a quarter less CPU per connect: BENCHMARKS.md).
  * Same contract as connectTcp: rejects with the connect error, or DeadlineError on abort.
  */
-export function connectOnly(address: string, family: 4 | 6, port: number, signal: ProbeSignal): Promise<Closable> {
+export function connectOnly(address: string, family: 4 | 6, port: number, signal: ProbeSignal, stamp = false): Promise<Closable> {
   if (signal.aborted) return Promise.reject(new DeadlineError(isShutdown(signal)));
   const b = tcpBinding();
-  if (!b) return connectTcp(address, port, signal, { noDelay: false, noRead: true });
+  if (!b) return connectOnlyNet(address, family, port, signal, stamp);
+  // With `stamp`, the handle adopts a socket that the arrival addon watches before it connects.
+  const watched = stamp ? watchedHandle(family, false) : undefined;
+  const watch: ArrivalWatch | undefined = watched?.watch;
   return new Promise<Closable>((resolve, reject) => {
-    const handle = new b.TCP(b.constants.SOCKET);
+    const handle = watched?.handle ?? new b.TCP(b.constants.SOCKET);
     const req = new b.TCPConnectWrap();
     let closed = false;
     const close = (): void => {
       if (closed) return;
       closed = true;
+      watch?.stop();
       handle.close();
     };
     const onAbort = (): void => {
@@ -243,7 +213,11 @@ export function connectOnly(address: string, family: 4 | 6, port: number, signal
       if (status < 0) {
         close();
         reject(connectError(status, address, port));
-      } else resolve({ destroy: close });
+        return;
+      }
+      const connectedAt = watch?.connectedAt();
+      watch?.stop();
+      resolve({ destroy: close, connectedAt });
     };
     const err = family === 6 ? handle.connect6(req, address, port) : handle.connect(req, address, port);
     if (err) {
@@ -253,6 +227,17 @@ export function connectOnly(address: string, family: 4 | 6, port: number, signal
     }
     signal.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** connectOnly through `net` (PORTPROBE_NET_SOCKET_ONLY=1, or no usable bare handle). */
+async function connectOnlyNet(address: string, family: 4 | 6, port: number, signal: ProbeSignal, stamp: boolean): Promise<Closable> {
+  const watched = stamp ? watchedSocket(family) : undefined;
+  try {
+    const socket = await connectTcp(address, port, signal, { noDelay: false, noRead: true, socket: watched?.socket });
+    return { destroy: () => socket.destroy(), connectedAt: watched?.watch.connectedAt() };
+  } finally {
+    watched?.watch.stop();
+  }
 }
 
 export interface TlsSettings {

@@ -36,6 +36,7 @@ describe('valid configs', () => {
     expect(cfg.modules.get('tcp_connect')?.settings).toEqual({
       preferred_ip_protocol: 'ip4',
       ip_protocol_fallback: true,
+      precise_connect_timing: false,
       tls: false,
       tls_config: {},
     });

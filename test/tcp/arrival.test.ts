@@ -2,7 +2,7 @@
 // loop got to them. The peer is another process, so it keeps time while this loop is blocked.
 import { tcpProber } from '../../exporters/tcp';
 import { performance } from 'node:perf_hooks';
-import { ArrivalWatch, arrivalStampsEnabled, setArrivalStamps } from '../../exporters/arrival';
+import { ArrivalWatch, arrivalStampsEnabled, setArrivalStamps, watchedSocket } from '../../exporters/arrival';
 import { connectTcp } from '../../exporters/tcp/net';
 import { ProbeAbort } from '../../exporters/signal';
 import { runProber } from '../helpers/context';
@@ -22,13 +22,14 @@ function delayedPeer(): Promise<{ port: number; stop: () => void }> {
 }
 
 function busy(ms: number): void {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
     // the event loop is held
   }
 }
 
-const fdOf = (w: ArrivalWatch): number => (w.socket as unknown as { _handle: { fd: number } })._handle.fd;
+type Watched = NonNullable<ReturnType<typeof watchedSocket>>;
+const fdOf = (w: Watched): number => (w.socket as unknown as { _handle: { fd: number } })._handle.fd;
 
 /** Probes the peer while this event loop is blocked from 20 ms to 20 + blockMs after the start. */
 async function probeWhileBlocked(port: number, blockMs: number): Promise<ProbeResult> {
@@ -83,7 +84,7 @@ describe('arrival stamps', () => {
   });
 
   it('the handshake is stamped when it happens, even if the loop stalls right after the connect call', async () => {
-    const w = ArrivalWatch.socket(4) as ArrivalWatch;
+    const w = watchedSocket(4) as Watched;
     expect(w).toBeDefined();
     try {
       const before = performance.now();
@@ -92,46 +93,46 @@ describe('arrival stamps', () => {
       // loopback the handshake completes inside that call, before any later registration could.
       process.nextTick(() => busy(200));
       await connecting;
-      const at = w.connectedAt() as number;
+      const at = w.watch.connectedAt() as number;
       expect(at).toBeGreaterThanOrEqual(before);
       expect(at - before).toBeLessThan(50);
       expect(performance.now() - before).toBeGreaterThanOrEqual(200);
     } finally {
-      w.stop();
+      w.watch.stop();
       w.socket.destroy();
     }
   });
 
   it('a socket that never connects (refused) gets neither stamp: its unconnected state is not an event', async () => {
-    const w = ArrivalWatch.socket(4) as ArrivalWatch;
+    const w = watchedSocket(4) as Watched;
     try {
       await expect(connectTcp('127.0.0.1', await closedPort(), new ProbeAbort(), { socket: w.socket })).rejects.toMatchObject({
         code: 'ECONNREFUSED',
       });
       await new Promise((r) => setTimeout(r, 20));
-      expect(w.connectedAt()).toBeUndefined();
-      expect(w.lastArrival()).toBeUndefined();
+      expect(w.watch.connectedAt()).toBeUndefined();
+      expect(w.watch.lastArrival()).toBeUndefined();
     } finally {
-      w.stop();
+      w.watch.stop();
       w.socket.destroy();
     }
   });
 
   it('releasing a watch after its socket closed leaves the socket that reuses the descriptor watched', async () => {
-    const first = ArrivalWatch.socket(4) as ArrivalWatch;
+    const first = watchedSocket(4) as Watched;
     await connectTcp('127.0.0.1', peer.port, new ProbeAbort(), { socket: first.socket });
     const oldFd = fdOf(first);
     first.socket.destroy(); // closes the descriptor while the watch is still held (as net does on errors)
-    const second = ArrivalWatch.socket(4) as ArrivalWatch;
+    const second = watchedSocket(4) as Watched;
     try {
       expect(fdOf(second)).toBe(oldFd); // the lowest free number: the one just closed
-      first.stop(); // must not unregister `second`
+      first.watch.stop(); // must not unregister `second`
       await connectTcp('127.0.0.1', peer.port, new ProbeAbort(), { socket: second.socket });
       await new Promise<void>((resolve) => second.socket.once('data', () => resolve()));
-      expect(second.connectedAt()).toBeDefined();
-      expect((second.lastArrival() as number) - (second.connectedAt() as number)).toBeGreaterThanOrEqual(DELAY_MS - 5);
+      expect(second.watch.connectedAt()).toBeDefined();
+      expect((second.watch.lastArrival() as number) - (second.watch.connectedAt() as number)).toBeGreaterThanOrEqual(DELAY_MS - 5);
     } finally {
-      second.stop();
+      second.watch.stop();
       second.socket.destroy();
     }
   });
@@ -141,8 +142,8 @@ describe('arrival stamps', () => {
     const base = fds();
     const held = ArrivalWatch.held();
     for (let i = 0; i < 200; i++) {
-      const w = ArrivalWatch.socket(i % 2 ? 6 : 4) as ArrivalWatch;
-      w.stop();
+      const w = watchedSocket(i % 2 ? 6 : 4) as Watched;
+      w.watch.stop();
       w.socket.destroy();
     }
     await new Promise((r) => setTimeout(r, 50));

@@ -1,6 +1,8 @@
 // The connect-only path of the tcp prober: Node's bare TCP handle, and `net` as its fallback.
 // Both must behave alike: same errors, same abort, no handle left open.
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { ArrivalWatch, setArrivalStamps } from '../../exporters/arrival';
 import { connectOnly, setBareConnect, tcpBinding } from '../../exporters/tcp/net';
 import { DeadlineError } from '../../exporters/ladder';
 import { ProbeAbort } from '../../exporters/signal';
@@ -91,10 +93,11 @@ describe.each([
     expect(openClientHandles()).toBe(0);
   });
 
-  it('IPv6 loopback', async () => {
+  it.each([false, true])('IPv6 loopback (stamped: %s)', async (stamp) => {
     const l = await listen(undefined, '::1');
     try {
-      const c = await connectOnly('::1', 6, l.port, new ProbeAbort());
+      const c = await connectOnly('::1', 6, l.port, new ProbeAbort(), stamp);
+      expect(c.connectedAt !== undefined).toBe(stamp);
       c.destroy();
       await settle();
       expect(openClientHandles()).toBe(0);
@@ -111,11 +114,12 @@ describe.each([
     expect(openClientHandles()).toBe(before);
   });
 
-  it('abort while the SYN goes unanswered: DeadlineError, and the pending socket is closed', async () => {
+  it.each([false, true])('abort while the SYN goes unanswered: DeadlineError, and the pending socket is closed (stamped: %s)', async (stamp) => {
     const peer = await unansweredPort();
+    const held = ArrivalWatch.held();
     try {
       const signal = new ProbeAbort();
-      const pending = connectOnly('127.0.0.1', 4, peer.port, signal);
+      const pending = connectOnly('127.0.0.1', 4, peer.port, signal, stamp);
       await new Promise((r) => setTimeout(r, 100));
       expect(openClientHandles()).toBeGreaterThanOrEqual(1); // ours, still connecting (plus the fillers)
       const withOurs = openClientHandles();
@@ -123,6 +127,7 @@ describe.each([
       await expect(pending).rejects.toMatchObject({ name: 'DeadlineError', shutdown: false });
       await new Promise((r) => setTimeout(r, 50));
       expect(openClientHandles()).toBe(withOurs - 1);
+      expect(ArrivalWatch.held()).toBe(held);
     } finally {
       peer.stop();
     }
@@ -140,13 +145,13 @@ describe.each([
     }
   });
 
-  it('500 connects in parallel, half refused: every handle closed afterwards', async () => {
+  it('500 connects in parallel, half refused, half stamped: every handle and watch released afterwards', async () => {
     const l = await listen();
     const refused = await closedPort();
     try {
       const outcomes = await Promise.all(
         Array.from({ length: 500 }, (_, i) =>
-          connectOnly('127.0.0.1', 4, i % 2 ? refused : l.port, new ProbeAbort()).then(
+          connectOnly('127.0.0.1', 4, i % 2 ? refused : l.port, new ProbeAbort(), i % 4 < 2).then(
             (c) => {
               c.destroy();
               return 'ok';
@@ -159,7 +164,39 @@ describe.each([
       expect(outcomes.filter((o) => o === 'ECONNREFUSED')).toHaveLength(250);
       await settle();
       expect(openClientHandles()).toBe(0);
+      expect(ArrivalWatch.held()).toBe(0);
     } finally {
+      await l.close();
+    }
+  });
+
+  it.each([
+    ['with arrival stamps: the connect is dated by the handshake', true],
+    ['without them: it is dated by the event loop (what the stamps fix)', false],
+  ])('the event loop stalls right after the connect call, %s', async (_label, stamps) => {
+    setArrivalStamps(stamps);
+    const l = await listen();
+    try {
+      const before = performance.now();
+      const pending = connectOnly('127.0.0.1', 4, l.port, new ProbeAbort(), true);
+      // Runs after the connect call on either path (net makes it in a tick queued before this one).
+      process.nextTick(() => {
+        const end = performance.now() + 200;
+        while (performance.now() < end) {
+          // held: the handshake completes meanwhile
+        }
+      });
+      const c = await pending;
+      c.destroy();
+      expect(performance.now() - before).toBeGreaterThanOrEqual(200);
+      if (stamps) {
+        expect(c.connectedAt).toBeGreaterThanOrEqual(before);
+        expect((c.connectedAt as number) - before).toBeLessThan(50);
+      } else {
+        expect(c.connectedAt).toBeUndefined();
+      }
+    } finally {
+      setArrivalStamps(true);
       await l.close();
     }
   });
