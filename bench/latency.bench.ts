@@ -5,6 +5,8 @@
 // As root, with `ip netns` and nft, the whole run moves into a fresh network namespace where
 // nftables drops the first SYN of each connection to one port, so that target's connect phase
 // should be the kernel's initial retransmission timeout (≈ 1 s); the namespace is deleted after.
+// The measured targets date their phases by arrival stamps (banner probes always do; the SYN
+// target asks for precise_connect_timing); the load's connect-only probes use the defaults.
 // Run: npx ts-node --transpile-only bench/latency.bench.ts [loadTargets=5000] [seconds=20] [rounds=3] [delayMs=100] [synDrop=auto|off]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -226,7 +228,7 @@ async function run(synDrop: boolean): Promise<void> {
     'modules:',
     '  t: {prober: tcp}',
     `  banner: {prober: tcp, timeout: 5s, tcp: {expect_banner: "^${BANNER}$"}}`,
-    '  syn: {prober: tcp, timeout: 5s}',
+    '  syn: {prober: tcp, timeout: 5s, tcp: {precise_connect_timing: true}}',
     'probe_api: {max_concurrent: 4}',
     'targets:',
     `  - {name: delayed, module: banner, address: "127.0.0.1:${peerPort}", interval: 1h}`,

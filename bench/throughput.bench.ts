@@ -1,6 +1,8 @@
 // Probe throughput and CPU per probe: portprobe probing loopback listeners on its own schedule
 // against prometheus-blackbox-exporter driven through /probe as Prometheus would drive it. Both
 // are pinned to the same core (taskset -c 1); the rounds alternate; medians are reported.
+// portprobe runs twice per round: with its defaults, and with `precise_connect_timing: true`
+// (each connect dated by the arrival addon's thread), to show what that option costs.
 // Run: npx ts-node --transpile-only bench/throughput.bench.ts [targets=5000] [seconds=10] [rounds=3]
 import { spawn } from 'node:child_process';
 import http from 'node:http';
@@ -103,26 +105,35 @@ async function main(): Promise<void> {
   const ports = peers.map((s) => (s.address() as net.AddressInfo).port);
   const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-tput-'));
   writeFileSync(path.join(dir, 'blackbox.yml'), 'modules:\n  tcp_connect:\n    prober: tcp\n    timeout: 5s\n');
-  const cfg = path.join(dir, 'portprobe.yml');
-  const lines = ['global: {interval: 1s, timeout: 900ms, concurrency: 1000}', 'modules: {t: {prober: tcp}}', 'targets:'];
-  for (let i = 0; i < TARGETS; i++) lines.push(`  - {name: t${i}, module: t, address: "127.0.0.1:${ports[i % ports.length]}"}`);
-  writeFileSync(cfg, lines.join('\n'));
+  const config = (file: string, module: string): string => {
+    const lines = ['global: {interval: 1s, timeout: 900ms, concurrency: 1000}', `modules: {t: ${module}}`, 'targets:'];
+    for (let i = 0; i < TARGETS; i++) lines.push(`  - {name: t${i}, module: t, address: "127.0.0.1:${ports[i % ports.length]}"}`);
+    writeFileSync(path.join(dir, file), lines.join('\n'));
+    return path.join(dir, file);
+  };
+  const cfg = config('portprobe.yml', '{prober: tcp}');
+  const preciseCfg = config('precise.yml', '{prober: tcp, tcp: {precise_connect_timing: true}}');
   const pp: { rate: number; cpuPer1000: number }[] = [];
+  const precise: { rate: number; cpuPer1000: number }[] = [];
   const bb: { rate: number; cpuPer1000: number }[] = [];
+  const fmt = (x: { rate: number; cpuPer1000: number }): string => `${x.rate.toFixed(0)}/s ${x.cpuPer1000.toFixed(3)} cpu-s/1000`;
   try {
     for (let r = 0; r < ROUNDS; r++) {
       pp.push(await portprobeRound(cfg));
       bb.push(await blackboxRound(dir, ports));
-      console.log(`round ${r + 1}: portprobe ${pp[r].rate.toFixed(0)}/s ${pp[r].cpuPer1000.toFixed(3)} cpu-s/1000 | blackbox ${bb[r].rate.toFixed(0)}/s ${bb[r].cpuPer1000.toFixed(3)} cpu-s/1000`);
+      precise.push(await portprobeRound(preciseCfg));
+      console.log(`round ${r + 1}: portprobe ${fmt(pp[r])} | blackbox ${fmt(bb[r])} | portprobe precise_connect_timing ${fmt(precise[r])}`);
     }
   } finally {
     for (const s of peers) s.close();
   }
   const ppCpu = median(pp.map((x) => x.cpuPer1000));
   const bbCpu = median(bb.map((x) => x.cpuPer1000));
+  const preciseCpu = median(precise.map((x) => x.cpuPer1000));
   console.log(
     `summary targets=${TARGETS} (scheduled ${TARGETS}/s) portprobe median ${median(pp.map((x) => x.rate)).toFixed(0)} probes/s, ${ppCpu.toFixed(3)} cpu-s per 1000 | ` +
-      `blackbox median ${median(bb.map((x) => x.rate)).toFixed(0)} probes/s, ${bbCpu.toFixed(3)} cpu-s per 1000 | portprobe/blackbox cpu per probe = ${(ppCpu / bbCpu).toFixed(2)}`,
+      `blackbox median ${median(bb.map((x) => x.rate)).toFixed(0)} probes/s, ${bbCpu.toFixed(3)} cpu-s per 1000 | portprobe/blackbox cpu per probe = ${(ppCpu / bbCpu).toFixed(2)} | ` +
+      `precise_connect_timing ${preciseCpu.toFixed(3)} cpu-s per 1000 (${(preciseCpu / ppCpu).toFixed(2)}x the default, ${(preciseCpu / bbCpu).toFixed(2)}x blackbox)`,
   );
 }
 
