@@ -1,5 +1,6 @@
 // The agent's own metrics, in an explicit prom-client registry (never the global one).
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { arrivalStampsEnabled } from '../exporters/arrival';
 
 export interface SelfMetrics {
   registry: Registry;
@@ -28,6 +29,14 @@ export function createSelfMetrics(build: { version: string; revision: string }):
     registers: [registry],
   });
   buildInfo.set({ version: build.version, revision: build.revision, nodejs: process.version }, 1);
+  new Gauge({
+    name: 'portprobe_arrival_stamps_enabled',
+    help: 'Whether probe phases are dated by the native arrival-stamp addon (1) or by the event loop (0: not built, or turned off).',
+    registers: [registry],
+    collect() {
+      this.set(arrivalStampsEnabled() ? 1 : 0);
+    },
+  });
   // Thousands of probes a second each hashing a label set cost more than the counter is worth;
   // keep plain counts per module and hand them to the counter when it is collected.
   const counts = new Map<string, { success: number; failure: number }>();

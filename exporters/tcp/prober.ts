@@ -31,7 +31,7 @@ export interface TcpSettings {
   expect_banner?: string;
   /**
    * Date a connect-only probe's connect phase by the handshake (arrival stamps) rather than by
-   * the event loop. Probes that read or send are always dated so; connect-only ones only on
+   * the event loop. Probes with expect_banner are always dated so; connect-only ones only on
    * request, as it costs them about a third more CPU (BENCHMARKS.md).
    */
   precise_connect_timing: boolean;
@@ -54,7 +54,7 @@ export const TCP_SETTINGS_SCHEMA = {
     precise_connect_timing: {
       type: 'boolean',
       description:
-        'For a probe that only connects: time the connect by the kernel handshake, not by when the busy event loop saw it (needs the native addon; about a third more CPU per probe). Probes that send or read a banner are always timed this way.',
+        'For a probe that only connects: time the connect by the kernel handshake, not by when the busy event loop saw it (needs the native addon; about a third more CPU per probe). Probes with expect_banner are always timed this way.',
     },
   },
 } as const;

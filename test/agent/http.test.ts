@@ -80,6 +80,7 @@ describe('HTTP endpoints', () => {
     expect(m.text).toContain('probe_failure_info{target="down",module="tcp_connect",phase="connect",reason="refused"} 1');
     expect(m.text).toContain('portprobe_build_info{version="9.9.9",revision="abc",nodejs="' + process.version + '"} 1');
     expect(m.text).toContain('portprobe_config_last_reload_successful 1');
+    expect(m.text).toContain('portprobe_arrival_stamps_enabled 1'); // npm install built the addon
     expect(m.text).toMatch(/portprobe_probes_total\{module="tcp_connect",result="success"\} [1-9]/);
     expect(m.text).toContain('nodejs_eventloop_lag_seconds');
     expect(m.text).toContain('process_resident_memory_bytes');
