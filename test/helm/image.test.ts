@@ -60,11 +60,17 @@ const build = stages[0];
 
 test('is multi-stage on Node 20, and the runtime stage runs no npm and no shell', () => {
   expect(stages.length).toBe(2);
-  expect(all.find((i) => i.op === 'ARG')?.args).toBe('NODE_IMAGE=node:20-bookworm-slim');
-  expect(build[0].args).toBe('${NODE_IMAGE} AS build');
+  const args = all.filter((i) => i.op === 'ARG').map((i) => i.args);
+  expect(args).toEqual(['NODE_IMAGE=node:20-bookworm-slim', 'BUILD_IMAGE=node:20-bookworm']);
+  // The addon is compiled in the build stage: same Node major and Debian release (glibc) as the runtime.
+  expect(build[0].args).toBe('${BUILD_IMAGE} AS build');
   expect(runtime[0].args).toBe('${NODE_IMAGE}');
   expect(runtime.filter((i) => i.op === 'RUN')).toEqual([]);
   expect(build.map((i) => i.args).join('\n')).toMatch(/npm ci[\s\S]*npm run build[\s\S]*npm prune --omit=dev/);
+  // binding.gyp and the C source are in place before npm ci, which builds the addon from them.
+  const ci = build.findIndex((i) => i.op === 'RUN' && i.args.includes('npm ci'));
+  const copied = build.slice(0, ci).filter((i) => i.op === 'COPY').flatMap((i) => i.args.split(/\s+/).slice(0, -1));
+  expect(copied).toEqual(expect.arrayContaining(['binding.gyp', 'native/']));
 });
 
 test('runs as the chart\'s non-root user on the chart\'s port, starting the package bin', () => {
@@ -146,6 +152,14 @@ describe('the runtime layout', () => {
     const args = cmd.map((a) => a.replace('/opt/portprobe', app));
     const r = run([...args, '--config.check']);
     expect([r.status, r.out]).toEqual([0, expect.any(String)]);
+  });
+
+  test('the agent in the image loads the arrival-stamp addon from where the image puts it', () => {
+    const r = spawnSync(process.execPath, ['-e', "process.stdout.write(String(require('./dist/exporters/arrival').arrivalStampsEnabled()))"], {
+      cwd: app,
+      encoding: 'utf8',
+    });
+    expect([r.status, r.stdout]).toEqual([0, 'true']);
   });
 
   test('the chart\'s default ConfigMap passes --config.check', () => {
