@@ -56,9 +56,12 @@ export function arrivalAddon(): Addon | null {
   return addon;
 }
 
-/** Whether arrival stamps are in use (exposed in the agent's own metrics). */
+/**
+ * Whether arrival stamps are in use (exposed in the agent's own metrics): the addon is loaded and
+ * this Node's TCP handle can adopt the sockets it makes.
+ */
 export function arrivalStampsEnabled(): boolean {
-  return arrivalAddon() !== null;
+  return arrivalAddon() !== null && nodeTcpBinding() !== null;
 }
 
 /** Turns the stamps off or back on (tests compare the two). */
@@ -68,8 +71,9 @@ export function setArrivalStamps(enabled: boolean): void {
 
 /**
  * Stamps for one TCP socket that the addon created and watches from before it connects, so
- * that no handshake completes unseen (native/arrival.c explains why that matters). Call stop()
- * just before the socket is closed: the descriptor stays registered until then.
+ * that no handshake completes unseen (native/arrival.c explains why that matters). After stop()
+ * the descriptor stays in the addon's epoll set until the socket is closed; its events are then
+ * ignored, so stop as soon as the stamps have been read.
  */
 export class ArrivalWatch {
   private stopped = false;
@@ -98,7 +102,7 @@ export class ArrivalWatch {
     return t > 0 ? t + offsetMs : undefined;
   }
 
-  /** Stops watching; the socket stays the caller's to close, at once. */
+  /** Stops watching; the socket stays the caller's to close. */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;

@@ -12,20 +12,21 @@
 // loopback, where it completes inside connect()), and its stamp would be whenever the event loop
 // got round to the registration. Before connecting, a socket polls as hung up and writable; the
 // thread ignores those events by asking the kernel for the socket's TCP state until it is past
-// SYN_SENT.
+// SYN_SENT. (A connection reset before the thread first looks reads as closed and is never
+// stamped; the prober then times it on the event loop.)
 //
 // One thread and one table per process: load it from the main thread only.
 // JS API (all synchronous, called on the main thread only):
 //   open(family, arrivals) -> slot (>= 0) of a new non-blocking, unconnected TCP socket (4 or 6),
-//     or -errno; with arrivals false only its connect is stamped (one wake-up per socket)
+//     or -errno; with arrivals false only its connect is stamped, and later arrivals wake nothing
 //   fd(slot) -> its descriptor, for the event loop to adopt
 //   last(slot) -> ms (CLOCK_MONOTONIC, fractional) of the latest arrival, or 0 if none yet
 //   connected(slot) -> ms when the connection was first seen established, or 0
 //   release(slot, close) -> stops stamping; closes the descriptor too when `close` is true (for
-//     a socket the event loop never adopted). The descriptor is not unregistered: the caller
-//     closes it right after, and closing removes it from epoll by itself. (Unregistering by
-//     number would be wrong once the event loop has closed it: the number may name another
-//     socket by then.) Events that still come for a released slot fail the generation check.
+//     a socket the event loop never adopted). The descriptor is not unregistered: it stays in the
+//     epoll set until it is closed, which removes it by itself. (Unregistering by number would
+//     be wrong once the event loop has closed it: the number may name another socket by then.)
+//     Events that still come for a released slot fail the generation check.
 //   inUse() -> how many slots are held (tests check that every watch is released)
 //   now() -> ms on the same clock
 #define _GNU_SOURCE
@@ -54,6 +55,10 @@ static pthread_t thread;
 static _Atomic int64_t stamp[SLOTS];
 static _Atomic int64_t writable[SLOTS];
 static _Atomic uint32_t gen[SLOTS];
+// When the slot's current user opened it. The thread may pass the generation check, lose the
+// CPU, and write its stamp after the slot was released and reopened; such a stamp was taken
+// before the release, so anything older than this is not the current user's and reads as 0.
+static _Atomic int64_t opened[SLOTS];
 // The slot's descriptor, read by the thread for its TCP state.
 static _Atomic int fds[SLOTS];
 // Free slots, used by the main thread only.
@@ -97,10 +102,16 @@ static void *run(void *arg) {
       if (atomic_load(&writable[slot]) == 0) {
         // Until the handshake is seen, an event may be the unconnected socket's own readiness.
         if (!past_handshake(atomic_load(&fds[slot]))) continue;
+        // The handshake may have completed after epoll_wait returned with an event from before
+        // the connect: date it now, not at `t`.
+        int64_t th = now_ns();
         // The descriptor may have been closed and reused meanwhile: then the slot moved on too.
         if (atomic_load(&gen[slot]) != g) continue;
         int64_t zero = 0;
-        atomic_compare_exchange_strong(&writable[slot], &zero, t);
+        atomic_compare_exchange_strong(&writable[slot], &zero, th);
+        // Its mask may be the unconnected socket's (hung up): only bytes count as an arrival.
+        if ((ev[i].events & EPOLLIN) && !(ev[i].events & EPOLLHUP)) atomic_store(&stamp[slot], th);
+        continue;
       }
       if (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) atomic_store(&stamp[slot], t);
     }
@@ -113,14 +124,25 @@ static napi_value num(napi_env env, double v) {
   return out;
 }
 
-static int arg_ints(napi_env env, napi_callback_info info, size_t want, int64_t *out) {
-  size_t argc = 2;
-  napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) return -1;
-  for (size_t i = 0; i < want; i++) {
-    if (napi_get_value_int64(env, argv[i], &out[i]) != napi_ok) return -1;
-  }
-  return 0;
+// A slot number, or -1 for anything else (napi_get_value_int64 would read NaN as 0).
+static int64_t slot_of(napi_env env, napi_value v) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0 && d < SLOTS) || d != (double)(int64_t)d) return -1;
+  return (int64_t)d;
+}
+
+// The first argument as a slot number, or -1.
+static int64_t slot_arg(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return -1;
+  return slot_of(env, argv[0]);
+}
+
+// A stamp of the slot's current user, or 0 (see `opened`).
+static int64_t current(_Atomic int64_t *field, int64_t slot) {
+  int64_t v = atomic_load(&field[slot]);
+  return v >= atomic_load(&opened[slot]) ? v : 0;
 }
 
 static napi_value js_open(napi_env env, napi_callback_info info) {
@@ -138,6 +160,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   if (fd < 0) return num(env, -errno);
   uint32_t slot = free_list[--free_count];
   uint32_t g = atomic_fetch_add(&gen[slot], 1) + 1;
+  atomic_store(&opened[slot], now_ns());
   atomic_store(&stamp[slot], 0);
   atomic_store(&writable[slot], 0);
   atomic_store(&fds[slot], fd);
@@ -161,35 +184,33 @@ static int valid_slot(int64_t slot) {
 }
 
 static napi_value js_fd(napi_env env, napi_callback_info info) {
-  int64_t a[1];
-  if (arg_ints(env, info, 1, a) != 0 || !valid_slot(a[0])) return num(env, -1);
-  return num(env, atomic_load(&fds[a[0]]));
+  int64_t slot = slot_arg(env, info);
+  if (!valid_slot(slot)) return num(env, -1);
+  return num(env, atomic_load(&fds[slot]));
 }
 
 static napi_value js_last(napi_env env, napi_callback_info info) {
-  int64_t a[1];
-  if (arg_ints(env, info, 1, a) != 0 || a[0] < 0 || a[0] >= SLOTS) return num(env, 0);
-  return num(env, (double)atomic_load(&stamp[a[0]]) / 1e6);
+  int64_t slot = slot_arg(env, info);
+  if (!valid_slot(slot)) return num(env, 0);
+  return num(env, (double)current(stamp, slot) / 1e6);
 }
 
 static napi_value js_connected(napi_env env, napi_callback_info info) {
-  int64_t a[1];
-  if (arg_ints(env, info, 1, a) != 0 || a[0] < 0 || a[0] >= SLOTS) return num(env, 0);
-  return num(env, (double)atomic_load(&writable[a[0]]) / 1e6);
+  int64_t slot = slot_arg(env, info);
+  if (!valid_slot(slot)) return num(env, 0);
+  return num(env, (double)current(writable, slot) / 1e6);
 }
 
 static napi_value js_release(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  int64_t s;
   bool close_it = false;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
-      napi_get_value_int64(env, argv[0], &s) != napi_ok || napi_get_value_bool(env, argv[1], &close_it) != napi_ok ||
-      !valid_slot(s)) {
+      napi_get_value_bool(env, argv[1], &close_it) != napi_ok || !valid_slot(slot_of(env, argv[0]))) {
     napi_throw_type_error(env, NULL, "release(slot, close): a slot in use and a boolean");
     return NULL;
   }
-  uint32_t slot = (uint32_t)s;
+  uint32_t slot = (uint32_t)slot_of(env, argv[0]);
   int fd = atomic_load(&fds[slot]);
   atomic_fetch_add(&gen[slot], 1);
   atomic_store(&fds[slot], -1);
@@ -215,6 +236,7 @@ static napi_value init(napi_env env, napi_value exports) {
       napi_throw_error(env, NULL, "epoll_create1 failed");
       return NULL;
     }
+    free_count = 0; // a previous init may have filled it before its thread failed to start
     for (uint32_t i = 0; i < SLOTS; i++) {
       free_list[free_count++] = SLOTS - 1 - i;
       atomic_store(&fds[i], -1);
