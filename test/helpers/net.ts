@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 
 /** Listens on 127.0.0.1 (or host) port 0; returns the server and its port. */
 export async function listen(
@@ -81,4 +82,12 @@ export async function pythonListener(backlog: number, code: string[]): Promise<{
     py.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
   });
   return { port, stop: () => py.kill('SIGKILL') };
+}
+
+/** Holds this process's event loop for `ms` (what a loaded agent's loop goes through). */
+export function holdEventLoop(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // held: sockets keep working in the kernel meanwhile, and nothing here sees them
+  }
 }

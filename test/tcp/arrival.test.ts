@@ -6,7 +6,7 @@ import { ArrivalWatch, arrivalStampsEnabled, setArrivalStamps, watchedSocket } f
 import { connectTcp } from '../../exporters/tcp/net';
 import { ProbeAbort } from '../../exporters/signal';
 import { runProber } from '../helpers/context';
-import { closedPort, pythonListener } from '../helpers/net';
+import { closedPort, holdEventLoop, pythonListener } from '../helpers/net';
 import type { ProbeResult } from '../../exporters/types';
 
 const DELAY_MS = 150;
@@ -21,13 +21,6 @@ function delayedPeer(): Promise<{ port: number; stop: () => void }> {
   ]);
 }
 
-function busy(ms: number): void {
-  const end = performance.now() + ms;
-  while (performance.now() < end) {
-    // the event loop is held
-  }
-}
-
 type Watched = NonNullable<ReturnType<typeof watchedSocket>>;
 const fdOf = (w: Watched): number => (w.socket as unknown as { _handle: { fd: number } })._handle.fd;
 
@@ -35,7 +28,7 @@ const fdOf = (w: Watched): number => (w.socket as unknown as { _handle: { fd: nu
 async function probeWhileBlocked(port: number, blockMs: number): Promise<ProbeResult> {
   const pending = runProber(tcpProber, `127.0.0.1:${port}`, { expect_banner: '^ready$' }, 3000);
   await new Promise((r) => setTimeout(r, 20));
-  busy(blockMs); // the banner arrives meanwhile, and nothing in this process sees it
+  holdEventLoop(blockMs); // the banner arrives meanwhile, and nothing in this process sees it
   return pending;
 }
 
@@ -91,7 +84,7 @@ describe('arrival stamps', () => {
       const connecting = connectTcp('127.0.0.1', peer.port, new ProbeAbort(), { socket: w.socket });
       // net makes the connect call in a tick it has queued; this one runs right after it. On
       // loopback the handshake completes inside that call, before any later registration could.
-      process.nextTick(() => busy(200));
+      process.nextTick(() => holdEventLoop(200));
       await connecting;
       const at = w.watch.connectedAt() as number;
       expect(at).toBeGreaterThanOrEqual(before);

@@ -6,7 +6,7 @@ import { ArrivalWatch, setArrivalStamps } from '../../exporters/arrival';
 import { connectOnly, setBareConnect, tcpBinding } from '../../exporters/tcp/net';
 import { DeadlineError } from '../../exporters/ladder';
 import { ProbeAbort } from '../../exporters/signal';
-import { closedPort, listen, pythonListener } from '../helpers/net';
+import { closedPort, holdEventLoop, listen, pythonListener } from '../helpers/net';
 
 /** Open TCP client handles of this process (servers excluded). */
 const openClientHandles = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
@@ -99,12 +99,7 @@ describe.each([
       const before = performance.now();
       const pending = connectOnly('::1', 6, l.port, new ProbeAbort(), stamp);
       // Holds the loop after the connect call, so that the stamping thread has surely run.
-      process.nextTick(() => {
-        const end = performance.now() + 20;
-        while (performance.now() < end) {
-          // held
-        }
-      });
+      process.nextTick(() => holdEventLoop(20));
       const c = await pending;
       if (stamp) expect((c.connectedAt as number) - before).toBeLessThan(15);
       else expect(c.connectedAt).toBeUndefined();
@@ -191,12 +186,7 @@ describe.each([
       const before = performance.now();
       const pending = connectOnly('127.0.0.1', 4, l.port, new ProbeAbort(), true);
       // Runs after the connect call on either path (net makes it in a tick queued before this one).
-      process.nextTick(() => {
-        const end = performance.now() + 200;
-        while (performance.now() < end) {
-          // held: the handshake completes meanwhile
-        }
-      });
+      process.nextTick(() => holdEventLoop(200));
       const c = await pending;
       c.destroy();
       expect(performance.now() - before).toBeGreaterThanOrEqual(200);
