@@ -28,6 +28,18 @@ export function sumSeries(text: string, re: RegExp): number {
 /** Every portprobe_probes_total series (all modules and results). */
 export const PROBES_TOTAL = /^portprobe_probes_total\{[^}]*\} (\S+)$/gm;
 
+/**
+ * python3 source of `until(t)`: returns at CLOCK_MONOTONIC nanosecond `t` (time.monotonic_ns),
+ * sleeping to 2 ms before it and spinning the rest, so that a peer's delay is exact.
+ */
+export const PY_UNTIL = `
+def until(t):
+    while (now := time.monotonic_ns()) < t - 2000000:
+        time.sleep((t - 2000000 - now) / 1e9)
+    while time.monotonic_ns() < t:
+        pass
+`;
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];

@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
-import { PROBES_TOTAL, cpuSeconds, median, percentile, startAgent, sumSeries } from './common';
+import { PROBES_TOTAL, PY_UNTIL, cpuSeconds, median, percentile, startAgent, sumSeries } from './common';
 
 const LOAD = Number(process.argv[2] ?? 5000);
 const SECONDS = Number(process.argv[3] ?? 20);
@@ -58,7 +58,7 @@ process.stdin.on('end', () => process.exit(0)).resume();
 
 /**
  * The delayed peer: accepts on 127.0.0.1, sleeps to 2 ms before D then spins to D, writes the
- * banner and prints "delay NS" (accept to write done, perf_counter). With a SYN port it also
+ * banner and prints "delay NS" (accept to write done, CLOCK_MONOTONIC). With a SYN port it also
  * serves that port and first times a few of its own connects there ("ref NS": the kernel's RTO).
  */
 const DELAYED_PEER_PY = `
@@ -69,15 +69,12 @@ lock = threading.Lock()
 def emit(s):
     with lock:
         sys.stdout.write(s + "\\n"); sys.stdout.flush()
+${PY_UNTIL}
 def greet(conn, t0):
     try:
-        wake = t0 + D - 2000000
-        while (now := time.perf_counter_ns()) < wake:
-            time.sleep((wake - now) / 1e9)
-        while time.perf_counter_ns() < t0 + D:
-            pass
+        until(t0 + D)
         conn.sendall(b"${BANNER}\\r\\n")
-        emit("delay %d" % (time.perf_counter_ns() - t0))
+        emit("delay %d" % (time.monotonic_ns() - t0))
         conn.settimeout(10)
         while conn.recv(4096):
             pass
@@ -88,7 +85,7 @@ def greet(conn, t0):
 def serve(srv, handler):
     while True:
         conn, _ = srv.accept()
-        t0 = time.perf_counter_ns()
+        t0 = time.monotonic_ns()
         threading.Thread(target=handler, args=(conn, t0), daemon=True).start()
 def listener(port):
     s = socket.socket()

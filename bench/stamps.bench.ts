@@ -13,7 +13,7 @@ import readline from 'node:readline';
 import { arrivalAddon, watchedSocket } from '../exporters/arrival';
 import { ProbeAbort } from '../exporters/signal';
 import { connectTcp } from '../exporters/tcp/net';
-import { percentile } from './common';
+import { PY_UNTIL, percentile } from './common';
 
 const N = Number(process.argv[2] ?? 300);
 const BUSY = process.argv[3] === 'busy';
@@ -22,12 +22,9 @@ const D_MS = 20;
 const PEER_PY = `
 import socket, sys, threading, time
 D = ${D_MS} * 1000000
+${PY_UNTIL}
 def greet(c, t0):
-    wake = t0 + D - 2000000
-    while (now := time.monotonic_ns()) < wake:
-        time.sleep((wake - now) / 1e9)
-    while time.monotonic_ns() < t0 + D:
-        pass
+    until(t0 + D)
     c.sendall(b"hello\\r\\n")
     print("peer %d %d" % (t0, time.monotonic_ns()), flush=True)
     try:
