@@ -10,7 +10,7 @@ import { getSystemErrorName } from 'node:util';
 import { DeadlineError, ProbeError, isShutdown, untilAborted } from '../ladder';
 import type { Fact, MetricDef } from '../types';
 import type { ProbeSignal } from '../signal';
-import { ArrivalWatch, watchedHandle, watchedSocket } from '../arrival';
+import { watchedHandle, watchedSocket } from '../arrival';
 import { nodeTcpBinding, type TcpBinding } from './node-tcp';
 
 export interface HostPort {
@@ -115,7 +115,7 @@ export interface ConnectOptions {
   noDelay?: boolean;
   /** Do not start reading once connected: a connect-only probe never reads, and saves a system call. */
   noRead?: boolean;
-  /** An unconnected socket to connect instead of a new one (ArrivalWatch.socket makes one). */
+  /** An unconnected socket to connect instead of a new one (watchedSocket in exporters/arrival.ts makes one). */
   socket?: net.Socket;
 }
 
@@ -191,7 +191,7 @@ export function connectOnly(address: string, family: 4 | 6, port: number, signal
   if (!b) return connectOnlyNet(address, family, port, signal, stamp);
   // With `stamp`, the handle adopts a socket that the arrival addon watches before it connects.
   const watched = stamp ? watchedHandle(family, false) : undefined;
-  const watch: ArrivalWatch | undefined = watched?.watch;
+  const watch = watched?.watch;
   return new Promise<Closable>((resolve, reject) => {
     const handle = watched?.handle ?? new b.TCP(b.constants.SOCKET);
     const req = new b.TCPConnectWrap();

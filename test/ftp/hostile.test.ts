@@ -2,11 +2,11 @@
 // must end with the reason of the rung that broke, hold no more than its caps, and leave no
 // file descriptor behind. The peer's well-behaved script is first checked with curl.
 import { execFile } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import { LISTING, startHostile, type HostileBehaviour, type HostilePeer } from '../peers/ftp/hostile';
 import { ftpProber } from '../../exporters/ftp';
 import { DeadlineError } from '../../exporters/ladder';
 import { fact, probeFtp, type ProbeArgs } from './probe';
+import { openFdCount } from '../helpers/net';
 
 function run(cmd: string, args: string[]): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve) => {
@@ -16,12 +16,11 @@ function run(cmd: string, args: string[]): Promise<{ code: number; stdout: strin
   });
 }
 
-const openFds = (): number => readdirSync('/proc/self/fd').length;
 
 /** Waits (bounded) for closed sockets to be released, then returns the count. */
 async function settledFds(target: number): Promise<number> {
-  for (let i = 0; i < 50 && openFds() > target; i++) await new Promise((r) => setTimeout(r, 20));
-  return openFds();
+  for (let i = 0; i < 50 && openFdCount() > target; i++) await new Promise((r) => setTimeout(r, 20));
+  return openFdCount();
 }
 
 async function withPeer<T>(behaviour: HostileBehaviour, fn: (p: HostilePeer, address: string) => Promise<T>): Promise<T> {
@@ -95,7 +94,7 @@ const CASES: Case[] = [
 
 describe.each(CASES)('$behaviour $args.data_channel', (c) => {
   test(`→ ${c.reason} at ${c.phase}, no descriptor left open`, async () => {
-    const before = openFds();
+    const before = openFdCount();
     await withPeer(c.behaviour, async (peer, address) => {
       const r = await probeFtp(address, c.args, c.timeout ?? 5);
       expect(r.success).toBe(false);

@@ -1,7 +1,7 @@
 // Loopback servers and ports for tests.
 import net from 'node:net';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -69,7 +69,6 @@ export function selfSignedCert(days = 30): SelfSignedCert {
  * loop is busy). `code` runs after `s` is bound to a free loopback port and its port printed.
  */
 export async function pythonListener(backlog: number, code: string[]): Promise<{ port: number; stop: () => void }> {
-  const { spawn } = await import('node:child_process');
   const py = spawn('python3', ['-c', [
     'import socket, threading, time',
     's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
@@ -82,6 +81,11 @@ export async function pythonListener(backlog: number, code: string[]): Promise<{
     py.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
   });
   return { port, stop: () => py.kill('SIGKILL') };
+}
+
+/** Open file descriptors of this process. */
+export function openFdCount(): number {
+  return readdirSync('/proc/self/fd').length;
 }
 
 /** Holds this process's event loop for `ms` (what a loaded agent's loop goes through). */

@@ -1,13 +1,13 @@
 // Every prober against every hostile peer: each probe ends within its deadline + 100 ms with
 // the rung and reason that name the problem, memory stays bounded, and file descriptors
 // return to where they were.
-import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PROBERS } from '../../exporters';
 import { arrivalAddon } from '../../exporters/arrival';
 import type { ProbeResult } from '../../exporters/types';
 import { runProber } from '../helpers/context';
+import { openFdCount } from '../helpers/net';
 import { createNetns, dropTcpPort, tsNodeArgv } from '../helpers/netns';
 import { startHostilePeer, type HostilePeer, type Hostility } from '../peers/hostile';
 
@@ -37,7 +37,6 @@ const EXPECT: Record<Hostility, string[]> = {
   tls_stall: ['banner/timeout', 'tls/timeout', 'banner/timeout', 'tls/timeout', 'prelogin/timeout', 'tls/timeout'],
 };
 
-const fdCount = (): number => readdirSync('/proc/self/fd').length;
 
 describe.each(Object.keys(EXPECT) as Hostility[])('hostile peer: %s', (kind) => {
   let peer: HostilePeer;
@@ -51,7 +50,7 @@ describe.each(Object.keys(EXPECT) as Hostility[])('hostile peer: %s', (kind) => 
   it.each(VARIANTS.map((v, i) => [v[0], v, EXPECT[kind][i]] as const))(
     '%s ends in time as %s',
     async (_label, [, prober, settings], expected) => {
-      const fdsBefore = fdCount();
+      const fdsBefore = openFdCount();
       const heapBefore = process.memoryUsage().heapUsed;
       const t0 = performance.now();
       const r = await runProber(PROBERS[prober], `127.0.0.1:${peer.port}`, settings as never, DEADLINE_MS);
@@ -62,8 +61,8 @@ describe.each(Object.keys(EXPECT) as Hostility[])('hostile peer: %s', (kind) => 
       // Bounded buffers: a 100 MB line or an endless reply must not be held in memory.
       expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(32 * 1024 * 1024);
       // Every socket the probe opened is closed by the time it returns (give close a tick).
-      for (let i = 0; i < 20 && fdCount() > fdsBefore; i++) await new Promise((res) => setTimeout(res, 10));
-      expect(fdCount()).toBeLessThanOrEqual(fdsBefore);
+      for (let i = 0; i < 20 && openFdCount() > fdsBefore; i++) await new Promise((res) => setTimeout(res, 10));
+      expect(openFdCount()).toBeLessThanOrEqual(fdsBefore);
       for (let i = 0; i < 50 && peer.open() > 0; i++) await new Promise((res) => setTimeout(res, 10));
       expect(peer.open()).toBe(0);
     },

@@ -6,7 +6,7 @@ import { ArrivalWatch, arrivalStampsEnabled, setArrivalStamps, watchedSocket } f
 import { connectTcp } from '../../exporters/tcp/net';
 import { ProbeAbort } from '../../exporters/signal';
 import { runProber } from '../helpers/context';
-import { closedPort, holdEventLoop, pythonListener } from '../helpers/net';
+import { closedPort, holdEventLoop, openFdCount, pythonListener } from '../helpers/net';
 import type { ProbeResult } from '../../exporters/types';
 
 const DELAY_MS = 150;
@@ -131,8 +131,7 @@ describe('arrival stamps', () => {
   });
 
   it('a watched socket that is never connected releases its descriptor', async () => {
-    const fds = (): number => require('node:fs').readdirSync('/proc/self/fd').length;
-    const base = fds();
+    const base = openFdCount();
     const held = ArrivalWatch.held();
     for (let i = 0; i < 200; i++) {
       const w = watchedSocket(i % 2 ? 6 : 4) as Watched;
@@ -140,7 +139,7 @@ describe('arrival stamps', () => {
       w.socket.destroy();
     }
     await new Promise((r) => setTimeout(r, 50));
-    expect(fds()).toBeLessThanOrEqual(base);
+    expect(openFdCount()).toBeLessThanOrEqual(base);
     expect(ArrivalWatch.held()).toBe(held);
   });
 });
