@@ -5,6 +5,7 @@ import https from 'node:https';
 import { BasicAuth, loadWebConfig, type WebConfig } from './web-config';
 import { Agent, type BuildInfo } from './agent';
 import { FlagError, helpText, parseFlags, parseListenAddress, type Flags } from './flags';
+import { lastResort } from './last-resort';
 import { createLogger, type AgentLogger } from './logger';
 import { createApp } from './http';
 import { ConfigError, loadConfigFile } from '../config/load';
@@ -72,6 +73,11 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefined): Promise<number> {
+  // Last-resort guards, before the first probe: an error no handler caught (an 'error' event of a
+  // library's socket nobody listened to, a rejection nobody awaited) is counted and logged once per
+  // stack, and the agent keeps serving the other targets instead of dying with one hostile peer.
+  process.on('uncaughtException', (err) => lastResort('uncaught_exception', err, logger));
+  process.on('unhandledRejection', (reason) => lastResort('unhandled_rejection', reason, logger));
   const agent = new Agent({
     configFile: flags.configFile,
     logger,
@@ -127,13 +133,6 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
     address: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : flags.listenAddress,
     tls: web?.tls !== undefined,
     version: BUILD.version,
-  });
-
-  // A rejection nobody handled is a bug: say so loudly, but keep probing.
-  process.on('unhandledRejection', (reason) => {
-    logger.error('BUG: unhandled promise rejection', {
-      err: reason instanceof Error ? (reason.stack ?? reason.message) : String(reason),
-    });
   });
 
   process.on('SIGHUP', () => {

@@ -8,6 +8,7 @@ import { ProbeAbort, abortSignalOf } from '../exporters/signal';
 import { ICMP_DEFAULTS, icmpProber } from '../exporters/icmp';
 import { parseHostPort } from '../exporters/tcp/net';
 import type { ProbeContext, Prober } from '../exporters/types';
+import { lastResort } from './last-resort';
 import type { Shutdown } from './shutdown';
 import type { FailureReason, ModuleSpec, ProbeLogger, ProbeResult, TargetSpec } from '../exporters/types';
 
@@ -58,10 +59,7 @@ export async function runProbe(opts: RunOptions): Promise<ProbeResult> {
         return opts.module.ping && opts.module.prober !== 'icmp' ? withPingRung(def.run, ctx, opts.module.ping) : def.run(ctx);
       })
       .catch((err: unknown): ProbeResult => {
-        logger.error('prober threw instead of returning a result', {
-          target: opts.target.name,
-          err: err instanceof Error ? err.message : String(err),
-        });
+        lastResort('prober_threw', err, logger, { target: opts.target.name, prober: opts.module.prober });
         const c = classifyError(err, controller);
         return failed(started, 'setup', c.reason === 'timeout' ? 'timeout' : 'internal_error', c.message);
       });
@@ -129,6 +127,9 @@ export function scrubSecrets(result: ProbeResult, settings: unknown): ProbeResul
   }
   if (result.details) out.details = deep(result.details, 0) as Record<string, unknown>;
   if (result.log) out.log = result.log.map(clean);
+  if (result.findings) {
+    out.findings = result.findings.map((f) => (f.advice === undefined ? { ...f, message: clean(f.message) } : { ...f, message: clean(f.message), advice: clean(f.advice) }));
+  }
   out.facts = result.facts.map((f) =>
     f.labels ? { ...f, labels: Object.fromEntries(Object.entries(f.labels).map(([k, v]) => [k, clean(v)])) } : f,
   );
@@ -186,6 +187,7 @@ export async function withPingRung(
     durationSeconds: main.durationSeconds + pinged.durationSeconds,
     phases: [icmpPhase, ...main.phases],
     facts: [...pinged.facts, ...main.facts],
+    ...(pinged.findings || main.findings ? { findings: [...(pinged.findings ?? []), ...(main.findings ?? [])] } : {}),
     details: { ...(main.details ?? {}), ping: pinged.success ? 'answered' : `no answer: ${pinged.failure?.message ?? ''}` },
   };
 }

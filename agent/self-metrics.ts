@@ -1,6 +1,7 @@
 // The agent's own metrics, in an explicit prom-client registry (never the global one).
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { arrivalStampsEnabled } from '../exporters/arrival';
+import { lastResortCounts } from './last-resort';
 
 export interface SelfMetrics {
   registry: Registry;
@@ -35,6 +36,18 @@ export function createSelfMetrics(build: { version: string; revision: string }):
     registers: [registry],
     collect() {
       this.set(arrivalStampsEnabled() ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'portprobe_last_resort_errors_total',
+    help: 'Errors caught only by a last-resort guard (a prober that threw, an uncaught exception, an unhandled rejection); the agent kept running. Above 0 is a bug to report.',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect(this: Counter<'kind'>): void {
+      this.reset();
+      for (const kind of ['prober_threw', 'uncaught_exception', 'unhandled_rejection'] as const) {
+        this.inc({ kind }, lastResortCounts().get(kind) ?? 0);
+      }
     },
   });
   // Thousands of probes a second each hashing a label set cost more than the counter is worth;

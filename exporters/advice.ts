@@ -13,6 +13,14 @@ const GENERIC: Partial<Record<ProbeFailure['reason'], string>> = {
   dns_error: 'The name does not resolve: check the spelling, the DNS records (A/AAAA for the preferred IP version) and the resolver the agent uses.',
   timeout:
     'No answer before the deadline: a firewall dropping packets or a routing problem between the agent and the host is the usual cause; try `ping` (the icmp prober) and check the firewall rules on the path.',
+  no_greeting:
+    'The TCP connection was accepted but the service never greeted: the network is fine (the handshake completed); the service is hung or overloaded, or another service that waits for its client holds the port. Check the service and its logs, and what listens on this port.',
+  no_response:
+    'The TCP connection was accepted but the first request got no answer: the network is fine; the service is hung, or something other than the expected server holds the port (a proxy, a TLS-only listener). Check the service, its logs and what listens on this port.',
+  stalled:
+    'The service answered correctly, then stopped answering mid-dialogue: it is hung or overloaded (worker pool exhausted, blocked on a backend), not the network. Check the service\'s load and logs.',
+  tls_expected:
+    'The port answered with a TLS handshake: it expects TLS from the first byte (implicit TLS). Enable TLS in the module, or point it at the clear-text port.',
   unreachable: 'The network has no route to the host: check routing, VPNs and the host\'s address.',
   reset: 'The connection was reset: a firewall or load balancer may be rejecting the agent, or the service is crashing on connect; check the service logs.',
   tls_error:

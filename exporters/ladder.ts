@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type {
   Fact,
   FailureReason,
+  Finding,
   PhaseTiming,
   ProbeContext,
   ProbeFailure,
@@ -111,6 +112,7 @@ export class Ladder {
   readonly facts: Fact[] = [];
   readonly details: Record<string, unknown> = {};
   readonly log: string[] = [];
+  readonly findings: Finding[] = [];
   ipProtocol?: 4 | 6;
   private readonly phases: PhaseTiming[] = [];
   private readonly started = performance.now();
@@ -172,6 +174,15 @@ export class Ladder {
     this.facts.push(labels ? { metric, value, labels } : { metric, value });
   }
 
+  /** Records a non-fatal finding (one per code: a later one with the same code replaces it). */
+  finding(f: Finding): void {
+    const clean: Finding = { ...f, message: oneLine(f.message) };
+    if (f.advice === undefined) delete clean.advice;
+    const i = this.findings.findIndex((x) => x.code === f.code);
+    if (i >= 0) this.findings[i] = clean;
+    else this.findings.push(clean);
+  }
+
   debug(line: string): void {
     if (this.log.length < 200) this.log.push(oneLine(line, 500));
     this.ctx.logger.debug(line, { target: this.ctx.target.name });
@@ -211,6 +222,7 @@ export class Ladder {
     if (this.ipProtocol) result.ipProtocol = this.ipProtocol;
     if (Object.keys(this.details).length > 0) result.details = this.details;
     if (this.log.length > 0) result.log = this.log;
+    if (this.findings.length > 0) result.findings = this.findings;
     return result;
   }
 }

@@ -8,6 +8,15 @@ export const FAILURE_REASONS = [
   'dns_error',
   'refused',
   'timeout',
+  // Silence after a completed TCP handshake, told apart from a dropped SYN (`timeout` at connect):
+  // no_greeting: a service that should speak first (FTP banner, TCP expect_banner) sent nothing;
+  // no_response: the first request of the dialogue (e.g. PRELOGIN) got no answer at all;
+  // stalled: the service answered earlier in this dialogue, then stopped (hung or overloaded);
+  // tls_expected: the port answered with TLS while the module speaks clear text (implicit TLS).
+  'no_greeting',
+  'no_response',
+  'stalled',
+  'tls_expected',
   'reset',
   'unreachable',
   'tls_error',
@@ -20,6 +29,7 @@ export const FAILURE_REASONS = [
   'pasv_unreachable',
   'pasv_address_mismatch',
   'active_refused',
+  'active_disabled',
   'data_timeout',
   'data_error',
   // SQL Server
@@ -47,6 +57,23 @@ export interface PhaseTiming {
   /** Phase name from the prober's `phases` list, e.g. resolve, connect, tls, banner, login. */
   phase: string;
   seconds: number;
+}
+
+export type FindingSeverity = 'info' | 'warning' | 'critical';
+
+/**
+ * Something a person should know that is not a failure of the probe (an old build, a hidden
+ * instance, a followed PASV mismatch, a certificate near expiry). Findings are data: diagnose,
+ * the status page and /probe?debug=true render this one list; they are never series.
+ */
+export interface Finding {
+  /** Stable key, prober-prefixed: mssql_patch_advisory, ftp_pasv_mismatch_followed, tls_cert_expiry ... */
+  code: string;
+  severity: FindingSeverity;
+  /** One line for people: what was found. */
+  message: string;
+  /** What to do about it, when anything. */
+  advice?: string;
 }
 
 export interface ProbeFailure {
@@ -79,6 +106,8 @@ export interface ProbeResult {
   facts: Fact[];
   /** Structured details for people (diagnose, status page); never rendered as series. */
   details?: Record<string, unknown>;
+  /** Non-fatal findings, in the order they were made (see Finding). */
+  findings?: Finding[];
   /** Debug lines collected during the probe (for /probe?debug=true). */
   log?: string[];
 }

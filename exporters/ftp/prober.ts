@@ -12,7 +12,8 @@ import {
   tlsOptions,
 } from '../tcp/net';
 import { ADVICE, loginFailure, probeError } from './advice';
-import { ControlConnection, ReplyStreamError } from './control';
+import { readBanner } from './banner';
+import { ControlConnection } from './control';
 import { transfer, type DataEnv } from './data';
 import { replyText, type Reply } from './reply';
 import {
@@ -85,26 +86,6 @@ export function bannerLabel(r: Reply): string {
   const first = r.lines.map((s) => s.trim()).find((s) => s !== '') ?? '';
   const clean = first.replace(/[\u0000-\u001f\u007f]/g, ' ');
   return clean.length > MAX_BANNER_LABEL ? clean.slice(0, MAX_BANNER_LABEL) : clean;
-}
-
-async function readBanner(ctrl: ControlConnection, signal: ProbeSignal): Promise<Reply> {
-  let r: Reply;
-  try {
-    r = await ctrl.read(signal);
-  } catch (e) {
-    // A first line that is no FTP reply at all: another service listens here.
-    if (e instanceof ReplyStreamError && e.kind === 'malformed') {
-      throw probeError('banner_unexpected', `greeting: ${e.message.replace(/^control connection: /, '')}`);
-    }
-    throw e;
-  }
-  // 120: "service ready in nnn minutes", followed by 220 when it is.
-  for (let i = 0; i < 3 && r.code === 120; i++) r = await ctrl.read(signal);
-  if (r.code === 220) return r;
-  if (r.code === 421) {
-    throw probeError('too_many_connections', `greeting: 421 ${replyText(r)}`);
-  }
-  throw probeError('banner_unexpected', `greeting: expected 220, got ${r.code} ${replyText(r)}`);
 }
 
 /** AUTH TLS (explicit) and the handshake; returns the TLS socket. */
