@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { COMMON_METRICS, FamilyRegistry, escapeLabelValue, formatValue, joinRendered, renderResult } from '../../agent/exposition';
+import { assertExposition } from '../helpers/exposition-check';
 import { ResultStore } from '../../agent/store';
 import { allFamilies } from '../../agent/agent';
 import type { ProbeResult } from '../../exporters/types';
@@ -36,6 +37,7 @@ describe('exposition', () => {
   it('renders every declared phase, 0 when not reached, and one failure_info series', () => {
     const families = new FamilyRegistry([...COMMON_METRICS, ...TLS_METRICS]);
     const text = joinRendered(families, [renderResult(families, 'target="db"', ['resolve', 'connect', 'tls'], bad, 1700000000000)]).toString();
+    assertExposition(text);
     expect(text).toContain('probe_success{target="db"} 0\n');
     expect(text).toContain('probe_phase_duration_seconds{target="db",phase="tls"} 0\n');
     expect(text).toContain('probe_phase_duration_seconds{target="db",phase="connect"} 0.999\n');
@@ -54,6 +56,7 @@ describe('exposition', () => {
     store.record('a', ['resolve', 'connect'], ok, 1000);
     store.record('b', ['resolve', 'connect'], bad, 2000);
     const text = store.exposition().toString();
+    assertExposition(text);
     expect(text.match(/# HELP probe_success /g)?.length).toBe(1);
     const lines = text.split('\n').filter((l) => l.startsWith('probe_success'));
     expect(lines).toEqual(['probe_success{target="a",module="m",env="x\\"y"} 1', 'probe_success{target="b",module="m"} 0']);
@@ -87,6 +90,7 @@ describe('exposition', () => {
         renderResult(families, 'target="b",module="m",zone="zürich→1"', ['resolve', 'connect'], seq[seq.length - 1 - i], 2000 + i),
       ]);
       const text = store.exposition().toString();
+      assertExposition(text);
       expect(text).toBe(fresh.toString());
       // Checked without the code under test: every line whole, each family in one block.
       const names: string[] = [];
@@ -108,6 +112,7 @@ describe('exposition', () => {
     store.sync([{ name: 'a', module: 'm', prober: 'tcp', address: 'a:1', labels: {} }]);
     store.record('a', ['connect'], ok);
     const text = store.exposition(Buffer.from('# HELP own_metric x\n# TYPE own_metric gauge\nown_metric 1\n')).toString();
+    assertExposition(text);
     expect(text.startsWith('# HELP probe_success ')).toBe(true);
     expect(text.endsWith('\nown_metric 1\n')).toBe(true);
     expect(store.exposition().toString()).toBe(text.slice(0, text.indexOf('# HELP own_metric')));
@@ -124,6 +129,7 @@ describe('exposition', () => {
     store.sync([{ name: 'a', module: 'm', prober: 'tcp', address: 'a:1', labels: {} }]);
     store.record('b', ['connect'], ok);
     const text = store.exposition().toString();
+    assertExposition(text);
     expect(text).toContain('target="a"');
     expect(text).not.toContain('target="b"');
   });
@@ -147,6 +153,7 @@ describe('exposition', () => {
       details: { customMetrics: [{ name: 'mssql_sessions', help: 'Sessions.', type: 'gauge', labelNames: ['db'] }, { name: 'bad name' }] },
     };
     const text = joinRendered(families, [renderResult(families, '', [], r, 0)]).toString();
+    assertExposition(text);
     expect(text).toContain('# TYPE mssql_sessions gauge\nmssql_sessions{db="x"} 7\n');
     expect(families.indexOf('bad name')).toBeUndefined();
   });
