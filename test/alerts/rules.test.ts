@@ -59,6 +59,7 @@ test('the issue\'s alerts are all there, with unique names', () => {
       'PortprobeExpectedListenerMissing',
       'PortprobeFtpDataChannelBroken',
       'PortprobeFtpPasvAddressMismatch',
+      'PortprobeLastResortErrors',
       'PortprobeMssqlLoginFailing',
       'PortprobeMssqlPatchAdvisory',
       'PortprobeProbesSkipped',
