@@ -1,7 +1,7 @@
 // diagnose runs the module the agent would: a configured target, a URL with a configured module,
 // and any prober setting through --set, checked by the prober's own schema. Per-mode FTP lines
 // come from the per-mode samples; findings are rendered from the result's one list.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -51,6 +51,19 @@ describe('diagnose --help', () => {
     expect(r.code).toBe(0);
     for (const flag of ['--config.file', '--module', '--set', '--ping[=required]', '--timeout', '--password-file', '--insecure', '--output']) {
       expect(r.out).toContain(flag);
+    }
+  });
+
+  it('every flag --help names is accepted, and the README diagnose section names it too', async () => {
+    const help = (await diagnose(['--help'])).out;
+    const readme = readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('### `portprobe diagnose`'), readme.indexOf('### ICMP'));
+    const flags = [...new Set([...help.matchAll(/(?<![\w-])--([a-z][a-z.-]*)/g)].map((m) => m[1]))];
+    expect(flags.length).toBeGreaterThan(8);
+    for (const f of flags) {
+      expect({ flag: f, inReadme: section.includes(`--${f}`) }).toEqual({ flag: f, inReadme: true });
+      const r = await diagnose(['tcp://127.0.0.1:1', `--${f}`, 'x']);
+      expect({ flag: f, unknown: r.err.includes('unknown flag') }).toEqual({ flag: f, unknown: false });
     }
   });
 });
