@@ -331,6 +331,9 @@ export function planDiagnose(f: DiagnoseFlags, env: NodeJS.ProcessEnv): Diagnose
     fromUrl = req.settings;
   } else {
     if (!cfg) throw new UsageError(`"${subject}" is not a URL; to diagnose a configured target, give its config: --config.file=FILE`);
+    if (f.insecure) {
+      throw new UsageError('--insecure goes with a URL; for a configured target set the prober\'s own setting with --set (e.g. tls_config.insecure_skip_verify=true, trust_server_certificate=true)');
+    }
     const t = cfg.targets.find((x) => x.name === subject);
     if (!t) {
       const names = cfg.targets.map((x) => x.name);
@@ -488,7 +491,7 @@ export function formatText(plan: DiagnosePlan, result: ProbeResult, colour: bool
   if (findings.length > 0) out.push(`findings (${findingsSummary(result)}):`, ...findings);
   if (v.success) {
     const n = sortedFindings(result).length;
-    out.push(c('32', `result: every rung passed${n ? `; ${n === 1 ? 'one finding' : `${n} findings`} above` : ''}`));
+    out.push(c('32', `result: every rung passed${n ? `; findings above: ${findingsSummary(result)}` : ''}`));
   } else {
     const f = result.failure;
     const first = v.failed[0];

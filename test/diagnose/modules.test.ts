@@ -92,6 +92,7 @@ describe('--set: module settings checked by the prober schema', () => {
     [['mssql://127.0.0.1', '--set', 'password=hunter2'], 'portprobe diagnose: --set password: secrets do not belong on the command line'],
     [['ftp://127.0.0.1', '--set', 'data_channel'], 'portprobe diagnose: --set "data_channel": expected KEY=VALUE'],
     [['tcp://127.0.0.1:1', '--module', 'x'], 'portprobe diagnose: --module needs --config.file'],
+    [['some-target', '--config.file=/dev/null', '--insecure'], 'portprobe diagnose: --insecure goes with a URL; for a configured target set the prober\'s own setting with --set'],
     [['some-target'], 'portprobe diagnose: "some-target" is not a URL; to diagnose a configured target, give its config: --config.file=FILE\n'],
   ])('%j is a usage error: %s', async (args, msg) => {
     const r = await diagnose(args);
@@ -252,7 +253,7 @@ describe('findings, rendered from the result', () => {
         '      what to do: Install Service Pack 3 or later (SP4, 8.00.2039).\n' +
         '  [info] mssql_encryption: encryption available, not forced\n',
     );
-    expect(t).toContain('result: every rung passed; 2 findings above');
+    expect(t).toContain('result: every rung passed; findings above: 1 critical, 1 info\n');
   });
 
   it('JSON: the same findings, and success agrees with the text', () => {
