@@ -77,11 +77,14 @@ const PHASE_COLOURS: Readonly<Record<string, string>> = {
 const FALLBACK = ['#499894', '#d37295', '#86bcb6', '#f1ce63', '#79706e', '#d4a6c8', '#b6992d', '#e49444'];
 const OTHER_PHASE = '#cccccc';
 
-/** Every phase name in a fixed order: the ping rung first, then each prober's ladder. Pure. */
+let order: string[] | undefined;
+/** Every phase name in a fixed order: the ping rung first, then each prober's ladder (built once). */
 function phaseOrder(): string[] {
-  const out = ['icmp'];
-  for (const def of Object.values(PROBERS)) for (const p of def.phases) if (!out.includes(p)) out.push(p);
-  return out;
+  if (!order) {
+    order = ['icmp'];
+    for (const def of Object.values(PROBERS)) for (const p of def.phases) if (!order.includes(p)) order.push(p);
+  }
+  return order;
 }
 
 export function phaseColour(phase: string): string {
