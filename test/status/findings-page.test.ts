@@ -2,6 +2,8 @@
 // that make these findings live on other branches of this work): what is checked is that any
 // finding a result carries is shown with its severity and advice, most severe first, beside the
 // version facts, and that a later FTP mode's failure and the ping's round trip read right.
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { chromium, type Browser } from 'playwright-core';
 import { Agent } from '../../agent/agent';
@@ -112,6 +114,6 @@ describe('findings on the status page, in headless Chromium', () => {
     const colour = (sel: string): Promise<string> => page.locator(sel).first().evaluate((e) => getComputedStyle(e).color);
     expect(await colour('li.finding.critical .sev')).toBe('rgb(179, 38, 30)');
     expect(await colour('li.finding.warning .sev')).not.toBe(await colour('li.finding.critical .sev'));
-    await page.screenshot({ path: '/tmp/portprobe-status-findings.png', fullPage: true });
+    await page.screenshot({ path: path.join(tmpdir(), 'portprobe-status-findings.png'), fullPage: true });
   });
 });

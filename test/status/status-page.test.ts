@@ -159,7 +159,7 @@ describe('status page in headless Chromium', () => {
     // What the SQL Server told on the way.
     expect(await page.locator('tr[data-target="sql-2000"] ul.findings').textContent()).toContain('mssql_version 8.0.760.0 SQL Server 2000 SP3');
 
-    await page.screenshot({ path: '/tmp/portprobe-status-live.png', fullPage: true });
+    await page.screenshot({ path: path.join(tmpdir(), 'portprobe-status-live.png'), fullPage: true });
   });
 
   it('the debug link explains the failing probe', async () => {
