@@ -151,7 +151,12 @@ export function parseListenAddress(addr: string): { host?: string; port: number 
 }
 
 export function helpText(): string {
-  const lines = ['usage: portprobe [flags]', '       portprobe diagnose URL [flags]', '', 'Flags:'];
+  const lines = [
+    'usage: portprobe [flags]',
+    '       portprobe diagnose URL|TARGET [flags]   (portprobe diagnose --help lists its flags)',
+    '',
+    'Flags:',
+  ];
   for (const s of FLAG_SPECS) {
     const def = s.default ? ` (default: ${s.default})` : '';
     lines.push(`  --${s.name}${s.bool ? '' : '=VALUE'}`.padEnd(30) + ` ${s.help}${def}`);

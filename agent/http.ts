@@ -6,6 +6,9 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { Agent } from './agent';
 import type { AgentLogger } from './logger';
 import { renderStatusPage } from './status/page';
+import { findingLines, findingsSummary, infoFacts } from './status/findings';
+import { adviceFor } from '../exporters/advice';
+import type { ProbeResult } from '../exporters/types';
 import { sanAllowed, type BasicAuth } from './web-config';
 import type { TLSSocket } from 'node:tls';
 
@@ -134,7 +137,11 @@ export function createApp(opts: HttpOptions): Express {
       const out = await agent.probeNow(target, module as string | undefined, timeout);
       if ('error' in out) return badRequest(res, out.error, out.status);
       if (debug === 'true') {
-        res.type('text/plain; charset=utf-8').send(debugText(out.result, out.text));
+        // The prober names the advice; the module is the one probeNow ran (asked for, or the target's).
+        const cfg = agent.config;
+        const moduleName = (module as string | undefined) ?? cfg?.targets.find((t) => t.name === target)?.module;
+        const prober = moduleName === undefined ? undefined : cfg?.modules.get(moduleName)?.prober;
+        res.type('text/plain; charset=utf-8').send(debugText(out.result, out.text, prober));
       } else {
         res.setHeader('Content-Type', EXPOSITION_CONTENT_TYPE);
         res.end(out.text);
@@ -192,15 +199,29 @@ export function createApp(opts: HttpOptions): Express {
   return app;
 }
 
-function debugText(result: import('../exporters/types').ProbeResult, series: string): string {
+/**
+ * The /probe?debug=true page: the probe's log, its verdict with what to check, its findings and
+ * `_info` facts (rendered as diagnose and the status page render them), then the series. Pure.
+ */
+export function debugText(result: ProbeResult, series: string, prober: string | undefined): string {
   const lines: string[] = [];
   lines.push('Logs for the probe:');
   for (const l of result.log ?? []) lines.push(l);
+  lines.push('');
   if (result.failure) {
     const f = result.failure;
-    lines.push(`failed at phase ${f.phase}: ${f.reason}: ${f.message}`);
-    if (f.advice) lines.push(`what to check: ${f.advice}`);
-  } else lines.push('probe succeeded');
+    lines.push(`Result: failed at phase ${f.phase}: ${f.reason}: ${f.message}`);
+    const advice = prober ? adviceFor(prober, f) : f.advice;
+    if (advice) lines.push(`What to check: ${advice}`);
+  } else lines.push('Result: probe succeeded');
+  const facts = infoFacts(result.facts);
+  if (facts.length > 0) {
+    lines.push('', 'Found on the way:');
+    for (const i of facts) lines.push(`  ${i.name}: ${i.value}`);
+  }
+  const findings = findingLines(result, '  ');
+  lines.push('', findings.length > 0 ? `Findings (${findingsSummary(result)}):` : 'Findings: none');
+  lines.push(...findings);
   lines.push('', 'Metrics that would have been returned:', series);
   return `${lines.join('\n')}\n`;
 }

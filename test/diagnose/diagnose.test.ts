@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { parseDiagnoseUrl, rungLines, runDiagnose, UsageError } from '../../agent/cli/diagnose';
+import { PROBERS } from '../../exporters';
 import { closedPort, listen } from '../helpers/net';
 import { startTdsPeer } from '../peers/tds/server';
 import { makeFixture, type FtpPeer } from '../peers/ftp/common';
@@ -54,7 +55,7 @@ describe('diagnose URLs', () => {
 
 describe('rungLines', () => {
   it('marks the failed rung and lists the later ones as not reached', () => {
-    const lines = rungLines(['resolve', 'connect', 'tls', 'banner'], {
+    const lines = rungLines(PROBERS.tcp, {
       success: false,
       durationSeconds: 0.1,
       phases: [
@@ -123,10 +124,10 @@ describe('portprobe diagnose, live', () => {
     try {
       const r = await diagnose([`mssql://probe@127.0.0.1:${peer.port}`, `--password-file=${pw}`, '--output=json']);
       expect(r.code).toBe(1);
-      const j = JSON.parse(r.out) as { success: boolean; rungs: { failure: { phase: string; reason: string; advice: string } }[] };
+      const j = JSON.parse(r.out) as { success: boolean; failure: { phase: string; reason: string; advice: string } };
       expect(j.success).toBe(false);
-      expect(j.rungs[0].failure).toMatchObject({ phase: 'login', reason: 'auth_failed' });
-      expect(j.rungs[0].failure.advice.length).toBeGreaterThan(10);
+      expect(j.failure).toMatchObject({ phase: 'login', reason: 'auth_failed' });
+      expect(j.failure.advice.length).toBeGreaterThan(10);
       expect(r.out + r.err).not.toContain('wrong-sentinel');
     } finally {
       await peer.close();
