@@ -34,6 +34,10 @@ export interface PeerOptions {
   pasvAddress?: string;
   /** Most simultaneous sessions the server accepts (servers that support a limit). */
   maxClients?: number;
+  /** Refuse active mode (PORT/EPRT), where the server has a setting for it. */
+  activeDisabled?: boolean;
+  /** Passive data ports "N-M" (inclusive), where the server has a setting for it. */
+  passivePorts?: string;
 }
 
 export function requireFile(p: string, what: string): string {
