@@ -190,8 +190,21 @@ export async function transfer(mode: DataMode, env: DataEnv): Promise<TransferRe
       const cmd = net.isIPv4(advertised)
         ? `PORT ${formatPort(advertised, addr.port)}`
         : `EPRT ${formatEprt(advertised, addr.port)}`;
-      const r = await ctrl.command(cmd, signal);
-      if (!isCompletion(r.code)) throw dataFailure(cmd.slice(0, 4), r, mode, env.settings.tls);
+      let r: Reply;
+      try {
+        r = await ctrl.command(cmd, signal);
+      } catch (e) {
+        // pyftpdlib connects back before it answers PORT: silence with no connection is the
+        // connect-back that never came.
+        if (e instanceof ProbeError && e.reason === 'stalled' && raw === undefined) {
+          throw probeError(
+            'active_refused',
+            `the server did not answer ${verbOf(cmd)} nor connect back to the agent ${within(env)} (some servers connect before they answer; a server hung at ${verbOf(cmd)} looks the same)`,
+          );
+        }
+        throw e;
+      }
+      if (!isCompletion(r.code)) throw dataFailure(verbOf(cmd), r, mode, env.settings.tls);
     } else {
       raw = await openPassive(mode, env);
       sockets.push(raw);
@@ -222,7 +235,12 @@ export async function transfer(mode: DataMode, env: DataEnv): Promise<TransferRe
       if (!(e instanceof DeadlineError) || e.shutdown) throw e;
       // Some servers (vsftpd) connect back before they answer the transfer command: silence
       // with no connection is the connect-back that never came, not a hung server.
-      if (mode === 'active' && raw === undefined) throw noConnectBack(`PORT and ${verb}`);
+      if (mode === 'active' && raw === undefined) {
+        throw probeError(
+          'active_refused',
+          `the server accepted PORT but neither answered ${verb} nor connected back to the agent ${within(env)} (some servers connect before they answer; a server hung at ${verb} looks the same)`,
+        );
+      }
       throw stalledError(cmd);
     }
     if (!isPreliminary(first.code) && !isCompletion(first.code)) {

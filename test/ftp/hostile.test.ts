@@ -94,7 +94,10 @@ const CASES: Case[] = [
   { behaviour: 'mute_user', args: {}, phase: 'login', reason: 'stalled', timeout: 1 },
   { behaviour: 'mute_pass', args: {}, phase: 'login', reason: 'stalled', timeout: 1 },
   { behaviour: 'mute_type', args: { data_channel: ['epsv'] }, phase: 'data_epsv', reason: 'stalled', timeout: 1 },
-  { behaviour: 'mute_port', args: { data_channel: ['active'] }, phase: 'data_active', reason: 'stalled', timeout: 1 },
+  // In active mode silence cannot be told from a connect-back that never came (pyftpdlib answers
+  // PORT, vsftpd answers LIST, only once it has connected): active_refused, whose message says so.
+  { behaviour: 'mute_port', args: { data_channel: ['active'] }, phase: 'data_active', reason: 'active_refused', timeout: 1 },
+  { behaviour: 'mute_list', args: { data_channel: ['active'] }, phase: 'data_active', reason: 'active_refused', timeout: 1 },
   { behaviour: 'mute_list', args: { data_channel: ['epsv'] }, phase: 'data_epsv', reason: 'stalled', timeout: 1 },
   { behaviour: 'active_425', args: { data_channel: ['active'] }, phase: 'data_active', reason: 'active_refused' },
 ];
