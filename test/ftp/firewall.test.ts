@@ -44,6 +44,9 @@ beforeAll(async () => {
   // Connect-backs the firewall drops give up after ~7 s instead of ~2 min: stuck server
   // sessions do not pile up across the 20-probe runs. The namespace has its own TCP stack.
   setNetnsSysctl(ns, 'net.ipv4.tcp_syn_retries', 2);
+  // Ephemeral ports (the servers' control ports, the agent's source ports) stay below the port
+  // ranges the rules block (40000-40399 for active mode, 50000-50399 passive).
+  setNetnsSysctl(ns, 'net.ipv4.ip_local_port_range', '20000 39999');
   worker = spawnInNetns(ns, tsNodeArgv(path.join(__dirname, 'netns-worker.ts')));
   let stderr = '';
   worker.stderr?.on('data', (b: Buffer) => {
@@ -74,7 +77,7 @@ afterAll(async () => {
   }
   ns?.remove();
   if (matrix.length > 0) {
-    process.stdout.write(['', '| fault | server | rung | reason | advice (first words) |', '|---|---|---|---|---|', ...matrix, ''].join('\n'));
+    process.stdout.write(['', '| fault | server | rung | reason | message (last run) | advice (first words) |', '|---|---|---|---|---|---|', ...matrix, ''].join('\n'));
   }
 }, 30_000);
 
@@ -176,7 +179,8 @@ describe.each(FAULTS)('$name', (fault) => {
     setNftTable(ns, 'pp_fault', fault.rules(verdict));
     try {
       const reason = fault.reason || (verdict === 'drop' ? 'timeout' : 'refused');
-      await Promise.all(
+      // allSettled: a server that fails early must not leave its probes running into the next case.
+      const settled = await Promise.allSettled(
         SERVERS.map(async (s) => {
           const seen: string[] = [];
           let last: Answer | undefined;
@@ -188,11 +192,13 @@ describe.each(FAULTS)('$name', (fault) => {
             const got = { server: s, run: i, modes, failure: `${r.failure?.phase}/${r.failure?.reason}`, message: r.failure?.message };
             expect(got).toEqual({ ...got, modes: fault.modes ?? {}, failure: `${fault.phase}/${reason}` });
           }
-          matrix.push(`| ${fault.name}, ${verdict} | ${s} | ${last?.result.failure?.phase} | ${last?.result.failure?.reason} | ${adviceHead(last?.advice)} |`);
+          const f = last?.result.failure;
+          matrix.push(`| ${fault.name}, ${verdict} | ${s} | ${f?.phase} | ${f?.reason} | ${f?.message} | ${adviceHead(last?.advice)} |`);
           expect({ server: s, seen }).toEqual({ server: s, seen: Array(fault.runs).fill(`${fault.phase}/${reason}`) });
           expect(last?.advice).toMatch(fault.advice);
         }),
       );
+      for (const r of settled) if (r.status === 'rejected') throw r.reason;
     } finally {
       setNftTable(ns, 'pp_fault', '');
     }
