@@ -209,8 +209,8 @@ export const ftpProber: ProberDef<FtpSettings> = {
       // target): over an existing socket Node would otherwise check against "localhost".
       const tlsOpts = s.tls === 'none' ? undefined : { ...tlsOptions(s.tls_config, hp.host), host: hp.host };
 
-      // Runs fn as rung `name` (or inside the rung already running when name is undefined),
-      // remembering the last reply code the control connection saw.
+      // Runs fn on the current session as rung `phase` (or, with asRung false, inside the rung
+      // already running), remembering under `phase` the last reply code the session saw.
       const talk = async <T>(phase: string, fn: (c: ControlConnection) => Promise<T>, asRung = true): Promise<T> => {
         const c = (session as Session).ctrl;
         c.lastCode = undefined;
@@ -319,9 +319,9 @@ export const ftpProber: ProberDef<FtpSettings> = {
                   return transfer(mode, env);
                 }, false);
               } catch (e) {
-                // A connect or greeting that this mode's share ran out on (a fresh session).
-                if (e instanceof DeadlineError && !e.shutdown && !signal.aborted && !(e instanceof ProbeError)) {
-                  throw probeError('timeout', `${mode}: no answer ${`within this mode's ${(shareMs / 1000).toFixed(1)} s`}`);
+                // A connect or greeting of a fresh session that this mode's share ran out on.
+                if (e instanceof DeadlineError && !e.shutdown && !signal.aborted) {
+                  throw probeError('timeout', `${mode}: no answer within this mode's ${(shareMs / 1000).toFixed(1)} s`);
                 }
                 throw e;
               }
