@@ -58,6 +58,15 @@ describe('the scripted peer, checked with curl', () => {
     });
   });
 
+  test('mute_user and mute_list: curl gets the greeting, then gives up at its own timeout', async () => {
+    for (const behaviour of ['mute_user', 'mute_list'] as const) {
+      await withPeer(behaviour, async (_p, address) => {
+        const r = await run('curl', ['-sS', '--max-time', '2', `ftp://${address}/`]);
+        expect({ behaviour, code: r.code }).toEqual({ behaviour, code: 28 }); // CURLE_OPERATION_TIMEDOUT
+      });
+    }
+  });
+
   test('the prober agrees with curl on the well-behaved script, in every mode', async () => {
     await withPeer('well_behaved', async (_p, address) => {
       const r = await probeFtp(address, { data_channel: ['epsv', 'pasv', 'active'] });
