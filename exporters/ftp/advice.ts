@@ -69,6 +69,10 @@ export function loginFailure(step: 'USER' | 'PASS', r: Reply, tls: FtpTlsMode): 
 export function dataFailure(what: string, r: Reply, mode: DataMode, tls: FtpTlsMode): ProbeError {
   const text = `${what}: ${r.code} ${replyText(r)}`;
   if (r.code === 421) return err('too_many_connections', text);
+  // To EPRT, 522 means "network protocol not supported" (RFC 2428), not "TLS required".
+  if (mode === 'active' && what === 'EPRT' && r.code === 522) {
+    return err('active_disabled', `${text} (the server refuses active mode over this address family)`);
+  }
   if (r.code === 522 || r.code === 534 || r.code === 521) {
     return err(tls === 'none' ? 'tls_required' : 'tls_error', text);
   }
