@@ -20,9 +20,13 @@ export const ADVICE = {
   pasv_unreachable:
     "The server's passive data port is not reachable from the agent: open the server's passive port range (vsftpd pasv_min_port/pasv_max_port, proftpd PassivePorts, pure-ftpd -p) in every firewall on the path.",
   active_refused:
-    "The server could not connect back to the agent: the agent side's firewall (or NAT) blocks the server's connection from port 20; open active_listen.ports to the server or use passive modes.",
+    "The server did not connect back to the agent for the active data connection: a firewall or NAT on the agent's side (inbound to active_listen.ports) or on the server's side (outbound from the server, often from port 20) drops or rejects it; open that path, or use passive modes.",
+  active_disabled:
+    'The server refuses active mode (PORT/EPRT): enable it on the server (vsftpd port_enable=YES; proftpd: remove the <Limit PORT EPRT> DenyAll block; pyftpdlib: keep PORT and EPRT in proto_cmds), or remove active from data_channel.',
   data_timeout:
-    'The data channel opened but the transfer did not finish before the deadline: look for a middlebox stalling the data port, a huge listing or canary file, or raise the module timeout.',
+    'The data channel opened but the transfer did not finish in time: look for a middlebox stalling the data port, a huge listing or canary file, or raise the module timeout.',
+  stalled:
+    'The FTP server answered the greeting and earlier commands, then stopped answering: the service is hung or overloaded (a session process blocked on a name lookup, PAM, a full disk or a dead mount), not the network. Check the server\'s processes and logs.',
   data_error:
     'The server refused or aborted the transfer: check that path/retrieve exist and are readable by the probe user.',
   protocol_error: 'The server answered something an FTP server should not; check the server logs for this session.',
@@ -65,11 +69,18 @@ export function loginFailure(step: 'USER' | 'PASS', r: Reply, tls: FtpTlsMode): 
 export function dataFailure(what: string, r: Reply, mode: DataMode, tls: FtpTlsMode): ProbeError {
   const text = `${what}: ${r.code} ${replyText(r)}`;
   if (r.code === 421) return err('too_many_connections', text);
+  // To EPRT, 522 means "network protocol not supported" (RFC 2428), not "TLS required".
+  if (mode === 'active' && what === 'EPRT' && r.code === 522) {
+    return err('active_disabled', `${text} (the server refuses active mode over this address family)`);
+  }
   if (r.code === 522 || r.code === 534 || r.code === 521) {
     return err(tls === 'none' ? 'tls_required' : 'tls_error', text);
   }
   if (r.code === 530 && tls === 'none' && mentionsTls(r)) return err('tls_required', text);
   if (r.code === 425) return err(mode === 'active' ? 'active_refused' : 'pasv_unreachable', text);
+  if (mode === 'active' && (what === 'PORT' || what === 'EPRT') && [500, 501, 502, 504, 550].includes(r.code)) {
+    return err('active_disabled', `${text} (the server refuses active mode)`);
+  }
   if ([426, 450, 451, 452, 550, 551, 552, 553].includes(r.code)) return err('data_error', text);
   if ([500, 502, 504].includes(r.code) && ['EPSV', 'PASV', 'PORT', 'EPRT'].includes(what)) {
     return new ProbeError(

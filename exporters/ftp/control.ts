@@ -5,7 +5,8 @@
 // every reply code per rung, and hard caps on reply size.
 import type net from 'node:net';
 import type tls from 'node:tls';
-import { ProbeError, untilAborted } from '../ladder';
+import { DeadlineError, ProbeError, untilAborted } from '../ladder';
+import { probeError } from './advice';
 import { startTls } from '../tcp/net';
 import { ReplyParser, type Reply, type ReplyErrorKind, type ReplyLimits } from './reply';
 import type { ProbeSignal } from '../signal';
@@ -18,6 +19,16 @@ export class ReplyStreamError extends ProbeError {
   ) {
     super('protocol_error', `control connection: ${message}`);
   }
+}
+
+/** The verb of a command line, for messages (never its argument: PASS carries a secret). */
+export function verbOf(line: string): string {
+  return line.split(' ')[0].toUpperCase();
+}
+
+/** The server answered earlier in this session and then let the deadline pass on `line`. */
+export function stalledError(line: string): ProbeError {
+  return probeError('stalled', `${verbOf(line)}: no reply before the deadline, after the server had answered earlier commands`);
 }
 
 /** Replies queued unread before the socket is paused. */
@@ -33,6 +44,8 @@ export class ControlConnection {
   private tlsSession?: Buffer;
   /** The last reply code read, for probe_ftp_status_code. */
   lastCode?: number;
+  /** Commands sent whose final (non-1xx) reply has not been read yet. */
+  private outstanding = 0;
 
   private readonly onData = (chunk: Buffer): void => {
     const out = this.parser.push(chunk);
@@ -120,6 +133,7 @@ export class ControlConnection {
       this.waiter = undefined;
     }).then((r) => {
       this.lastCode = r.code;
+      if (r.code >= 200) this.outstanding = Math.max(0, this.outstanding - 1);
       this.log(`< ${r.code} ${r.lines[0] ?? ''}${r.lines.length > 1 ? ` (+${r.lines.length - 1} lines)` : ''}`);
       return r;
     });
@@ -130,12 +144,31 @@ export class ControlConnection {
     if (/[\r\n]/.test(line)) throw new ProbeError('internal_error', 'FTP command contains a line break');
     this.log(`> ${line.startsWith('PASS ') ? 'PASS <secret>' : line}`);
     this.sock.write(`${line}\r\n`);
+    this.outstanding += 1;
   }
 
-  /** Sends a command and returns its first reply (which may be preliminary, 1xx). */
+  /**
+   * Whether the next reply read will answer the next command sent: every command's final
+   * reply has been read and the connection is still open. False after a command was abandoned
+   * at a deadline, when its reply (a late 425 or 226) may still arrive.
+   */
+  get inStep(): boolean {
+    return this.outstanding === 0 && !this.closed && this.failure === undefined && !this.sock.destroyed;
+  }
+
+  /**
+   * Sends a command and returns its first reply (which may be preliminary, 1xx). Commands are
+   * only sent after the greeting, so a server that lets the deadline pass without answering
+   * one has stopped mid-dialogue: `stalled`, not a network timeout.
+   */
   async command(line: string, signal: ProbeSignal): Promise<Reply> {
     this.send(line);
-    return this.read(signal);
+    try {
+      return await this.read(signal);
+    } catch (e) {
+      if (e instanceof DeadlineError && !e.shutdown) throw stalledError(line);
+      throw e;
+    }
   }
 
   /**

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { DeadlineError, ProbeError, untilAborted } from '../ladder';
 import { connectTcp, startTls } from '../tcp/net';
 import { dataFailure, probeError } from './advice';
-import type { ControlConnection } from './control';
+import { stalledError, verbOf, type ControlConnection } from './control';
 import { formatEprt, formatPort, ipv4Kind, parseEpsv, parsePasv, parsePortRange, sameHost } from './passive';
 import { isCompletion, isPreliminary, replyText, type Reply } from './reply';
 import type { DataMode, FtpSettings } from './settings';
@@ -22,8 +22,10 @@ export interface DataEnv {
   log: (line: string) => void;
   /** Called with the advertised host when a PASV reply names another host than the control peer. */
   onPasvAddress: (advertised: string, port: number, mismatch: boolean) => void;
-  /** Set when a failure left the control connection out of step (reply still pending). */
-  desynced: boolean;
+  /** This mode's share of the probe's time, for messages (the signal fires at its end). */
+  budgetSeconds: number;
+  /** Called when a PASV mismatch was followed to the control address (a finding). */
+  onPasvFollowed?: (advertised: string, peer: string) => void;
 }
 
 export interface TransferResult {
@@ -76,6 +78,7 @@ async function openPassive(mode: 'epsv' | 'pasv', env: DataEnv): Promise<net.Soc
         );
       }
       env.log(`PASV advertised ${a.host}; following the control address ${peer}`);
+      env.onPasvFollowed?.(a.host, peer);
       host = peer;
     } else {
       host = a.host;
@@ -86,7 +89,7 @@ async function openPassive(mode: 'epsv' | 'pasv', env: DataEnv): Promise<net.Soc
     return await connectTcp(host, port, signal);
   } catch (e) {
     if (isShutdown(e)) throw e;
-    const why = e instanceof DeadlineError ? 'no answer before the deadline' : (e as Error).message;
+    const why = e instanceof DeadlineError ? `no answer ${within(env)}` : (e as Error).message;
     throw probeError('pasv_unreachable', `${mode.toUpperCase()} data port ${host}:${port}: ${why}`);
   }
 }
@@ -145,15 +148,20 @@ function transferCommand(s: FtpSettings): string {
   return s.path ? `LIST ${s.path}` : 'LIST';
 }
 
+/** "within 1.7 s", the time this mode had, for messages. */
+function within(env: DataEnv): string {
+  return `within this mode's ${env.budgetSeconds.toFixed(1)} s`;
+}
+
 /**
  * Runs one transfer in the given mode and returns its size and time. Throws ProbeError with
  * the reason of the rung that broke. Every socket and listener it opens is closed on return.
+ * The control connection may be left mid-reply when this throws: the caller does not reuse it.
  */
 export async function transfer(mode: DataMode, env: DataEnv): Promise<TransferResult> {
   const { ctrl, signal } = env;
   const sockets: net.Socket[] = [];
   let server: net.Server | undefined;
-  let pending = false; // a transfer command is out and its final reply not yet read
   try {
     let accepted: Promise<net.Socket> | undefined;
     let raw: net.Socket | undefined;
@@ -182,13 +190,21 @@ export async function transfer(mode: DataMode, env: DataEnv): Promise<TransferRe
       const cmd = net.isIPv4(advertised)
         ? `PORT ${formatPort(advertised, addr.port)}`
         : `EPRT ${formatEprt(advertised, addr.port)}`;
-      const r = await ctrl.command(cmd, signal);
-      if (!isCompletion(r.code)) {
-        const f = dataFailure(cmd.slice(0, 4), r, mode, env.settings.tls);
-        throw f.reason === 'protocol_error' || f.reason === 'data_error'
-          ? probeError('active_refused', `${f.message} (the server refuses active mode)`)
-          : f;
+      let r: Reply;
+      try {
+        r = await ctrl.command(cmd, signal);
+      } catch (e) {
+        // pyftpdlib connects back before it answers PORT: silence with no connection is the
+        // connect-back that never came.
+        if (e instanceof ProbeError && e.reason === 'stalled' && raw === undefined) {
+          throw probeError(
+            'active_refused',
+            `the server did not answer ${verbOf(cmd)} nor connect back to the agent ${within(env)} (some servers connect before they answer; a server hung at ${verbOf(cmd)} looks the same)`,
+          );
+        }
+        throw e;
       }
+      if (!isCompletion(r.code)) throw dataFailure(verbOf(cmd), r, mode, env.settings.tls);
     } else {
       raw = await openPassive(mode, env);
       sockets.push(raw);
@@ -207,26 +223,51 @@ export async function transfer(mode: DataMode, env: DataEnv): Promise<TransferRe
     received.catch(() => undefined); // awaited below; keep Node from flagging it meanwhile
 
     const cmd = transferCommand(env.settings);
+    const verb = verbOf(cmd);
+    const noConnectBack = (what: string): ProbeError =>
+      probeError('active_refused', `the server accepted ${what} but did not connect back to the agent ${within(env)}`);
     const t0 = performance.now();
-    const first = await ctrl.command(cmd, signal);
-    let final: Reply | undefined;
-    if (isPreliminary(first.code)) {
-      pending = true;
-    } else if (isCompletion(first.code)) {
-      final = first;
-    } else {
-      throw dataFailure(cmd.split(' ')[0], first, mode, env.settings.tls);
-    }
-
-    if (mode === 'active' && raw === undefined) {
-      try {
-        await untilAborted(connected, signal);
-      } catch (e) {
-        if (isShutdown(e)) throw e;
+    ctrl.send(cmd);
+    let first: Reply;
+    try {
+      first = await ctrl.read(signal);
+    } catch (e) {
+      if (!(e instanceof DeadlineError) || e.shutdown) throw e;
+      // Some servers (vsftpd) connect back before they answer the transfer command: silence
+      // with no connection is the connect-back that never came, not a hung server.
+      if (mode === 'active' && raw === undefined) {
         throw probeError(
           'active_refused',
-          `the server accepted ${cmd.split(' ')[0]} but did not connect back to the agent before the deadline`,
+          `the server accepted PORT but neither answered ${verb} nor connected back to the agent ${within(env)} (some servers connect before they answer; a server hung at ${verb} looks the same)`,
         );
+      }
+      throw stalledError(cmd);
+    }
+    if (!isPreliminary(first.code) && !isCompletion(first.code)) {
+      throw dataFailure(verb, first, mode, env.settings.tls);
+    }
+    // After a 1xx the completion (or a refusal such as 425) follows; read it while the data
+    // connection is awaited, so a refusal ends the wait at once.
+    const finalReply: Promise<Reply> = isCompletion(first.code) ? Promise.resolve(first) : ctrl.read(signal);
+    finalReply.catch(() => undefined);
+
+    if (mode === 'active' && raw === undefined) {
+      let early: Reply | undefined;
+      try {
+        early = await Promise.race([connected.then(() => undefined), finalReply]);
+      } catch (e) {
+        if (!(e instanceof DeadlineError) || e.shutdown) throw e;
+        throw noConnectBack(`PORT and ${verb} (${first.code})`);
+      }
+      if (early !== undefined && raw === undefined) {
+        if (!isCompletion(early.code)) throw dataFailure(verb, early, mode, env.settings.tls);
+        // A completion with no connection yet: the connection may still be queued.
+        try {
+          await untilAborted(connected, signal);
+        } catch (e) {
+          if (!(e instanceof DeadlineError) || e.shutdown) throw e;
+          throw noConnectBack(`PORT and ${verb} (${early.code})`);
+        }
       }
     }
 
@@ -236,28 +277,25 @@ export async function transfer(mode: DataMode, env: DataEnv): Promise<TransferRe
     } catch (e) {
       if (isShutdown(e)) throw e;
       if (e instanceof DeadlineError) {
-        throw probeError('data_timeout', `${mode} transfer did not finish before the deadline`);
+        throw probeError('data_timeout', `the ${mode} data connection opened but the transfer did not finish ${within(env)}`);
       }
       if (e instanceof ProbeError) throw e;
       throw probeError('data_error', `${mode} data connection: ${(e as Error).message}`);
     }
 
-    if (!final) {
-      try {
-        final = await ctrl.read(signal);
-      } catch (e) {
-        if (e instanceof DeadlineError && !e.shutdown) {
-          throw probeError('data_timeout', `no completion reply for ${cmd.split(' ')[0]} before the deadline`);
-        }
-        throw e;
+    let final: Reply;
+    try {
+      final = await finalReply;
+    } catch (e) {
+      if (e instanceof DeadlineError && !e.shutdown) {
+        throw probeError('stalled', `${verb}: the data connection closed after ${bytes} bytes but no completion reply came ${within(env)}`);
       }
-      pending = false;
+      throw e;
     }
-    if (!isCompletion(final.code)) throw dataFailure(cmd.split(' ')[0], final, mode, env.settings.tls);
+    if (!isCompletion(final.code)) throw dataFailure(verb, final, mode, env.settings.tls);
     env.log(`${mode}: ${bytes} bytes, ${replyText(final, 80)}`);
     return { bytes, seconds: (performance.now() - t0) / 1000 };
   } finally {
-    if (pending) env.desynced = true;
     for (const s of sockets) s.destroy();
     server?.close();
   }

@@ -1,7 +1,7 @@
 // The FTP ladder: resolve → connect → (implicit tls) → banner → (explicit tls) → login →
 // one transfer per data-channel mode → quit.
 import type tls from 'node:tls';
-import { DeadlineError, ProbeError, runLadder, type Ladder } from '../ladder';
+import { DeadlineError, ProbeError, isShutdown, runLadder, type Ladder } from '../ladder';
 import type { MetricDef, ProberDef } from '../types';
 import {
   TLS_METRICS,
@@ -26,7 +26,7 @@ import {
   type DataMode,
   type FtpSettings,
 } from './settings';
-import type { ProbeSignal } from '../signal';
+import { ProbeAbort, type ProbeSignal } from '../signal';
 
 export const FTP_PHASES = [
   'resolve',
@@ -139,17 +139,50 @@ interface ModeOutcome {
   bytes: number;
 }
 
+/**
+ * Only modes that ran are exported: a mode the probe never got to (login failed, the agent
+ * shut down) has no series rather than a 0 that would read as "this mode is broken". The
+ * PASV mismatch gauge likewise exists only when a PASV reply was parsed.
+ */
 function emitFacts(l: Ladder, s: FtpSettings, codes: Map<string, number>, modes: Map<DataMode, ModeOutcome>, mismatch: number | undefined): void {
   for (const [phase, code] of codes) l.fact('probe_ftp_status_code', code, { phase });
   for (const mode of s.data_channel) {
-    const o = modes.get(mode) ?? { success: false, seconds: 0, bytes: 0 };
+    const o = modes.get(mode);
+    if (!o) continue;
     l.fact('probe_ftp_data_channel_success', o.success ? 1 : 0, { mode });
     l.fact('probe_ftp_data_duration_seconds', o.seconds, { mode });
     l.fact('probe_ftp_transfer_bytes', o.bytes, { mode });
   }
-  if (s.data_channel.includes('pasv') || mismatch !== undefined) {
-    l.fact('probe_ftp_pasv_address_mismatch', mismatch ?? 0);
-  }
+  if (mismatch !== undefined) l.fact('probe_ftp_pasv_address_mismatch', mismatch);
+}
+
+/**
+ * A signal that fires `ms` from now, or with `parent` (and its reason) if that comes first.
+ * `release` detaches it from the parent and clears its timer.
+ */
+function budgetSignal(parent: ProbeSignal, ms: number): { signal: ProbeAbort; release: () => void } {
+  const child = new ProbeAbort();
+  const onParent = (): void => child.abort(parent.reason);
+  if (parent.aborted) onParent();
+  else parent.addEventListener('abort', onParent, { once: true });
+  const timer = setTimeout(() => child.abort(new DeadlineError(false)), Math.max(0, ms));
+  return {
+    signal: child,
+    release: () => {
+      clearTimeout(timer);
+      parent.removeEventListener('abort', onParent);
+    },
+  };
+}
+
+const FOLLOWED_ADVICE =
+  "Clients that do not follow the control address cannot use passive mode: set the server's passive address (vsftpd pasv_address, proftpd MasqueradeAddress, pure-ftpd -P, pyftpdlib masquerade_address) to the address clients reach, or enable the NAT's FTP helper.";
+
+/** One FTP session up to a logged-in control connection. */
+interface Session {
+  ctrl: ControlConnection;
+  protectedData: boolean;
+  typeSet: boolean;
 }
 
 export const ftpProber: ProberDef<FtpSettings> = {
@@ -170,18 +203,66 @@ export const ftpProber: ProberDef<FtpSettings> = {
       const codes = new Map<string, number>();
       const modes = new Map<DataMode, ModeOutcome>();
       let mismatch: number | undefined;
-      let ctrl: ControlConnection | undefined;
+      let session: Session | undefined;
       let plain: import('node:net').Socket | undefined;
+      // `host` names the peer for certificate checks when no server_name applies (an IP
+      // target): over an existing socket Node would otherwise check against "localhost".
+      const tlsOpts = s.tls === 'none' ? undefined : { ...tlsOptions(s.tls_config, hp.host), host: hp.host };
 
-      // A rung that talks FTP: remembers the last reply code it saw.
-      const rung = async <T>(name: string, fn: (c: ControlConnection) => Promise<T>): Promise<T> => {
-        const c = ctrl as ControlConnection;
+      // Runs fn on the current session as rung `phase` (or, with asRung false, inside the rung
+      // already running), remembering under `phase` the last reply code the session saw.
+      const talk = async <T>(phase: string, fn: (c: ControlConnection) => Promise<T>, asRung = true): Promise<T> => {
+        const c = (session as Session).ctrl;
         c.lastCode = undefined;
         try {
-          return await l.phase(name, () => fn(c));
+          return asRung ? await l.phase(phase, () => fn(c)) : await fn(c);
         } finally {
-          if (c.lastCode !== undefined) codes.set(name, c.lastCode);
+          if (c.lastCode !== undefined) codes.set(phase, c.lastCode);
         }
+      };
+
+      /**
+       * Connect, greeting, TLS and login. The first session climbs these as their own rungs;
+       * a later one (after a failed mode) runs inside that mode's rung, on that mode's time.
+       */
+      const openSession = async (address: string, sig: ProbeSignal, mode?: DataMode): Promise<void> => {
+        const asRung = mode === undefined;
+        const at = (phase: string): string => (asRung ? phase : `data_${mode}`);
+        const sock = asRung
+          ? await l.phase('connect', () => connectTcp(address, hp.port, sig))
+          : await connectTcp(address, hp.port, sig);
+        plain = sock;
+        session = { ctrl: new ControlConnection(sock, REPLY_LIMITS, (line) => l.debug(line)), protectedData: false, typeSet: false };
+        const sess = session;
+        if (s.tls === 'implicit' && tlsOpts) {
+          const secure = await talk(at('tls'), (c) => c.upgrade(tlsOpts, sig), asRung);
+          if (asRung) l.facts.push(...tlsFacts(secure));
+        }
+        const banner = await talk(at('banner'), (c) => readBanner(c, sig), asRung);
+        if (asRung) {
+          l.details.banner = replyText(banner, 512);
+          l.fact('probe_ftp_server_info', 1, { banner: bannerLabel(banner) });
+        }
+        if (tlsOpts) {
+          sess.protectedData = await talk(at('tls'), async (c) => {
+            if (s.tls === 'explicit') {
+              const secure = await explicitTls(c, tlsOpts, sig);
+              if (asRung) l.facts.push(...tlsFacts(secure));
+            }
+            return protectData(c, sig, false);
+          }, asRung);
+        }
+        await talk(at('login'), async (c) => {
+          await login(c, s, sig);
+          if (tlsOpts && !sess.protectedData) sess.protectedData = await protectData(c, sig, true);
+        }, asRung);
+      };
+
+      const closeSession = (): void => {
+        if (session) session.ctrl.destroy();
+        else plain?.destroy();
+        session = undefined;
+        plain = undefined;
       };
 
       try {
@@ -190,81 +271,87 @@ export const ftpProber: ProberDef<FtpSettings> = {
         );
         l.ipProtocol = resolved.family;
         l.details.peer = resolved.family === 6 ? `[${resolved.address}]:${hp.port}` : `${resolved.address}:${hp.port}`;
-        plain = await l.phase('connect', () => connectTcp(resolved.address, hp.port, signal));
-        ctrl = new ControlConnection(plain, REPLY_LIMITS, (line) => l.debug(line));
-        // `host` names the peer for certificate checks when no server_name applies (an IP
-        // target): over an existing socket Node would otherwise check against "localhost".
-        const tlsOpts = s.tls === 'none' ? undefined : { ...tlsOptions(s.tls_config, hp.host), host: hp.host };
-        let protectedData = false;
+        await openSession(resolved.address, signal);
 
-        if (s.tls === 'implicit' && tlsOpts) {
-          const secure = await rung('tls', (c) => c.upgrade(tlsOpts, signal));
-          l.facts.push(...tlsFacts(secure));
-        }
-        const banner = await rung('banner', (c) => readBanner(c, signal));
-        l.details.banner = replyText(banner, 512);
-        l.fact('probe_ftp_server_info', 1, { banner: bannerLabel(banner) });
-
-        if (tlsOpts) {
-          protectedData = await rung('tls', async (c) => {
-            if (s.tls === 'explicit') {
-              const secure = await explicitTls(c, tlsOpts, signal);
-              l.facts.push(...tlsFacts(secure));
-            }
-            return protectData(c, signal, false);
-          });
-        }
-
-        await rung('login', async (c) => {
-          await login(c, s, signal);
-          if (tlsOpts && !protectedData) protectedData = await protectData(c, signal, true);
-        });
-
-        const env: DataEnv = {
-          ctrl,
-          settings: s,
-          signal,
-          dataTls: tlsOpts && protectedData ? tlsOpts : undefined,
-          log: (line) => l.debug(line),
-          onPasvAddress: (host, port, mm) => {
-            mismatch = mm ? 1 : 0;
-            l.details.pasv_advertised = `${host}:${port}`;
-          },
-          desynced: false,
-        };
-        let typeSet = false;
-        for (const mode of s.data_channel) {
-          if (env.desynced) break;
+        // Each mode gets an equal share of the time left, and a mode that finishes early
+        // passes what it did not use on: a mode whose packets are silently dropped can use up
+        // its own share only, so the modes after it are still tested. A failed mode may leave
+        // the control connection mid-reply (a late 425 or 226, a connect-back still pending):
+        // then the next mode starts on a fresh session instead of reading that reply as its own.
+        const list = s.data_channel;
+        for (let i = 0; i < list.length; i++) {
+          const mode = list[i];
+          if (signal.aborted) break;
+          const shareMs = Math.max(0, ctx.deadline - Date.now()) / (list.length - i);
+          const budget = budgetSignal(signal, shareMs);
+          const sig = budget.signal;
+          const phase = `data_${mode}`;
           try {
-            const result = await rung(`data_${mode}`, async (c) => {
-              if (!typeSet) {
-                const t = await c.command('TYPE I', signal);
-                if (t.code < 200 || t.code >= 300) throw probeError('protocol_error', `TYPE I: ${t.code} ${replyText(t)}`);
-                typeSet = true;
-              }
+            const result = await l.phase(phase, async () => {
               try {
-                return await transfer(mode, env);
+                if (!session) await openSession(resolved.address, sig, mode);
+                const sess = session as Session;
+                return await talk(phase, async (c) => {
+                  if (!sess.typeSet) {
+                    const t = await c.command('TYPE I', sig);
+                    if (t.code < 200 || t.code >= 300) throw probeError('protocol_error', `TYPE I: ${t.code} ${replyText(t)}`);
+                    sess.typeSet = true;
+                  }
+                  const env: DataEnv = {
+                    ctrl: c,
+                    settings: s,
+                    signal: sig,
+                    budgetSeconds: shareMs / 1000,
+                    dataTls: tlsOpts && sess.protectedData ? tlsOpts : undefined,
+                    log: (line) => l.debug(line),
+                    onPasvAddress: (host, port, mm) => {
+                      mismatch = mm ? 1 : 0;
+                      l.details.pasv_advertised = `${host}:${port}`;
+                    },
+                    onPasvFollowed: (advertised, peer) =>
+                      l.finding({
+                        code: 'ftp_pasv_mismatch_followed',
+                        severity: 'warning',
+                        message: `PASV advertised ${advertised}, not the control address ${peer}; the probe followed the control address (pasv_mismatch: follow_control_address)`,
+                        advice: FOLLOWED_ADVICE,
+                      }),
+                  };
+                  return transfer(mode, env);
+                }, false);
               } catch (e) {
-                // The server went quiet mid-rung (no reply to EPSV/PASV/PORT/LIST): a data timeout.
-                if (e instanceof DeadlineError && !e.shutdown) {
-                  throw probeError('data_timeout', `${mode}: the server did not answer before the deadline`);
+                // A connect or greeting of a fresh session that this mode's share ran out on.
+                if (e instanceof DeadlineError && !e.shutdown && !signal.aborted) {
+                  throw probeError('timeout', `${mode}: no answer within this mode's ${(shareMs / 1000).toFixed(1)} s`);
                 }
                 throw e;
               }
             });
             modes.set(mode, { success: true, seconds: result.seconds, bytes: result.bytes });
           } catch (e) {
+            if (isShutdownError(e, signal)) break; // the agent is stopping: this mode was not tested
             // One mode failing does not stop the others; the first failure is the probe's.
             modes.set(mode, { success: false, seconds: 0, bytes: 0 });
-            if (!(e instanceof ProbeError)) throw e;
-            if (signal.aborted) break; // past the deadline: no further mode, no QUIT
+            // A refusal read in full (EPSV 502, PORT 550, a PASV mismatch) leaves the session
+            // usable; an abandoned command does not: its reply may still come.
+            if (!session?.ctrl.inStep) closeSession();
+            if (!(e instanceof ProbeError) && !(e instanceof DeadlineError) && !isErrno(e)) throw e;
+          } finally {
+            budget.release();
           }
         }
-        if (!env.desynced && !signal.aborted) await rung('quit', (c) => quit(c, signal));
+        if (session && !signal.aborted) await talk('quit', (c) => quit(c, signal));
       } finally {
-        if (ctrl) ctrl.destroy();
-        else plain?.destroy();
+        closeSession();
         emitFacts(l, s, codes, modes, mismatch);
       }
     }),
 };
+
+function isShutdownError(e: unknown, signal: ProbeSignal): boolean {
+  return (e instanceof DeadlineError && e.shutdown) || (signal.aborted && isShutdown(signal));
+}
+
+/** A socket error (ECONNRESET, ECONNREFUSED ...): the mode failed, the ladder records why. */
+function isErrno(e: unknown): boolean {
+  return typeof (e as NodeJS.ErrnoException)?.code === 'string';
+}

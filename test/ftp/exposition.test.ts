@@ -56,6 +56,9 @@ test('promtool accepts the series of successful and failed FTP probes', async ()
   for (const family of ftpProber.metrics) expect(text).toContain(`# TYPE ${family.name} gauge`);
   expect(text).toContain('probe_ftp_pasv_address_mismatch{target="mismatch",module="ftp"} 1');
   expect(text).toContain('probe_failure_info{target="badpass",module="ftp",phase="login",reason="auth_failed"} 1');
+  // The login failed: no mode was tested and no PASV reply parsed, so none of them is a series
+  // (a 0 would fire PortprobeFtpDataChannelBroken for modes nobody tried).
+  expect(text).not.toMatch(/^probe_ftp_(data_channel_success|data_duration_seconds|transfer_bytes|pasv_address_mismatch)\{target="badpass"/m);
   expect(text).toContain(`probe_tls_cert_not_after_timestamp_seconds{target="tls",module="ftp"} ${fx.notAfter}`);
   expect(text).not.toContain(user.password);
 

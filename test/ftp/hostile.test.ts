@@ -58,6 +58,15 @@ describe('the scripted peer, checked with curl', () => {
     });
   });
 
+  test('mute_user and mute_list: curl gets the greeting, then gives up at its own timeout', async () => {
+    for (const behaviour of ['mute_user', 'mute_list'] as const) {
+      await withPeer(behaviour, async (_p, address) => {
+        const r = await run('curl', ['-sS', '--max-time', '2', `ftp://${address}/`]);
+        expect({ behaviour, code: r.code }).toEqual({ behaviour, code: 28 }); // CURLE_OPERATION_TIMEDOUT
+      });
+    }
+  });
+
   test('the prober agrees with curl on the well-behaved script, in every mode', async () => {
     await withPeer('well_behaved', async (_p, address) => {
       const r = await probeFtp(address, { data_channel: ['epsv', 'pasv', 'active'] });
@@ -88,7 +97,17 @@ const CASES: Case[] = [
   { behaviour: 'closed_data_port', args: { data_channel: ['epsv'] }, phase: 'data_epsv', reason: 'pasv_unreachable' },
   { behaviour: 'closed_data_port', args: { data_channel: ['pasv'] }, phase: 'data_pasv', reason: 'pasv_unreachable' },
   { behaviour: 'active_never_connects', args: { data_channel: ['active'] }, phase: 'data_active', reason: 'active_refused', timeout: 1 },
-  { behaviour: 'mute_passive', args: { data_channel: ['pasv'] }, phase: 'data_pasv', reason: 'data_timeout', timeout: 1 },
+  // Silence after the greeting is a hung server (stalled), not a dropped packet (timeout).
+  { behaviour: 'mute_passive', args: { data_channel: ['pasv'] }, phase: 'data_pasv', reason: 'stalled', timeout: 1 },
+  { behaviour: 'mute_passive', args: { data_channel: ['epsv'] }, phase: 'data_epsv', reason: 'stalled', timeout: 1 },
+  { behaviour: 'mute_user', args: {}, phase: 'login', reason: 'stalled', timeout: 1 },
+  { behaviour: 'mute_pass', args: {}, phase: 'login', reason: 'stalled', timeout: 1 },
+  { behaviour: 'mute_type', args: { data_channel: ['epsv'] }, phase: 'data_epsv', reason: 'stalled', timeout: 1 },
+  // In active mode silence cannot be told from a connect-back that never came (pyftpdlib answers
+  // PORT, vsftpd answers LIST, only once it has connected): active_refused, whose message says so.
+  { behaviour: 'mute_port', args: { data_channel: ['active'] }, phase: 'data_active', reason: 'active_refused', timeout: 1 },
+  { behaviour: 'mute_list', args: { data_channel: ['active'] }, phase: 'data_active', reason: 'active_refused', timeout: 1 },
+  { behaviour: 'mute_list', args: { data_channel: ['epsv'] }, phase: 'data_epsv', reason: 'stalled', timeout: 1 },
   { behaviour: 'active_425', args: { data_channel: ['active'] }, phase: 'data_active', reason: 'active_refused' },
 ];
 
@@ -100,6 +119,10 @@ describe.each(CASES)('$behaviour $args.data_channel', (c) => {
       expect(r.success).toBe(false);
       expect(r.failure).toMatchObject({ phase: c.phase, reason: c.reason });
       expect(r.failure?.advice ?? '').not.toContain('undefined');
+      if (c.reason === 'stalled') {
+        expect(r.failure?.advice).toMatch(/^The FTP server answered the greeting and earlier commands, then stopped answering/);
+        expect(r.failure?.advice).not.toMatch(/firewall/i);
+      }
       if (c.behaviour === 'huge_banner') {
         // The probe hung up after its 2 KB line cap: the peer got nowhere near 100 MB out.
         expect(r.failure?.message).toContain('longer than 2048 bytes');
@@ -145,5 +168,26 @@ test('agent shutdown during a stalled transfer → aborted, not a target failure
     setTimeout(() => ac.abort(new DeadlineError(true)), 300);
     const r = await running;
     expect(r.failure).toMatchObject({ phase: 'data_epsv', reason: 'aborted' });
+  });
+});
+
+test('a mode the server never answers uses up its own share only: the modes after it are still tested', async () => {
+  await withPeer('mute_passive', async (_p, address) => {
+    const r = await probeFtp(address, { data_channel: ['epsv', 'pasv', 'active'] }, 3);
+    expect(r.failure).toMatchObject({ phase: 'data_epsv', reason: 'stalled' });
+    expect(fact(r, 'probe_ftp_data_channel_success', { mode: 'epsv' })).toBe(0);
+    expect(fact(r, 'probe_ftp_data_channel_success', { mode: 'pasv' })).toBe(0);
+    expect(fact(r, 'probe_ftp_data_channel_success', { mode: 'active' })).toBe(1);
+    expect(fact(r, 'probe_ftp_transfer_bytes', { mode: 'active' })).toBe(LISTING.length);
+  });
+});
+
+test('after an abandoned active transfer (150, no connect-back) the next mode runs on a fresh session', async () => {
+  await withPeer('active_never_connects', async (_p, address) => {
+    const r = await probeFtp(address, { data_channel: ['active', 'epsv'] }, 2);
+    expect(r.failure).toMatchObject({ phase: 'data_active', reason: 'active_refused' });
+    expect(fact(r, 'probe_ftp_data_channel_success', { mode: 'epsv' })).toBe(1);
+    // Two sessions: the abandoned one was closed, the second logged in again.
+    expect(r.log?.filter((l) => l.startsWith('> USER')).length).toBe(2);
   });
 });

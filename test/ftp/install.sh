@@ -90,6 +90,15 @@ account required  pam_unix.so
 session required  pam_permit.so
 PAM
 
+# A service whose authentication hangs, as when PAM waits on an LDAP or RADIUS server that is
+# down: vsftpd greets, then never answers PASS (test/ftp/stalled.test.ts).
+cat >/etc/pam.d/portprobe-ftp-hung <<'PAM'
+# PAM service for portprobe's FTP tests: authentication that never finishes. Written by test/ftp/install.sh.
+auth    required  pam_exec.so quiet /bin/sleep 120
+account required  pam_permit.so
+session required  pam_permit.so
+PAM
+
 # vsftpd's chroot_local_user/secure_chroot_dir default.
 mkdir -p /var/run/vsftpd/empty
 

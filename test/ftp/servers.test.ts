@@ -129,7 +129,10 @@ describe.each(SERVERS)('$name', (server) => {
     expect(r.failure).toMatchObject({ phase: 'login', reason: 'auth_failed' });
     expect(r.failure?.advice).toBeTruthy();
     expect(fact(r, 'probe_ftp_status_code', { phase: 'login' })).toBe(530);
-    expect(fact(r, 'probe_ftp_data_channel_success', { mode: 'epsv' })).toBe(0);
+    // No mode was tested: none is exported as failed, and no PASV reply means no mismatch gauge.
+    expect(fact(r, 'probe_ftp_data_channel_success', { mode: 'epsv' })).toBeUndefined();
+    expect(fact(r, 'probe_ftp_data_channel_success', { mode: 'pasv' })).toBeUndefined();
+    expect(fact(r, 'probe_ftp_pasv_address_mismatch')).toBeUndefined();
   }, 30000);
 
   describe('advertising 127.0.0.2 in PASV replies', () => {
@@ -153,6 +156,7 @@ describe.each(SERVERS)('$name', (server) => {
       expect(fact(r, 'probe_ftp_data_channel_success', { mode: 'epsv' })).toBe(1);
       expect(fact(r, 'probe_ftp_data_channel_success', { mode: 'pasv' })).toBe(0);
       expect(phaseNames(r)).toContain('quit');
+      expect(r.findings ?? []).toEqual([]);
       expect(hosts).not.toContain('127.0.0.2');
       expect(hosts).toContain('127.0.0.1');
     });
@@ -165,6 +169,11 @@ describe.each(SERVERS)('$name', (server) => {
       expect(fact(r, 'probe_ftp_pasv_address_mismatch')).toBe(1);
       expect(fact(r, 'probe_ftp_data_channel_success', { mode: 'pasv' })).toBe(1);
       expect(hosts).not.toContain('127.0.0.2');
+      expect(r.findings).toEqual([
+        expect.objectContaining({ code: 'ftp_pasv_mismatch_followed', severity: 'warning' }),
+      ]);
+      expect(r.findings?.[0].message).toContain('PASV advertised 127.0.0.2, not the control address 127.0.0.1');
+      expect(r.findings?.[0].advice).toMatch(/MasqueradeAddress/);
     });
   });
 
@@ -223,5 +232,6 @@ test('a port with no server → refused at connect', async () => {
   expect(r.success).toBe(false);
   expect(r.failure).toMatchObject({ phase: 'connect', reason: 'refused' });
   expect(phaseNames(r)).toEqual(['resolve', 'connect']);
-  expect(r.facts.filter((f) => f.metric === 'probe_ftp_data_channel_success').map((f) => f.value)).toEqual([0, 0]);
+  // Nothing past connect ran: no data-channel mode is exported as failed.
+  expect(r.facts.filter((f) => f.metric.startsWith('probe_ftp_data_') || f.metric === 'probe_ftp_pasv_address_mismatch')).toEqual([]);
 }, 10000);

@@ -1,6 +1,6 @@
 // Network namespaces for tests that need a blackhole: all traffic stays inside a namespace the
 // test creates on loopback, and nftables drops what the test tells it to.
-import { execFileSync, execFile } from 'node:child_process';
+import { execFileSync, execFile, spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 
 export interface Netns {
@@ -59,4 +59,27 @@ export function dropTcpPort(ns: Netns, port: number): void {
 export function tsNodeArgv(file: string, args: string[] = []): string[] {
   const root = path.join(__dirname, '..', '..');
   return [process.execPath, '-r', path.join(root, 'node_modules', 'ts-node', 'register', 'transpile-only'), file, ...args];
+}
+
+/** Sets a sysctl of the namespace (its own TCP stack: e.g. net.ipv4.tcp_syn_retries). */
+export function setNetnsSysctl(ns: Netns, key: string, value: string | number): void {
+  execFileSync('ip', ['netns', 'exec', ns.name, 'sysctl', '-q', '-w', `${key}=${value}`], { stdio: 'pipe' });
+}
+
+/**
+ * Replaces the nftables table `name` of the namespace with `body` (the chains and rules inside
+ * `table inet <name> { ... }`); an empty body removes the table.
+ */
+export function setNftTable(ns: Netns, name: string, body: string): void {
+  const script = [
+    `table inet ${name}`, // created if missing, so the delete below always succeeds
+    `delete table inet ${name}`,
+    ...(body.trim() === '' ? [] : [`table inet ${name} {`, body, '}']),
+  ].join('\n');
+  execFileSync('ip', ['netns', 'exec', ns.name, 'nft', '-f', '-'], { input: script, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/** Starts a long-running process inside the namespace, stdin/stdout piped. */
+export function spawnInNetns(ns: Netns, argv: string[]): ChildProcess {
+  return spawn('ip', ['netns', 'exec', ns.name, ...argv], { stdio: ['pipe', 'pipe', 'pipe'] });
 }

@@ -2,7 +2,7 @@
 // them, free ports, a fixture tree with canary files, a self-signed certificate, and a
 // child-process wrapper that waits for the server's 220 and stops its whole process group.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,6 +34,12 @@ export interface PeerOptions {
   pasvAddress?: string;
   /** Most simultaneous sessions the server accepts (servers that support a limit). */
   maxClients?: number;
+  /** Refuse active mode (PORT/EPRT), where the server has a setting for it. */
+  activeDisabled?: boolean;
+  /** Passive data ports "N-M" (inclusive), where the server has a setting for it. */
+  passivePorts?: string;
+  /** vsftpd: authenticate local users through the PAM service that never answers (install.sh). */
+  hungLogin?: boolean;
 }
 
 export function requireFile(p: string, what: string): string {
@@ -220,4 +226,42 @@ export async function withFreePort<T>(start: (port: number) => Promise<T>, attem
     }
   }
   throw last;
+}
+
+/**
+ * Kills what a stopped server left behind in other sessions: processes whose command line
+ * names `marker` (the server's own config file, unique to one test), and their descendants.
+ * vsftpd puts every client session in a session of its own, so a session blocked in PAM
+ * outlives the process group that stopProcess signals.
+ */
+export function killStragglers(marker: string): void {
+  const procs: { pid: number; ppid: number; cmd: string }[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      procs.push({ pid: Number(name), ppid, cmd });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const doomed = new Set(procs.filter((p) => p.cmd.includes(marker) && p.pid !== process.pid).map((p) => p.pid));
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of procs) {
+      if (doomed.has(p.ppid) && !doomed.has(p.pid)) {
+        doomed.add(p.pid);
+        grew = true;
+      }
+    }
+  }
+  for (const pid of doomed) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
 }

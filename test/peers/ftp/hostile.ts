@@ -28,7 +28,13 @@ export type HostileBehaviour =
   /** Login works, then EPSV and PASV are never answered. */
   | 'mute_passive'
   /** EPSV is not implemented (502), as on some old servers and middleboxes. */
-  | 'no_epsv';
+  | 'no_epsv'
+  /** Greets, then never answers this command (nor anything after it): a hung session. */
+  | 'mute_user'
+  | 'mute_pass'
+  | 'mute_type'
+  | 'mute_port'
+  | 'mute_list';
 
 export interface HostilePeer {
   host: string;
@@ -136,9 +142,12 @@ export async function startHostile(behaviour: HostileBehaviour): Promise<Hostile
       d.end(body, () => send('226 Transfer complete.'));
     };
 
+    let hung = false;
     const onLine = (line: string): void => {
       const [verb, ...rest] = line.split(' ');
       const arg = rest.join(' ');
+      if (behaviour === `mute_${verb.toLowerCase()}`) hung = true;
+      if (hung) return;
       switch (verb.toUpperCase()) {
         case 'USER':
           send('331 Password please.');

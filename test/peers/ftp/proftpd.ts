@@ -62,6 +62,7 @@ export async function startProftpd(fx: Fixture, opts: PeerOptions, user: PeerUse
       'MaxInstances 30',
       ...(opts.maxClients ? [`MaxClients ${opts.maxClients}`] : []),
       ...(opts.pasvAddress ? [`MasqueradeAddress ${opts.pasvAddress}`] : []),
+      ...(opts.passivePorts ? [`PassivePorts ${opts.passivePorts.replace('-', ' ')}`] : []),
       '<IfModule mod_tls.c>',
       `  TLSEngine ${tls ? 'on' : 'off'}`,
       ...(tls
@@ -78,6 +79,7 @@ export async function startProftpd(fx: Fixture, opts: PeerOptions, user: PeerUse
       '<Directory />',
       '  AllowOverwrite off',
       '</Directory>',
+      ...(opts.activeDisabled ? ['<Limit PORT EPRT>', '  DenyAll', '</Limit>'] : []),
       `<Anonymous ${fx.anonRoot}>`,
       '  User ftp',
       '  Group nogroup',

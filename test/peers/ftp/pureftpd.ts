@@ -34,6 +34,8 @@ function makePuredb(fx: Fixture, user: PeerUser): string {
 export async function startPureftpd(fx: Fixture, opts: PeerOptions, user: PeerUser): Promise<FtpPeer> {
   requireFile(PURE_FTPD, 'pure-ftpd');
   if (opts.tls === 'implicit') throw new Error('pure-ftpd has no implicit TLS');
+  // -N (NAT mode) turns passive mode off; nothing turns active mode off for the client's own address.
+  if (opts.activeDisabled) throw new Error('pure-ftpd has no setting that refuses PORT/EPRT');
   const pdb = makePuredb(fx, user);
   return withFreePort(async (port) => {
     // -Y 0: no TLS, 1: TLS offered, 2: clear-text sessions refused.
@@ -49,6 +51,7 @@ export async function startPureftpd(fx: Fixture, opts: PeerOptions, user: PeerUs
       ...(opts.tls !== 'off' ? ['-2', fx.pemFile] : []),
       ...(opts.pasvAddress ? ['-P', opts.pasvAddress] : []),
       ...(opts.maxClients ? ['-c', String(opts.maxClients)] : []),
+      ...(opts.passivePorts ? ['-p', opts.passivePorts.replace('-', ':')] : []),
     ];
     const started = await startProcess('pure-ftpd', PURE_FTPD, args, '127.0.0.1', port);
     return { name: 'pure-ftpd', host: '127.0.0.1', port, stop: () => stopProcess(started.child) };

@@ -3,7 +3,8 @@
 
 Binds 127.0.0.1 port 0 and prints "LISTENING <port>" once it accepts connections.
 Settings come as one JSON argument: anon_root, user, password, user_root, tls
-("off" | "explicit" | "required"), cert, key, masquerade_address.
+("off" | "explicit" | "required"), cert, key, masquerade_address, passive_ports ("N-M"),
+active_disabled.
 """
 import json
 import sys
@@ -33,6 +34,12 @@ def main() -> None:
     handler.banner = "portprobe pyftpdlib peer ready"
     if cfg.get("masquerade_address"):
         handler.masquerade_address = cfg["masquerade_address"]
+    if cfg.get("passive_ports"):
+        low, high = (int(p) for p in cfg["passive_ports"].split("-"))
+        handler.passive_ports = range(low, high + 1)
+    if cfg.get("active_disabled"):
+        # pyftpdlib's way to turn a command off: leave it out of proto_cmds.
+        handler.proto_cmds = {k: v for k, v in handler.proto_cmds.items() if k not in ("PORT", "EPRT")}
 
     server = FTPServer(("127.0.0.1", 0), handler)
     print("LISTENING %d" % server.address[1], flush=True)

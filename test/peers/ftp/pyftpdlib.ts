@@ -24,6 +24,8 @@ export async function startPyftpdlib(fx: Fixture, opts: PeerOptions, user: PeerU
     cert: fx.certFile,
     key: fx.keyFile,
     masquerade_address: opts.pasvAddress ?? null,
+    active_disabled: opts.activeDisabled ?? false,
+    passive_ports: opts.passivePorts ?? null,
   };
   const child = spawn(SYSTEM_PYTHON, [SCRIPT, JSON.stringify(cfg)], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

@@ -2,7 +2,7 @@
 // Local-user logins use the system account made by test/ftp/install.sh and its PAM service.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { type Fixture, type FtpPeer, type PeerOptions, requireFile, startProcess, stopProcess, systemUser, withFreePort } from './common';
+import { type Fixture, type FtpPeer, type PeerOptions, killStragglers, requireFile, startProcess, stopProcess, systemUser, withFreePort } from './common';
 
 export const VSFTPD = '/usr/sbin/vsftpd';
 
@@ -27,14 +27,15 @@ export async function startVsftpd(fx: Fixture, opts: PeerOptions): Promise<FtpPe
       'no_anon_password=YES',
       'local_enable=YES',
       `local_root=${fx.userRoot}`,
-      'pam_service_name=portprobe-ftp',
+      `pam_service_name=${opts.hungLogin ? 'portprobe-ftp-hung' : 'portprobe-ftp'}`,
       'write_enable=NO',
       'seccomp_sandbox=NO',
       'isolate=NO',
       'isolate_network=NO',
       'secure_chroot_dir=/var/run/vsftpd/empty',
       'pasv_enable=YES',
-      'port_enable=YES',
+      `port_enable=${opts.activeDisabled ? 'NO' : 'YES'}`,
+      ...(opts.passivePorts ? [`pasv_min_port=${opts.passivePorts.split('-')[0]}`, `pasv_max_port=${opts.passivePorts.split('-')[1]}`] : []),
       'connect_from_port_20=NO',
       'xferlog_enable=NO',
       'syslog_enable=NO',
@@ -64,6 +65,10 @@ export async function startVsftpd(fx: Fixture, opts: PeerOptions): Promise<FtpPe
     const started = await startProcess('vsftpd', VSFTPD, [file], '127.0.0.1', port, {
       implicitTls: opts.tls === 'implicit',
     });
-    return { name: 'vsftpd', host: '127.0.0.1', port, stop: () => stopProcess(started.child) };
+    const stop = async (): Promise<void> => {
+      await stopProcess(started.child);
+      killStragglers(file);
+    };
+    return { name: 'vsftpd', host: '127.0.0.1', port, stop };
   });
 }
