@@ -421,9 +421,10 @@ function mutateFlight(rng: Rng, flight: Buffer): Buffer {
   }
 }
 
-export function tlsCase(seed: number, flights: Buffer[]): TlsCase {
+export function tlsCase(seed: number, flights: Buffer[], only?: TlsTarget): TlsCase {
   const rng = new Rng(prng(seed));
-  const target = rng.pick<TlsTarget>(['ftp-implicit', 'ftp-explicit', 'tcp-tls']);
+  const drawn = rng.pick<TlsTarget>(['ftp-implicit', 'ftp-explicit', 'tcp-tls']);
+  const target = only ?? drawn;
   const flight = rng.pick(flights);
   const first = rng.chance(0.15) ? flight : rng.chance(0.85) ? mutateFlight(rng, flight) : rng.bytes(rng.int(2000));
   const answer: Answer = { chunks: split(rng, first), after: rng.chance(0.2) ? rng.pick<After>(['end', 'reset']) : 'stay' };
