@@ -58,13 +58,10 @@ export function classifyAnswer(b: Buffer, complete: boolean): Look | undefined {
       return { kind: 'tls', detail: b[0] === 0x16 ? 'a TLS handshake record' : 'a TLS alert' };
     }
   }
-  const nl = b.indexOf(0x0a);
-  if (nl < 0 && !complete && b.length < LOOK_BYTES) {
-    // Decide early only on prefixes that cannot become another kind.
-    const head = b.toString('latin1');
-    if (head.length >= 5 && /^HTTP\//.test(head)) return undefined; // wait for the status line
-    return undefined;
-  }
+  const text = b[0] === 0x09 || (b[0] >= 0x20 && b[0] < 0x7f);
+  if (!text) return { kind: 'other', detail: `${b.length} bytes of binary data` };
+  // Text: judged by its first line, once that line is complete.
+  if (b.indexOf(0x0a) < 0 && !complete && b.length < LOOK_BYTES) return undefined;
   const line = firstLine(b);
   if (/^HTTP\/\d(\.\d)? \d{3}/.test(line)) return { kind: 'http', detail: printable(line) };
   // An HTTP/0.9-style error page (Python's http.server answers a bad request line this way).
@@ -126,7 +123,7 @@ export function clientHello(): Promise<Buffer> {
 
 /**
  * Opens a side connection and reports what answers a ClientHello+CRLF. Never rejects; `stop()`
- * closes the connection at once (the look then resolves 'silent' if undecided).
+ * closes the connection at once and judges what came so far ('silent' when nothing did).
  */
 export function secondLook(address: string, port: number): { result: Promise<Look>; stop: () => void } {
   let socket: net.Socket | undefined;
@@ -140,9 +137,9 @@ export function secondLook(address: string, port: number): { result: Promise<Loo
       resolve(l);
     };
   });
+  let buf = Buffer.alloc(0);
   void clientHello().then((hello) => {
     if (done) return;
-    let buf = Buffer.alloc(0);
     const s = net.connect({ host: address, port });
     socket = s;
     s.setNoDelay(true);
@@ -161,7 +158,10 @@ export function secondLook(address: string, port: number): { result: Promise<Loo
       else settle({ kind: 'silent', detail: `could not be made (${e.code ?? e.message})` });
     });
   });
-  return { result, stop: () => settle({ kind: 'silent', detail: 'got no answer either' }) };
+  // Stopped at the deadline: what came so far is all there is.
+  const stop = (): void =>
+    settle(buf.length > 0 ? (classifyAnswer(buf, true) as Look) : { kind: 'silent', detail: 'got no answer either' });
+  return { result, stop };
 }
 
 export interface SilenceOptions {
@@ -179,6 +179,17 @@ export interface SilenceOptions {
   what: string;
   /** Advice per outcome, in the prober's terms. */
   advice: { silent: string; stalled: string; tls: string; other: string };
+}
+
+/** Whether a look's answer names what holds the port (rather than adding a note to silence). */
+function isDecisive(l: Look): boolean {
+  return l.kind === 'tls' || l.kind === 'http' || l.kind === 'ssh' || l.kind === 'other';
+}
+
+function lookError(l: Look, message: string, o: SilenceOptions): ProbeError {
+  return l.kind === 'tls'
+    ? new ProbeError('tls_expected', message, o.advice.tls)
+    : new ProbeError('banner_unexpected', message, o.advice.other);
 }
 
 /** Share of the time left when the wait starts after which the look is taken. */
@@ -211,7 +222,7 @@ export async function readOrExplain<T>(read: Promise<T>, o: SilenceOptions): Pro
       if (bytes > 0) return; // it began to answer: a look would say nothing new
       look = secondLook(address, port);
       void look.result.then((l) => {
-        if (l.kind === 'tls' || l.kind === 'http' || l.kind === 'ssh' || l.kind === 'other') resolve(l);
+        if (isDecisive(l)) resolve(l);
       });
     }, wait);
   });
@@ -222,9 +233,7 @@ export async function readOrExplain<T>(read: Promise<T>, o: SilenceOptions): Pro
       read.catch(() => undefined);
       const l = (first as { [ended]: Look })[ended];
       const secs = ((Date.now() - started) / 1000).toFixed(1);
-      const head = `${o.what}: nothing in ${secs} s, and ${lookSays(l)}`;
-      if (l.kind === 'tls') throw new ProbeError('tls_expected', head, o.advice.tls);
-      throw new ProbeError('banner_unexpected', head, o.advice.other);
+      throw lookError(l, `${o.what}: nothing in ${secs} s, and ${lookSays(l)}`, o);
     }
     return first as T;
   } catch (e) {
@@ -240,7 +249,10 @@ export async function readOrExplain<T>(read: Promise<T>, o: SilenceOptions): Pro
     let note = '';
     if (look) {
       look.stop();
-      note = `; ${lookSays(await look.result)}`;
+      const l = await look.result;
+      // A look that heard a partial line by the deadline still names what answers.
+      if (isDecisive(l)) throw lookError(l, `${o.what}: nothing in ${secs} s, and ${lookSays(l)}`, o);
+      note = `; ${lookSays(l)}`;
     }
     const reason = o.expecting === 'greeting' ? 'no_greeting' : 'no_response';
     const said =
