@@ -142,6 +142,21 @@ describe.each(['tcp', 'ftp'] as Kind[])('%s: silence after connect', (kind) => {
   });
 });
 
+describe('tcp with send: a request that is never answered', () => {
+  test('the python3 tarpit: no_response at banner, twenty times, with advice about the service', async () => {
+    const peer = await startTarpit();
+    try {
+      for (let i = 0; i < TIMES; i++) {
+        const r = await runProber(tcpProber, `127.0.0.1:${peer.port}`, { send: 'PING\r\n', expect_banner: '^PONG' }, SILENT_TIMEOUT_MS);
+        expect(`${r.failure?.phase}/${r.failure?.reason}`).toBe('banner/no_response');
+        if (i === TIMES - 1) expect(advice('tcp', r)).toMatch(/^The TCP handshake completed and the request was sent/);
+      }
+    } finally {
+      peer.stop();
+    }
+  });
+});
+
 describe('the same tarpit in a network namespace: silence, then a dropped SYN, then a rejected one', () => {
   test('no_greeting in the clear; timeout at connect with the firewall advice behind drop; refused behind reject', async () => {
     const ns = createNetns('silence');
