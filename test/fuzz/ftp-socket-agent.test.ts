@@ -93,8 +93,8 @@ test('the agent keeps serving /metrics and probing a healthy FTP server while ho
       }
     }
     const healthyOk = sample(text, 'portprobe_probes_total', 'module="ftp_healthy",result="success"') ?? 0;
-    process.stdout.write(
-      `agent beside hostile peers: ${served} hostile cases in ${((Date.now() - t0) / 1000).toFixed(1)} s, ${scrapes} scrapes, healthy successes ${healthyOk}, hostile reasons seen ${[...hostileReasons].sort().join(' ')}\n`,
+    console.log(
+      `agent beside hostile peers: ${served} hostile cases in ${((Date.now() - t0) / 1000).toFixed(1)} s, ${scrapes} scrapes, healthy successes ${healthyOk}, hostile reasons seen ${[...hostileReasons].sort().join(' ')}`,
     );
     expect(failures).toEqual([]);
     expect(served).toBeGreaterThan(300);
