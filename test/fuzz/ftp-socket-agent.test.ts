@@ -23,11 +23,24 @@ function sample(text: string, name: string, labels: string): number | undefined 
 }
 
 test('the agent keeps serving /metrics and probing a healthy FTP server while hostile FTP and TLS peers cycle through cases', async () => {
+  // Whatever was started is stopped, in reverse order, however the test ends.
+  const cleanup: (() => unknown)[] = [];
+  try {
+    await run(cleanup);
+  } finally {
+    for (const fn of cleanup.reverse()) await fn();
+  }
+});
+
+async function run(cleanup: (() => unknown)[]): Promise<void> {
   const fx = makeFixture('agentfuzz');
+  cleanup.push(() => fx.cleanup());
   const healthy = await startPyftpdlib(fx, { tls: 'off' }, pyftpdlibUser());
+  cleanup.push(() => healthy.stop());
   const cert = selfSignedCert(5);
   const flights = await recordServerFlights(cert.certFile, cert.keyFile, await clientHello());
   const ftpPeer = await startFtpFuzzPeer();
+  cleanup.push(() => ftpPeer.close());
   let served = 0;
   let seed = 0xa9e47;
   ftpPeer.cycle = () => {
@@ -39,6 +52,7 @@ test('the agent keeps serving /metrics and probing a healthy FTP server while ho
   const tlsPeers = await Promise.all(
     tlsTargets.map(async (only) => {
       const peer = await startTlsFuzzPeer();
+      cleanup.push(() => peer.close());
       peer.cycle = () => {
         served++;
         return tlsCase(seed++, flights, only);
@@ -69,49 +83,48 @@ test('the agent keeps serving /metrics and probing a healthy FTP server while ho
     ].join('\n'),
   );
   const agent = await startAgent(file);
+  let stopped: { code: number | null } | undefined;
+  cleanup.push(async () => {
+    stopped ??= await agent.stop();
+  });
   const t0 = Date.now();
   let scrapes = 0;
   const failures: string[] = [];
   const hostileReasons = new Set<string>();
   let healthySuccessFirst: number | undefined;
   let text = '';
-  try {
-    while (Date.now() - t0 < RUN_MS) {
-      await new Promise((r) => setTimeout(r, 250));
-      const res = await fetch(`${agent.base}/metrics`);
-      scrapes++;
-      if (res.status !== 200) failures.push(`scrape ${scrapes}: HTTP ${res.status}`);
-      text = await res.text();
-      const ok = sample(text, 'portprobe_probes_total', 'module="ftp_healthy",result="success"');
-      const up = sample(text, 'probe_success', 'target="healthy",module="ftp_healthy"');
-      if (ok !== undefined) {
-        healthySuccessFirst ??= ok;
-        if (up !== 1) failures.push(`scrape ${scrapes}: probe_success of the healthy target is ${up}`);
-      }
-      for (const m of text.matchAll(/^probe_failure_info\{target="hostile[^"]*",module="[^"]*",phase="[^"]*",reason="([^"]+)"\} 1$/gm)) {
-        hostileReasons.add(m[1]);
-      }
+  while (Date.now() - t0 < RUN_MS) {
+    await new Promise((r) => setTimeout(r, 250));
+    const res = await fetch(`${agent.base}/metrics`);
+    scrapes++;
+    if (res.status !== 200) failures.push(`scrape ${scrapes}: HTTP ${res.status}`);
+    text = await res.text();
+    const ok = sample(text, 'portprobe_probes_total', 'module="ftp_healthy",result="success"');
+    const up = sample(text, 'probe_success', 'target="healthy",module="ftp_healthy"');
+    if (ok !== undefined) {
+      healthySuccessFirst ??= ok;
+      if (up !== 1) failures.push(`scrape ${scrapes}: probe_success of the healthy target is ${up}`);
     }
-    const healthyOk = sample(text, 'portprobe_probes_total', 'module="ftp_healthy",result="success"') ?? 0;
-    console.log(
-      `agent beside hostile peers: ${served} hostile cases in ${((Date.now() - t0) / 1000).toFixed(1)} s, ${scrapes} scrapes, healthy successes ${healthyOk}, hostile reasons seen ${[...hostileReasons].sort().join(' ')}`,
-    );
-    expect(failures).toEqual([]);
-    expect(served).toBeGreaterThan(300);
-    // The healthy target kept being probed, successfully, the whole time.
-    expect(healthyOk - (healthySuccessFirst ?? 0)).toBeGreaterThanOrEqual(Math.floor(RUN_MS / 1000) - 3);
-    expect(sample(text, 'portprobe_probes_total', 'module="ftp_healthy",result="failure"') ?? 0).toBe(0);
-    expect(hostileReasons.size).toBeGreaterThan(0);
-    expect(hostileReasons.has('internal_error')).toBe(false);
-    for (const kind of ['prober_threw', 'uncaught_exception', 'unhandled_rejection']) {
-      expect(`${kind} ${sample(text, 'portprobe_last_resort_errors_total', `kind="${kind}"`)}`).toBe(`${kind} 0`);
+    for (const m of text.matchAll(/^probe_failure_info\{target="hostile[^"]*",module="[^"]*",phase="[^"]*",reason="([^"]+)"\} 1$/gm)) {
+      hostileReasons.add(m[1]);
     }
-    expect(agent.logs()).not.toContain('last-resort');
-  } finally {
-    const stopped = await agent.stop();
-    await Promise.all([ftpPeer.close(), ...tlsPeers.map((p) => p.close())]);
-    await healthy.stop();
-    fx.cleanup();
-    expect(stopped.code).toBe(0);
   }
-});
+  const healthyOk = sample(text, 'portprobe_probes_total', 'module="ftp_healthy",result="success"') ?? 0;
+  console.log(
+    `agent beside hostile peers: ${served} hostile cases in ${((Date.now() - t0) / 1000).toFixed(1)} s, ${scrapes} scrapes, healthy successes ${healthyOk}, hostile reasons seen ${[...hostileReasons].sort().join(' ')}`,
+  );
+  expect(failures).toEqual([]);
+  expect(served).toBeGreaterThan(300);
+  // The healthy target kept being probed, successfully, the whole time.
+  expect(healthyOk - (healthySuccessFirst ?? 0)).toBeGreaterThanOrEqual(Math.floor(RUN_MS / 1000) - 3);
+  expect(sample(text, 'portprobe_probes_total', 'module="ftp_healthy",result="failure"') ?? 0).toBe(0);
+  expect(hostileReasons.size).toBeGreaterThan(0);
+  expect(hostileReasons.has('internal_error')).toBe(false);
+  for (const kind of ['prober_threw', 'uncaught_exception', 'unhandled_rejection']) {
+    expect(`${kind} ${sample(text, 'portprobe_last_resort_errors_total', `kind="${kind}"`)}`).toBe(`${kind} 0`);
+  }
+  expect(agent.logs()).not.toContain('last-resort');
+  // The agent shuts down cleanly after all that.
+  stopped = await agent.stop();
+  expect(stopped.code).toBe(0);
+}
