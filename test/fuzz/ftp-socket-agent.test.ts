@@ -12,24 +12,25 @@ import { makeFixture } from '../peers/ftp/common';
 import { pyftpdlibUser, startPyftpdlib } from '../peers/ftp/pyftpdlib';
 import { ftpCase, recordServerFlights, startFtpFuzzPeer, startTlsFuzzPeer, tlsCase, type TlsTarget } from '../peers/fuzz-peers';
 
-jest.setTimeout(120000);
 
 // Long enough for several hundred hostile cases; FUZZ_RUNS (fuzz:long) runs it longer.
 const RUN_MS = process.env.FUZZ_RUNS ? 120000 : 12000;
+
+jest.setTimeout(RUN_MS + 90000);
 
 function sample(text: string, name: string, labels: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`) || l.startsWith(`${name}{${labels},`));
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
+// Whatever was started is stopped, in reverse order, however the test ends (a timeout included).
+const cleanup: (() => unknown)[] = [];
+afterAll(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn();
+});
+
 test('the agent keeps serving /metrics and probing a healthy FTP server while hostile FTP and TLS peers cycle through cases', async () => {
-  // Whatever was started is stopped, in reverse order, however the test ends.
-  const cleanup: (() => unknown)[] = [];
-  try {
-    await run(cleanup);
-  } finally {
-    for (const fn of cleanup.reverse()) await fn();
-  }
+  await run(cleanup);
 });
 
 async function run(cleanup: (() => unknown)[]): Promise<void> {
