@@ -18,6 +18,7 @@ import {
   type TlsSettings,
 } from './net';
 import type net from 'node:net';
+import { classifyAnswer, lookSays, readOrExplain } from '../silence';
 
 export interface TcpSettings {
   preferred_ip_protocol: IpPreference;
@@ -60,6 +61,18 @@ export const TCP_SETTINGS_SCHEMA = {
 } as const;
 
 const BANNER_LIMITS = { maxLineBytes: 4096, maxBufferedBytes: 16384 };
+
+/** What to check when the banner rung meets silence or another service (exporters/silence.ts). */
+export const BANNER_ADVICE = {
+  silent:
+    'The TCP handshake completed, so the network path is fine: the service accepted the connection but sent no banner. It is hung or overloaded, or a service that waits for its client to speak first holds the port (then set send, or fix the port). Check the service and its logs, and what listens on this port.',
+  stalled: 'The service began to answer and stopped: it is hung or overloaded, not the network. Check the service and its logs.',
+  tls: 'The port expects TLS from the first byte: set tls: true in the module, or point the target at the clear-text port.',
+  other: 'Another service holds this port: check the port in the target and what listens there on the host (ss -ltnp).',
+} as const;
+
+const RESPONSE_SILENT =
+  'The TCP handshake completed and the request was sent, so the network path is fine: the service never answered it. It is hung or overloaded, or it does not understand the bytes in send. Check the service and its logs, and what listens on this port.';
 
 export const tcpProber: ProberDef<TcpSettings> = {
   name: 'tcp',
@@ -134,14 +147,24 @@ export const tcpProber: ProberDef<TcpSettings> = {
             if (s.expect_banner === undefined) return;
             const reader = new LineReader(conn, BANNER_LIMITS);
             try {
-              const line = await reader.readLine(ctx.signal);
+              const line = await readOrExplain(reader.readLine(ctx.signal), {
+                signal: ctx.signal,
+                deadline: ctx.deadline,
+                socket: conn,
+                clearText: !s.tls,
+                expecting: s.send === undefined ? 'greeting' : 'response',
+                what: 'banner',
+                advice: s.send === undefined ? BANNER_ADVICE : { ...BANNER_ADVICE, silent: RESPONSE_SILENT },
+              });
               const arrived = watch?.lastArrival();
               if (arrived !== undefined) l.endedAt(arrived);
               l.details.banner = line.slice(0, 256);
               if (!new RegExp(s.expect_banner).test(line)) {
+                const look = classifyAnswer(Buffer.from(`${line}\n`, 'latin1'), true);
+                const known = look?.kind === 'http' || look?.kind === 'ssh' || look?.kind === 'tls' ? `: ${lookSays(look)}` : '';
                 throw new ProbeError(
                   'banner_unexpected',
-                  `banner ${JSON.stringify(line.slice(0, 120))} does not match /${s.expect_banner}/`,
+                  `banner ${JSON.stringify(line.slice(0, 120))} does not match /${s.expect_banner}/${known}`,
                   'Check that the expected service (and not another one) listens on this port.',
                 );
               }

@@ -116,7 +116,7 @@ describe('HTTP endpoints', () => {
 
   it('/probe can use another configured module', async () => {
     const r = await get(base, '/probe?target=silent&module=banner', { 'X-Prometheus-Scrape-Timeout-Seconds': '1' });
-    expect(r.text).toContain('probe_failure_info{phase="banner",reason="timeout"} 1');
+    expect(r.text).toContain('probe_failure_info{phase="banner",reason="no_greeting"} 1');
     // scrape timeout 1 s minus the 0.5 s offset, not the module's 5 s
     const seconds = Number(/^probe_duration_seconds (\S+)$/m.exec(r.text)?.[1]);
     expect(seconds).toBeGreaterThan(0.45);

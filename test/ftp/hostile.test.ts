@@ -87,7 +87,7 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { behaviour: 'dribbled_banner', args: {}, phase: 'banner', reason: 'timeout', timeout: 1 },
+  { behaviour: 'dribbled_banner', args: {}, phase: 'banner', reason: 'stalled', timeout: 1 },
   { behaviour: 'endless_multiline', args: {}, phase: 'banner', reason: 'protocol_error' },
   { behaviour: 'huge_banner', args: {}, phase: 'banner', reason: 'protocol_error' },
   { behaviour: 'too_many', args: {}, phase: 'banner', reason: 'too_many_connections' },

@@ -27,14 +27,14 @@ const VARIANTS: Variant[] = [
 
 // Expected "phase/reason" for each behaviour, per variant (same order as VARIANTS).
 const EXPECT: Record<Hostility, string[]> = {
-  tarpit: ['banner/timeout', 'tls/timeout', 'banner/timeout', 'tls/timeout', 'prelogin/timeout', 'tls/timeout'],
+  tarpit: ['banner/no_greeting', 'tls/timeout', 'banner/no_greeting', 'tls/timeout', 'prelogin/timeout', 'tls/timeout'],
   reset: ['connect/reset', 'connect/reset', 'connect/reset', 'connect/reset', 'connect/reset', 'connect/reset'],
-  dribble: ['banner/timeout', 'tls/timeout', 'banner/timeout', 'tls/timeout', 'prelogin/timeout', 'tls/timeout'],
+  dribble: ['banner/no_greeting', 'tls/timeout', 'banner/no_greeting', 'tls/timeout', 'prelogin/timeout', 'tls/timeout'],
   huge_line: ['banner/protocol_error', 'tls/tls_error', 'banner/protocol_error', 'tls/tls_error', 'prelogin/not_tds', 'tls/tls_error'],
   endless_multiline: ['banner/banner_unexpected', 'tls/tls_error', 'banner/protocol_error', 'tls/tls_error', 'prelogin/not_tds', 'tls/tls_error'],
   garbage: ['banner/protocol_error', 'tls/tls_error', 'banner/protocol_error', 'tls/tls_error', 'prelogin/not_tds', 'tls/tls_error'],
-  tds_length_lies: ['banner/timeout', 'tls/tls_error', 'banner/timeout', 'tls/tls_error', 'prelogin/timeout', 'tls/tls_error'],
-  tls_stall: ['banner/timeout', 'tls/timeout', 'banner/timeout', 'tls/timeout', 'prelogin/timeout', 'tls/timeout'],
+  tds_length_lies: ['banner/stalled', 'tls/tls_error', 'banner/stalled', 'tls/tls_error', 'prelogin/timeout', 'tls/tls_error'],
+  tls_stall: ['banner/no_greeting', 'tls/timeout', 'banner/no_greeting', 'tls/timeout', 'prelogin/timeout', 'tls/timeout'],
 };
 
 

@@ -222,11 +222,11 @@ describe('tcp prober against real loopback sockets', () => {
       }
     });
 
-    it('a silent peer: timeout at banner', async () => {
+    it('a silent peer: no_greeting at banner (the handshake completed)', async () => {
       const l = await listen();
       try {
         const r = await runProber(tcpProber, `127.0.0.1:${l.port}`, { expect_banner: '.' }, 300);
-        expect(r.failure).toMatchObject({ phase: 'banner', reason: 'timeout' });
+        expect(r.failure).toMatchObject({ phase: 'banner', reason: 'no_greeting' });
       } finally {
         await l.close();
       }
