@@ -43,6 +43,16 @@ function plainAddress(a: string): string {
   return a.toLowerCase().startsWith('::ffff:') && net.isIPv4(a.slice(7)) ? a.slice(7) : a;
 }
 
+/**
+ * The agent's own address on the control connection, which PORT/EPRT advertise. A connection the
+ * server already closed has none: that is the server hanging up, not a fault of the agent.
+ */
+function controlLocalAddress(ctrl: DataEnv['ctrl']): string {
+  const a = plainAddress(ctrl.localAddress);
+  if (a === '') throw new ProbeError('reset', 'active: the server closed the control connection before PORT/EPRT could be sent');
+  return a;
+}
+
 async function openPassive(mode: 'epsv' | 'pasv', env: DataEnv): Promise<net.Socket> {
   const { ctrl, signal } = env;
   const peer = plainAddress(ctrl.remoteAddress);
@@ -97,7 +107,7 @@ async function openPassive(mode: 'epsv' | 'pasv', env: DataEnv): Promise<net.Soc
 /** Listens for the server's data connection, on the configured address and port range. */
 async function listenActive(env: DataEnv): Promise<net.Server> {
   const cfg = env.settings.active_listen ?? {};
-  const address = cfg.address ?? plainAddress(env.ctrl.localAddress);
+  const address = cfg.address ?? controlLocalAddress(env.ctrl);
   let from = 0;
   let to = 0;
   if (cfg.ports !== undefined) {
@@ -186,7 +196,7 @@ export async function transfer(mode: DataMode, env: DataEnv): Promise<TransferRe
       const addr = srv.address() as net.AddressInfo;
       // Bound to every address (0.0.0.0 or ::): tell the server the one it already talks to.
       const unspecified = addr.address === '0.0.0.0' || addr.address === '::';
-      const advertised = plainAddress(unspecified ? ctrl.localAddress : addr.address);
+      const advertised = unspecified ? controlLocalAddress(ctrl) : plainAddress(addr.address);
       const cmd = net.isIPv4(advertised)
         ? `PORT ${formatPort(advertised, addr.port)}`
         : `EPRT ${formatEprt(advertised, addr.port)}`;

@@ -238,7 +238,7 @@ export const ftpProber: ProberDef<FtpSettings> = {
           const secure = await talk(at('tls'), (c) => c.upgrade(tlsOpts, sig), asRung);
           if (asRung) l.facts.push(...tlsFacts(secure));
         }
-        const banner = await talk(at('banner'), (c) => readBanner(c, sig), asRung);
+        const banner = await talk(at('banner'), (c) => readBanner(c, sig, { deadline: ctx.deadline }), asRung);
         if (asRung) {
           l.details.banner = replyText(banner, 512);
           l.fact('probe_ftp_server_info', 1, { banner: bannerLabel(banner) });

@@ -120,7 +120,10 @@ describe.each(CASES)('$behaviour $args.data_channel', (c) => {
       expect(r.failure).toMatchObject({ phase: c.phase, reason: c.reason });
       expect(r.failure?.advice ?? '').not.toContain('undefined');
       if (c.reason === 'stalled') {
-        expect(r.failure?.advice).toMatch(/^The FTP server answered the greeting and earlier commands, then stopped answering/);
+        // A greeting cut short is the greeting rung's own stall; later rungs stall after a greeting.
+        expect(r.failure?.advice).toMatch(
+          c.phase === 'banner' ? /^The FTP service began its greeting and stopped/ : /^The FTP server answered the greeting and earlier commands, then stopped answering/,
+        );
         expect(r.failure?.advice).not.toMatch(/firewall/i);
       }
       if (c.behaviour === 'huge_banner') {
