@@ -153,7 +153,13 @@ export class Scheduler {
     concurrency: number,
   ): void {
     this.slots.resize(concurrency);
-    for (const r of this.rings) if (r.timer) clearTimeout(r.timer);
+    // Where each interval's ring had got to: slots that came due while the loop was busy (with
+    // this reload, say) and have not fired yet still fire, instead of being skipped by the new ring.
+    const pending = new Map<number, number>();
+    for (const r of this.rings) {
+      if (r.timer) clearTimeout(r.timer);
+      pending.set(r.intervalMs, r.cycleStart + r.offsets[r.pos]);
+    }
     this.rings = [];
     const keep = new Set<string>();
     const periodic: TargetState[] = [];
@@ -186,7 +192,7 @@ export class Scheduler {
     const now = this.now();
     for (const [intervalMs, { members, offsets }] of byInterval) {
       const ring: Ring = { intervalMs, members: members.map((m) => m.st), offsets, cycleStart: 0, pos: 0 };
-      alignRing(ring, now);
+      alignRing(ring, Math.min(now, pending.get(intervalMs) ?? now));
       this.rings.push(ring);
       this.armRing(ring, now);
     }

@@ -69,3 +69,48 @@ describe('reload with probes in flight', () => {
     expect(out.skipped).toBeGreaterThanOrEqual(2);
   });
 });
+
+describe('reload while slots are due (fake clock; fire() observed, nothing probed)', () => {
+  let fired: string[];
+  let spy: jest.SpyInstance;
+  beforeEach(() => {
+    jest.useFakeTimers({ now: 1_000_000, doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+    fired = [];
+    spy = jest
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      .spyOn(Scheduler.prototype as any, 'fire')
+      .mockImplementation(function (st: unknown) {
+        fired.push((st as { target: { name: string } }).target.name);
+      });
+  });
+  afterEach(() => {
+    spy.mockRestore();
+    jest.useRealTimers();
+  });
+
+  it('fires the slots that came due before the reload could run, once', async () => {
+    const y = ['modules: {t: {prober: tcp, timeout: 200ms}}', 'global: {interval: 1s}', 'targets:', ...['a', 'b', 'c', 'd'].map((n) => `  - {name: ${n}, module: t, address: "127.0.0.1:9"}`)].join('\n');
+    const sched = new Scheduler({
+      store: new ResultStore(new FamilyRegistry(allFamilies())),
+      metrics: createSelfMetrics({ version: 't', revision: 't' }),
+      logger: silentLogger,
+      concurrency: 4,
+    });
+    const apply = (): void => {
+      const cfg = parseConfig(y, 'due.yml');
+      sched.apply(cfg.targets, cfg.modules, 4);
+    };
+    apply();
+    jest.advanceTimersByTime(999);
+    expect(fired).toHaveLength(4);
+    // The loop is busy for 600 ms (the reload itself, a big config): three slots come due, no timer runs.
+    jest.setSystemTime(Date.now() + 600);
+    apply();
+    jest.advanceTimersByTime(0);
+    expect(fired).toHaveLength(7);
+    jest.advanceTimersByTime(400);
+    await sched.stop();
+    // Every target once per second: nothing skipped, nothing doubled.
+    expect(fired.slice(4).sort()).toEqual(['a', 'b', 'c', 'd']);
+  });
+});
