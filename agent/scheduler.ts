@@ -161,6 +161,15 @@ export class Scheduler {
       pending.set(r.intervalMs, r.cycleStart + r.offsets[r.pos]);
     }
     this.rings = [];
+    // Thousands of targets share a few modules: compare each old/new pair of modules once.
+    const compared = new Map<ModuleSpec<unknown>, Map<ModuleSpec<unknown>, boolean>>();
+    const sameModule = (a: ModuleSpec<unknown>, b: ModuleSpec<unknown>): boolean => {
+      let row = compared.get(a);
+      if (!row) compared.set(a, (row = new Map()));
+      let same = row.get(b);
+      if (same === undefined) row.set(b, (same = sameConfig(a, b)));
+      return same;
+    };
     const keep = new Set<string>();
     const periodic: TargetState[] = [];
     for (const t of targets) {
@@ -172,7 +181,7 @@ export class Scheduler {
         // A reload builds new objects for everything: keep the old ones when they mean the same,
         // so a probe in flight for an unchanged target and module still delivers its result.
         if (!sameConfig(st.target, t)) st.target = t;
-        if (!sameConfig(st.module, module)) st.module = module;
+        if (!sameModule(st.module, module)) st.module = module;
       } else {
         st = { target: t, module, running: false };
         this.states.set(t.name, st);
