@@ -60,12 +60,23 @@ function oneRequest(s: net.Socket): Promise<void> {
   });
 }
 
-/** A scrape as Prometheus makes it, with its default 10 s scrape timeout. */
-async function scrape(base: string, authorization = GOOD): Promise<number> {
-  const r = await fetch(`${base}/metrics`, { headers: { authorization }, signal: AbortSignal.timeout(10000) });
-  const text = await r.text();
-  if (r.status === 200) expect(text).toContain('portprobe_build_info');
-  return r.status;
+/**
+ * A scrape as Prometheus makes it, with its default 10 s scrape timeout, on a new connection
+ * (a kept-alive one may be the longest idle, closed to make room: Prometheus then reconnects).
+ */
+function scrape(base: string, authorization = GOOD): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${base}/metrics`, { headers: { authorization }, agent: false, timeout: 10000 }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => {
+        if (res.statusCode === 200) expect(text).toContain('portprobe_build_info');
+        resolve(res.statusCode ?? 0);
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('scrape timed out')));
+    req.on('error', reject);
+  });
 }
 
 describe('plain HTTP with basic auth', () => {
