@@ -7,8 +7,10 @@ import { ResultStore } from './store';
 import { Scheduler } from './scheduler';
 import { createSelfMetrics, type SelfMetrics } from './self-metrics';
 import { runProbe } from './runner';
+import { secretValues } from '../exporters/secret';
 import { shardOf } from './shard';
 import type { AgentLogger } from './logger';
+import { quoteInput } from './quote';
 
 export interface ShardSettings {
   index: number;
@@ -157,15 +159,26 @@ export class Agent {
     let target: TargetSpec | undefined = cfg.targets.find((t) => t.name === targetName);
     if (!target) {
       if (!cfg.probeApi.allowedAddresses.some((re) => re.test(targetName))) {
-        return { error: `unknown target "${targetName}": /probe only runs targets from the config`, status: 400 };
+        return { error: `unknown target ${quoteInput(targetName)}: /probe only runs targets from the config`, status: 400 };
       }
       if (moduleName === undefined) return { error: 'parameter "module" is required for an address that is not a configured target', status: 400 };
       target = { name: targetName, address: targetName, labels: {} };
     }
     const module = cfg.modules.get(moduleName ?? (target as TargetConfig).module);
-    if (!module) return { error: `unknown module "${moduleName}"`, status: 400 };
+    if (!module) return { error: `unknown module ${quoteInput(moduleName ?? '')}`, status: 400 };
+    // A module with credentials sends them only to an address configured with that module: a
+    // password never reaches a host it was not configured for, whatever target is named.
+    if (secretValues(module.settings).length > 0) {
+      const address = target.address;
+      if (!cfg.targets.some((t) => t.module === module.name && t.address === address)) {
+        return {
+          error: `module "${module.name}" carries credentials: /probe runs it only against the addresses of targets configured with it, and ${quoteInput(targetName)} is not one`,
+          status: 403,
+        };
+      }
+    }
     const addrProblem = PROBERS[module.prober].validateAddress?.(target.address, module.settings);
-    if (addrProblem) return { error: `target "${targetName}" cannot use module "${module.name}": ${addrProblem}`, status: 400 };
+    if (addrProblem) return { error: `target ${quoteInput(targetName)} cannot use module "${module.name}": ${addrProblem}`, status: 400 };
     const result = await runProbe({
       target,
       module,

@@ -11,6 +11,7 @@ import { adviceFor } from '../exporters/advice';
 import type { ProbeResult } from '../exporters/types';
 import { sanAllowed, type BasicAuth } from './web-config';
 import type { TLSSocket } from 'node:tls';
+import { quoteInput } from './quote';
 
 const gzip = promisify(gzipCb);
 export const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -43,7 +44,7 @@ export function probeTimeoutMs(header: string | undefined, offsetSeconds: number
   if (header === undefined || header === '') return undefined;
   const secs = Number(header);
   if (!Number.isFinite(secs) || secs <= 0) {
-    return `X-Prometheus-Scrape-Timeout-Seconds: "${header.slice(0, 40)}" is not a positive number`;
+    return `X-Prometheus-Scrape-Timeout-Seconds: ${quoteInput(header, 40)} is not a positive number`;
   }
   const usable = secs - offsetSeconds > 0 ? secs - offsetSeconds : secs;
   return Math.round(usable * 1000);
@@ -57,7 +58,9 @@ function oneParam(req: Request, name: string): string | undefined | { error: str
 }
 
 function badRequest(res: Response, msg: string, status = 400): void {
-  res.status(status).type('text/plain; charset=utf-8').send(`${msg}\n`);
+  // Whatever was echoed is quoted already; a control character left over still cannot split the line.
+  const flat = msg.replace(/[\x00-\x1f\x7f]/g, ' ');
+  res.status(status).type('text/plain; charset=utf-8').send(`${flat}\n`);
 }
 
 export function createApp(opts: HttpOptions): Express {
@@ -68,6 +71,12 @@ export function createApp(opts: HttpOptions): Express {
   app.set('query parser', 'simple');
   const offset = opts.scrapeTimeoutOffsetSeconds ?? 0.5;
   let probesRunning = 0;
+
+  // Every answer is plain text or a page with its own policy: no browser may guess otherwise.
+  app.use((_req, res, next) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    next();
+  });
 
   // Every request passes the web config's checks first; nothing is served to the unauthorised.
   const web = opts.web;
@@ -83,9 +92,18 @@ export function createApp(opts: HttpOptions): Express {
           return badRequest(res, 'client certificate not allowed', 403);
         }
       }
-      if (web.auth?.enabled && !(await web.auth.check(req.get('authorization')))) {
-        res.setHeader('WWW-Authenticate', 'Basic realm="portprobe"');
-        return badRequest(res, 'Unauthorized', 401);
+      if (web.auth?.enabled) {
+        const outcome = await web.auth.check(req.get('authorization'), req.socket.remoteAddress ?? '');
+        if (outcome === 'busy') {
+          // Too many password checks waiting (a flood of bad passwords): no bcrypt work for this
+          // one. Credentials already found good never get here.
+          res.setHeader('Retry-After', '1');
+          return badRequest(res, 'too many authentication attempts in progress; try again', 503);
+        }
+        if (outcome !== 'ok') {
+          res.setHeader('WWW-Authenticate', 'Basic realm="portprobe"');
+          return badRequest(res, 'Unauthorized', 401);
+        }
       }
       next();
       return undefined;
@@ -115,6 +133,11 @@ export function createApp(opts: HttpOptions): Express {
     }
   });
 
+  // Express answers HEAD with the GET handler; for /probe that would run a probe whose result
+  // nobody can read. HEAD gets 405 before any probe starts.
+  app.head('/probe', (_req, res) => {
+    res.status(405).setHeader('Allow', 'GET').type('text/plain').send('method not allowed\n');
+  });
   app.get('/probe', async (req, res) => {
     const target = oneParam(req, 'target');
     const module = oneParam(req, 'module');
@@ -170,8 +193,9 @@ export function createApp(opts: HttpOptions): Express {
     });
   }
   for (const path of ['/metrics', '/probe', '/-/healthy', '/-/ready']) {
+    const allow = path === '/probe' ? 'GET' : 'GET, HEAD';
     app.all(path, (_req, res) => {
-      res.status(405).setHeader('Allow', 'GET, HEAD').type('text/plain').send('method not allowed\n');
+      res.status(405).setHeader('Allow', allow).type('text/plain').send('method not allowed\n');
     });
   }
 

@@ -23,6 +23,18 @@ export function toLogfmt(record: Record<string, unknown>): string {
   return `${out}\n`;
 }
 
+/** Keys the record itself owns: a field of the same name would make a second one. */
+const RESERVED = new Set(['msg', 'level', 'time']);
+
+/**
+ * The fields with any key the record owns renamed to `field_<key>`, so a caller's `msg` can
+ * neither make a JSON record with two `msg` keys nor vanish from a logfmt line. Pure.
+ */
+export function safeFields(fields: Record<string, unknown>): Record<string, unknown> {
+  if (!Object.keys(fields).some((k) => RESERVED.has(k))) return fields;
+  return Object.fromEntries(Object.entries(fields).map(([k, v]) => [RESERVED.has(k) ? `field_${k}` : k, v]));
+}
+
 export interface AgentLogger extends ProbeLogger {
   pino: Logger;
 }
@@ -48,7 +60,7 @@ export function createLogger(
   const wrap =
     (fn: 'debug' | 'info' | 'warn' | 'error') =>
     (msg: string, fields?: Record<string, unknown>): void => {
-      if (fields) p[fn](fields, msg);
+      if (fields) p[fn](safeFields(fields), msg);
       else p[fn](msg);
     };
   return { pino: p, debug: wrap('debug'), info: wrap('info'), warn: wrap('warn'), error: wrap('error') };

@@ -2,12 +2,14 @@
 // Wiring only: flags, logger, first config load, HTTP, signals.
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import { BasicAuth, loadWebConfig, type WebConfig } from './web-config';
 import { Agent, type BuildInfo } from './agent';
 import { FlagError, helpText, parseFlags, parseListenAddress, type Flags } from './flags';
 import { lastResort } from './last-resort';
 import { createLogger, type AgentLogger } from './logger';
 import { createApp } from './http';
+import { ConnectionGuard } from './connections';
 import { ConfigError, loadConfigFile } from '../config/load';
 import { runOnce } from './cli/once';
 import { runDiagnose } from './cli/diagnose';
@@ -17,6 +19,13 @@ export const BUILD: BuildInfo = {
   version: packageVersion(),
   revision: process.env.PORTPROBE_REVISION ?? 'unknown',
 };
+
+/** Connections held at once; at the cap the longest-idle one is closed for a newcomer. */
+export const MAX_CONNECTIONS = 512;
+/** A TLS client has this long from its TCP connect to finish the handshake. */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** On SIGTERM, responses in flight get this long to be written (slow readers included). */
+export const SHUTDOWN_GRACE_MS = 25_000;
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad flags or config. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -112,9 +121,12 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
     connectionsCheckingInterval: 1000,
   };
   const server = web?.tls
-    ? https.createServer({ ...serverOptions, ...web.tls }, app)
+    ? https.createServer({ ...serverOptions, ...web.tls, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, app)
     : http.createServer(serverOptions, app);
-  server.maxConnections = 512;
+  // At most MAX_CONNECTIONS; at the cap the longest-idle connection makes room (connections.ts),
+  // so idle, slow and silent clients cannot keep a scrape out.
+  const guard = new ConnectionGuard(MAX_CONNECTIONS);
+  guard.attach(server);
   server.keepAliveTimeout = 65_000;
   server.maxRequestsPerSocket = 1000;
 
@@ -145,24 +157,24 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
     const stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
-      logger.info('shutting down', { signal });
+      logger.info('shutting down', { signal, ...guard.stats });
       const hard = setTimeout(() => {
         logger.warn('shutdown took too long; exiting');
         resolve(1);
-      }, 4500);
+      }, SHUTDOWN_GRACE_MS + 2000);
       hard.unref();
-      // Stop accepting, let responses in flight finish (probes in flight are aborted and answer
-      // at once), then drop whatever keep-alive connections remain.
-      const closed = new Promise<void>((r) => server.close(() => r()));
-      server.closeIdleConnections();
-      void agent
-        .stop()
-        .then(() => Promise.race([closed, new Promise((r) => setTimeout(r, 3000).unref())]))
-        .then(() => {
-          server.closeAllConnections();
-          clearTimeout(hard);
-          resolve(0);
-        });
+      // Stop accepting. Probes in flight are aborted (their /probe responses answer at once);
+      // every response in flight is written and read to the end, however slowly its client reads,
+      // within SHUTDOWN_GRACE_MS (connections.ts drain). Exit as soon as the last client is gone.
+      // net.Server's close only stops listening: http.Server's own also destroys every connection
+      // whose request has been read, including those whose response is still being written.
+      net.Server.prototype.close.call(server);
+      const drained = guard.drain(SHUTDOWN_GRACE_MS);
+      void Promise.all([agent.stop(), drained]).then(([, how]) => {
+        if (how === 'grace_expired') logger.warn('responses still being written when the shutdown grace ran out; closed', { grace_seconds: SHUTDOWN_GRACE_MS / 1000 });
+        clearTimeout(hard);
+        resolve(0);
+      });
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

@@ -3,7 +3,7 @@
 import { performance } from 'node:perf_hooks';
 import { PROBERS } from '../exporters';
 import { DeadlineError, classifyError, isShutdown } from '../exporters/ladder';
-import { Secret } from '../exporters/secret';
+import { scrubDeep, scrubText, secretValues } from '../exporters/secret';
 import { ProbeAbort, abortSignalOf } from '../exporters/signal';
 import { ICMP_DEFAULTS, icmpProber } from '../exporters/icmp';
 import { parseHostPort } from '../exporters/tcp/net';
@@ -60,7 +60,7 @@ export async function runProbe(opts: RunOptions): Promise<ProbeResult> {
       })
       .catch((err: unknown): ProbeResult => {
         lastResort('prober_threw', err, logger, { target: opts.target.name, prober: opts.module.prober });
-        const c = classifyError(err, controller);
+        const c = classifyError(err, controller, secretValues(opts.module.settings));
         return failed(started, 'setup', c.reason === 'timeout' ? 'timeout' : 'internal_error', c.message);
       });
     return scrubSecrets(await Promise.race([probe, abandon]), opts.module.settings);
@@ -81,45 +81,19 @@ function failed(started: number, phase: string, reason: FailureReason, message: 
   };
 }
 
-const secretCache = new WeakMap<object, string[]>();
-
-/** Every Secret value inside a settings object; remembered per (immutable) settings object. */
-export function secretValues(settings: unknown): string[] {
-  if (typeof settings !== 'object' || settings === null) return [];
-  let found = secretCache.get(settings);
-  if (!found) {
-    found = collectSecrets(settings, [], 0);
-    secretCache.set(settings, found);
-  }
-  return found;
-}
-
-function collectSecrets(settings: unknown, out: string[], depth: number): string[] {
-  if (depth > 8 || typeof settings !== 'object' || settings === null) return out;
-  if (settings instanceof Secret) {
-    const v = settings.reveal();
-    if (v.length >= 3) out.push(v);
-    return out;
-  }
-  for (const v of Object.values(settings)) collectSecrets(v, out, depth + 1);
-  return out;
-}
+export { secretValues };
 
 /**
  * Defence in depth: a peer may echo what it was sent (a 530 reply quoting the password), and a
- * prober may copy that text into its message. Replace any secret of the module in the strings
- * of the result before it reaches logs, metrics or pages.
+ * prober may copy that text into its message. Hide every fragment of a secret of the module
+ * (exporters/secret.ts scrubText) in the strings of the result before it reaches logs, metrics
+ * or pages. The ladder scrubs before it cuts a message; this catches what a prober cut itself.
  */
 export function scrubSecrets(result: ProbeResult, settings: unknown): ProbeResult {
   const secrets = secretValues(settings);
   if (secrets.length === 0) return result;
-  const clean = (s: string): string => secrets.reduce((acc, v) => acc.split(v).join('<secret>'), s);
-  const deep = (v: unknown, depth: number): unknown => {
-    if (typeof v === 'string') return clean(v);
-    if (depth > 6 || typeof v !== 'object' || v === null) return v;
-    if (Array.isArray(v)) return v.map((x) => deep(x, depth + 1));
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, deep(x, depth + 1)]));
-  };
+  const clean = (s: string): string => scrubText(s, secrets);
+  const deep = (v: unknown, depth: number): unknown => scrubDeep(v, secrets, depth);
   const out: ProbeResult = { ...result };
   if (result.failure) {
     out.failure = { ...result.failure, message: clean(result.failure.message) };
@@ -139,14 +113,10 @@ export function scrubSecrets(result: ProbeResult, settings: unknown): ProbeResul
 /** A logger that replaces the given secrets in messages and string fields before logging. */
 export function scrubbingLogger(inner: ProbeLogger, secrets: readonly string[]): ProbeLogger {
   if (secrets.length === 0) return inner;
-  const clean = (s: string): string => secrets.reduce((acc, v) => acc.split(v).join('<secret>'), s);
   const wrap =
     (fn: (m: string, f?: Record<string, unknown>) => void) =>
     (msg: string, fields?: Record<string, unknown>): void =>
-      fn(
-        clean(msg),
-        fields && Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, typeof v === 'string' ? clean(v) : v])),
-      );
+      fn(scrubText(msg, secrets), fields && (scrubDeep(fields, secrets) as Record<string, unknown>));
   return {
     debug: wrap(inner.debug.bind(inner)),
     info: wrap(inner.info.bind(inner)),

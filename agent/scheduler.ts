@@ -13,6 +13,7 @@ import type { ResultStore } from './store';
 import type { SelfMetrics } from './self-metrics';
 import { stableHash } from './shard';
 import { Shutdown } from './shutdown';
+import { sameConfig } from '../config/equal';
 
 /** A counting semaphore whose waiters give up when the agent shuts down. */
 export class Slots {
@@ -152,21 +153,39 @@ export class Scheduler {
     concurrency: number,
   ): void {
     this.slots.resize(concurrency);
-    for (const r of this.rings) if (r.timer) clearTimeout(r.timer);
+    // Where each interval's ring had got to: slots that came due while the loop was busy (with
+    // this reload, say) and have not fired yet still fire, instead of being skipped by the new ring.
+    const pending = new Map<number, number>();
+    for (const r of this.rings) {
+      if (r.timer) clearTimeout(r.timer);
+      pending.set(r.intervalMs, r.cycleStart + r.offsets[r.pos]);
+    }
     this.rings = [];
+    // Thousands of targets share a few modules: compare each old/new pair of modules once.
+    const compared = new Map<ModuleSpec<unknown>, Map<ModuleSpec<unknown>, boolean>>();
+    const sameModule = (a: ModuleSpec<unknown>, b: ModuleSpec<unknown>): boolean => {
+      let row = compared.get(a);
+      if (!row) compared.set(a, (row = new Map()));
+      let same = row.get(b);
+      if (same === undefined) row.set(b, (same = sameConfig(a, b)));
+      return same;
+    };
     const keep = new Set<string>();
     const periodic: TargetState[] = [];
     for (const t of targets) {
       keep.add(t.name);
       const module = modules.get(t.module) as ModuleSpec<unknown>;
       let st = this.states.get(t.name);
-      if (st) this.clearTask(st);
-      else {
+      if (st) {
+        this.clearTask(st);
+        // A reload builds new objects for everything: keep the old ones when they mean the same,
+        // so a probe in flight for an unchanged target and module still delivers its result.
+        if (!sameConfig(st.target, t)) st.target = t;
+        if (!sameModule(st.module, module)) st.module = module;
+      } else {
         st = { target: t, module, running: false };
         this.states.set(t.name, st);
       }
-      st.target = t;
-      st.module = module;
       if (t.schedule !== undefined) {
         const state = st;
         st.task = cron.schedule(t.schedule, () => this.fire(state), { name: `target:${t.name}` });
@@ -182,7 +201,7 @@ export class Scheduler {
     const now = this.now();
     for (const [intervalMs, { members, offsets }] of byInterval) {
       const ring: Ring = { intervalMs, members: members.map((m) => m.st), offsets, cycleStart: 0, pos: 0 };
-      alignRing(ring, now);
+      alignRing(ring, Math.min(now, pending.get(intervalMs) ?? now));
       this.rings.push(ring);
       this.armRing(ring, now);
     }
@@ -192,6 +211,8 @@ export class Scheduler {
   applyCollectors(configs: readonly CollectorConfig[]): void {
     for (const cfg of configs) {
       const old = this.collectorStates.get(cfg.name);
+      // Unchanged: keep it running, its timer and its scan in flight untouched.
+      if (old && sameConfig(old.config, cfg)) continue;
       if (old) {
         if (old.timer) clearTimeout(old.timer);
         old.collector.close();
@@ -290,8 +311,15 @@ export class Scheduler {
     try {
       const { target, module } = st;
       const result = await runProbe({ target, module, shutdown: this.shutdown, logger: this.opts.logger });
-      if (this.states.get(target.name) !== st || st.module !== module) return;
       if (result.failure?.reason === 'aborted') return;
+      if (this.states.get(target.name) !== st) return; // the target left the config
+      if (st.module !== module || st.target !== target) {
+        // A reload changed the target or its module while this probe ran: its result describes
+        // a config that no longer exists. Counted, never dropped in silence.
+        this.opts.metrics.schedulerSkipped.inc();
+        this.opts.logger.debug('result discarded: the target or its module changed during the probe', { target: target.name });
+        return;
+      }
       this.opts.store.record(target.name, PROBERS[module.prober].phases, result);
       this.opts.metrics.countProbe(module.name, result.success);
       if (!result.success && result.failure) {
@@ -299,7 +327,7 @@ export class Scheduler {
           target: target.name,
           phase: result.failure.phase,
           reason: result.failure.reason,
-          msg: result.failure.message,
+          error: result.failure.message,
         });
       }
     } finally {

@@ -86,7 +86,7 @@ export function createSelfMetrics(build: { version: string; revision: string }):
     }),
     schedulerSkipped: new Counter({
       name: 'portprobe_scheduler_skipped_total',
-      help: 'Scheduled runs skipped because the previous run of the same target was still going.',
+      help: 'Scheduled runs skipped because the previous run of the same target was still going, and results discarded because a reload changed the target or its module during the probe.',
       registers: [registry],
     }),
     probesInFlight: new Gauge({

@@ -5,7 +5,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { SecureContextOptions, SecureVersion } from 'node:tls';
-import bcrypt from 'bcryptjs';
+import { Worker } from 'node:worker_threads';
 import { ConfigError, compileSchema, parseYamlAgainst } from '../config/load';
 
 const TLS_VERSIONS = ['TLS10', 'TLS11', 'TLS12', 'TLS13'] as const;
@@ -149,39 +149,165 @@ export function loadWebConfig(file: string): WebConfig {
   return out;
 }
 
+/** Checks a password against a bcrypt hash; resolves false for a malformed hash. */
+export type VerifyFn = (password: string, hash: string) => Promise<boolean>;
+
+export type AuthOutcome = 'ok' | 'denied' | 'busy';
+
+export interface BasicAuthOptions {
+  /** The bcrypt comparison (default: on a worker thread, off the event loop). */
+  verify?: VerifyFn;
+  /** bcrypt comparisons running or waiting at most; more are answered 'busy' at once. */
+  maxPending?: number;
+  /** Of those, at most this many for one client address, so one source cannot take them all. */
+  maxPendingPerSource?: number;
+  /** Distinct (user, password) pairs remembered as good and as bad, each (least recently used go). */
+  remember?: number;
+}
+
 /**
- * Checks HTTP basic credentials against bcrypt hashes. bcrypt is slow on purpose, so verified
- * pairs are remembered (by a hash of user and password) for the process lifetime, bounded.
+ * Checks HTTP basic credentials against bcrypt hashes, without letting a flood of bad passwords
+ * starve the good ones or tell who exists:
+ * - bcrypt runs on a worker thread, so the event loop keeps serving while it works;
+ * - at most `maxPending` comparisons run or wait, and at most `maxPendingPerSource` for one client
+ *   address; beyond that the answer is 'busy' (503) at once, without any bcrypt work, so a flood
+ *   costs the agent a hash of the header per request, and a client from another address (a
+ *   Prometheus whose credentials are not remembered yet) still finds a place in the queue;
+ * - pairs found good, and pairs found bad, are remembered (by a SHA-256 of user and password,
+ *   never the password), so a scraper's credentials are checked once and a repeated bad
+ *   password costs nothing;
+ * - an unknown user is compared against a made-up hash of the same bcrypt cost as the slowest
+ *   configured one, so it takes as long as a wrong password for a real user.
  */
 export class BasicAuth {
-  private readonly ok = new Set<string>();
-  // A valid hash to compare against for unknown users, so timing does not reveal who exists.
-  private static readonly DUMMY = bcrypt.hashSync('portprobe-no-such-user', 4);
+  private readonly good = new Map<string, true>();
+  private readonly bad = new Map<string, true>();
+  private readonly dummy: string;
+  private readonly verify: VerifyFn;
+  private readonly maxPending: number;
+  private readonly maxPerSource: number;
+  private readonly remember: number;
+  private pending = 0;
+  private readonly pendingBySource = new Map<string, number>();
 
-  constructor(private readonly users: ReadonlyMap<string, string>) {}
+  constructor(
+    private readonly users: ReadonlyMap<string, string>,
+    opts: BasicAuthOptions = {},
+  ) {
+    this.verify = opts.verify ?? workerVerify;
+    this.maxPending = opts.maxPending ?? 32;
+    this.maxPerSource = opts.maxPendingPerSource ?? 4;
+    this.remember = opts.remember ?? 10_000;
+    this.dummy = dummyHash(users);
+  }
 
   get enabled(): boolean {
     return this.users.size > 0;
   }
 
-  async check(header: string | undefined): Promise<boolean> {
-    if (!header || !/^Basic [A-Za-z0-9+/=]+$/i.test(header)) return false;
+  /** The hash an unknown user's password is compared against. */
+  get dummyHash(): string {
+    return this.dummy;
+  }
+
+  /** `source` is the client's address, for the per-source share of the queue. */
+  async check(header: string | undefined, source = ''): Promise<AuthOutcome> {
+    if (!header || !/^Basic [A-Za-z0-9+/=]+$/i.test(header)) return 'denied';
     const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
-    if (colon < 0) return false;
+    if (colon < 0) return 'denied';
     const user = decoded.slice(0, colon);
     const pass = decoded.slice(colon + 1);
     const key = createHash('sha256').update(user).update('\0').update(pass).digest('hex');
-    if (this.ok.has(key)) return true;
-    const hash = this.users.get(user);
-    const good = await bcrypt.compare(pass, hash ?? BasicAuth.DUMMY);
-    if (good && hash !== undefined) {
-      if (this.ok.size > 1000) this.ok.clear();
-      this.ok.add(key);
-      return true;
+    if (this.good.has(key)) {
+      remember(this.good, key, this.remember);
+      return 'ok';
     }
-    return false;
+    if (this.bad.has(key)) return 'denied';
+    const mine = this.pendingBySource.get(source) ?? 0;
+    if (this.pending >= this.maxPending || mine >= this.maxPerSource) return 'busy';
+    this.pending++;
+    this.pendingBySource.set(source, mine + 1);
+    let matched: boolean;
+    const hash = this.users.get(user);
+    try {
+      matched = await this.verify(pass, hash ?? this.dummy);
+    } catch {
+      matched = false;
+    } finally {
+      this.pending--;
+      const left = (this.pendingBySource.get(source) ?? 1) - 1;
+      if (left > 0) this.pendingBySource.set(source, left);
+      else this.pendingBySource.delete(source);
+    }
+    if (matched && hash !== undefined) {
+      remember(this.good, key, this.remember);
+      return 'ok';
+    }
+    remember(this.bad, key, this.remember);
+    return 'denied';
   }
+}
+
+function remember(m: Map<string, true>, key: string, max: number): void {
+  m.delete(key);
+  m.set(key, true);
+  if (m.size > max) m.delete(m.keys().next().value as string);
+}
+
+/**
+ * A well-formed bcrypt hash nobody's password matches, with the highest cost among the
+ * configured hashes: comparing against it costs what comparing against a real user's costs.
+ */
+export function dummyHash(users: ReadonlyMap<string, string>): string {
+  let cost = 10;
+  let first = true;
+  for (const h of users.values()) {
+    const c = Number(/^\$2[abxy]?\$(\d{2})\$/.exec(h)?.[1]);
+    if (Number.isFinite(c) && (first || c > cost)) cost = c;
+    first = false;
+  }
+  // 22 characters of salt and 31 of hash from bcrypt's alphabet.
+  return `$2b$${String(cost).padStart(2, '0')}$${'portprobenosuchuser.00'}${'A'.repeat(31)}`;
+}
+
+// bcrypt on a worker thread. The worker is an evaluated script so that it runs the same from the
+// compiled agent and from the TypeScript tests; it loads bcryptjs from where this module found it.
+let worker: Worker | undefined;
+let nextId = 0;
+const waiting = new Map<number, (ok: boolean) => void>();
+
+function workerVerify(password: string, hash: string): Promise<boolean> {
+  if (!worker) {
+    const w = new Worker(
+      `const { parentPort } = require('node:worker_threads');
+const bcrypt = require(${JSON.stringify(require.resolve('bcryptjs'))});
+parentPort.on('message', (m) => {
+  let ok = false;
+  try { ok = bcrypt.compareSync(m.password, m.hash); } catch { ok = false; }
+  parentPort.postMessage({ id: m.id, ok });
+});`,
+      { eval: true },
+    );
+    w.unref();
+    w.on('message', (m: { id: number; ok: boolean }) => {
+      const done = waiting.get(m.id);
+      waiting.delete(m.id);
+      done?.(m.ok);
+    });
+    w.on('error', () => {
+      // A dead worker fails every waiting check closed; the next check starts a new one.
+      for (const done of waiting.values()) done(false);
+      waiting.clear();
+      worker = undefined;
+    });
+    worker = w;
+  }
+  const id = nextId++;
+  return new Promise((resolve) => {
+    waiting.set(id, resolve);
+    (worker as Worker).postMessage({ id, password, hash });
+  });
 }
 
 /** True when one of the certificate's SANs is in the allowed list (exact match). */

@@ -2,11 +2,18 @@
 // the agent's RSS, heap, open file descriptors, skipped runs and probe latency over time and
 // reports drift. The heap is read after each full collection (node's --trace-gc lines), which is
 // what survives; the heap "used" between collections is mostly garbage waiting.
-// Run: npx ts-node --transpile-only bench/soak.bench.ts [minutes=10] [targets=2000]
+// Run: npx ts-node --transpile-only bench/soak.bench.ts [minutes=10] [targets=2000] [abuse]
+// With "abuse" (issue 22) the agent also runs behind basic auth while, for the whole run, 600
+// idle keep-alive connections are held (reopened as the agent evicts them), 20 clients send wrong
+// passwords for the real user, and the unchanged config is reloaded every second; every sample
+// is an authenticated scrape, and the summary says how many failed and the slowest.
 // All traffic stays on 127.0.0.1; the agent and the peers stop at the end.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import bcrypt from 'bcryptjs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startHostilePeer, type HostilePeer } from '../test/peers/hostile';
@@ -14,6 +21,7 @@ import { MAIN, PROBES_TOTAL, nodeFlags, sumSeries } from './common';
 
 const MINUTES = Number(process.argv[2] ?? 10);
 const TARGETS = Number(process.argv[3] ?? 2000);
+const ABUSE = process.argv[4] === 'abuse';
 const SAMPLE_MS = 10_000;
 
 interface Sample {
@@ -24,6 +32,7 @@ interface Sample {
   skipped: number;
   probes: number;
   okLatencyMs: number;
+  scrapeMs: number;
 }
 
 function metric(text: string, re: RegExp): number[] {
@@ -38,6 +47,65 @@ function metric(text: string, re: RegExp): number[] {
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.floor(s.length / 2)] : NaN;
+}
+
+/** The abuse of issue 22, for the whole run: idle connections, wrong passwords, reloads. */
+function startAbuse(port: number): { stop(): void; reloads(): number; answers(): number; reopened(): number } {
+  let stopped = false;
+  let reloads = 0;
+  let answers = 0;
+  let reopened = 0;
+  const idle = new Set<net.Socket>();
+  const openIdle = (): void => {
+    if (stopped) return;
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    s.once('connect', () => s.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'));
+    s.resume(); // read the 401, so a close by the agent is seen
+    s.once('close', () => {
+      idle.delete(s);
+      reopened++;
+      setTimeout(openIdle, 1000);
+    });
+    idle.add(s);
+  };
+  for (let i = 0; i < 600; i++) openIdle();
+  const pool = new http.Agent({ keepAlive: true, maxSockets: 20 });
+  const flood = async (i: number): Promise<void> => {
+    for (let k = 0; !stopped; k++) {
+      await new Promise<void>((resolve) => {
+        const auth = `Basic ${Buffer.from(`prometheus:wrong-${i}-${k}`).toString('base64')}`;
+        const req = http.get(`http://127.0.0.1:${port}/metrics`, { agent: pool, localAddress: '127.0.0.2', headers: { authorization: auth } }, (res) => {
+          res.resume();
+          res.on('end', () => {
+            answers++;
+            resolve();
+          });
+        });
+        req.on('error', () => setTimeout(resolve, 100));
+      });
+    }
+  };
+  for (let i = 0; i < 20; i++) void flood(i);
+  const reload = setInterval(() => {
+    const req = http.request(`http://127.0.0.1:${port}/-/reload`, { method: 'POST' }, (res) => {
+      res.resume();
+      reloads++;
+    });
+    req.on('error', () => undefined);
+    req.end();
+  }, 1000);
+  return {
+    stop: () => {
+      stopped = true;
+      clearInterval(reload);
+      for (const s of idle) s.destroy();
+      pool.destroy();
+    },
+    reloads: () => reloads,
+    answers: () => answers,
+    reopened: () => reopened,
+  };
 }
 
 async function main(): Promise<void> {
@@ -70,8 +138,15 @@ async function main(): Promise<void> {
     }
   }
   writeFileSync(cfg, lines.join('\n'));
+  const AUTH = `Basic ${Buffer.from('prometheus:soak-pw').toString('base64')}`;
+  let webFlag = '';
+  if (ABUSE) {
+    const web = path.join(dir, 'web.yml');
+    writeFileSync(web, `basic_auth_users:\n  prometheus: "${bcrypt.hashSync('soak-pw', 10)}"\n`);
+    webFlag = `--web.config.file=${web}`;
+  }
   const node = [process.execPath, ...nodeFlags(), '--trace-gc', MAIN].join(' ');
-  const agent = spawn('bash', ['-c', `ulimit -n $(ulimit -Hn) && exec ${node} --config.file=${cfg} --web.listen-address=127.0.0.1:0 --log.format=json --log.level=info`]);
+  const agent = spawn('bash', ['-c', `ulimit -n $(ulimit -Hn) && exec ${node} --config.file=${cfg} --web.listen-address=127.0.0.1:0 --log.format=json --log.level=info ${webFlag}`]);
   let logs = '';
   const t0 = Date.now();
   // "Mark-Compact 71.5 (101.9) -> 63.6 (102.4) MB": the heap after a full collection.
@@ -101,10 +176,21 @@ async function main(): Promise<void> {
   });
   const pid = agent.pid as number;
   const samples: Sample[] = [];
+  const abuse = ABUSE ? startAbuse(port) : undefined;
+  let scrapeFailures = 0;
   try {
     while (Date.now() - t0 < MINUTES * 60_000) {
       await new Promise((r) => setTimeout(r, SAMPLE_MS));
-      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const s0 = performance.now();
+      let text = '';
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: ABUSE ? { authorization: AUTH } : {}, signal: AbortSignal.timeout(10_000) });
+        text = await res.text();
+        if (res.status !== 200) scrapeFailures++;
+      } catch {
+        scrapeFailures++;
+      }
+      const scrapeMs = performance.now() - s0;
       const status = readFileSync(`/proc/${pid}/status`, 'utf8');
       const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]) / 1024;
       samples.push({
@@ -115,13 +201,15 @@ async function main(): Promise<void> {
         skipped: metric(text, /^portprobe_scheduler_skipped_total (\S+)$/)[0] ?? NaN,
         probes: sumSeries(text, PROBES_TOTAL),
         okLatencyMs: median(metric(text, /^probe_duration_seconds\{target="ok-[^"]*",[^}]*\} (\S+)$/)) * 1000,
+        scrapeMs,
       });
       const s = samples[samples.length - 1];
       console.log(
-        `t=${s.t}s rss=${s.rssMB.toFixed(1)}MB heap=${s.heapMB.toFixed(1)}MB fds=${s.fds} skipped=${s.skipped} probes=${s.probes} ok-latency-p50=${s.okLatencyMs.toFixed(2)}ms`,
+        `t=${s.t}s rss=${s.rssMB.toFixed(1)}MB heap=${s.heapMB.toFixed(1)}MB fds=${s.fds} skipped=${s.skipped} probes=${s.probes} ok-latency-p50=${s.okLatencyMs.toFixed(2)}ms scrape=${s.scrapeMs.toFixed(0)}ms`,
       );
     }
   } finally {
+    abuse?.stop();
     agent.kill('SIGTERM');
     for (const s of healthy) s.close();
     await Promise.all(hostile.map((h) => h.close()));
@@ -147,7 +235,10 @@ async function main(): Promise<void> {
       ` heap-used floor early=${floor(early, 'heapMB').toFixed(1)}MB late=${floor(late, 'heapMB').toFixed(1)}MB` +
       ` rss early=${avg(early, 'rssMB').toFixed(1)}MB late=${avg(late, 'rssMB').toFixed(1)}MB drift=${pct(avg(early, 'rssMB'), avg(late, 'rssMB'))}%` +
       ` fds early=${avg(early, 'fds').toFixed(0)} late=${avg(late, 'fds').toFixed(0)} max=${Math.max(...samples.map((s) => s.fds))}` +
-      ` skipped=${last.skipped} ok-latency-p50 early=${avg(early, 'okLatencyMs').toFixed(2)}ms late=${avg(late, 'okLatencyMs').toFixed(2)}ms`,
+      ` skipped=${last.skipped} ok-latency-p50 early=${avg(early, 'okLatencyMs').toFixed(2)}ms late=${avg(late, 'okLatencyMs').toFixed(2)}ms` +
+      (abuse
+        ? ` abuse: scrapes failed=${scrapeFailures}/${samples.length} slowest=${Math.max(...samples.map((x) => x.scrapeMs)).toFixed(0)}ms reloads=${abuse.reloads()} bad-password answers=${abuse.answers()} idle connections reopened=${abuse.reopened()}`
+        : ''),
   );
 }
 

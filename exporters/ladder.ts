@@ -12,6 +12,7 @@ import type {
   ProbeResult,
 } from './types';
 import type { ProbeSignal } from './signal';
+import { scrubText, secretValues } from './secret';
 
 /** Throw inside a phase to fail it with a precise reason. */
 export class ProbeError extends Error {
@@ -52,6 +53,9 @@ const ERRNO_REASONS: Record<string, FailureReason> = {
   EADDRNOTAVAIL: 'unreachable',
 };
 
+const FD_ADVICE =
+  'The agent has no file descriptor left for a new socket: raise its open-files limit (ulimit -n, LimitNOFILE in the systemd unit, the container runtime\'s nofile) or lower global.concurrency; portprobe_probes_in_flight and process_open_fds show how many it uses.';
+
 /** True for errors raised by Node's TLS layer or OpenSSL. */
 function isTlsError(err: NodeJS.ErrnoException): boolean {
   const code = err.code ?? '';
@@ -71,9 +75,12 @@ function isTlsError(err: NodeJS.ErrnoException): boolean {
 export function classifyError(
   err: unknown,
   signal?: ProbeSignal,
+  secrets: readonly string[] = [],
 ): { reason: FailureReason; message: string; advice?: string } {
+  // Secrets are hidden before the message is cut to one line (see scrubText).
+  const oneLine = (m: string): string => oneLineOf(scrubText(m, secrets));
   if (err instanceof ProbeError) {
-    return { reason: err.reason, message: err.message, advice: err.advice };
+    return { reason: err.reason, message: scrubText(err.message, secrets), advice: err.advice };
   }
   if (err instanceof DeadlineError) {
     return err.shutdown
@@ -90,6 +97,14 @@ export function classifyError(
   if (typeof err === 'object' && err !== null && typeof (err as Error).message === 'string') {
     const e = err as NodeJS.ErrnoException;
     const code = e.code ?? '';
+    if (code === 'EMFILE' || code === 'ENFILE') {
+      // Not the target's fault: the agent itself could not open one more socket.
+      return {
+        reason: 'internal_error',
+        message: `the agent ran out of file descriptors (${code}${code === 'ENFILE' ? ': the whole system' : ''}); the target was not tried`,
+        advice: FD_ADVICE,
+      };
+    }
     const mapped = ERRNO_REASONS[code];
     if (mapped) return { reason: mapped, message: oneLine(e.message) };
     if (isTlsError(e)) return { reason: 'tls_error', message: oneLine(e.message) };
@@ -101,11 +116,15 @@ export function classifyError(
   return { reason: 'internal_error', message: oneLine(String(err)) };
 }
 
-/** Keeps messages to one bounded line: they end up in logs and on the status page. */
-export function oneLine(s: string, max = 300): string {
-  const flat = s.replace(/[\r\n\t]+/g, ' ').trim();
+/**
+ * Keeps messages to one bounded line: they end up in logs and on the status page. With the
+ * module's secrets given, every fragment of them is hidden first, before the cut.
+ */
+export function oneLine(s: string, max = 300, secrets: readonly string[] = []): string {
+  const flat = scrubText(s, secrets).replace(/[\r\n\t]+/g, ' ').trim();
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
+const oneLineOf = (s: string): string => oneLine(s);
 
 /** The object a prober fills while it climbs its ladder. */
 export class Ladder {
@@ -122,7 +141,12 @@ export class Ladder {
   /** The declared end of the phase just finished: the next phase starts there. */
   private carry?: number;
 
-  constructor(private readonly ctx: ProbeContext<unknown>) {}
+  /** The module's secrets: every text the ladder keeps is scrubbed of them before it is cut. */
+  private readonly secrets: readonly string[];
+
+  constructor(private readonly ctx: ProbeContext<unknown>) {
+    this.secrets = secretValues(ctx.module.settings);
+  }
 
   get signal(): ProbeSignal {
     return this.ctx.signal;
@@ -176,21 +200,25 @@ export class Ladder {
 
   /** Records a non-fatal finding (one per code: a later one with the same code replaces it). */
   finding(f: Finding): void {
-    const clean: Finding = { ...f, message: oneLine(f.message) };
+    const clean: Finding = { ...f, message: oneLine(f.message, 300, this.secrets) };
     if (f.advice === undefined) delete clean.advice;
+    else clean.advice = scrubText(f.advice, this.secrets);
     const i = this.findings.findIndex((x) => x.code === f.code);
     if (i >= 0) this.findings[i] = clean;
     else this.findings.push(clean);
   }
 
   debug(line: string): void {
-    if (this.log.length < 200) this.log.push(oneLine(line, 500));
-    this.ctx.logger.debug(line, { target: this.ctx.target.name });
+    const clean = scrubText(line, this.secrets);
+    if (this.log.length < 200) this.log.push(oneLine(clean, 500));
+    this.ctx.logger.debug(clean, { target: this.ctx.target.name });
   }
 
   /** Marks a failure without throwing, for rungs that report and carry on (e.g. one data mode). */
   fail(phase: string, reason: FailureReason, message: string, advice?: string): void {
-    if (!this.failure) this.failure = { phase, reason, message: oneLine(message), advice };
+    if (!this.failure) {
+      this.failure = { phase, reason, message: oneLine(message, 300, this.secrets), advice: advice === undefined ? undefined : scrubText(advice, this.secrets) };
+    }
   }
 
   get failed(): boolean {
@@ -199,7 +227,7 @@ export class Ladder {
 
   private recordFailure(phase: string, err: unknown): void {
     if (this.failure) return;
-    const c = classifyError(err, this.ctx.signal);
+    const c = classifyError(err, this.ctx.signal, this.secrets);
     this.failure = { phase, reason: c.reason, message: c.message, advice: c.advice };
   }
 
