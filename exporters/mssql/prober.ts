@@ -31,6 +31,7 @@ import {
 } from './browser';
 import { advise, formatBuild, nameVersion, parseBuild, type Advisory } from './versions';
 import { NOT_TDS_ADVICE, readMessage, tlsOverTds } from './wire';
+import { TokenStreamError, containTokenErrors, isTokenStreamError } from './contain';
 import type { ProbeSignal } from '../signal';
 
 /**
@@ -521,12 +522,29 @@ interface ServerError {
 export function mapTediousError(
   err: unknown,
   phase: 'login' | 'query',
-  ctx: { port: number; instance?: string; advisory?: Advisory; serverError?: ServerError; signal: ProbeSignal },
+  ctx: {
+    port: number;
+    instance?: string;
+    advisory?: Advisory;
+    serverError?: ServerError;
+    /** A token stream tedious could not parse on this connection (see contain.ts): the real cause. */
+    tokenError?: TokenStreamError;
+    signal: ProbeSignal;
+  },
 ): ProbeError {
   const e = err as { code?: string; message?: string; cause?: unknown; errors?: unknown[] };
   const code = e?.code ?? '';
   const msg = oneLine(e?.message ?? String(err));
+  if (ctx.tokenError || isTokenStreamError(err)) {
+    const te = ctx.tokenError ?? (err as TokenStreamError);
+    return new ProbeError('protocol_error', `${phase}: ${te.message}`, PROTOCOL_ADVICE);
+  }
   if (ctx.signal.aborted) return new ProbeError('timeout', `deadline exceeded during ${phase}`, TIMEOUT_ADVICE);
+  if (code === 'ELOGIN' && phase === 'login' && !ctx.serverError) {
+    // tedious says "Login failed." when the answer ends without LOGINACK; a server that
+    // refuses a login always says why in an ERROR token.
+    return new ProbeError('protocol_error', 'the answer to LOGIN7 ended with neither a LOGINACK nor an error message', PROTOCOL_ADVICE);
+  }
   switch (code) {
     case 'ELOGIN':
     case 'EFEDAUTH': {
@@ -574,6 +592,10 @@ export function mapTediousError(
     }
   }
 }
+
+const PROTOCOL_ADVICE =
+  'The server answered with bytes that are not valid TDS for this step: something other than SQL Server ' +
+  '(a proxy, a broken middlebox, another service) answers after the PRELOGIN, or the server is faulty; check what listens on the port and the server\'s ERRORLOG.';
 
 const TLS_ADVICE =
   'The server certificate was not accepted: set trust_server_certificate: true for a self-signed certificate, ' +
@@ -627,7 +649,8 @@ async function loginAndQuery(
   advisory: Advisory,
 ): Promise<void> {
   let serverError: ServerError | undefined;
-  const mapCtx = (): Parameters<typeof mapTediousError>[2] => ({ port, instance: s.instance, advisory, serverError, signal });
+  let tokenError: TokenStreamError | undefined;
+  const mapCtx = (): Parameters<typeof mapTediousError>[2] => ({ port, instance: s.instance, advisory, serverError, tokenError, signal });
   let connection: Connection | undefined;
   const onAbort = (): void => connection?.close();
   signal.addEventListener('abort', onAbort, { once: true });
@@ -636,6 +659,17 @@ async function loginAndQuery(
       // Built inside the rung so that a bad ca_file or a rejected option fails the login rung.
       const c = new (tedious().Connection)(tediousConfig(s, address, host, port, l.remainingMs()));
       connection = c;
+      const contained = containTokenErrors(c, (err) => {
+        tokenError ??= err;
+        l.debug(`token stream error: ${oneLine(err.parserMessage)}`);
+      });
+      if (!contained) {
+        throw new ProbeError(
+          'internal_error',
+          'this tedious version has no Connection#createTokenStreamParser: a malformed server answer could end the agent, so no login is attempted',
+          'Install the tedious version this portprobe release was built with.',
+        );
+      }
       c.on('errorMessage', (m: ServerError) => {
         serverError = { number: m.number, state: m.state, class: m.class, message: oneLine(m.message) };
         l.debug(`server error ${m.number} state ${m.state} class ${m.class}: ${oneLine(m.message)}`);
@@ -671,6 +705,8 @@ async function loginAndQuery(
           const pe = err instanceof ProbeError ? err : mapTediousError(err, 'query', mapCtx());
           l.debug(`query ${q.name} failed: ${pe.message}`);
           if (pe.reason === 'timeout' && signal.aborted) throw pe;
+          // The connection is gone after a stream that cannot be parsed: that is the verdict.
+          if (pe.reason === 'protocol_error') throw pe;
           l.fail('query', 'query_error', `query ${q.name}: ${pe.message}`, pe.advice);
         }
       }
