@@ -16,6 +16,12 @@
 // - while a request runs, tedious waits for 'end' with no error path: the socket is destroyed
 //   with the error, and tedious fails the request with it (its socketError handling).
 // The prober maps TokenStreamError to protocol_error on the rung it was on.
+//
+// The same wrapper checks one value tedious trusts blindly: the packet size of an ENVCHANGE. It
+// parses it with parseInt and splits every later message into packets of (size - 8) bytes; a
+// size of 8 or less, or NaN, makes that split loop forever, allocating until the heap is gone
+// (found by test/fuzz/mssql-tokens.test.ts). MS-TDS allows 512 to 32767; anything else is a
+// protocol error, raised inside the token handler so that it takes the path above.
 import type { Connection } from 'tedious';
 
 /** The server's TDS token stream could not be parsed (code ETDS, as tedious's own protocol errors). */
@@ -31,6 +37,27 @@ interface ParserLike {
   parser?: { on(event: 'error', fn: (err: unknown) => void): unknown };
   listenerCount(event: string): number;
   emit(event: string, ...args: unknown[]): boolean;
+}
+
+interface HandlerLike {
+  onPacketSizeChange?: (token: { newValue: unknown }) => void;
+}
+
+/** MS-TDS 2.2.7.9 (ENVCHANGE type 4) and LOGIN7 PacketSize: 512 to 32767 bytes. */
+export const MIN_PACKET_SIZE = 512;
+export const MAX_PACKET_SIZE = 32767;
+
+function guardPacketSize(handler: unknown): void {
+  const h = handler as HandlerLike | undefined;
+  const original = h?.onPacketSizeChange;
+  if (!h || typeof original !== 'function') return;
+  h.onPacketSizeChange = (token) => {
+    const size = token.newValue;
+    if (typeof size !== 'number' || !Number.isInteger(size) || size < MIN_PACKET_SIZE || size > MAX_PACKET_SIZE) {
+      throw new Error(`ENVCHANGE packet size ${String(size)} is outside ${MIN_PACKET_SIZE}..${MAX_PACKET_SIZE}`);
+    }
+    original.call(h, token);
+  };
 }
 
 interface ConnectionInternals {
@@ -49,6 +76,7 @@ export function containTokenErrors(connection: Connection, onError: (err: TokenS
   const make = c.createTokenStreamParser;
   if (typeof make !== 'function') return false;
   c.createTokenStreamParser = function (this: ConnectionInternals, ...args: unknown[]): ParserLike {
+    guardPacketSize(args[1]);
     const p = make.apply(this, args);
     p.parser?.on('error', (err: unknown) => {
       const e = new TokenStreamError(err instanceof Error ? err.message : String(err));

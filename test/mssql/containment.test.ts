@@ -5,7 +5,8 @@ import { Secret } from '../../exporters/secret';
 import type { ProbeResult } from '../../exporters/types';
 import { runProber } from '../helpers/context';
 import { startTdsPeer, type TdsPeer, type TdsPeerOptions } from '../peers/tds/server';
-import { done, DoneStatus } from '../peers/tds/tokens';
+import { done, DoneStatus, envChangeString } from '../peers/tds/tokens';
+import { validLoginStream } from '../peers/tds/hostile';
 import { containTokenErrors } from '../../exporters/mssql/contain';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -59,6 +60,17 @@ describe('token streams tedious cannot parse', () => {
     const r = await probe(p.port);
     expect(r.failure).toMatchObject({ phase: 'login', reason: 'protocol_error' });
   });
+
+  test.each(['0', '8', 'x', '40', '99999'])(
+    'an ENVCHANGE packet size of %p (tedious would loop splitting messages): protocol_error at login',
+    async (size) => {
+      const stream = Buffer.concat([envChangeString(4, size, '4096'), validLoginStream().subarray(0)]);
+      const p = await peer({ loginReply: () => stream });
+      const r = await probe(p.port);
+      expect(r.failure).toMatchObject({ phase: 'login', reason: 'protocol_error' });
+      expect(r.failure?.message).toMatch(/packet size/);
+    },
+  );
 
   test('the process survives ten hostile logins in a row and the next good probe succeeds', async () => {
     const bad = await peer({ loginReply: () => UNKNOWN_TOKEN });

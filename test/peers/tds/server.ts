@@ -64,9 +64,10 @@ export interface TdsPeerOptions {
   stallBatches?: boolean;
   /**
    * Hostile: the raw token stream answering LOGIN7, whatever the credentials (framed in
-   * TABULAR_RESULT packets by the peer). Called once per LOGIN7.
+   * TABULAR_RESULT packets by the peer); undefined logs in normally. Called once per LOGIN7.
+   * Batches that follow are answered as after a good login.
    */
-  loginReply?: () => Buffer;
+  loginReply?: () => Buffer | undefined;
   /**
    * Hostile: the raw token stream answering a SQL batch after a normal login (normalised text,
    * see normaliseSql); undefined answers it normally. tedious's own batch after LOGINACK (its
@@ -314,9 +315,11 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
       }
       if (opts.dropLogin) return this.abort('dropLogin is set');
       if (opts.stallLogin) return log('LOGIN7 ignored (stallLogin)');
-      if (opts.loginReply) {
+      const hostile = opts.loginReply?.();
+      if (hostile) {
         if (peer.logins.length < 10000) peer.logins.push('(hostile)');
-        return this.send(PacketType.TABULAR_RESULT, opts.loginReply());
+        this.loggedIn = true;
+        return this.send(PacketType.TABULAR_RESULT, hostile);
       }
       if (payload.length < 94) return this.abort('LOGIN7 shorter than its fixed part');
       const clientTds = payload.readUInt32LE(4);
