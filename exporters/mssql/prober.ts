@@ -7,7 +7,7 @@ import type tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { Connection, ConnectionConfiguration } from 'tedious';
 import type { Fact, MetricDef, ProberDef } from '../types';
-import { Ladder, ProbeError, classifyError, oneLine, runLadder } from '../ladder';
+import { Ladder, ProbeError, classifyError, isShutdown, oneLine, runLadder } from '../ladder';
 import { SECRET_REF_PATTERN, type Secret } from '../secret';
 import {
   TLS_METRICS,
@@ -283,6 +283,51 @@ function refusedAdvice(port: number, instance?: string): string {
 
 const TIMEOUT_ADVICE = 'No answer in time: a firewall or routing drops the packets; try ping and a traceroute to the server.';
 
+/** A SYN that got no answer at all: the one silence that is the network's. */
+function connectTimeoutAdvice(port: number): string {
+  return (
+    `No answer to the TCP connection request on port ${port}: a firewall drops the packets (most do, rather than reject) or routing loses them. ` +
+    `Check that the Windows firewall and every firewall on the path allow TCP ${port}; try ping and a traceroute to the server.`
+  );
+}
+
+const NO_RESPONSE_ADVICE =
+  'The TCP connection was accepted, so the network path is fine, but the PRELOGIN got no answer: the SQL Server service may be hung ' +
+  '(check its ERRORLOG and the Windows event log), or another service holds the port: one that waits for its client to speak first, ' +
+  'or a TLS-only listener (a SQL Server 2022 set to Force Strict Encryption expects TLS first: try encrypt: strict).';
+
+const STALLED_PRELOGIN_ADVICE =
+  'SQL Server began its PRELOGIN answer and stopped: the service is hung or overloaded, not the network (the handshake completed). Check its ERRORLOG.';
+
+const STALLED_LOGIN_ADVICE =
+  'SQL Server answered the PRELOGIN, then did not finish the login before the deadline: the network is fine. The service is hung or overloaded ' +
+  '(worker threads exhausted), or the login waits on something: a logon trigger, the authentication backend (a domain controller for Windows logins), ' +
+  'a database in recovery. Check the ERRORLOG, and connect with the dedicated admin connection (DAC) to see what the sessions wait on.';
+
+const STALLED_QUERY_ADVICE =
+  'SQL Server accepted the login, then did not answer the query before the deadline: the service is hung or overloaded (worker threads, blocking), ' +
+  'not the network. Check the ERRORLOG, and connect with the dedicated admin connection (DAC) to see what the sessions wait on.';
+
+/** Where tedious was when the deadline stopped it (its state names), in the operator's words. */
+function stalledStep(state: string | undefined): string {
+  switch (state) {
+    case 'Connecting':
+      return 'the second TCP connection (for the login) was not accepted';
+    case 'SentPrelogin':
+      return 'the PRELOGIN of the login connection got no answer';
+    case 'SentTLSSSLNegotiation':
+      return 'the TLS handshake did not finish';
+    case 'SentLogin7WithStandardLogin':
+    case 'SentLogin7WithNTLMLogin':
+    case 'SentLogin7WithFedauth':
+      return 'LOGIN7 got no answer';
+    case 'LoggedInSendingInitialSql':
+      return 'the session settings sent after LOGINACK got no answer';
+    default:
+      return 'the login did not finish';
+  }
+}
+
 export const mssqlProber: ProberDef<MssqlSettings> = {
   name: 'mssql',
   phases: MSSQL_PHASES,
@@ -329,7 +374,7 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
           connectTcp(resolved.address, port, ctx.signal).catch((err: unknown) => {
             const c = classifyError(err, ctx.signal);
             if (c.reason === 'refused') throw new ProbeError('refused', c.message, refusedAdvice(port, s.instance));
-            if (c.reason === 'timeout') throw new ProbeError('timeout', c.message, TIMEOUT_ADVICE);
+            if (c.reason === 'timeout') throw new ProbeError('timeout', c.message, connectTimeoutAdvice(port));
             throw err;
           }),
         );
@@ -463,7 +508,13 @@ function preloginPhase(l: Ladder, socket: net.Socket, s: MssqlSettings, signal: 
               'a firewall or IPS that resets TDS, or a server that requires TDS 8 strict encryption (set encrypt: strict).',
       );
     }
-    if (c.reason === 'timeout') throw new ProbeError('timeout', 'no PRELOGIN answer before the deadline', TIMEOUT_ADVICE);
+    if (c.reason === 'timeout') {
+      const received = (err as { received?: number }).received ?? 0;
+      if (received > 0) {
+        throw new ProbeError('stalled', `the PRELOGIN answer stopped after ${received} bytes`, STALLED_PRELOGIN_ADVICE);
+      }
+      throw new ProbeError('no_response', 'the TCP connection was accepted but the PRELOGIN got no answer before the deadline', NO_RESPONSE_ADVICE);
+    }
     throw err;
   });
 }
@@ -529,6 +580,10 @@ export function mapTediousError(
     serverError?: ServerError;
     /** A token stream tedious could not parse on this connection (see contain.ts): the real cause. */
     tokenError?: TokenStreamError;
+    /** tedious's state when the deadline fired (login), e.g. SentLogin7WithStandardLogin. */
+    tediousState?: string;
+    /** The query running, for messages. */
+    query?: string;
     signal: ProbeSignal;
   },
 ): ProbeError {
@@ -539,7 +594,14 @@ export function mapTediousError(
     const te = ctx.tokenError ?? (err as TokenStreamError);
     return new ProbeError('protocol_error', `${phase}: ${te.message}`, PROTOCOL_ADVICE);
   }
-  if (ctx.signal.aborted) return new ProbeError('timeout', `deadline exceeded during ${phase}`, TIMEOUT_ADVICE);
+  if (ctx.signal.aborted) {
+    if (isShutdown(ctx.signal)) return new ProbeError('aborted', 'probe aborted: agent shutting down');
+    // Our own PRELOGIN was answered moments ago: silence now is the service's, not the network's.
+    if (phase === 'login') {
+      return new ProbeError('stalled', `${stalledStep(ctx.tediousState)} before the deadline`, STALLED_LOGIN_ADVICE);
+    }
+    return new ProbeError('stalled', `no answer to ${ctx.query ?? 'the query'} before the deadline`, STALLED_QUERY_ADVICE);
+  }
   if (code === 'ELOGIN' && phase === 'login' && !ctx.serverError) {
     // tedious says "Login failed." when the answer ends without LOGINACK; a server that
     // refuses a login always says why in an ERROR token.
@@ -579,7 +641,7 @@ export function mapTediousError(
         return new ProbeError('tls_error', msg, TLS_ADVICE);
       }
       if (c.reason === 'dns_error' || c.reason === 'unreachable') return new ProbeError(c.reason, msg);
-      return new ProbeError('reset', msg, 'The server closed the connection: check its error log (ERRORLOG) for the reason.');
+      return new ProbeError('reset', msg, RESET_ADVICE);
     }
     case 'EALREADYCONNECTED':
     case 'EINVALIDSTATE':
@@ -588,10 +650,14 @@ export function mapTediousError(
     default: {
       const c = classifyError(err, ctx.signal);
       if (c.reason === 'tls_error') return new ProbeError('tls_error', c.message, TLS_ADVICE);
+      if (c.reason === 'reset') return new ProbeError('reset', c.message, RESET_ADVICE);
       return new ProbeError(c.reason === 'internal_error' && phase === 'query' ? 'query_error' : c.reason, c.message, c.advice);
     }
   }
 }
+
+const RESET_ADVICE =
+  'The server closed the connection: check its error log (ERRORLOG) for the reason; a firewall or IPS that resets TDS sessions does the same.';
 
 const PROTOCOL_ADVICE =
   'The server answered with bytes that are not valid TDS for this step: something other than SQL Server ' +
@@ -628,7 +694,9 @@ function tediousConfig(s: MssqlSettings, address: string, host: string, port: nu
       port,
       encrypt: s.encrypt,
       trustServerCertificate: s.trust_server_certificate,
-      connectTimeout: Math.max(100, remainingMs),
+      // Past the probe's deadline: the deadline (an abort that records tedious's state) ends a
+      // login first, so a stalled step is named rather than reported as tedious's timeout.
+      connectTimeout: Math.max(100, remainingMs) + 1000,
       requestTimeout: 0,
       cancelTimeout: 1000,
       appName: 'portprobe',
@@ -650,9 +718,24 @@ async function loginAndQuery(
 ): Promise<void> {
   let serverError: ServerError | undefined;
   let tokenError: TokenStreamError | undefined;
-  const mapCtx = (): Parameters<typeof mapTediousError>[2] => ({ port, instance: s.instance, advisory, serverError, tokenError, signal });
+  let tediousState: string | undefined;
+  let query: string | undefined;
+  const mapCtx = (): Parameters<typeof mapTediousError>[2] => ({
+    port,
+    instance: s.instance,
+    advisory,
+    serverError,
+    tokenError,
+    tediousState,
+    query,
+    signal,
+  });
   let connection: Connection | undefined;
-  const onAbort = (): void => connection?.close();
+  const onAbort = (): void => {
+    // Which step the deadline stopped (tedious keeps it as state.name): the stalled rung's message names it.
+    tediousState = (connection as unknown as { state?: { name?: string } } | undefined)?.state?.name;
+    connection?.close();
+  };
   signal.addEventListener('abort', onAbort, { once: true });
   try {
     const conn = await l.phase('login', () => {
@@ -686,7 +769,9 @@ async function loginAndQuery(
     conn.removeAllListeners('end');
     serverError = undefined;
     await l.phase('query', async () => {
-      const rows = await runQuery(conn, 'SELECT @@VERSION', Math.max(100, l.remainingMs()), l, 'version', mapCtx).catch((err: unknown) => {
+      query = 'SELECT @@VERSION';
+      // No timeout of its own: the probe's deadline ends it, and silence then is "stalled".
+      const rows = await runQuery(conn, query, 0, l, 'version', mapCtx).catch((err: unknown) => {
         l.fact('probe_mssql_query_success', 0, { query: 'version' });
         throw err;
       });
@@ -695,6 +780,7 @@ async function loginAndQuery(
       l.details.versionString = oneLine(text.split('\n')[0] ?? '', 200);
       for (const q of s.queries) {
         serverError = undefined;
+        query = `query ${q.name}`;
         const timeoutMs = Math.max(1, Math.min(parseDuration(q.timeout ?? DEFAULT_QUERY_TIMEOUT), l.remainingMs()));
         try {
           const r = await runQuery(conn, q.query, timeoutMs, l, q.name, mapCtx);
@@ -704,7 +790,7 @@ async function loginAndQuery(
           l.fact('probe_mssql_query_success', 0, { query: q.name });
           const pe = err instanceof ProbeError ? err : mapTediousError(err, 'query', mapCtx());
           l.debug(`query ${q.name} failed: ${pe.message}`);
-          if (pe.reason === 'timeout' && signal.aborted) throw pe;
+          if (signal.aborted) throw pe;
           // The connection is gone after a stream that cannot be parsed: that is the verdict.
           if (pe.reason === 'protocol_error') throw pe;
           l.fail('query', 'query_error', `query ${q.name}: ${pe.message}`, pe.advice);

@@ -60,8 +60,8 @@ export interface TdsPeerOptions {
   stallLogin?: boolean;
   /** Never answer PRELOGIN (a hung service, or something other than SQL Server that waits for its client). */
   stallPrelogin?: boolean;
-  /** Never answer a SQL batch after a good login (a hung worker pool). */
-  stallBatches?: boolean;
+  /** Never answer the SQL batches it picks (normalised text) after a good login: a hung worker pool. */
+  stallSql?: (sql: string) => boolean;
   /**
    * Hostile: the raw token stream answering LOGIN7, whatever the credentials (framed in
    * TABULAR_RESULT packets by the peer); undefined logs in normally. Called once per LOGIN7.
@@ -431,7 +431,7 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
       this.rpc = rpc;
       if (peer.batches.length < 10000) peer.batches.push(sql);
       log(`SQL batch: ${sql.slice(0, 200)}`);
-      if (opts.stallBatches) return;
+      if (opts.stallSql?.(sql)) return log('SQL batch ignored (stallSql)');
       const hostile = opts.batchReply?.(sql);
       if (hostile) return this.send(PacketType.TABULAR_RESULT, hostile);
       const answer: QueryAnswer | undefined =
