@@ -123,6 +123,12 @@ export const MSSQL_METRICS: readonly MetricDef[] = [
     labelNames: ['query'],
   },
   {
+    name: 'probe_mssql_query_rows_skipped',
+    help: 'Rows of a configured query skipped because their value_column is NULL (they have no sample).',
+    type: 'gauge',
+    labelNames: ['query'],
+  },
+  {
     name: 'probe_mssql_query_duration_seconds',
     help: 'Time a query took, from sending it to its last row.',
     type: 'gauge',
@@ -784,8 +790,11 @@ async function loginAndQuery(
         const timeoutMs = Math.max(1, Math.min(parseDuration(q.timeout ?? DEFAULT_QUERY_TIMEOUT), l.remainingMs()));
         try {
           const r = await runQuery(conn, q.query, timeoutMs, l, q.name, mapCtx);
+          // Converted before anything is recorded: a query either succeeds with its samples or fails.
+          const { facts, skipped } = rowsToFacts(q, r);
           l.fact('probe_mssql_query_success', 1, { query: q.name });
-          for (const f of rowsToFacts(q, r)) l.facts.push(f);
+          l.fact('probe_mssql_query_rows_skipped', skipped, { query: q.name });
+          for (const f of facts) l.facts.push(f);
         } catch (err) {
           l.fact('probe_mssql_query_success', 0, { query: q.name });
           const pe = err instanceof ProbeError ? err : mapTediousError(err, 'query', mapCtx());
@@ -841,8 +850,13 @@ function runQuery(
   });
 }
 
-/** Turns rows into samples: key_labels become labels, value_column the value. Pure. */
-export function rowsToFacts(q: Pick<MssqlQuery, 'name' | 'key_labels' | 'value_column'>, r: QueryRows): Fact[] {
+/**
+ * Turns rows into samples: key_labels become labels, value_column the value. Pure.
+ * The NULL rule: a row whose value is NULL has no sample (SQL's "no value", e.g. a database that
+ * is offline) and is counted in `skipped`; a value that is not a number fails the whole query,
+ * naming the column and the row (1-based), since its samples would be wrong rather than missing.
+ */
+export function rowsToFacts(q: Pick<MssqlQuery, 'name' | 'key_labels' | 'value_column'>, r: QueryRows): { facts: Fact[]; skipped: number } {
   const lower = r.columns.map((c) => c.toLowerCase());
   const idx = (c: string): number => lower.indexOf(c.toLowerCase());
   const vi = idx(q.value_column);
@@ -856,11 +870,20 @@ export function rowsToFacts(q: Pick<MssqlQuery, 'name' | 'key_labels' | 'value_c
   });
   const facts: Fact[] = [];
   const seen = new Set<string>();
-  for (const row of r.rows) {
+  let skipped = 0;
+  r.rows.forEach((row, n) => {
     const raw = row[vi];
-    const value = typeof raw === 'bigint' ? Number(raw) : typeof raw === 'boolean' ? Number(raw) : Number(raw);
-    if (raw === null || raw === undefined || (typeof raw === 'string' && raw.trim() === '') || Number.isNaN(value)) {
-      throw new ProbeError('query_error', `column ${q.value_column} holds a non-numeric value`);
+    if (raw === null || raw === undefined) {
+      skipped++;
+      return;
+    }
+    const value = toNumber(raw);
+    if (value === undefined) {
+      throw new ProbeError(
+        'query_error',
+        `column ${q.value_column} of row ${n + 1} holds ${JSON.stringify(String(raw).slice(0, 40))}, not a number`,
+        'Make value_column numeric in the query (CAST or CONVERT), or filter the rows that are not.',
+      );
     }
     const labels: Record<string, string> = {};
     for (const [k, i] of keys) labels[k] = String(row[i] ?? '').slice(0, MAX_LABEL_VALUE);
@@ -868,6 +891,20 @@ export function rowsToFacts(q: Pick<MssqlQuery, 'name' | 'key_labels' | 'value_c
     if (seen.has(id)) throw new ProbeError('query_error', `two rows have the same key_labels ${id.slice(0, 200)}`);
     seen.add(id);
     facts.push(keys.length ? { metric: q.name, labels, value } : { metric: q.name, value });
+  });
+  return { facts, skipped };
+}
+
+/** A sample value from a column value: numbers, bigint, bit, and numeric text; undefined otherwise. */
+function toNumber(raw: unknown): number | undefined {
+  if (typeof raw === 'number') return Number.isNaN(raw) ? undefined : raw;
+  if (typeof raw === 'bigint') return Number(raw);
+  if (typeof raw === 'boolean') return raw ? 1 : 0;
+  if (typeof raw === 'string') {
+    const t = raw.trim();
+    if (t === '') return undefined;
+    const v = Number(t);
+    return Number.isNaN(v) ? undefined : v;
   }
-  return facts;
+  return undefined;
 }
