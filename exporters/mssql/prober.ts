@@ -32,6 +32,7 @@ import {
 import { advise, formatBuild, nameVersion, parseBuild, type Advisory } from './versions';
 import { NOT_TDS_ADVICE, readMessage, tlsOverTds } from './wire';
 import { TokenStreamError, containTokenErrors, isTokenStreamError } from './contain';
+import { certExpiryFinding, encryptionFinding, patchAdvisoryFinding, untrustedCertificateFinding } from './findings';
 import type { ProbeSignal } from '../signal';
 
 /**
@@ -401,15 +402,19 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
               );
             }),
           );
-          for (const f of tlsFacts(tlsSocket)) l.facts.push(f);
+          recordCertificate(l, tlsSocket);
           const secure = tlsSocket;
           prelogin = await l.phase('prelogin', () => preloginPhase(l, secure, s, ctx.signal, true));
           l.fact('probe_mssql_encryption_info', 1, { mode: 'strict' });
           l.details.encryption = 'strict';
+          l.finding(encryptionFinding('strict'));
         } else {
           prelogin = await l.phase('prelogin', () => preloginPhase(l, tcp, s, ctx.signal, false));
           const encryption = prelogin.encryption;
-          if (encryption) l.fact('probe_mssql_encryption_info', 1, { mode: encryption });
+          if (encryption) {
+            l.fact('probe_mssql_encryption_info', 1, { mode: encryption });
+            l.finding(encryptionFinding(encryption));
+          }
           l.details.encryption = encryption;
           const loginWanted = s.username !== undefined;
           if (s.encrypt && encryption === 'not_supported') {
@@ -429,8 +434,24 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
             return;
           }
           if (encryption !== 'not_supported' && (s.encrypt || encryption === 'required' || encryption === 'on')) {
-            tlsSocket = await l.phase('tls', () => tlsOverTds(tcp, tdsTlsOptions(s, hp.host), ctx.signal));
-            for (const f of tlsFacts(tlsSocket)) l.facts.push(f);
+            // Without credentials the certificate is looked at, not enforced: the version is already
+            // known, nothing secret travels, and an untrusted certificate becomes a finding (see the
+            // README, "Force Encryption with a self-signed certificate"). A login module verifies it.
+            const judge = !loginWanted && !s.trust_server_certificate;
+            const opts = tdsTlsOptions(s, hp.host);
+            tlsSocket = await l.phase('tls', () =>
+              tlsOverTds(tcp, judge ? { ...opts, rejectUnauthorized: false } : opts, ctx.signal).catch((err: unknown) => {
+                const c = classifyError(err, ctx.signal);
+                if (c.reason === 'tls_error') throw new ProbeError('tls_error', c.message, c.advice ?? TLS_ADVICE);
+                throw err;
+              }),
+            );
+            recordCertificate(l, tlsSocket);
+            if (judge && !tlsSocket.authorized) {
+              const why = String(tlsSocket.authorizationError ?? 'unverified');
+              l.details.certificate = `not trusted: ${why}`;
+              l.finding(untrustedCertificateFinding(why));
+            }
           }
         }
       } finally {
@@ -447,9 +468,19 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
 /** Resolves the instance's port through the Browser; see the README for the hidden-instance rule. */
 async function browse(l: Ladder, address: string, browserPort: number, instance: string, fallbackPort?: number): Promise<number> {
   const wait = (): number => Math.max(50, Math.min(1500, l.remainingMs() / 3));
-  const hidden = (why: string): number => {
+  const hidden = (why: string, browserAnswered: boolean): number => {
     l.fact('probe_mssql_instance_hidden', 1, { sql_instance: instance });
     l.details.browser = why;
+    l.finding({
+      code: 'mssql_hidden_instance',
+      // A Browser that answers without the instance: hidden on purpose. No answer at all: hidden,
+      // or the Browser is stopped or filtered, which other clients would notice.
+      severity: browserAnswered ? 'info' : 'warning',
+      message: `${why}; probed the port in the target address, ${fallbackPort}`,
+      advice: browserAnswered
+        ? 'Clients that connect by instance name cannot find a hidden instance: they need the port (host,port in connection strings).'
+        : 'If the instance is not hidden on purpose, check that the SQL Server Browser service runs and that UDP 1434 is open.',
+    });
     l.debug(`browser: ${why}; using the configured port ${fallbackPort}`);
     return fallbackPort as number;
   };
@@ -465,6 +496,7 @@ async function browse(l: Ladder, address: string, browserPort: number, instance:
       if (fallbackPort !== undefined && fallbackPort !== found.tcpPort) {
         l.details.browser += `; the target address says port ${fallbackPort}, the Browser's port is used`;
       }
+      l.finding(browserPortFinding(l.details.browser as string));
       return found.tcpPort;
     }
     if (found) {
@@ -483,21 +515,35 @@ async function browse(l: Ladder, address: string, browserPort: number, instance:
     if (found?.tcpPort !== undefined) {
       l.fact('probe_mssql_browser_port', found.tcpPort, { sql_instance: instance });
       l.fact('probe_mssql_instance_hidden', 0, { sql_instance: instance });
+      l.details.browser = `instance ${found.instanceName} on TCP port ${found.tcpPort} (from the Browser's list)`;
+      l.finding(browserPortFinding(l.details.browser as string));
       return found.tcpPort;
     }
-    if (fallbackPort !== undefined) return hidden(`the Browser does not list ${instance} (hidden instance)`);
+    if (fallbackPort !== undefined) return hidden(`the Browser does not list ${instance} (hidden instance)`, true);
     throw new ProbeError(
       'instance_not_found',
       `the Browser on UDP ${browserPort} does not know instance ${instance}${names.length ? ` (it lists ${names.join(', ').slice(0, 200)})` : ''}`,
       'Check the instance name; a hidden instance is not announced: put its port in the target address (host:port).',
     );
   }
-  if (fallbackPort !== undefined) return hidden(`no answer from the Browser on UDP ${browserPort} (hidden instance or Browser stopped)`);
+  if (fallbackPort !== undefined) return hidden(`no answer from the Browser on UDP ${browserPort} (hidden instance or Browser stopped)`, false);
   throw new ProbeError(
     'browser_no_answer',
     `no answer from the SQL Server Browser on UDP ${browserPort}`,
     'Is the SQL Server Browser service running, and does the firewall allow UDP 1434? Or put the instance\'s TCP port in the target address (host:port).',
   );
+}
+
+function browserPortFinding(what: string): import('../types').Finding {
+  return { code: 'mssql_browser_port', severity: 'info', message: `the Browser reported ${what}` };
+}
+
+/** The certificate facts of a TLS rung, and the expiry finding when it is near or past. */
+function recordCertificate(l: Ladder, socket: tls.TLSSocket): void {
+  for (const f of tlsFacts(socket)) l.facts.push(f);
+  const notAfter = Date.parse(socket.getPeerCertificate()?.valid_to ?? '');
+  const expiry = certExpiryFinding(notAfter, Date.now());
+  if (expiry) l.finding(expiry);
 }
 
 /** The prelogin rung, with a dropped or silent connection explained in the operator's terms. */
@@ -547,6 +593,8 @@ async function doPrelogin(l: Ladder, socket: net.Socket, s: MssqlSettings, signa
     l.details.versionName = named.name;
     l.details.build = formatBuild(v);
     if (advisory.below) l.details.advisory = advisory.message;
+    const finding = patchAdvisoryFinding(advisory, s.min_build?.[String(v.major)] !== undefined);
+    if (finding) l.finding(finding);
   }
   if (p.mars !== undefined) l.details.mars = p.mars;
   if (p.fedAuthRequired !== undefined) l.details.fedAuthRequired = p.fedAuthRequired;

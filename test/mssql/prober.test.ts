@@ -79,11 +79,12 @@ describe('prelogin without credentials (the default mode)', () => {
     expect(fact(ok, 'probe_mssql_patch_advisory')).toBe(0);
   });
 
-  test('encryption required: TLS inside TDS is run and reported; self-signed fails unless trusted', async () => {
+  test('encryption required: TLS inside TDS is run and reported; without credentials an untrusted certificate is a finding', async () => {
     const p = await peer({ encryption: 'required' });
     const untrusted = await probe(`127.0.0.1:${p.port}`);
     expect(fact(untrusted, 'probe_mssql_encryption_info', { mode: 'required' })).toBe(1);
-    expect(untrusted.failure).toMatchObject({ phase: 'tls', reason: 'tls_error' });
+    expect(untrusted.failure).toBeUndefined();
+    expect(untrusted.findings?.map((f) => f.code)).toContain('mssql_certificate_untrusted');
     const trusted = await probe(`127.0.0.1:${p.port}`, { trust_server_certificate: true });
     expect(trusted.failure).toBeUndefined();
     expect(phases(trusted)).toEqual(['resolve', 'connect', 'prelogin', 'tls']);

@@ -74,6 +74,8 @@ export interface TdsPeerOptions {
    * SET options) is part of the login rung.
    */
   batchReply?: (sql: string) => Buffer | undefined;
+  /** Certificate and key to serve (default: a self-signed one for localhost, valid 30 days). */
+  certificate?: { cert: Buffer; key: Buffer };
   /** Called for every event worth seeing in a manual run. */
   log?: (line: string) => void;
 }
@@ -105,7 +107,7 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
   const secureContext =
     encryption === 'not_supported'
       ? undefined
-      : tls.createSecureContext({ ...selfSignedCert(), maxVersion: encryption === 'strict' ? 'TLSv1.3' : 'TLSv1.2' });
+      : tls.createSecureContext({ ...(opts.certificate ?? selfSignedCert()), maxVersion: encryption === 'strict' ? 'TLSv1.3' : 'TLSv1.2' });
   const sockets = new Set<net.Socket>();
   const peer: TdsPeer = { port: 0, host: opts.host ?? '127.0.0.1', logins: [], batches: [], close: async () => undefined };
 
