@@ -1,5 +1,7 @@
 // nftables rules for the SQL Server firewall tests, on top of test/helpers/netns.ts: one table
-// whose output chain sees both directions of loopback traffic inside the namespace.
+// whose input chain sees both directions of loopback traffic inside the namespace. Input, not
+// output: a packet dropped in the sender's own output hook fails its send() with EPERM, which no
+// firewall on a real path does; dropped on arrival, it leaves the sender as it would on a network.
 import { execFileSync } from 'node:child_process';
 import type { Netns } from './netns';
 
@@ -10,8 +12,8 @@ export function setRules(ns: Netns, rules: string[]): void {
   clearRules(ns);
   const text = [
     `table inet ${TABLE} {`,
-    '  chain out {',
-    '    type filter hook output priority 0; policy accept;',
+    '  chain in {',
+    '    type filter hook input priority 0; policy accept;',
     ...rules.map((r) => `    ${r}`),
     '  }',
     '}',
