@@ -484,7 +484,8 @@ async function browse(l: Ladder, address: string, browserPort: number, instance:
     l.debug(`browser: ${why}; using the configured port ${fallbackPort}`);
     return fallbackPort as number;
   };
-  const direct = await queryBrowser(address, browserPort, buildUcastInst(instance), l.signal, wait());
+  const seen: { refused?: boolean } = {};
+  const direct = await queryBrowser(address, browserPort, buildUcastInst(instance), l.signal, wait(), seen);
   if (direct) {
     const r = parseSvrResp(direct);
     if (!r.ok) throw new ProbeError('protocol_error', `the Browser's answer cannot be read: ${r.error}`);
@@ -507,7 +508,7 @@ async function browse(l: Ladder, address: string, browserPort: number, instance:
       );
     }
   }
-  const listing = await queryBrowser(address, browserPort, buildUcastEx(), l.signal, wait());
+  const listing = await queryBrowser(address, browserPort, buildUcastEx(), l.signal, wait(), seen);
   if (listing) {
     const r = parseSvrResp(listing);
     const names = r.ok ? r.instances.map((i) => i.instanceName) : [];
@@ -529,7 +530,9 @@ async function browse(l: Ladder, address: string, browserPort: number, instance:
   if (fallbackPort !== undefined) return hidden(`no answer from the Browser on UDP ${browserPort} (hidden instance or Browser stopped)`, false);
   throw new ProbeError(
     'browser_no_answer',
-    `no answer from the SQL Server Browser on UDP ${browserPort}`,
+    seen.refused
+      ? `UDP ${browserPort} is closed: ICMP port unreachable (the Browser is not running, or a firewall rejects)`
+      : `no answer from the SQL Server Browser on UDP ${browserPort}`,
     'Is the SQL Server Browser service running, and does the firewall allow UDP 1434? Or put the instance\'s TCP port in the target address (host:port).',
   );
 }

@@ -77,6 +77,7 @@ interface Fault {
   phase: string;
   reason: string;
   advice: RegExp;
+  message?: RegExp;
 }
 
 const FAULTS: Fault[] = [
@@ -103,8 +104,8 @@ const FAULTS: Fault[] = [
   { name: 'query answer dropped', rules: [`tcp sport 1433 ${PAYLOAD.queryAnswer} drop`], settings: creds, phase: 'query', reason: 'stalled', advice: /accepted the login, then did not answer/ },
   { name: 'query answer rejected (reset to the server)', rules: [`tcp sport 1433 ${PAYLOAD.queryAnswer} reject with tcp reset`], settings: creds, phase: 'query', reason: 'reset', advice: /ERRORLOG/ },
   // UDP 1434: the Browser request and its reply
-  { name: 'Browser request dropped', rules: ['udp dport 1434 drop'], settings: instance, address: '127.0.0.1', phase: 'browser', reason: 'browser_no_answer', advice: /UDP 1434/ },
-  { name: 'Browser request rejected', rules: ['udp dport 1434 reject'], settings: instance, address: '127.0.0.1', phase: 'browser', reason: 'browser_no_answer', advice: /UDP 1434/ },
+  { name: 'Browser request dropped', rules: ['udp dport 1434 drop'], settings: instance, address: '127.0.0.1', phase: 'browser', reason: 'browser_no_answer', advice: /UDP 1434/, message: /^no answer/ },
+  { name: 'Browser request rejected', rules: ['udp dport 1434 reject'], settings: instance, address: '127.0.0.1', phase: 'browser', reason: 'browser_no_answer', advice: /UDP 1434/, message: /ICMP port unreachable/ },
   { name: 'Browser reply dropped', rules: ['udp sport 1434 drop'], settings: instance, address: '127.0.0.1', phase: 'browser', reason: 'browser_no_answer', advice: /UDP 1434/ },
   { name: 'Browser reply rejected', rules: ['udp sport 1434 reject'], settings: instance, address: '127.0.0.1', phase: 'browser', reason: 'browser_no_answer', advice: /UDP 1434/ },
 ];
@@ -129,6 +130,7 @@ test.each(FAULTS.map((f) => [f.name, f] as const))('%s: the same verdict twenty 
       expect(o.advice).not.toMatch(/firewall drops/);
     }
   }
+  if (f.message) for (const o of out) expect(o.failure?.message).toMatch(f.message);
   // For the report: fault -> reason -> first line of advice.
   console.log(`${f.name} -> ${f.phase}/${f.reason} -> ${out[0].advice?.split(/(?<=[.:?])\s/)[0]}`);
 });
