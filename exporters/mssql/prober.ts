@@ -228,6 +228,10 @@ export const MSSQL_SETTINGS_SCHEMA = {
   },
 } as const;
 
+/** Most bytes one login connection may read (login, @@VERSION and every configured query). */
+export const MAX_ANSWER_BYTES = 32 * (1 << 20);
+const ANSWER_CAP_CHECK_MS = 20;
+
 const RESERVED_LABELS = new Set(['target', 'module', 'query', 'instance', 'sql_instance', 'job', 'le', 'quantile']);
 const MAX_ROWS = 1000;
 const MAX_LABEL_VALUE = 200;
@@ -794,6 +798,19 @@ async function loginAndQuery(
     connection?.close();
   };
   signal.addEventListener('abort', onAbort, { once: true });
+  // tedious parses answers as they stream in, but keeps a PLP value (nvarchar(max) and the like)
+  // whole until its last chunk: a server that never ends one would grow the heap until the
+  // deadline. The bytes read on tedious's socket are capped instead; past the cap the connection
+  // is ended as a protocol error.
+  const cap = setInterval(() => {
+    const sock = (connection as unknown as { socket?: net.Socket } | undefined)?.socket;
+    if (sock && sock.bytesRead > MAX_ANSWER_BYTES && !tokenError) {
+      tokenError = new TokenStreamError(`the server sent more than ${MAX_ANSWER_BYTES / (1 << 20)} MiB on one connection`);
+      l.debug(tokenError.message);
+      sock.destroy(tokenError);
+      connection?.close();
+    }
+  }, ANSWER_CAP_CHECK_MS);
   try {
     const conn = await l.phase('login', () => {
       // Built inside the rung so that a bad ca_file or a rejected option fails the login rung.
@@ -858,6 +875,7 @@ async function loginAndQuery(
       }
     });
   } finally {
+    clearInterval(cap);
     signal.removeEventListener('abort', onAbort);
     connection?.close();
   }

@@ -5,7 +5,7 @@ import { Secret } from '../../exporters/secret';
 import type { ProbeResult } from '../../exporters/types';
 import { runProber } from '../helpers/context';
 import { startTdsPeer, type TdsPeer, type TdsPeerOptions } from '../peers/tds/server';
-import { done, DoneStatus, envChangeString } from '../peers/tds/tokens';
+import { COLLATION, done, DoneStatus, envChangeString } from '../peers/tds/tokens';
 import { validLoginStream } from '../peers/tds/hostile';
 import { containTokenErrors } from '../../exporters/mssql/contain';
 
@@ -71,6 +71,32 @@ describe('token streams tedious cannot parse', () => {
       expect(r.failure?.message).toMatch(/packet size/);
     },
   );
+
+  test('an answer larger than the cap (a 40 MiB nvarchar(max) value for @@VERSION): protocol_error at query, not a heap that grows to the deadline', async () => {
+    const chunk = Buffer.alloc(1 << 20, 0x41);
+    const plp: Buffer[] = [];
+    for (let i = 0; i < 40; i++) {
+      const len = Buffer.alloc(4);
+      len.writeUInt32LE(chunk.length);
+      plp.push(len, chunk);
+    }
+    const colmeta = Buffer.concat([
+      Buffer.from([0x81, 0x01, 0x00, 0, 0, 0, 0, 0x01, 0x00, 0xe7, 0xff, 0xff]),
+      COLLATION,
+      Buffer.from([0x00]), // no column name
+    ]);
+    const answer = Buffer.concat([
+      colmeta,
+      Buffer.from([0xd1, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), // ROW, PLP of unknown length
+      ...plp,
+      Buffer.alloc(4), // PLP terminator
+      done(DoneStatus.COUNT, 0xc1, 1, 0x74000004),
+    ]);
+    const p = await peer({ batchReply: (sql) => (sql === 'select @@version' ? answer : undefined) });
+    const r = await runProber(mssqlProber, `127.0.0.1:${p.port}`, creds, 10000);
+    expect(r.failure).toMatchObject({ phase: 'query', reason: 'protocol_error' });
+    expect(r.failure?.message).toMatch(/more than 32 MiB/);
+  });
 
   test('the process survives ten hostile logins in a row and the next good probe succeeds', async () => {
     const bad = await peer({ loginReply: () => UNKNOWN_TOKEN });
