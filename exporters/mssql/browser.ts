@@ -149,7 +149,8 @@ export const MAX_SVR_RESP_BYTES = 65535 + 3;
  * Sends one request to the Browser and waits for one answer from that host and port. Resolves
  * undefined when nothing answers before the signal fires or `waitMs` passes (hidden instance,
  * Browser stopped, UDP blocked): a silent Browser is an answer, not an error. ICMP port
- * unreachable surfaces as a socket error and is also reported as no answer.
+ * unreachable surfaces as a socket error and is also reported as no answer; `seen.refused`
+ * then says so, for the message.
  */
 export async function queryBrowser(
   address: string,
@@ -157,6 +158,7 @@ export async function queryBrowser(
   request: Buffer,
   signal: ProbeSignal,
   waitMs: number,
+  seen: { refused?: boolean } = {},
 ): Promise<Buffer | undefined> {
   const sock = dgram.createSocket(net.isIPv6(address) ? 'udp6' : 'udp4');
   let timer: NodeJS.Timeout | undefined;
@@ -167,7 +169,10 @@ export async function queryBrowser(
         if (rinfo.port !== port) return;
         resolve(msg.length > MAX_SVR_RESP_BYTES ? msg.subarray(0, MAX_SVR_RESP_BYTES) : msg);
       });
-      sock.on('error', () => resolve(undefined));
+      sock.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ECONNREFUSED') seen.refused = true;
+        resolve(undefined);
+      });
       sock.connect(port, address, () => {
         sock.send(request, (err) => {
           if (err) resolve(undefined);

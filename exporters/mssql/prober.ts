@@ -7,7 +7,7 @@ import type tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { Connection, ConnectionConfiguration } from 'tedious';
 import type { Fact, MetricDef, ProberDef } from '../types';
-import { Ladder, ProbeError, classifyError, oneLine, runLadder } from '../ladder';
+import { Ladder, ProbeError, classifyError, isShutdown, oneLine, runLadder } from '../ladder';
 import { SECRET_REF_PATTERN, type Secret } from '../secret';
 import {
   TLS_METRICS,
@@ -31,6 +31,8 @@ import {
 } from './browser';
 import { advise, formatBuild, nameVersion, parseBuild, type Advisory } from './versions';
 import { NOT_TDS_ADVICE, readMessage, tlsOverTds } from './wire';
+import { TokenStreamError, containTokenErrors, isTokenStreamError } from './contain';
+import { certExpiryFinding, encryptionFinding, patchAdvisoryFinding, untrustedCertificateFinding } from './findings';
 import type { ProbeSignal } from '../signal';
 
 /**
@@ -118,6 +120,12 @@ export const MSSQL_METRICS: readonly MetricDef[] = [
   {
     name: 'probe_mssql_query_success',
     help: 'Whether a query succeeded (query="version" is SELECT @@VERSION; others are configured queries).',
+    type: 'gauge',
+    labelNames: ['query'],
+  },
+  {
+    name: 'probe_mssql_query_rows_skipped',
+    help: 'Rows of a configured query skipped because their value_column is NULL (they have no sample).',
     type: 'gauge',
     labelNames: ['query'],
   },
@@ -220,6 +228,10 @@ export const MSSQL_SETTINGS_SCHEMA = {
   },
 } as const;
 
+/** Most bytes one login connection may read (login, @@VERSION and every configured query). */
+export const MAX_ANSWER_BYTES = 32 * (1 << 20);
+const ANSWER_CAP_CHECK_MS = 20;
+
 const RESERVED_LABELS = new Set(['target', 'module', 'query', 'instance', 'sql_instance', 'job', 'le', 'quantile']);
 const MAX_ROWS = 1000;
 const MAX_LABEL_VALUE = 200;
@@ -282,6 +294,51 @@ function refusedAdvice(port: number, instance?: string): string {
 
 const TIMEOUT_ADVICE = 'No answer in time: a firewall or routing drops the packets; try ping and a traceroute to the server.';
 
+/** A SYN that got no answer at all: the one silence that is the network's. */
+function connectTimeoutAdvice(port: number): string {
+  return (
+    `No answer to the TCP connection request on port ${port}: a firewall drops the packets (most do, rather than reject) or routing loses them. ` +
+    `Check that the Windows firewall and every firewall on the path allow TCP ${port}; try ping and a traceroute to the server.`
+  );
+}
+
+const NO_RESPONSE_ADVICE =
+  'The TCP connection was accepted, so the network path is fine, but the PRELOGIN got no answer: the SQL Server service may be hung ' +
+  '(check its ERRORLOG and the Windows event log), or another service holds the port: one that waits for its client to speak first, ' +
+  'or a TLS-only listener (a SQL Server 2022 set to Force Strict Encryption expects TLS first: try encrypt: strict).';
+
+const STALLED_PRELOGIN_ADVICE =
+  'SQL Server began its PRELOGIN answer and stopped: the service is hung or overloaded, not the network (the handshake completed). Check its ERRORLOG.';
+
+const STALLED_LOGIN_ADVICE =
+  'SQL Server answered the PRELOGIN, then did not finish the login before the deadline: the network is fine. The service is hung or overloaded ' +
+  '(worker threads exhausted), or the login waits on something: a logon trigger, the authentication backend (a domain controller for Windows logins), ' +
+  'a database in recovery. Check the ERRORLOG, and connect with the dedicated admin connection (DAC) to see what the sessions wait on.';
+
+const STALLED_QUERY_ADVICE =
+  'SQL Server accepted the login, then did not answer the query before the deadline: the service is hung or overloaded (worker threads, blocking), ' +
+  'not the network. Check the ERRORLOG, and connect with the dedicated admin connection (DAC) to see what the sessions wait on.';
+
+/** Where tedious was when the deadline stopped it (its state names), in the operator's words. */
+function stalledStep(state: string | undefined): string {
+  switch (state) {
+    case 'Connecting':
+      return 'the second TCP connection (for the login) was not accepted';
+    case 'SentPrelogin':
+      return 'the PRELOGIN of the login connection got no answer';
+    case 'SentTLSSSLNegotiation':
+      return 'the TLS handshake did not finish';
+    case 'SentLogin7WithStandardLogin':
+    case 'SentLogin7WithNTLMLogin':
+    case 'SentLogin7WithFedauth':
+      return 'LOGIN7 got no answer';
+    case 'LoggedInSendingInitialSql':
+      return 'the session settings sent after LOGINACK got no answer';
+    default:
+      return 'the login did not finish';
+  }
+}
+
 export const mssqlProber: ProberDef<MssqlSettings> = {
   name: 'mssql',
   phases: MSSQL_PHASES,
@@ -328,7 +385,7 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
           connectTcp(resolved.address, port, ctx.signal).catch((err: unknown) => {
             const c = classifyError(err, ctx.signal);
             if (c.reason === 'refused') throw new ProbeError('refused', c.message, refusedAdvice(port, s.instance));
-            if (c.reason === 'timeout') throw new ProbeError('timeout', c.message, TIMEOUT_ADVICE);
+            if (c.reason === 'timeout') throw new ProbeError('timeout', c.message, connectTimeoutAdvice(port));
             throw err;
           }),
         );
@@ -349,15 +406,19 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
               );
             }),
           );
-          for (const f of tlsFacts(tlsSocket)) l.facts.push(f);
+          recordCertificate(l, tlsSocket);
           const secure = tlsSocket;
           prelogin = await l.phase('prelogin', () => preloginPhase(l, secure, s, ctx.signal, true));
           l.fact('probe_mssql_encryption_info', 1, { mode: 'strict' });
           l.details.encryption = 'strict';
+          l.finding(encryptionFinding('strict'));
         } else {
           prelogin = await l.phase('prelogin', () => preloginPhase(l, tcp, s, ctx.signal, false));
           const encryption = prelogin.encryption;
-          if (encryption) l.fact('probe_mssql_encryption_info', 1, { mode: encryption });
+          if (encryption) {
+            l.fact('probe_mssql_encryption_info', 1, { mode: encryption });
+            l.finding(encryptionFinding(encryption));
+          }
           l.details.encryption = encryption;
           const loginWanted = s.username !== undefined;
           if (s.encrypt && encryption === 'not_supported') {
@@ -377,8 +438,24 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
             return;
           }
           if (encryption !== 'not_supported' && (s.encrypt || encryption === 'required' || encryption === 'on')) {
-            tlsSocket = await l.phase('tls', () => tlsOverTds(tcp, tdsTlsOptions(s, hp.host), ctx.signal));
-            for (const f of tlsFacts(tlsSocket)) l.facts.push(f);
+            // Without credentials the certificate is looked at, not enforced: the version is already
+            // known, nothing secret travels, and an untrusted certificate becomes a finding (see the
+            // README, "Force Encryption with a self-signed certificate"). A login module verifies it.
+            const judge = !loginWanted && !s.trust_server_certificate;
+            const opts = tdsTlsOptions(s, hp.host);
+            tlsSocket = await l.phase('tls', () =>
+              tlsOverTds(tcp, judge ? { ...opts, rejectUnauthorized: false } : opts, ctx.signal).catch((err: unknown) => {
+                const c = classifyError(err, ctx.signal);
+                if (c.reason === 'tls_error') throw new ProbeError('tls_error', c.message, c.advice ?? TLS_ADVICE);
+                throw err;
+              }),
+            );
+            recordCertificate(l, tlsSocket);
+            if (judge && !tlsSocket.authorized) {
+              const why = String(tlsSocket.authorizationError ?? 'unverified');
+              l.details.certificate = `not trusted: ${why}`;
+              l.finding(untrustedCertificateFinding(why));
+            }
           }
         }
       } finally {
@@ -395,13 +472,24 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
 /** Resolves the instance's port through the Browser; see the README for the hidden-instance rule. */
 async function browse(l: Ladder, address: string, browserPort: number, instance: string, fallbackPort?: number): Promise<number> {
   const wait = (): number => Math.max(50, Math.min(1500, l.remainingMs() / 3));
-  const hidden = (why: string): number => {
+  const hidden = (why: string, browserAnswered: boolean): number => {
     l.fact('probe_mssql_instance_hidden', 1, { sql_instance: instance });
     l.details.browser = why;
+    l.finding({
+      code: 'mssql_hidden_instance',
+      // A Browser that answers without the instance: hidden on purpose. No answer at all: hidden,
+      // or the Browser is stopped or filtered, which other clients would notice.
+      severity: browserAnswered ? 'info' : 'warning',
+      message: `${why}; probed the port in the target address, ${fallbackPort}`,
+      advice: browserAnswered
+        ? 'Clients that connect by instance name cannot find a hidden instance: they need the port (host,port in connection strings).'
+        : 'If the instance is not hidden on purpose, check that the SQL Server Browser service runs and that UDP 1434 is open.',
+    });
     l.debug(`browser: ${why}; using the configured port ${fallbackPort}`);
     return fallbackPort as number;
   };
-  const direct = await queryBrowser(address, browserPort, buildUcastInst(instance), l.signal, wait());
+  const seen: { refused?: boolean } = {};
+  const direct = await queryBrowser(address, browserPort, buildUcastInst(instance), l.signal, wait(), seen);
   if (direct) {
     const r = parseSvrResp(direct);
     if (!r.ok) throw new ProbeError('protocol_error', `the Browser's answer cannot be read: ${r.error}`);
@@ -413,6 +501,7 @@ async function browse(l: Ladder, address: string, browserPort: number, instance:
       if (fallbackPort !== undefined && fallbackPort !== found.tcpPort) {
         l.details.browser += `; the target address says port ${fallbackPort}, the Browser's port is used`;
       }
+      l.finding(browserPortFinding(l.details.browser as string));
       return found.tcpPort;
     }
     if (found) {
@@ -423,7 +512,7 @@ async function browse(l: Ladder, address: string, browserPort: number, instance:
       );
     }
   }
-  const listing = await queryBrowser(address, browserPort, buildUcastEx(), l.signal, wait());
+  const listing = await queryBrowser(address, browserPort, buildUcastEx(), l.signal, wait(), seen);
   if (listing) {
     const r = parseSvrResp(listing);
     const names = r.ok ? r.instances.map((i) => i.instanceName) : [];
@@ -431,21 +520,37 @@ async function browse(l: Ladder, address: string, browserPort: number, instance:
     if (found?.tcpPort !== undefined) {
       l.fact('probe_mssql_browser_port', found.tcpPort, { sql_instance: instance });
       l.fact('probe_mssql_instance_hidden', 0, { sql_instance: instance });
+      l.details.browser = `instance ${found.instanceName} on TCP port ${found.tcpPort} (from the Browser's list)`;
+      l.finding(browserPortFinding(l.details.browser as string));
       return found.tcpPort;
     }
-    if (fallbackPort !== undefined) return hidden(`the Browser does not list ${instance} (hidden instance)`);
+    if (fallbackPort !== undefined) return hidden(`the Browser does not list ${instance} (hidden instance)`, true);
     throw new ProbeError(
       'instance_not_found',
       `the Browser on UDP ${browserPort} does not know instance ${instance}${names.length ? ` (it lists ${names.join(', ').slice(0, 200)})` : ''}`,
       'Check the instance name; a hidden instance is not announced: put its port in the target address (host:port).',
     );
   }
-  if (fallbackPort !== undefined) return hidden(`no answer from the Browser on UDP ${browserPort} (hidden instance or Browser stopped)`);
+  if (fallbackPort !== undefined) return hidden(`no answer from the Browser on UDP ${browserPort} (hidden instance or Browser stopped)`, false);
   throw new ProbeError(
     'browser_no_answer',
-    `no answer from the SQL Server Browser on UDP ${browserPort}`,
+    seen.refused
+      ? `UDP ${browserPort} is closed: ICMP port unreachable (the Browser is not running, or a firewall rejects)`
+      : `no answer from the SQL Server Browser on UDP ${browserPort}`,
     'Is the SQL Server Browser service running, and does the firewall allow UDP 1434? Or put the instance\'s TCP port in the target address (host:port).',
   );
+}
+
+function browserPortFinding(what: string): import('../types').Finding {
+  return { code: 'mssql_browser_port', severity: 'info', message: `the Browser reported ${what}` };
+}
+
+/** The certificate facts of a TLS rung, and the expiry finding when it is near or past. */
+function recordCertificate(l: Ladder, socket: tls.TLSSocket): void {
+  for (const f of tlsFacts(socket)) l.facts.push(f);
+  const notAfter = Date.parse(socket.getPeerCertificate()?.valid_to ?? '');
+  const expiry = certExpiryFinding(notAfter, Date.now());
+  if (expiry) l.finding(expiry);
 }
 
 /** The prelogin rung, with a dropped or silent connection explained in the operator's terms. */
@@ -462,7 +567,13 @@ function preloginPhase(l: Ladder, socket: net.Socket, s: MssqlSettings, signal: 
               'a firewall or IPS that resets TDS, or a server that requires TDS 8 strict encryption (set encrypt: strict).',
       );
     }
-    if (c.reason === 'timeout') throw new ProbeError('timeout', 'no PRELOGIN answer before the deadline', TIMEOUT_ADVICE);
+    if (c.reason === 'timeout') {
+      const received = (err as { received?: number }).received ?? 0;
+      if (received > 0) {
+        throw new ProbeError('stalled', `the PRELOGIN answer stopped after ${received} bytes`, STALLED_PRELOGIN_ADVICE);
+      }
+      throw new ProbeError('no_response', 'the TCP connection was accepted but the PRELOGIN got no answer before the deadline', NO_RESPONSE_ADVICE);
+    }
     throw err;
   });
 }
@@ -489,6 +600,8 @@ async function doPrelogin(l: Ladder, socket: net.Socket, s: MssqlSettings, signa
     l.details.versionName = named.name;
     l.details.build = formatBuild(v);
     if (advisory.below) l.details.advisory = advisory.message;
+    const finding = patchAdvisoryFinding(advisory, s.min_build?.[String(v.major)] !== undefined);
+    if (finding) l.finding(finding);
   }
   if (p.mars !== undefined) l.details.mars = p.mars;
   if (p.fedAuthRequired !== undefined) l.details.fedAuthRequired = p.fedAuthRequired;
@@ -521,12 +634,40 @@ interface ServerError {
 export function mapTediousError(
   err: unknown,
   phase: 'login' | 'query',
-  ctx: { port: number; instance?: string; advisory?: Advisory; serverError?: ServerError; signal: ProbeSignal },
+  ctx: {
+    port: number;
+    instance?: string;
+    advisory?: Advisory;
+    serverError?: ServerError;
+    /** A token stream tedious could not parse on this connection (see contain.ts): the real cause. */
+    tokenError?: TokenStreamError;
+    /** tedious's state when the deadline fired (login), e.g. SentLogin7WithStandardLogin. */
+    tediousState?: string;
+    /** The query running, for messages. */
+    query?: string;
+    signal: ProbeSignal;
+  },
 ): ProbeError {
   const e = err as { code?: string; message?: string; cause?: unknown; errors?: unknown[] };
   const code = e?.code ?? '';
   const msg = oneLine(e?.message ?? String(err));
-  if (ctx.signal.aborted) return new ProbeError('timeout', `deadline exceeded during ${phase}`, TIMEOUT_ADVICE);
+  if (ctx.tokenError || isTokenStreamError(err)) {
+    const te = ctx.tokenError ?? (err as TokenStreamError);
+    return new ProbeError('protocol_error', `${phase}: ${te.message}`, PROTOCOL_ADVICE);
+  }
+  if (ctx.signal.aborted) {
+    if (isShutdown(ctx.signal)) return new ProbeError('aborted', 'probe aborted: agent shutting down');
+    // Our own PRELOGIN was answered moments ago: silence now is the service's, not the network's.
+    if (phase === 'login') {
+      return new ProbeError('stalled', `${stalledStep(ctx.tediousState)} before the deadline`, STALLED_LOGIN_ADVICE);
+    }
+    return new ProbeError('stalled', `no answer to ${ctx.query ?? 'the query'} before the deadline`, STALLED_QUERY_ADVICE);
+  }
+  if (code === 'ELOGIN' && phase === 'login' && !ctx.serverError) {
+    // tedious says "Login failed." when the answer ends without LOGINACK; a server that
+    // refuses a login always says why in an ERROR token.
+    return new ProbeError('protocol_error', 'the answer to LOGIN7 ended with neither a LOGINACK nor an error message', PROTOCOL_ADVICE);
+  }
   switch (code) {
     case 'ELOGIN':
     case 'EFEDAUTH': {
@@ -561,7 +702,7 @@ export function mapTediousError(
         return new ProbeError('tls_error', msg, TLS_ADVICE);
       }
       if (c.reason === 'dns_error' || c.reason === 'unreachable') return new ProbeError(c.reason, msg);
-      return new ProbeError('reset', msg, 'The server closed the connection: check its error log (ERRORLOG) for the reason.');
+      return new ProbeError('reset', msg, RESET_ADVICE);
     }
     case 'EALREADYCONNECTED':
     case 'EINVALIDSTATE':
@@ -570,10 +711,18 @@ export function mapTediousError(
     default: {
       const c = classifyError(err, ctx.signal);
       if (c.reason === 'tls_error') return new ProbeError('tls_error', c.message, TLS_ADVICE);
+      if (c.reason === 'reset') return new ProbeError('reset', c.message, RESET_ADVICE);
       return new ProbeError(c.reason === 'internal_error' && phase === 'query' ? 'query_error' : c.reason, c.message, c.advice);
     }
   }
 }
+
+const RESET_ADVICE =
+  'The server closed the connection: check its error log (ERRORLOG) for the reason; a firewall or IPS that resets TDS sessions does the same.';
+
+const PROTOCOL_ADVICE =
+  'The server answered with bytes that are not valid TDS for this step: something other than SQL Server ' +
+  '(a proxy, a broken middlebox, another service) answers after the PRELOGIN, or the server is faulty; check what listens on the port and the server\'s ERRORLOG.';
 
 const TLS_ADVICE =
   'The server certificate was not accepted: set trust_server_certificate: true for a self-signed certificate, ' +
@@ -606,7 +755,9 @@ function tediousConfig(s: MssqlSettings, address: string, host: string, port: nu
       port,
       encrypt: s.encrypt,
       trustServerCertificate: s.trust_server_certificate,
-      connectTimeout: Math.max(100, remainingMs),
+      // Past the probe's deadline: the deadline (an abort that records tedious's state) ends a
+      // login first, so a stalled step is named rather than reported as tedious's timeout.
+      connectTimeout: Math.max(100, remainingMs) + 1000,
       requestTimeout: 0,
       cancelTimeout: 1000,
       appName: 'portprobe',
@@ -627,15 +778,55 @@ async function loginAndQuery(
   advisory: Advisory,
 ): Promise<void> {
   let serverError: ServerError | undefined;
-  const mapCtx = (): Parameters<typeof mapTediousError>[2] => ({ port, instance: s.instance, advisory, serverError, signal });
+  let tokenError: TokenStreamError | undefined;
+  let tediousState: string | undefined;
+  let query: string | undefined;
+  const mapCtx = (): Parameters<typeof mapTediousError>[2] => ({
+    port,
+    instance: s.instance,
+    advisory,
+    serverError,
+    tokenError,
+    tediousState,
+    query,
+    signal,
+  });
   let connection: Connection | undefined;
-  const onAbort = (): void => connection?.close();
+  const onAbort = (): void => {
+    // Which step the deadline stopped (tedious keeps it as state.name): the stalled rung's message names it.
+    tediousState = (connection as unknown as { state?: { name?: string } } | undefined)?.state?.name;
+    connection?.close();
+  };
   signal.addEventListener('abort', onAbort, { once: true });
+  // tedious parses answers as they stream in, but keeps a PLP value (nvarchar(max) and the like)
+  // whole until its last chunk: a server that never ends one would grow the heap until the
+  // deadline. The bytes read on tedious's socket are capped instead; past the cap the connection
+  // is ended as a protocol error.
+  const cap = setInterval(() => {
+    const sock = (connection as unknown as { socket?: net.Socket } | undefined)?.socket;
+    if (sock && sock.bytesRead > MAX_ANSWER_BYTES && !tokenError) {
+      tokenError = new TokenStreamError(`the server sent more than ${MAX_ANSWER_BYTES / (1 << 20)} MiB on one connection`);
+      l.debug(tokenError.message);
+      sock.destroy(tokenError);
+      connection?.close();
+    }
+  }, ANSWER_CAP_CHECK_MS);
   try {
     const conn = await l.phase('login', () => {
       // Built inside the rung so that a bad ca_file or a rejected option fails the login rung.
       const c = new (tedious().Connection)(tediousConfig(s, address, host, port, l.remainingMs()));
       connection = c;
+      const contained = containTokenErrors(c, (err) => {
+        tokenError ??= err;
+        l.debug(`token stream error: ${oneLine(err.parserMessage)}`);
+      });
+      if (!contained) {
+        throw new ProbeError(
+          'internal_error',
+          'this tedious version has no Connection#createTokenStreamParser: a malformed server answer could end the agent, so no login is attempted',
+          'Install the tedious version this portprobe release was built with.',
+        );
+      }
       c.on('errorMessage', (m: ServerError) => {
         serverError = { number: m.number, state: m.state, class: m.class, message: oneLine(m.message) };
         l.debug(`server error ${m.number} state ${m.state} class ${m.class}: ${oneLine(m.message)}`);
@@ -652,7 +843,9 @@ async function loginAndQuery(
     conn.removeAllListeners('end');
     serverError = undefined;
     await l.phase('query', async () => {
-      const rows = await runQuery(conn, 'SELECT @@VERSION', Math.max(100, l.remainingMs()), l, 'version', mapCtx).catch((err: unknown) => {
+      query = 'SELECT @@VERSION';
+      // No timeout of its own: the probe's deadline ends it, and silence then is "stalled".
+      const rows = await runQuery(conn, query, 0, l, 'version', mapCtx).catch((err: unknown) => {
         l.fact('probe_mssql_query_success', 0, { query: 'version' });
         throw err;
       });
@@ -661,21 +854,28 @@ async function loginAndQuery(
       l.details.versionString = oneLine(text.split('\n')[0] ?? '', 200);
       for (const q of s.queries) {
         serverError = undefined;
+        query = `query ${q.name}`;
         const timeoutMs = Math.max(1, Math.min(parseDuration(q.timeout ?? DEFAULT_QUERY_TIMEOUT), l.remainingMs()));
         try {
           const r = await runQuery(conn, q.query, timeoutMs, l, q.name, mapCtx);
+          // Converted before anything is recorded: a query either succeeds with its samples or fails.
+          const { facts, skipped } = rowsToFacts(q, r);
           l.fact('probe_mssql_query_success', 1, { query: q.name });
-          for (const f of rowsToFacts(q, r)) l.facts.push(f);
+          l.fact('probe_mssql_query_rows_skipped', skipped, { query: q.name });
+          for (const f of facts) l.facts.push(f);
         } catch (err) {
           l.fact('probe_mssql_query_success', 0, { query: q.name });
           const pe = err instanceof ProbeError ? err : mapTediousError(err, 'query', mapCtx());
           l.debug(`query ${q.name} failed: ${pe.message}`);
-          if (pe.reason === 'timeout' && signal.aborted) throw pe;
+          if (signal.aborted) throw pe;
+          // The connection is gone after a stream that cannot be parsed: that is the verdict.
+          if (pe.reason === 'protocol_error') throw pe;
           l.fail('query', 'query_error', `query ${q.name}: ${pe.message}`, pe.advice);
         }
       }
     });
   } finally {
+    clearInterval(cap);
     signal.removeEventListener('abort', onAbort);
     connection?.close();
   }
@@ -719,8 +919,13 @@ function runQuery(
   });
 }
 
-/** Turns rows into samples: key_labels become labels, value_column the value. Pure. */
-export function rowsToFacts(q: Pick<MssqlQuery, 'name' | 'key_labels' | 'value_column'>, r: QueryRows): Fact[] {
+/**
+ * Turns rows into samples: key_labels become labels, value_column the value. Pure.
+ * The NULL rule: a row whose value is NULL has no sample (SQL's "no value", e.g. a database that
+ * is offline) and is counted in `skipped`; a value that is not a number fails the whole query,
+ * naming the column and the row (1-based), since its samples would be wrong rather than missing.
+ */
+export function rowsToFacts(q: Pick<MssqlQuery, 'name' | 'key_labels' | 'value_column'>, r: QueryRows): { facts: Fact[]; skipped: number } {
   const lower = r.columns.map((c) => c.toLowerCase());
   const idx = (c: string): number => lower.indexOf(c.toLowerCase());
   const vi = idx(q.value_column);
@@ -734,11 +939,20 @@ export function rowsToFacts(q: Pick<MssqlQuery, 'name' | 'key_labels' | 'value_c
   });
   const facts: Fact[] = [];
   const seen = new Set<string>();
-  for (const row of r.rows) {
+  let skipped = 0;
+  r.rows.forEach((row, n) => {
     const raw = row[vi];
-    const value = typeof raw === 'bigint' ? Number(raw) : typeof raw === 'boolean' ? Number(raw) : Number(raw);
-    if (raw === null || raw === undefined || (typeof raw === 'string' && raw.trim() === '') || Number.isNaN(value)) {
-      throw new ProbeError('query_error', `column ${q.value_column} holds a non-numeric value`);
+    if (raw === null || raw === undefined) {
+      skipped++;
+      return;
+    }
+    const value = toNumber(raw);
+    if (value === undefined) {
+      throw new ProbeError(
+        'query_error',
+        `column ${q.value_column} of row ${n + 1} holds ${JSON.stringify(String(raw).slice(0, 40))}, not a number`,
+        'Make value_column numeric in the query (CAST or CONVERT), or filter the rows that are not.',
+      );
     }
     const labels: Record<string, string> = {};
     for (const [k, i] of keys) labels[k] = String(row[i] ?? '').slice(0, MAX_LABEL_VALUE);
@@ -746,6 +960,20 @@ export function rowsToFacts(q: Pick<MssqlQuery, 'name' | 'key_labels' | 'value_c
     if (seen.has(id)) throw new ProbeError('query_error', `two rows have the same key_labels ${id.slice(0, 200)}`);
     seen.add(id);
     facts.push(keys.length ? { metric: q.name, labels, value } : { metric: q.name, value });
+  });
+  return { facts, skipped };
+}
+
+/** A sample value from a column value: numbers, bigint, bit, and numeric text; undefined otherwise. */
+function toNumber(raw: unknown): number | undefined {
+  if (typeof raw === 'number') return Number.isNaN(raw) ? undefined : raw;
+  if (typeof raw === 'bigint') return Number(raw);
+  if (typeof raw === 'boolean') return raw ? 1 : 0;
+  if (typeof raw === 'string') {
+    const t = raw.trim();
+    if (t === '') return undefined;
+    const v = Number(t);
+    return Number.isNaN(v) ? undefined : v;
   }
-  return facts;
+  return undefined;
 }

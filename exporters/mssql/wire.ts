@@ -4,7 +4,7 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { Duplex } from 'node:stream';
-import { ProbeError, untilAborted } from '../ladder';
+import { DeadlineError, ProbeError, untilAborted } from '../ladder';
 import { startTls } from '../tcp/net';
 import { MessageFramer, PacketType, encodePacket, parsePacketHeader, type Message } from './packet';
 import type { ProbeSignal } from '../signal';
@@ -19,11 +19,13 @@ export function excerpt(bytes: Buffer, max = 60): string {
 
 /**
  * Reads one complete TDS message. Bytes that are not a TDS packet header become
- * ProbeError('not_tds'); a close before a full message becomes a reset.
+ * ProbeError('not_tds'); a close before a full message becomes a reset. At the deadline, a
+ * DeadlineError carries `received`: how many bytes of the answer had come (0: silence).
  */
 export function readMessage(socket: net.Socket, signal: ProbeSignal): Promise<Message> {
   const framer = new MessageFramer(PRELOGIN_LIMITS);
   let first: Buffer | undefined;
+  let received = 0;
   const p = new Promise<Message>((resolve, reject) => {
     const cleanup = (): void => {
       socket.off('data', onData);
@@ -32,6 +34,7 @@ export function readMessage(socket: net.Socket, signal: ProbeSignal): Promise<Me
       socket.off('error', onError);
     };
     const onData = (chunk: Buffer): void => {
+      received += chunk.length;
       first = first ? Buffer.concat([first, chunk]).subarray(0, 256) : chunk.subarray(0, 256);
       framer.push(chunk);
       if (framer.error) {
@@ -66,7 +69,10 @@ export function readMessage(socket: net.Socket, signal: ProbeSignal): Promise<Me
     socket.on('close', onEnd);
     socket.on('error', onError);
   });
-  return untilAborted(p, signal, () => socket.destroy());
+  return untilAborted(p, signal, () => socket.destroy()).catch((err: unknown) => {
+    if (err instanceof DeadlineError) throw Object.assign(err, { received });
+    throw err;
+  });
 }
 
 export const NOT_TDS_ADVICE =

@@ -37,6 +37,15 @@ const EXPECT: Record<Hostility, string[]> = {
   tls_stall: ['banner/no_greeting', 'tls/timeout', 'banner/no_greeting', 'tls/timeout', 'prelogin/timeout', 'tls/timeout'],
 };
 
+// SQL Server (column 4): silence after the handshake is the service's, not the network's timeout.
+// Kept apart from the table above, which other probers' columns share.
+const MSSQL_AFTER_HANDSHAKE: Partial<Record<Hostility, string>> = {
+  tarpit: 'prelogin/no_response',
+  dribble: 'prelogin/no_response',
+  tds_length_lies: 'prelogin/stalled',
+  tls_stall: 'prelogin/no_response',
+};
+for (const [kind, verdict] of Object.entries(MSSQL_AFTER_HANDSHAKE)) EXPECT[kind as Hostility][4] = verdict as string;
 
 describe.each(Object.keys(EXPECT) as Hostility[])('hostile peer: %s', (kind) => {
   let peer: HostilePeer;

@@ -79,11 +79,12 @@ describe('prelogin without credentials (the default mode)', () => {
     expect(fact(ok, 'probe_mssql_patch_advisory')).toBe(0);
   });
 
-  test('encryption required: TLS inside TDS is run and reported; self-signed fails unless trusted', async () => {
+  test('encryption required: TLS inside TDS is run and reported; without credentials an untrusted certificate is a finding', async () => {
     const p = await peer({ encryption: 'required' });
     const untrusted = await probe(`127.0.0.1:${p.port}`);
     expect(fact(untrusted, 'probe_mssql_encryption_info', { mode: 'required' })).toBe(1);
-    expect(untrusted.failure).toMatchObject({ phase: 'tls', reason: 'tls_error' });
+    expect(untrusted.failure).toBeUndefined();
+    expect(untrusted.findings?.map((f) => f.code)).toContain('mssql_certificate_untrusted');
     const trusted = await probe(`127.0.0.1:${p.port}`, { trust_server_certificate: true });
     expect(trusted.failure).toBeUndefined();
     expect(phases(trusted)).toEqual(['resolve', 'connect', 'prelogin', 'tls']);
@@ -296,7 +297,7 @@ describe('servers that stop answering', () => {
     expect(r.failure).toMatchObject({ phase: 'login', reason: 'reset' });
   });
 
-  test('a listener that never answers the PRELOGIN: timeout at prelogin', async () => {
+  test('a listener that never answers the PRELOGIN: no_response at prelogin, not the firewall advice', async () => {
     const held: net.Socket[] = [];
     const server = net.createServer((s) => {
       held.push(s);
@@ -311,8 +312,9 @@ describe('servers that stop answering', () => {
         }),
     );
     const r = await probe(`127.0.0.1:${(server.address() as net.AddressInfo).port}`, {}, 500);
-    expect(r.failure).toMatchObject({ phase: 'prelogin', reason: 'timeout', message: 'no PRELOGIN answer before the deadline' });
-    expect(r.failure?.advice).toMatch(/firewall/);
+    expect(r.failure).toMatchObject({ phase: 'prelogin', reason: 'no_response' });
+    expect(r.failure?.advice).toMatch(/network path is fine/);
+    expect(r.failure?.advice).not.toMatch(/firewall/);
   });
 
   test('a listener that closes at once: reset at prelogin', async () => {
@@ -333,10 +335,10 @@ describe('deadlines and local trouble', () => {
     expect(r.failure?.message).toMatch(/ENOENT/);
   });
 
-  test('a server that never answers LOGIN7: timeout at login, within the probe', async () => {
+  test('a server that never answers LOGIN7: stalled at login, within the probe', async () => {
     const p = await peer({ stallLogin: true });
     const r = await probe(`127.0.0.1:${p.port}`, creds, 800);
-    expect(r.failure).toMatchObject({ phase: 'login', reason: 'timeout' });
+    expect(r.failure).toMatchObject({ phase: 'login', reason: 'stalled', message: 'LOGIN7 got no answer before the deadline' });
     expect(phases(r)).toEqual(['resolve', 'connect', 'prelogin', 'login']);
   });
 });

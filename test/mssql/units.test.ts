@@ -58,7 +58,7 @@ describe('tedious errors map to reasons', () => {
   const err = (code: string, message = 'x', cause?: unknown) => Object.assign(new Error(message), { code, cause });
   const errno = (code: string) => Object.assign(new Error(code), { code });
   test.each([
-    ['ELOGIN', 'login', 'auth_failed'],
+    ['ELOGIN', 'login', 'protocol_error'], // no ERROR token came with it: see the next test
     ['EFEDAUTH', 'login', 'auth_failed'],
     ['EENCRYPT', 'login', 'encryption_mismatch'],
     ['ETIMEOUT', 'login', 'timeout'],
@@ -93,7 +93,8 @@ describe('tedious errors map to reasons', () => {
     expect(mapTediousError(err('ESOCKET', 'lost', errno('ECONNRESET')), 'login', old).reason).toBe('version_refuses_remote');
     const aborted = new AbortController();
     aborted.abort();
-    expect(mapTediousError(err('ELOGIN'), 'login', { port: 1433, signal: aborted.signal }).reason).toBe('timeout');
+    expect(mapTediousError(err('ELOGIN'), 'login', { port: 1433, signal: aborted.signal }).reason).toBe('stalled');
+    expect(mapTediousError(err('ELOGIN'), 'login', { ...ctx, serverError: { number: 18456, state: 8, class: 14, message: '' } }).reason).toBe('auth_failed');
     expect(mapTediousError(new Error('weird'), 'login', ctx).reason).toBe('internal_error');
     expect(mapTediousError(new Error('weird'), 'query', ctx).reason).toBe('query_error');
     expect(mapTediousError('a string', 'login', ctx).reason).toBe('internal_error');
@@ -108,19 +109,29 @@ describe('tedious errors map to reasons', () => {
 describe('rows to samples', () => {
   const q = { name: 'm', key_labels: ['db'], value_column: 'Size' };
   test('labels from key columns (case-insensitive), values from the value column', () => {
-    expect(rowsToFacts(q, { columns: ['DB', 'size'], rows: [['a', 1], ['b', '2.5'], ['c', BigInt(3)], ['d', true]] })).toEqual([
+    expect(rowsToFacts(q, { columns: ['DB', 'size'], rows: [['a', 1], ['b', '2.5'], ['c', BigInt(3)], ['d', true]] }).facts).toEqual([
       { metric: 'm', labels: { db: 'a' }, value: 1 },
       { metric: 'm', labels: { db: 'b' }, value: 2.5 },
       { metric: 'm', labels: { db: 'c' }, value: 3 },
       { metric: 'm', labels: { db: 'd' }, value: 1 },
     ]);
-    expect(rowsToFacts({ name: 'n', key_labels: [], value_column: 'x' }, { columns: ['x'], rows: [[4]] })).toEqual([{ metric: 'n', value: 4 }]);
+    expect(rowsToFacts({ name: 'n', key_labels: [], value_column: 'x' }, { columns: ['x'], rows: [[4]] })).toEqual({ facts: [{ metric: 'n', value: 4 }], skipped: 0 });
+  });
+  test('the NULL rule: a row with a NULL value has no sample and is counted; the other rows stay', () => {
+    expect(rowsToFacts(q, { columns: ['db', 'size'], rows: [['a', null], ['b', 2], ['c', undefined], ['d', 4]] })).toEqual({
+      facts: [
+        { metric: 'm', labels: { db: 'b' }, value: 2 },
+        { metric: 'm', labels: { db: 'd' }, value: 4 },
+      ],
+      skipped: 2,
+    });
   });
   test.each([
     [{ columns: ['db'], rows: [['a']] }, /no column Size/],
     [{ columns: ['size'], rows: [[1]] }, /no column db/],
-    [{ columns: ['db', 'size'], rows: [['a', 'lots']] }, /non-numeric/],
-    [{ columns: ['db', 'size'], rows: [['a', null]] }, /non-numeric/],
+    [{ columns: ['db', 'size'], rows: [['a', 1], ['b', 'lots']] }, /column Size of row 2 holds "lots", not a number/],
+    [{ columns: ['db', 'size'], rows: [['a', ' ']] }, /column Size of row 1 holds " ", not a number/],
+    [{ columns: ['db', 'size'], rows: [['a', Buffer.from('x')]] }, /row 1 .* not a number/],
     [{ columns: ['db', 'size'], rows: [['a', 1], ['a', 2]] }, /same key_labels/],
   ])('bad results are query errors: %#', (rows, message) => {
     expect(() => rowsToFacts(q, rows)).toThrow(message);

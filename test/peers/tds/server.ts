@@ -58,6 +58,24 @@ export interface TdsPeerOptions {
   dropLogin?: boolean;
   /** Never answer LOGIN7 (a server stuck in recovery, or a middlebox that eats the packet). */
   stallLogin?: boolean;
+  /** Never answer PRELOGIN (a hung service, or something other than SQL Server that waits for its client). */
+  stallPrelogin?: boolean;
+  /** Never answer the SQL batches it picks (normalised text) after a good login: a hung worker pool. */
+  stallSql?: (sql: string) => boolean;
+  /**
+   * Hostile: the raw token stream answering LOGIN7, whatever the credentials (framed in
+   * TABULAR_RESULT packets by the peer); undefined logs in normally. Called once per LOGIN7.
+   * Batches that follow are answered as after a good login.
+   */
+  loginReply?: () => Buffer | undefined;
+  /**
+   * Hostile: the raw token stream answering a SQL batch after a normal login (normalised text,
+   * see normaliseSql); undefined answers it normally. tedious's own batch after LOGINACK (its
+   * SET options) is part of the login rung.
+   */
+  batchReply?: (sql: string) => Buffer | undefined;
+  /** Certificate and key to serve (default: a self-signed one for localhost, valid 30 days). */
+  certificate?: { cert: Buffer; key: Buffer };
   /** Called for every event worth seeing in a manual run. */
   log?: (line: string) => void;
 }
@@ -89,7 +107,7 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
   const secureContext =
     encryption === 'not_supported'
       ? undefined
-      : tls.createSecureContext({ ...selfSignedCert(), maxVersion: encryption === 'strict' ? 'TLSv1.3' : 'TLSv1.2' });
+      : tls.createSecureContext({ ...(opts.certificate ?? selfSignedCert()), maxVersion: encryption === 'strict' ? 'TLSv1.3' : 'TLSv1.2' });
   const sockets = new Set<net.Socket>();
   const peer: TdsPeer = { port: 0, host: opts.host ?? '127.0.0.1', logins: [], batches: [], close: async () => undefined };
 
@@ -213,6 +231,7 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
     private onPrelogin(payload: Buffer): void {
       if (this.preloginDone) return this.abort('second PRELOGIN');
       this.preloginDone = true;
+      if (opts.stallPrelogin) return log('PRELOGIN ignored (stallPrelogin)');
       const parsed = parsePrelogin(payload);
       if (!parsed.ok) return this.abort(`bad PRELOGIN: ${parsed.error}`);
       const p = parsed.prelogin;
@@ -298,6 +317,12 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
       }
       if (opts.dropLogin) return this.abort('dropLogin is set');
       if (opts.stallLogin) return log('LOGIN7 ignored (stallLogin)');
+      const hostile = opts.loginReply?.();
+      if (hostile) {
+        if (peer.logins.length < 10000) peer.logins.push('(hostile)');
+        this.loggedIn = true;
+        return this.send(PacketType.TABULAR_RESULT, hostile);
+      }
       if (payload.length < 94) return this.abort('LOGIN7 shorter than its fixed part');
       const clientTds = payload.readUInt32LE(4);
       const known = [0x70000000, 0x71000000, 0x71000001, 0x72090002, 0x730a0003, 0x730b0003, 0x74000004];
@@ -406,8 +431,11 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
     private answer(sqlText: string, rpc: boolean): void {
       const sql = normaliseSql(sqlText);
       this.rpc = rpc;
-      peer.batches.push(sql);
+      if (peer.batches.length < 10000) peer.batches.push(sql);
       log(`SQL batch: ${sql.slice(0, 200)}`);
+      if (opts.stallSql?.(sql)) return log('SQL batch ignored (stallSql)');
+      const hostile = opts.batchReply?.(sql);
+      if (hostile) return this.send(PacketType.TABULAR_RESULT, hostile);
       const answer: QueryAnswer | undefined =
         sql === 'select @@version'
           ? { columns: [{ name: '', type: 'nvarchar' }], rows: [[versionString]] }
