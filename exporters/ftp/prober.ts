@@ -8,7 +8,7 @@ import {
   connectTcp,
   parseHostPort,
   resolveHost,
-  tlsFacts,
+  recordTls,
   tlsOptions,
 } from '../tcp/net';
 import { ADVICE, loginFailure, probeError } from './advice';
@@ -236,7 +236,7 @@ export const ftpProber: ProberDef<FtpSettings> = {
         const sess = session;
         if (s.tls === 'implicit' && tlsOpts) {
           const secure = await talk(at('tls'), (c) => c.upgrade(tlsOpts, sig), asRung);
-          if (asRung) l.facts.push(...tlsFacts(secure));
+          if (asRung) recordTls(l, 'FTP server', secure);
         }
         const banner = await talk(at('banner'), (c) => readBanner(c, sig, { deadline: ctx.deadline }), asRung);
         if (asRung) {
@@ -247,7 +247,7 @@ export const ftpProber: ProberDef<FtpSettings> = {
           sess.protectedData = await talk(at('tls'), async (c) => {
             if (s.tls === 'explicit') {
               const secure = await explicitTls(c, tlsOpts, sig);
-              if (asRung) l.facts.push(...tlsFacts(secure));
+              if (asRung) recordTls(l, 'FTP server', secure);
             }
             return protectData(c, sig, false);
           }, asRung);

@@ -4,10 +4,6 @@ import type { Finding } from '../types';
 import type { Advisory } from './versions';
 import type { Prelogin } from './prelogin';
 
-/** A certificate closer than this to its notAfter is a warning. */
-export const CERT_WARNING_DAYS = 14;
-const DAY_MS = 86_400_000;
-
 /** mssql_patch_advisory from the build's advisory (undefined when the build is fine). */
 export function patchAdvisoryFinding(a: Advisory, configuredMinimum: boolean): Finding | undefined {
   if (!a.below) return undefined;
@@ -48,30 +44,6 @@ export function encryptionFinding(mode: NonNullable<Prelogin['encryption']> | 's
     f.advice = 'Install a certificate for SQL Server (SQL Server Configuration Manager, Protocols, Certificate) so that logins are encrypted.';
   }
   return f;
-}
-
-/** tls_cert_expiry: the certificate expires within CERT_WARNING_DAYS (warning) or has expired (critical). */
-export function certExpiryFinding(notAfterMs: number, nowMs: number): Finding | undefined {
-  if (!Number.isFinite(notAfterMs)) return undefined;
-  const left = notAfterMs - nowMs;
-  const date = new Date(notAfterMs).toISOString();
-  if (left <= 0) {
-    return {
-      code: 'tls_cert_expiry',
-      severity: 'critical',
-      message: `the server certificate expired on ${date}`,
-      advice: 'Renew the SQL Server certificate and restart the service; clients that verify certificates cannot connect.',
-    };
-  }
-  if (left < CERT_WARNING_DAYS * DAY_MS) {
-    return {
-      code: 'tls_cert_expiry',
-      severity: 'warning',
-      message: `the server certificate expires on ${date}, in ${Math.ceil(left / DAY_MS)} day(s)`,
-      advice: 'Renew the SQL Server certificate before it expires, and restart the service to load it.',
-    };
-  }
-  return undefined;
 }
 
 const VERIFY_ERRORS: Record<string, string> = {

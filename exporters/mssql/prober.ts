@@ -15,7 +15,7 @@ import {
   parseHostPort,
   resolveHost,
   startTls,
-  tlsFacts,
+  recordTls,
   type IpPreference,
 } from '../tcp/net';
 import { parseDuration } from '../../config/duration';
@@ -32,7 +32,7 @@ import {
 import { advise, formatBuild, nameVersion, parseBuild, type Advisory } from './versions';
 import { NOT_TDS_ADVICE, readMessage, tlsOverTds } from './wire';
 import { TokenStreamError, containTokenErrors, isTokenStreamError } from './contain';
-import { certExpiryFinding, encryptionFinding, patchAdvisoryFinding, untrustedCertificateFinding } from './findings';
+import { encryptionFinding, patchAdvisoryFinding, untrustedCertificateFinding } from './findings';
 import type { ProbeSignal } from '../signal';
 
 /**
@@ -406,7 +406,7 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
               );
             }),
           );
-          recordCertificate(l, tlsSocket);
+          recordTls(l, 'SQL Server', tlsSocket);
           const secure = tlsSocket;
           prelogin = await l.phase('prelogin', () => preloginPhase(l, secure, s, ctx.signal, true));
           l.fact('probe_mssql_encryption_info', 1, { mode: 'strict' });
@@ -450,7 +450,7 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
                 throw err;
               }),
             );
-            recordCertificate(l, tlsSocket);
+            recordTls(l, 'SQL Server', tlsSocket);
             if (judge && !tlsSocket.authorized) {
               const why = String(tlsSocket.authorizationError ?? 'unverified');
               l.details.certificate = `not trusted: ${why}`;
@@ -543,14 +543,6 @@ async function browse(l: Ladder, address: string, browserPort: number, instance:
 
 function browserPortFinding(what: string): import('../types').Finding {
   return { code: 'mssql_browser_port', severity: 'info', message: `the Browser reported ${what}` };
-}
-
-/** The certificate facts of a TLS rung, and the expiry finding when it is near or past. */
-function recordCertificate(l: Ladder, socket: tls.TLSSocket): void {
-  for (const f of tlsFacts(socket)) l.facts.push(f);
-  const notAfter = Date.parse(socket.getPeerCertificate()?.valid_to ?? '');
-  const expiry = certExpiryFinding(notAfter, Date.now());
-  if (expiry) l.finding(expiry);
 }
 
 /** The prelogin rung, with a dropped or silent connection explained in the operator's terms. */

@@ -7,8 +7,8 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
-import { DeadlineError, ProbeError, isShutdown, untilAborted } from '../ladder';
-import type { Fact, MetricDef } from '../types';
+import { DeadlineError, ProbeError, isShutdown, untilAborted, type Ladder } from '../ladder';
+import type { Fact, Finding, MetricDef } from '../types';
 import type { ProbeSignal } from '../signal';
 import { watchedHandle, watchedSocket } from '../arrival';
 import { nodeTcpBinding, type TcpBinding } from './node-tcp';
@@ -359,6 +359,44 @@ export function tlsFacts(socket: tls.TLSSocket): Fact[] {
   const version = socket.getProtocol();
   if (version) facts.push({ metric: 'probe_tls_version_info', value: 1, labels: { version } });
   return facts;
+}
+
+/** A certificate closer than this to its notAfter is a warning finding. */
+export const CERT_WARNING_DAYS = 14;
+const DAY_MS = 86_400_000;
+
+/**
+ * tls_cert_expiry: the server certificate expires within CERT_WARNING_DAYS (warning) or has
+ * expired (critical); undefined otherwise. `service` names what serves it ("SQL Server", "FTP server").
+ */
+export function certExpiryFinding(notAfterMs: number, nowMs: number, service = 'server'): Finding | undefined {
+  if (!Number.isFinite(notAfterMs)) return undefined;
+  const left = notAfterMs - nowMs;
+  const date = new Date(notAfterMs).toISOString();
+  if (left <= 0) {
+    return {
+      code: 'tls_cert_expiry',
+      severity: 'critical',
+      message: `the ${service} certificate expired on ${date}`,
+      advice: `Renew the ${service} certificate and reload the service; clients that verify certificates cannot connect.`,
+    };
+  }
+  if (left < CERT_WARNING_DAYS * DAY_MS) {
+    return {
+      code: 'tls_cert_expiry',
+      severity: 'warning',
+      message: `the ${service} certificate expires on ${date}, in ${Math.ceil(left / DAY_MS)} day(s)`,
+      advice: `Renew the ${service} certificate before it expires, and reload the service so it serves the new one.`,
+    };
+  }
+  return undefined;
+}
+
+/** A TLS rung's certificate and version facts, and the expiry finding when expiry is near or past. */
+export function recordTls(l: Ladder, service: string, socket: tls.TLSSocket): void {
+  for (const f of tlsFacts(socket)) l.facts.push(f);
+  const expiry = certExpiryFinding(Date.parse(socket.getPeerCertificate()?.valid_to ?? ''), Date.now(), service);
+  if (expiry) l.finding(expiry);
 }
 
 export interface LineReaderLimits {

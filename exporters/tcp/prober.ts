@@ -12,7 +12,7 @@ import {
   parseHostPort,
   resolveHost,
   startTls,
-  tlsFacts,
+  recordTls,
   tlsOptions,
   type IpPreference,
   type TlsSettings,
@@ -138,7 +138,7 @@ export const tcpProber: ProberDef<TcpSettings> = {
         if (s.tls) {
           const plain = socket;
           socket = await l.phase('tls', () => startTls(plain, tlsOptions(s.tls_config, hp.host), ctx.signal));
-          for (const f of tlsFacts(socket as import('node:tls').TLSSocket)) l.facts.push(f);
+          recordTls(l, 'server', socket as import('node:tls').TLSSocket);
         }
         if (s.send !== undefined || s.expect_banner !== undefined) {
           const conn = socket;
