@@ -27,6 +27,7 @@ import {
   type FtpSettings,
 } from './settings';
 import { ProbeAbort, type ProbeSignal } from '../signal';
+import { secretValues } from '../secret';
 
 export const FTP_PHASES = [
   'resolve',
@@ -196,6 +197,7 @@ export const ftpProber: ProberDef<FtpSettings> = {
   run: (ctx) =>
     runLadder(ctx, async (l) => {
       const s = { ...FTP_DEFAULTS, ...ctx.module.settings };
+      const replyLimits = { ...REPLY_LIMITS, secrets: secretValues(ctx.module.settings) };
       const signal = ctx.signal;
       const hp = parseHostPort(ctx.target.address, defaultPort(s));
       if (typeof hp === 'string') throw new ProbeError('internal_error', hp);
@@ -232,7 +234,7 @@ export const ftpProber: ProberDef<FtpSettings> = {
           ? await l.phase('connect', () => connectTcp(address, hp.port, sig))
           : await connectTcp(address, hp.port, sig);
         plain = sock;
-        session = { ctrl: new ControlConnection(sock, REPLY_LIMITS, (line) => l.debug(line)), protectedData: false, typeSet: false };
+        session = { ctrl: new ControlConnection(sock, replyLimits, (line) => l.debug(line)), protectedData: false, typeSet: false };
         const sess = session;
         if (s.tls === 'implicit' && tlsOpts) {
           const secure = await talk(at('tls'), (c) => c.upgrade(tlsOpts, sig), asRung);

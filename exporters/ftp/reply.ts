@@ -7,6 +7,8 @@
 // `maxLines`), so a peer that sends a 100 MB banner or an endless "220-" greeting costs a
 // few kilobytes and ends in an error rather than in memory growth.
 
+import { scrubText } from '../secret';
+
 export interface Reply {
   /** Three-digit reply code, 100-599. */
   code: number;
@@ -19,6 +21,11 @@ export interface ReplyLimits {
   maxLineBytes: number;
   /** Most lines one reply may have. */
   maxLines: number;
+  /**
+   * The module's secrets: a server may echo what it was sent (a password), so every line is
+   * scrubbed as it is parsed, before any message cuts it short.
+   */
+  secrets?: readonly string[];
 }
 
 export const DEFAULT_REPLY_LIMITS: ReplyLimits = { maxLineBytes: 2048, maxLines: 64 };
@@ -107,8 +114,11 @@ export class ReplyParser {
     return { replies };
   }
 
-  private line(text: string, out: Reply[]): ReplyError | undefined {
-    const m = CODE_LINE.exec(text);
+  private line(raw: string, out: Reply[]): ReplyError | undefined {
+    const m = CODE_LINE.exec(raw);
+    // The code is read first, so a secret that happens to start with digits cannot change it.
+    const secrets = this.limits.secrets ?? [];
+    const text = secrets.length === 0 ? raw : m ? raw.slice(0, 4) + scrubText(raw.slice(4), secrets) : scrubText(raw, secrets);
     if (this.current) {
       const cur = this.current;
       if (m && Number(m[1]) === cur.code && m[2] !== '-') {

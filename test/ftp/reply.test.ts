@@ -133,3 +133,29 @@ test('replyText joins lines, strips control characters and bounds the length', (
   expect(replyText({ code: 220, lines: ['a\u0007b', '', ' c '] })).toBe('a b c');
   expect(replyText({ code: 220, lines: ['x'.repeat(500)] }, 10)).toHaveLength(10);
 });
+
+describe('secrets in replies', () => {
+  const password = 'Tr0ub4dor&3-horse';
+  it('every line is scrubbed as it is parsed, before any message cuts it', () => {
+    const padded = `530 ${'x'.repeat(195)}${password}\r\n`;
+    const out = parseReplies(Buffer.from(padded), { secrets: [password] });
+    expect(out.replies).toHaveLength(1);
+    const line = out.replies[0].lines[0];
+    expect(line).toBe(`${'x'.repeat(195)}<secret>`);
+    // The 200-character cut of replyText now falls inside the mask, not inside the password.
+    expect(replyText(out.replies[0])).not.toMatch(/Tr0/);
+  });
+
+  it('a malformed line is scrubbed before its 80-character excerpt', () => {
+    const out = parseReplies(Buffer.from(`${'y'.repeat(77)}${password}\r\n`), { secrets: [password] });
+    expect(out.error?.kind).toBe('malformed');
+    expect(out.error?.message).not.toMatch(/Tr0/);
+    expect(out.error?.message).toMatch(/y<se"$/);
+  });
+
+  it('the reply code is read before scrubbing, so a secret that starts like a reply cannot change it', () => {
+    const out = parseReplies(Buffer.from('220 welcome\r\n230 in as 220 w\r\n'), { secrets: ['220 w'] });
+    expect(out.error).toBeUndefined();
+    expect(out.replies.map((r) => [r.code, r.lines[0]])).toEqual([[220, 'welcome'], [230, 'in as <secret>']]);
+  });
+});
