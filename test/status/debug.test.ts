@@ -53,6 +53,8 @@ describe('/probe?debug=true against real probes', () => {
     expect(text).toContain('Result: probe succeeded');
     expect(text).toContain('Found on the way:\n  mssql_version: 8.0.760.0 SQL Server 2000 SP3\n  mssql_encryption: off\n');
     expect(text.indexOf('Findings')).toBeLessThan(text.indexOf('Metrics that would have been returned:'));
+    // The prober's own advisory for 8.00.760 (SP3, below SP4), rendered from its finding.
+    expect(text).toMatch(/\n {2}\[warning\] mssql_patch_advisory: SQL Server 2000 build 8\.00\.760 is below 8\.00\.2039[^\n]*\n {6}what to do: [^\n]*Service Pack 4/);
   });
 });
 

@@ -158,6 +158,9 @@ describe('status page in headless Chromium', () => {
 
     // What the SQL Server told on the way.
     expect(await page.locator('tr[data-target="sql-2000"] ul.findings').textContent()).toContain('mssql_version 8.0.760.0 SQL Server 2000 SP3');
+    const advisory = page.locator('tr[data-target="sql-2000"] li.finding[data-code="mssql_patch_advisory"]');
+    expect(await advisory.getAttribute('class')).toBe('finding warning');
+    expect(await advisory.textContent()).toMatch(/8\.00\.760 is below 8\.00\.2039.*Service Pack 4/);
 
     await page.screenshot({ path: path.join(tmpdir(), 'portprobe-status-live.png'), fullPage: true });
   });
