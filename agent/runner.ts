@@ -99,6 +99,9 @@ export function scrubSecrets(result: ProbeResult, settings: unknown): ProbeResul
     out.failure = { ...result.failure, message: clean(result.failure.message) };
     if (result.failure.advice) out.failure.advice = clean(result.failure.advice);
   }
+  if (result.laterFailures) {
+    out.laterFailures = result.laterFailures.map((f) => (f.advice === undefined ? { ...f, message: clean(f.message) } : { ...f, message: clean(f.message), advice: clean(f.advice) }));
+  }
   if (result.details) out.details = deep(result.details, 0) as Record<string, unknown>;
   if (result.log) out.log = result.log.map(clean);
   if (result.findings) {

@@ -136,6 +136,7 @@ export class Ladder {
   private readonly phases: PhaseTiming[] = [];
   private readonly started = performance.now();
   private failure?: ProbeFailure;
+  private readonly later: ProbeFailure[] = [];
   private currentPhase = 'setup';
   private phaseEnd?: number;
   /** The declared end of the phase just finished: the next phase starts there. */
@@ -216,9 +217,7 @@ export class Ladder {
 
   /** Marks a failure without throwing, for rungs that report and carry on (e.g. one data mode). */
   fail(phase: string, reason: FailureReason, message: string, advice?: string): void {
-    if (!this.failure) {
-      this.failure = { phase, reason, message: oneLine(message, 300, this.secrets), advice: advice === undefined ? undefined : scrubText(advice, this.secrets) };
-    }
+    this.remember({ phase, reason, message: oneLine(message, 300, this.secrets), advice: advice === undefined ? undefined : scrubText(advice, this.secrets) });
   }
 
   get failed(): boolean {
@@ -226,9 +225,16 @@ export class Ladder {
   }
 
   private recordFailure(phase: string, err: unknown): void {
-    if (this.failure) return;
+    // The same error rethrown by enclosing code is already recorded for its phase.
+    if (this.failure?.phase === phase || this.later.some((f) => f.phase === phase)) return;
     const c = classifyError(err, this.ctx.signal, this.secrets);
-    this.failure = { phase, reason: c.reason, message: c.message, advice: c.advice };
+    this.remember({ phase, reason: c.reason, message: c.message, advice: c.advice });
+  }
+
+  /** The first failure is the probe's; later ones (other rungs that report and carry on) are kept apart. */
+  private remember(f: ProbeFailure): void {
+    if (!this.failure) this.failure = f;
+    else if (f.phase !== this.failure.phase && this.later.length < 8 && !this.later.some((x) => x.phase === f.phase)) this.later.push(f);
   }
 
   private addTime(phase: string, seconds: number): void {
@@ -247,6 +253,7 @@ export class Ladder {
       facts: this.facts,
     };
     if (this.failure) result.failure = this.failure;
+    if (this.later.length > 0) result.laterFailures = this.later;
     if (this.ipProtocol) result.ipProtocol = this.ipProtocol;
     if (Object.keys(this.details).length > 0) result.details = this.details;
     if (this.log.length > 0) result.log = this.log;

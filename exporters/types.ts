@@ -100,6 +100,11 @@ export interface ProbeResult {
   /** Phases in the order they ran. Phases not reached are simply absent. */
   phases: PhaseTiming[];
   failure?: ProbeFailure;
+  /**
+   * Later rungs that failed too, in the order they failed, for probers that report a rung and
+   * carry on (each FTP data mode is judged on its own). The first failure stays in `failure`.
+   */
+  laterFailures?: ProbeFailure[];
   /** 4 or 6 once an address was chosen. */
   ipProtocol?: 4 | 6;
   /** Samples of the prober's own metric families (probe_ftp_..., probe_tls_..., ...). */

@@ -415,6 +415,7 @@ export function rungLines(
   const timing = new Map(result.phases.map((p) => [p.phase, p.seconds]));
   const failedAt = result.failure?.phase;
   const failedIdx = failedAt === undefined ? -1 : ladder.indexOf(failedAt);
+  const later = new Map((result.laterFailures ?? []).map((f) => [f.phase, f]));
   const lines: RungLine[] = [];
   for (const [i, phase] of ladder.entries()) {
     const seconds = timing.get(phase);
@@ -435,7 +436,10 @@ export function rungLines(
     if (mode) {
       const v = sample(result.facts, mode.metric, mode.label, mode.value);
       if (v === 1) lines.push({ ...base, status: 'ok' });
-      else if (v === 0 && ran) lines.push({ ...base, status: 'failed' });
+      else if (v === 0 && ran) {
+        const f = later.get(phase);
+        lines.push(f ? { ...base, status: 'failed', reason: f.reason, message: f.message } : { ...base, status: 'failed' });
+      }
       else lines.push({ phase, status: 'not_tested' });
       continue;
     }
@@ -498,7 +502,7 @@ export function formatText(plan: DiagnosePlan, result: ProbeResult, colour: bool
     const at = f?.phase ?? first?.phase ?? '?';
     const reason = f?.reason ?? first?.reason ?? 'failed';
     out.push(c('31', `result: FAILED at ${at} (${reason})`));
-    const others = v.failed.filter((l) => l.phase !== at).map((l) => l.phase);
+    const others = v.failed.filter((l) => l.phase !== at).map((l) => (l.reason ? `${l.phase} (${l.reason})` : l.phase));
     if (others.length > 0) out.push(`also failed: ${others.join(', ')}`);
     const advice = f ? adviceFor(plan.module.prober, f) : undefined;
     if (advice) out.push(`what to check: ${advice}`);
