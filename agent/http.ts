@@ -237,6 +237,11 @@ export function debugText(result: ProbeResult, series: string, prober: string | 
     lines.push(`Result: failed at phase ${f.phase}: ${f.reason}: ${f.message}`);
     const advice = prober ? adviceFor(prober, f) : f.advice;
     if (advice) lines.push(`What to check: ${advice}`);
+    for (const later of result.laterFailures ?? []) {
+      lines.push(`Also failed at phase ${later.phase}: ${later.reason}: ${later.message}`);
+      const a = prober ? adviceFor(prober, later) : later.advice;
+      if (a) lines.push(`  What to check: ${a}`);
+    }
   } else lines.push('Result: probe succeeded');
   const facts = infoFacts(result.facts);
   if (facts.length > 0) {

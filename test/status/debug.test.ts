@@ -5,6 +5,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { debugText } from '../../agent/http';
+import { ftpProber } from '../../exporters/ftp/prober';
+import { runProber } from '../helpers/context';
+import { startHostile } from '../peers/ftp/hostile';
 import type { ProbeResult } from '../../exporters/types';
 import { startAgent, type AgentProcess } from '../helpers/agent-process';
 import { closedPort } from '../helpers/net';
@@ -79,5 +82,19 @@ describe('debugText renders any finding', () => {
         '      what to do: Renew it.\n' +
         '  [info] ftp_pasv_mismatch_followed: PASV named 10.0.0.5; the control address was used\n',
     );
+  });
+});
+
+describe('/probe?debug=true for a probe with more than one failed rung', () => {
+  it('names each later failed FTP mode with its own reason and what to check', async () => {
+    const peer = await startHostile('closed_data_port');
+    try {
+      const result = await runProber(ftpProber, `127.0.0.1:${peer.port}`, { data_channel: ['epsv', 'pasv'] }, 4000);
+      const text = debugText(result, 'probe_success 0\n', 'ftp');
+      expect(text).toMatch(/\nResult: failed at phase data_epsv: pasv_unreachable: EPSV data port /);
+      expect(text).toMatch(/\nAlso failed at phase data_pasv: pasv_unreachable: PASV data port [^\n]*\n {2}What to check: The server's passive data port is not reachable/);
+    } finally {
+      await peer.stop();
+    }
   });
 });
