@@ -203,7 +203,7 @@ describe('FTP modes, against vsftpd and a scripted peer', () => {
 
 describe('SQL Server settings through --set', () => {
   it('encrypt and trust_server_certificate add the TLS rung; min_build reaches the prober', async () => {
-    const peer = await startTdsPeer({ encryption: 'off', version: { major: 15, minor: 0, build: 2000, subbuild: 5 } });
+    const peer = await startTdsPeer({ encryption: 'off', version: { major: 15, minor: 0, build: 2000, subbuild: 5 }, users: { probe: 'Pr0be-pass' } });
     try {
       const plain = await diagnose([`mssql://127.0.0.1:${peer.port}`]);
       expect(plain.code).toBe(0);
@@ -212,7 +212,12 @@ describe('SQL Server settings through --set', () => {
       expect(r.code).toBe(0);
       expect(r.out).toMatch(/✓ tls/);
       expect(r.out).toMatch(/tls_version: TLS/);
-      const untrusted = await diagnose([`mssql://127.0.0.1:${peer.port}`, '--set', 'encrypt=true']);
+      // Without credentials the version is known from PRELOGIN: the untrusted certificate is a finding.
+      const versionOnly = await diagnose([`mssql://127.0.0.1:${peer.port}`, '--set', 'encrypt=true']);
+      expect(versionOnly.code).toBe(0);
+      expect(versionOnly.out).toMatch(/\[warning\] mssql_certificate_untrusted: the server certificate is not trusted \(self-signed/);
+      // A module that logs in must not send its password over an untrusted channel: tls_error.
+      const untrusted = await diagnose([`mssql://probe@127.0.0.1:${peer.port}`, '--set', 'encrypt=true'], { PORTPROBE_PASSWORD: 'Pr0be-pass' });
       expect(untrusted.code).toBe(1);
       expect(untrusted.out).toContain('result: FAILED at tls (tls_error)');
       const j = JSON.parse((await diagnose([`mssql://127.0.0.1:${peer.port}`, '--set', 'min_build.15=15.0.4355', '--output=json'])).out) as JsonOut;
