@@ -8,30 +8,20 @@ import path from 'node:path';
 import { Agent } from '../../agent/agent';
 import { createApp } from '../../agent/http';
 import { createLogger } from '../../agent/logger';
-import { listen } from '../helpers/net';
+import { ftpLoginPeer } from '../helpers/ftp-login-peer';
 
 const logger = createLogger('error', 'json', { write: () => true });
 
 /** An FTP-speaking peer that records every PASS it receives. */
 async function recordingFtpPeer() {
   const passes: string[] = [];
-  const l = await listen((s) => {
-    s.write('220 ready\r\n');
-    let buf = '';
-    s.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      let i: number;
-      while ((i = buf.indexOf('\r\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        if (/^USER /i.test(line)) s.write('331 password please\r\n');
-        else if (/^PASS /i.test(line)) {
-          passes.push(line.slice(5));
-          s.write('530 no\r\n');
-        } else if (/^QUIT/i.test(line)) s.end('221 bye\r\n');
-        else s.write('502 no\r\n');
-      }
-    });
+  const l = await ftpLoginPeer({
+    greeting: '220 ready\r\n',
+    pass: (pw) => {
+      passes.push(pw);
+      return '530 no\r\n';
+    },
+    other: () => '502 no\r\n',
   });
   return { ...l, passes };
 }
