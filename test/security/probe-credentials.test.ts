@@ -1,13 +1,10 @@
 // Issue 22, item 7: /probe must not carry a module's password to a host that was configured
 // without it. The module with credentials runs only against addresses configured with it.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Agent } from '../../agent/agent';
-import { createApp } from '../../agent/http';
 import { createLogger } from '../../agent/logger';
+import { startAgentHttp, type AgentHttp } from '../helpers/agent-http';
 import { ftpLoginPeer } from '../helpers/ftp-login-peer';
 
 const logger = createLogger('error', 'json', { write: () => true });
@@ -29,8 +26,7 @@ async function recordingFtpPeer() {
 describe('/probe with a module that carries credentials', () => {
   let own: Awaited<ReturnType<typeof recordingFtpPeer>>;
   let other: Awaited<ReturnType<typeof recordingFtpPeer>>;
-  let agent: Agent;
-  let server: http.Server;
+  let h: AgentHttp;
   let base: string;
 
   beforeAll(async () => {
@@ -52,17 +48,12 @@ describe('/probe with a module that carries credentials', () => {
         `  - {name: other, module: anon, address: "127.0.0.1:${other.port}"}`,
       ].join('\n'),
     );
-    agent = new Agent({ configFile: file, logger, build: { version: 't', revision: 't' }, env: { PP_CREDS_PW: 'relay-me-not-42' } });
-    expect(agent.reload().ok).toBe(true);
-    server = http.createServer(createApp({ agent, logger, reload: () => agent.reload() }));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    h = await startAgentHttp({ configFile: file, logger, build: { version: 't', revision: 't' }, env: { PP_CREDS_PW: 'relay-me-not-42' } });
+    base = h.base;
   });
 
   afterAll(async () => {
-    await agent.stop();
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
+    await h.stop();
     await own.close();
     await other.close();
   });
