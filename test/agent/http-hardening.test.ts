@@ -1,22 +1,19 @@
 // Issue 22, "Also": HEAD /probe must not probe; 400 bodies do not echo raw input and every answer
 // says nosniff; a probe that finds no file descriptor says so. Item 8: the "probe failed" record
 // keeps its failure text in JSON and logfmt.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent } from '../../agent/agent';
-import { createApp } from '../../agent/http';
 import { createLogger } from '../../agent/logger';
 import { classifyError } from '../../exporters/ladder';
+import { startAgentHttp, type AgentHttp } from '../helpers/agent-http';
 import { closedPort, listen } from '../helpers/net';
 
 describe('HTTP answers to hostile requests', () => {
   let peer: Awaited<ReturnType<typeof listen>>;
   let accepted = 0;
-  let agent: Agent;
-  let server: http.Server;
+  let h: AgentHttp;
   let base: string;
   const logger = createLogger('error', 'json', { write: () => true });
 
@@ -25,17 +22,12 @@ describe('HTTP answers to hostile requests', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-hard-'));
     const file = path.join(dir, 'c.yml');
     writeFileSync(file, `global: {interval: 1h}\nmodules: {t: {prober: tcp, timeout: 1s}}\ntargets: [{name: a, module: t, address: "127.0.0.1:${peer.port}"}]\n`);
-    agent = new Agent({ configFile: file, logger, build: { version: 't', revision: 't' } });
-    expect(agent.reload().ok).toBe(true);
-    server = http.createServer(createApp({ agent, logger, reload: () => agent.reload() }));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    h = await startAgentHttp({ configFile: file, logger, build: { version: 't', revision: 't' } });
+    base = h.base;
   });
 
   afterAll(async () => {
-    await agent.stop();
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
+    await h.stop();
     await peer.close();
   });
 

@@ -4,10 +4,9 @@ import { gunzipSync } from 'node:zlib';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
-import { Agent } from '../../agent/agent';
-import { createApp, probeTimeoutMs } from '../../agent/http';
+import { probeTimeoutMs } from '../../agent/http';
 import { createLogger } from '../../agent/logger';
+import { startAgentHttp, type AgentHttp } from '../helpers/agent-http';
 import { closedPort, listen } from '../helpers/net';
 
 const logger = createLogger('error', 'json', { write: () => true });
@@ -20,8 +19,7 @@ async function get(base: string, p: string, headers: Record<string, string> = {}
 describe('HTTP endpoints', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-http-'));
   const file = path.join(dir, 'portprobe.yml');
-  let agent: Agent;
-  let server: http.Server;
+  let h: AgentHttp;
   let base: string;
   let up: Awaited<ReturnType<typeof listen>>;
   let silent: Awaited<ReturnType<typeof listen>>;
@@ -51,17 +49,12 @@ describe('HTTP endpoints', () => {
       `  - {name: down, module: tcp_connect, address: "127.0.0.1:${downPort}"}`,
       `  - {name: silent, module: tcp_connect, address: "127.0.0.1:${silent.port}"}`,
     ]);
-    agent = new Agent({ configFile: file, logger, build: { version: '9.9.9', revision: 'abc' } });
-    expect(agent.reload().ok).toBe(true);
-    server = http.createServer(createApp({ agent, logger, reload: () => agent.reload(), maxConcurrentProbes: 2 }));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    h = await startAgentHttp({ configFile: file, logger, build: { version: '9.9.9', revision: 'abc' } }, { maxConcurrentProbes: 2 });
+    base = h.base;
   });
 
   afterAll(async () => {
-    await agent.stop();
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
+    await h.stop();
     await up.close();
     await silent.close();
   });

@@ -1,26 +1,15 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
-import { parseDiagnoseUrl, rungLines, runDiagnose, UsageError } from '../../agent/cli/diagnose';
+import { parseDiagnoseUrl, rungLines, UsageError } from '../../agent/cli/diagnose';
 import { PROBERS } from '../../exporters';
+import { diagnose } from '../helpers/diagnose';
 import { closedPort, listen } from '../helpers/net';
 import { startTdsPeer } from '../peers/tds/server';
 import { makeFixture, type FtpPeer } from '../peers/ftp/common';
 import { startFtpSrv, ftpsrvUser } from '../peers/ftp/ftpsrv';
 
 jest.setTimeout(30000);
-
-async function diagnose(args: string[], env: NodeJS.ProcessEnv = {}, tty = false) {
-  const stdout = Object.assign(new PassThrough(), { isTTY: tty });
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await runDiagnose(args, { stdout, stderr, env });
-  return { code, out, err };
-}
 
 describe('diagnose URLs', () => {
   it.each([

@@ -4,10 +4,10 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
-import { formatJson, formatText, parseSets, planDiagnose, parseDiagnoseArgs, runDiagnose } from '../../agent/cli/diagnose';
+import { formatJson, formatText, parseSets, planDiagnose, parseDiagnoseArgs } from '../../agent/cli/diagnose';
 import { PROBERS } from '../../exporters';
 import type { ProbeResult } from '../../exporters/types';
+import { diagnose } from '../helpers/diagnose';
 import { listen } from '../helpers/net';
 import { startTdsPeer } from '../peers/tds/server';
 import { CANARY_NAME, makeFixture, type Fixture, type FtpPeer } from '../peers/ftp/common';
@@ -15,17 +15,6 @@ import { startVsftpd } from '../peers/ftp/vsftpd';
 import { startHostile, type HostilePeer } from '../peers/ftp/hostile';
 
 jest.setTimeout(30000);
-
-async function diagnose(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const stdout = Object.assign(new PassThrough(), { isTTY: false });
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await runDiagnose(args, { stdout, stderr, env });
-  return { code, out, err };
-}
 
 interface JsonOut {
   success: boolean;

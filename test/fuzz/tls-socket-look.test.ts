@@ -4,14 +4,11 @@
 // never an exception or internal_error, with no socket left open; a real flight must read as
 // tls_expected and an HTTP status line as banner_unexpected naming HTTP.
 import net from 'node:net';
-import { readdirSync } from 'node:fs';
 import { tcpProber } from '../../exporters/tcp';
 import { clientHello } from '../../exporters/silence';
-import { arrivalAddon } from '../../exporters/arrival';
-import type { ProbeResult } from '../../exporters/types';
-import { probeContext } from '../helpers/context';
 import { selfSignedCert } from '../helpers/net';
 import { Rng, prng, recordServerFlights } from '../peers/fuzz-peers';
+import { probeWith, runSocketFuzz } from './harness';
 
 const CASES = process.env.FUZZ_RUNS ? Math.ceil(Number(process.env.FUZZ_RUNS) / 20) : 1000;
 const SLOTS = 16;
@@ -44,108 +41,70 @@ function answer(rng: Rng, flights: Buffer[]): { kind: Kind; bytes: Buffer } {
   }
 }
 
+/**
+ * One peer per slot: the first connection of a case is the probe's (kept silent), the second
+ * is the look's, answered with the case's bytes once its ClientHello arrives.
+ */
+async function startLookPeer() {
+  const sockets = new Set<net.Socket>();
+  let current: { kind: Kind; bytes: Buffer } | undefined;
+  let conns = 0;
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+    if (conns++ === 0) return void s.resume();
+    const c = current;
+    s.once('data', () => {
+      if (!c || c.kind === 'close') return void s.destroy();
+      s.end(c.bytes);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    serve(c: { kind: Kind; bytes: Buffer }) {
+      current = c;
+      conns = 0;
+    },
+    open: () => sockets.size,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
 test(`${CASES} hostile answers to the second look: a silence verdict every time`, async () => {
   const cert = selfSignedCert(5);
   const flights = await recordServerFlights(cert.certFile, cert.keyFile, await clientHello());
-  // Once per process, the arrival addon opens its epoll descriptor: not a per-probe leak.
-  arrivalAddon();
-  const escaped: unknown[] = [];
-  const onEscape = (e: unknown): void => {
-    escaped.push(e);
-  };
-  process.on('uncaughtException', onEscape);
-  process.on('unhandledRejection', onEscape);
-  const bad = new Map<string, { count: number; firstSeed: number }>();
-  let badCount = 0;
-  const fail = (seed: number, m: string): void => {
-    badCount++;
-    // Grouped by what went wrong (numbers blanked), each with the first seed that shows it.
-    const key = m.replace(/\d+/g, 'N');
-    const b = bad.get(key);
-    if (b) b.count++;
-    else if (bad.size < 20) bad.set(key, { count: 1, firstSeed: seed });
-  };
-
-  const outcomes = new Map<string, number>();
-  let next = 0;
-  const t0 = Date.now();
-  // One peer per slot: the first connection of a case is the probe's (kept silent), the second
-  // is the look's, answered with the case's bytes once its ClientHello arrives.
-  const peers = await Promise.all(
-    Array.from({ length: SLOTS }, async () => {
-      const sockets = new Set<net.Socket>();
-      let current: { kind: Kind; bytes: Buffer } | undefined;
-      let conns = 0;
-      const server = net.createServer((s) => {
-        sockets.add(s);
-        s.on('close', () => sockets.delete(s));
-        s.on('error', () => undefined);
-        if (conns++ === 0) return void s.resume();
-        const c = current;
-        s.once('data', () => {
-          if (!c || c.kind === 'close') return void s.destroy();
-          s.end(c.bytes);
-        });
-      });
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  await runSocketFuzz({
+    name: 'tls-socket-look',
+    cases: CASES,
+    slots: SLOTS,
+    deadlineMs: DEADLINE_MS,
+    baseSeed: BASE_SEED,
+    tally: 'outcomes',
+    startPeer: startLookPeer,
+    setup(peer, seed) {
+      const c = answer(new Rng(prng(seed)), flights);
+      peer.serve(c);
       return {
-        port: (server.address() as net.AddressInfo).port,
-        serve(c: { kind: Kind; bytes: Buffer }) {
-          current = c;
-          conns = 0;
-        },
-        open: () => sockets.size,
-        close: () =>
-          new Promise<void>((resolve) => {
-            for (const s of sockets) s.destroy();
-            server.close(() => resolve());
-          }),
-      };
-    }),
-  );
-  const fdsBefore = readdirSync('/proc/self/fd').length;
-  try {
-    await Promise.all(
-      peers.map(async (peer) => {
-        while (next < CASES) {
-          const seed = BASE_SEED + next++;
-          const c = answer(new Rng(prng(seed)), flights);
-          peer.serve(c);
-          const p = probeContext(tcpProber, `127.0.0.1:${peer.port}`, { expect_banner: '.' }, DEADLINE_MS);
-          let r: ProbeResult;
-          try {
-            r = await tcpProber.run(p.ctx);
-          } catch (e) {
-            fail(seed, `the prober threw ${String(e)}`);
-            continue;
-          } finally {
-            p.dispose();
-          }
+        probe: probeWith(tcpProber, { expect_banner: '.' }),
+        judge(r) {
           const verdict = `${r.failure?.phase}/${r.failure?.reason}`;
-          outcomes.set(`${c.kind}:${verdict}`, (outcomes.get(`${c.kind}:${verdict}`) ?? 0) + 1);
+          const outcome = `${c.kind}:${verdict}`;
           if (!['banner/no_greeting', 'banner/banner_unexpected', 'banner/tls_expected'].includes(verdict)) {
-            fail(seed, `${c.kind} gave ${verdict}: ${r.failure?.message}`);
+            return { outcome, fault: `${c.kind} gave ${verdict}: ${r.failure?.message}` };
           } else if (c.kind === 'flight' && verdict !== 'banner/tls_expected') {
-            fail(seed, `a real flight gave ${verdict}: ${r.failure?.message}`);
+            return { outcome, fault: `a real flight gave ${verdict}: ${r.failure?.message}` };
           } else if (c.kind === 'http' && !(verdict === 'banner/banner_unexpected' && /an HTTP server answers/.test(r.failure?.message ?? ''))) {
-            fail(seed, `an HTTP status line gave ${verdict}: ${r.failure?.message}`);
+            return { outcome, fault: `an HTTP status line gave ${verdict}: ${r.failure?.message}` };
           }
-        }
-      }),
-    );
-    for (let i = 0; i < 100 && readdirSync('/proc/self/fd').length > fdsBefore; i++) await new Promise((res) => setTimeout(res, 20));
-    const fdsAfter = readdirSync('/proc/self/fd').length;
-    for (let i = 0; i < 100 && peers.some((p) => p.open() > 0); i++) await new Promise((res) => setTimeout(res, 20));
-    console.log(
-      `tls-socket-look fuzz: ${next} cases in ${((Date.now() - t0) / 1000).toFixed(1)} s, ${badCount} dishonest, seed base ${BASE_SEED}; outcomes ${JSON.stringify(Object.fromEntries([...outcomes].sort((a, b) => b[1] - a[1])))}`,
-    );
-    expect({ badCount, kinds: Object.fromEntries(bad) }).toEqual({ badCount: 0, kinds: {} });
-    expect(escaped).toEqual([]);
-    expect(fdsAfter).toBeLessThanOrEqual(fdsBefore);
-    expect(peers.map((p) => p.open())).toEqual(Array(SLOTS).fill(0));
-  } finally {
-    process.off('uncaughtException', onEscape);
-    process.off('unhandledRejection', onEscape);
-    await Promise.all(peers.map((p) => p.close()));
-  }
+          return { outcome };
+        },
+      };
+    },
+  });
 });

@@ -8,20 +8,12 @@ import { mssqlProber, type MssqlSettings } from '../../exporters/mssql';
 import { Secret } from '../../exporters/secret';
 import type { Finding, ProbeResult } from '../../exporters/types';
 import { runProber } from '../helpers/context';
+import { cleanupsAfterEach, tdsPeers } from '../helpers/mssql';
 import { startBrowserPeer } from '../peers/tds/browser';
 import { selfSignedCertExpiringIn } from '../peers/tds/cert';
-import { startTdsPeer, type TdsPeer, type TdsPeerOptions } from '../peers/tds/server';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await (cleanups.pop() as () => Promise<void>)();
-});
-
-async function peer(o: TdsPeerOptions = {}): Promise<TdsPeer> {
-  const p = await startTdsPeer({ users: { monitor: 's3cr3t-pw' }, ...o });
-  cleanups.push(() => p.close());
-  return p;
-}
+const cleanups = cleanupsAfterEach();
+const peer = tdsPeers(cleanups);
 
 const probe = (address: string, s: Partial<MssqlSettings> = {}): Promise<ProbeResult> => runProber(mssqlProber, address, s, 3000);
 const finding = (r: ProbeResult, code: string): Finding | undefined => r.findings?.find((f) => f.code === code);

@@ -9,21 +9,13 @@ import { mssqlProber, type MssqlSettings } from '../../exporters/mssql';
 import { Secret } from '../../exporters/secret';
 import type { ProbeResult } from '../../exporters/types';
 import { runProber } from '../helpers/context';
+import { cleanupsAfterEach, tdsPeers } from '../helpers/mssql';
 import { closedPort } from '../helpers/net';
-import { startTdsPeer, type TdsPeer, type TdsPeerOptions } from '../peers/tds/server';
 import { startBrowserPeer, type BrowserPeer } from '../peers/tds/browser';
 import { selfSignedCert } from '../peers/tds/cert';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await (cleanups.pop() as () => Promise<void>)();
-});
-
-async function peer(o: TdsPeerOptions = {}): Promise<TdsPeer> {
-  const p = await startTdsPeer({ users: { monitor: 's3cr3t-pw' }, ...o });
-  cleanups.push(() => p.close());
-  return p;
-}
+const cleanups = cleanupsAfterEach();
+const peer = tdsPeers(cleanups);
 
 async function browser(instances: Parameters<typeof startBrowserPeer>[0]['instances']): Promise<BrowserPeer> {
   const b = await startBrowserPeer({ instances });

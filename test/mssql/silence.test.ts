@@ -6,18 +6,10 @@ import { mssqlProber, type MssqlSettings } from '../../exporters/mssql';
 import { Secret } from '../../exporters/secret';
 import type { ProbeResult } from '../../exporters/types';
 import { runProber } from '../helpers/context';
-import { startTdsPeer, type TdsPeer, type TdsPeerOptions } from '../peers/tds/server';
+import { cleanupsAfterEach, tdsPeers } from '../helpers/mssql';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await (cleanups.pop() as () => Promise<void>)();
-});
-
-async function peer(o: TdsPeerOptions): Promise<TdsPeer> {
-  const p = await startTdsPeer({ users: { monitor: 's3cr3t-pw' }, ...o });
-  cleanups.push(() => p.close());
-  return p;
-}
+const cleanups = cleanupsAfterEach();
+const peer = tdsPeers(cleanups);
 
 const creds = { username: 'monitor', password: new Secret('s3cr3t-pw') };
 const probe = (port: number, s: Partial<MssqlSettings> = {}): Promise<ProbeResult> =>

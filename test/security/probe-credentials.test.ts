@@ -1,37 +1,24 @@
 // Issue 22, item 7: /probe must not carry a module's password to a host that was configured
 // without it. The module with credentials runs only against addresses configured with it.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Agent } from '../../agent/agent';
-import { createApp } from '../../agent/http';
 import { createLogger } from '../../agent/logger';
-import { listen } from '../helpers/net';
+import { startAgentHttp, type AgentHttp } from '../helpers/agent-http';
+import { ftpLoginPeer } from '../helpers/ftp-login-peer';
 
 const logger = createLogger('error', 'json', { write: () => true });
 
 /** An FTP-speaking peer that records every PASS it receives. */
 async function recordingFtpPeer() {
   const passes: string[] = [];
-  const l = await listen((s) => {
-    s.write('220 ready\r\n');
-    let buf = '';
-    s.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      let i: number;
-      while ((i = buf.indexOf('\r\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        if (/^USER /i.test(line)) s.write('331 password please\r\n');
-        else if (/^PASS /i.test(line)) {
-          passes.push(line.slice(5));
-          s.write('530 no\r\n');
-        } else if (/^QUIT/i.test(line)) s.end('221 bye\r\n');
-        else s.write('502 no\r\n');
-      }
-    });
+  const l = await ftpLoginPeer({
+    greeting: '220 ready\r\n',
+    pass: (pw) => {
+      passes.push(pw);
+      return '530 no\r\n';
+    },
+    other: () => '502 no\r\n',
   });
   return { ...l, passes };
 }
@@ -39,8 +26,7 @@ async function recordingFtpPeer() {
 describe('/probe with a module that carries credentials', () => {
   let own: Awaited<ReturnType<typeof recordingFtpPeer>>;
   let other: Awaited<ReturnType<typeof recordingFtpPeer>>;
-  let agent: Agent;
-  let server: http.Server;
+  let h: AgentHttp;
   let base: string;
 
   beforeAll(async () => {
@@ -62,17 +48,12 @@ describe('/probe with a module that carries credentials', () => {
         `  - {name: other, module: anon, address: "127.0.0.1:${other.port}"}`,
       ].join('\n'),
     );
-    agent = new Agent({ configFile: file, logger, build: { version: 't', revision: 't' }, env: { PP_CREDS_PW: 'relay-me-not-42' } });
-    expect(agent.reload().ok).toBe(true);
-    server = http.createServer(createApp({ agent, logger, reload: () => agent.reload() }));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    h = await startAgentHttp({ configFile: file, logger, build: { version: 't', revision: 't' }, env: { PP_CREDS_PW: 'relay-me-not-42' } });
+    base = h.base;
   });
 
   afterAll(async () => {
-    await agent.stop();
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
+    await h.stop();
     await own.close();
     await other.close();
   });

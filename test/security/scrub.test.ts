@@ -6,7 +6,7 @@ import { runProbe } from '../../agent/runner';
 import { scrubText } from '../../exporters/secret';
 import { oneLine } from '../../exporters/ladder';
 import { recordingLogger } from '../helpers/context';
-import { listen } from '../helpers/net';
+import { ftpLoginPeer } from '../helpers/ftp-login-peer';
 
 const SECRET = 'Xq7-Sentinel-pw-93kZ';
 
@@ -43,22 +43,7 @@ describe('scrubText', () => {
 
 /** A scripted FTP server (hostile on purpose) whose 530 reply carries the password as `shape` says. */
 async function echoingPeer(shape: (pw: string) => string) {
-  return listen((s) => {
-    s.write('220 echo peer ready\r\n');
-    let buf = '';
-    s.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      let i: number;
-      while ((i = buf.indexOf('\r\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        if (/^USER /i.test(line)) s.write('331 password please\r\n');
-        else if (/^PASS /i.test(line)) s.write(shape(line.slice(5)));
-        else if (/^QUIT/i.test(line)) s.end('221 bye\r\n');
-        else s.write('502 not implemented\r\n');
-      }
-    });
-  });
+  return ftpLoginPeer({ greeting: '220 echo peer ready\r\n', pass: shape, other: () => '502 not implemented\r\n' });
 }
 
 describe.each([

@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { MAIN, startAgent } from '../helpers/agent-process';
+import { ftpLoginPeer } from '../helpers/ftp-login-peer';
 import { listen } from '../helpers/net';
 import { startTdsPeer, type TdsPeer } from '../peers/tds/server';
 
@@ -26,21 +27,10 @@ function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; ou
 
 /** An FTP server that quotes the password it was sent in its 530 reply. */
 async function echoingFtpPeer() {
-  return listen((s) => {
-    s.write('220 echo peer ready\r\n');
-    let buf = '';
-    s.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      let i: number;
-      while ((i = buf.indexOf('\r\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        if (/^USER /i.test(line)) s.write('331 password please\r\n');
-        else if (/^PASS /i.test(line)) s.write(`530 Login incorrect: "${line.slice(5)}" is not the password\r\n`);
-        else if (/^QUIT/i.test(line)) s.end('221 bye\r\n');
-        else s.write(`500 ${line} not understood\r\n`);
-      }
-    });
+  return ftpLoginPeer({
+    greeting: '220 echo peer ready\r\n',
+    pass: (pw) => `530 Login incorrect: "${pw}" is not the password\r\n`,
+    other: (line) => `500 ${line} not understood\r\n`,
   });
 }
 

@@ -2,20 +2,9 @@
 // valid PRELOGIN, in answer to LOGIN7 or to a SQL batch. Each case is a pure function of its
 // number, so a failing case can be replayed alone (hostileCase(n)).
 import { COLLATION, DoneStatus, Token, colMetadata, done, envChangeCollation, envChangeString, errorToken, infoToken, loginAck, row, type Column } from './tokens';
+import { prng } from '../../helpers/prng';
 
 const TDS74 = 0x74000004;
-
-/** mulberry32: small, fast, good enough to spread cases; deterministic per seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rand = () => number;
 const int = (r: Rand, n: number): number => Math.floor(r() * n);
