@@ -23,10 +23,10 @@ jest.setTimeout(180000);
 const TIMES = 20;
 
 type Kind = 'tcp' | 'ftp';
-const PROBER: Record<Kind, ProberDef<never>> = { tcp: tcpProber as ProberDef<never>, ftp: ftpProber as ProberDef<never> };
+const PROBER: Record<Kind, ProberDef<never>> = { tcp: tcpProber as unknown as ProberDef<never>, ftp: ftpProber as unknown as ProberDef<never> };
 const SETTINGS: Record<Kind, Record<string, unknown>> = { tcp: { expect_banner: '^SSH-' }, ftp: {} };
-// Long enough that the second look (a third of the deadline in; 500 ms where the FTP greeting
-// rung is not told its deadline) has most of the deadline left to hear the answer.
+// Long enough that the second look (a third of the deadline in) has most of the deadline left to
+// hear the answer.
 const LOOK_TIMEOUT_MS: Record<Kind, number> = { tcp: 900, ftp: 1200 };
 const SILENT_TIMEOUT_MS = 300;
 
