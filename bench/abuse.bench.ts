@@ -19,7 +19,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import bcrypt from 'bcryptjs';
 import { selfSignedCert } from '../test/helpers/net';
-import { MAIN, PROBES_TOTAL, median, nodeFlags, percentile, sumSeries } from './common';
+import { MAIN, PROBES_TOTAL, median, nodeFlags, percentile, sumSeries, listeningPort } from './common';
 
 const PARTS = (process.argv[2] ?? 'conns,flood,timing,reload').split(',');
 const RELOAD_SECONDS = Number(process.argv[3] ?? 60);
@@ -48,17 +48,7 @@ async function startAgent(config: string, args: string[]): Promise<Agent> {
   ]);
   let logs = '';
   proc.stderr?.on('data', (d: Buffer) => (logs += d.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`agent did not start: ${logs}`)), 20000);
-    const iv = setInterval(() => {
-      const m = /"address":"[^"]*:(\d+)"/.exec(logs);
-      if (m) {
-        clearTimeout(t);
-        clearInterval(iv);
-        resolve(Number(m[1]));
-      }
-    }, 50);
-  });
+  const port = await listeningPort(() => logs);
   return {
     proc,
     port,

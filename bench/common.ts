@@ -67,16 +67,17 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-/** Starts `node dist/agent/main.js` (optionally under taskset) and waits for its port. */
-export async function startAgent(config: string, prefix: string[] = []): Promise<RunningAgent> {
-  const argv = [...prefix, process.execPath, ...nodeFlags(), MAIN, `--config.file=${config}`, '--web.listen-address=127.0.0.1:0', '--log.format=json'];
-  const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-  let logs = '';
-  proc.stderr?.on('data', (d: Buffer) => (logs += d.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`agent did not start: ${logs}`)), 30000);
+/** Waits for the agent's "listening" log line (JSON logs) and returns its port. */
+export function listeningPort(logs: () => string, timeoutMs = 20000): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => {
+      clearInterval(iv);
+      reject(new Error(`agent did not start: ${logs()}`));
+    }, timeoutMs);
     const iv = setInterval(() => {
-      const line = logs.split('\n').find((l) => l.includes('"msg":"listening"'));
+      const line = logs()
+        .split('\n')
+        .find((l) => l.includes('"msg":"listening"'));
       const m = line ? /"address":"[^"]*:(\d+)"/.exec(line) : null;
       if (m) {
         clearTimeout(t);
@@ -85,6 +86,15 @@ export async function startAgent(config: string, prefix: string[] = []): Promise
       }
     }, 5);
   });
+}
+
+/** Starts `node dist/agent/main.js` (optionally under taskset) and waits for its port. */
+export async function startAgent(config: string, prefix: string[] = []): Promise<RunningAgent> {
+  const argv = [...prefix, process.execPath, ...nodeFlags(), MAIN, `--config.file=${config}`, '--web.listen-address=127.0.0.1:0', '--log.format=json'];
+  const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let logs = '';
+  proc.stderr?.on('data', (d: Buffer) => (logs += d.toString()));
+  const port = await listeningPort(() => logs, 30000);
   return {
     proc,
     port,

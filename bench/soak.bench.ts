@@ -17,7 +17,7 @@ import bcrypt from 'bcryptjs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startHostilePeer, type HostilePeer } from '../test/peers/hostile';
-import { MAIN, PROBES_TOTAL, nodeFlags, sumSeries } from './common';
+import { MAIN, PROBES_TOTAL, nodeFlags, sumSeries, listeningPort } from './common';
 
 const MINUTES = Number(process.argv[2] ?? 10);
 const TARGETS = Number(process.argv[3] ?? 2000);
@@ -163,17 +163,7 @@ async function main(): Promise<void> {
     }
   });
   agent.stderr.on('data', (d: Buffer) => (logs += d.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`agent did not start: ${logs}`)), 20000);
-    const iv = setInterval(() => {
-      const m = /"address":"[^"]*:(\d+)"/.exec(logs);
-      if (m) {
-        clearTimeout(t);
-        clearInterval(iv);
-        resolve(Number(m[1]));
-      }
-    }, 50);
-  });
+  const port = await listeningPort(() => logs);
   const pid = agent.pid as number;
   const samples: Sample[] = [];
   const abuse = ABUSE ? startAbuse(port) : undefined;
