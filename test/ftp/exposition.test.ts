@@ -8,6 +8,7 @@ import type { ProbeResult } from '../../exporters/types';
 import { CANARY_NAME, makeFixture, type Fixture, type FtpPeer } from '../peers/ftp/common';
 import { startVsftpd, vsftpdUser } from '../peers/ftp/vsftpd';
 import { probeFtp } from './probe';
+import { assertExposition } from '../helpers/exposition-check';
 
 let fx: Fixture;
 let peer: FtpPeer;
@@ -53,6 +54,7 @@ test('promtool accepts the series of successful and failed FTP probes', async ()
     renderResult(families, `target="${name}",module="ftp"`, ftpProber.phases, r, Date.now()),
   );
   const text = exposition(families, rendered);
+  assertExposition(text);
   for (const family of ftpProber.metrics) expect(text).toContain(`# TYPE ${family.name} gauge`);
   expect(text).toContain('probe_ftp_pasv_address_mismatch{target="mismatch",module="ftp"} 1');
   expect(text).toContain('probe_failure_info{target="badpass",module="ftp",phase="login",reason="auth_failed"} 1');

@@ -1,7 +1,8 @@
 // Custom query rows that cannot become samples: exactly one probe_mssql_query_success sample per
 // query, a non-numeric value fails its query (naming the column and the row), and the NULL rule:
 // a row whose value is NULL is skipped and counted in probe_mssql_query_rows_skipped.
-import { COMMON_METRICS, FamilyRegistry, renderResult } from '../../agent/exposition';
+import { COMMON_METRICS, FamilyRegistry, joinRendered, renderResult } from '../../agent/exposition';
+import { assertExposition } from '../helpers/exposition-check';
 import { mssqlProber } from '../../exporters/mssql';
 import { Secret } from '../../exporters/secret';
 import type { ProbeResult } from '../../exporters/types';
@@ -33,6 +34,8 @@ async function probe(queries: ReturnType<typeof query>[]): Promise<{ r: ProbeRes
   const r = await runProber(mssqlProber, `127.0.0.1:${peer.port}`, { username: 'monitor', password: new Secret('s3cr3t-pw'), queries }, 3000);
   const families = new FamilyRegistry([...COMMON_METRICS, ...mssqlProber.metrics]);
   const rendered = renderResult(families, '', mssqlProber.phases, r, Date.now());
+  // The whole exposition, HELP and TYPE included, must be clean: one series each, no split family.
+  assertExposition(joinRendered(families, [rendered]).toString());
   return { r, text: rendered.buf.subarray(0, rendered.bounds[rendered.count]).toString() };
 }
 

@@ -7,6 +7,7 @@ import { ResultStore } from '../../agent/store';
 import { socketsCollector, type SocketsSettings } from '../../exporters/sockets';
 import { silentLogger } from '../helpers/context';
 import { SocketHolder } from './helpers';
+import { assertExposition } from '../helpers/exposition-check';
 
 const configError = (yaml: string): string => {
   try {
@@ -51,6 +52,7 @@ test('a real scan rendered by the store passes promtool check metrics', async ()
     );
     store.recordCollector('sockets', await c.scan(new AbortController().signal));
     const text = store.exposition().toString('utf8');
+    assertExposition(text);
     expect(text).toContain(`portprobe_listener_up{protocol="tcp",port="${port}",address="127.0.0.1"} 1\n`);
     expect(text).toContain('# TYPE portprobe_tcp_connection_states gauge\n');
     expect(text).toMatch(/^portprobe_socket_scan_success 1$/m);
