@@ -94,19 +94,15 @@ export function scrubSecrets(result: ProbeResult, settings: unknown): ProbeResul
   if (secrets.length === 0) return result;
   const clean = (s: string): string => scrubText(s, secrets);
   const deep = (v: unknown, depth: number): unknown => scrubDeep(v, secrets, depth);
+  // Failures and findings alike: a message for people and, sometimes, advice.
+  const note = <T extends { message: string; advice?: string }>(f: T): T =>
+    f.advice ? { ...f, message: clean(f.message), advice: clean(f.advice) } : { ...f, message: clean(f.message) };
   const out: ProbeResult = { ...result };
-  if (result.failure) {
-    out.failure = { ...result.failure, message: clean(result.failure.message) };
-    if (result.failure.advice) out.failure.advice = clean(result.failure.advice);
-  }
-  if (result.laterFailures) {
-    out.laterFailures = result.laterFailures.map((f) => (f.advice === undefined ? { ...f, message: clean(f.message) } : { ...f, message: clean(f.message), advice: clean(f.advice) }));
-  }
+  if (result.failure) out.failure = note(result.failure);
+  if (result.laterFailures) out.laterFailures = result.laterFailures.map(note);
   if (result.details) out.details = deep(result.details, 0) as Record<string, unknown>;
   if (result.log) out.log = result.log.map(clean);
-  if (result.findings) {
-    out.findings = result.findings.map((f) => (f.advice === undefined ? { ...f, message: clean(f.message) } : { ...f, message: clean(f.message), advice: clean(f.advice) }));
-  }
+  if (result.findings) out.findings = result.findings.map(note);
   out.facts = result.facts.map((f) =>
     f.labels ? { ...f, labels: Object.fromEntries(Object.entries(f.labels).map(([k, v]) => [k, clean(v)])) } : f,
   );

@@ -78,7 +78,7 @@ export function classifyError(
   secrets: readonly string[] = [],
 ): { reason: FailureReason; message: string; advice?: string } {
   // Secrets are hidden before the message is cut to one line (see scrubText).
-  const oneLine = (m: string): string => oneLineOf(scrubText(m, secrets));
+  const line = (m: string): string => oneLine(m, 300, secrets);
   if (err instanceof ProbeError) {
     return { reason: err.reason, message: scrubText(err.message, secrets), advice: err.advice };
   }
@@ -106,14 +106,14 @@ export function classifyError(
       };
     }
     const mapped = ERRNO_REASONS[code];
-    if (mapped) return { reason: mapped, message: oneLine(e.message) };
-    if (isTlsError(e)) return { reason: 'tls_error', message: oneLine(e.message) };
+    if (mapped) return { reason: mapped, message: line(e.message) };
+    if (isTlsError(e)) return { reason: 'tls_error', message: line(e.message) };
     if (e.name === 'AbortError' || e.name === 'TimeoutError') {
       return { reason: 'timeout', message: 'deadline exceeded' };
     }
-    return { reason: 'internal_error', message: oneLine(e.message || e.name) };
+    return { reason: 'internal_error', message: line(e.message || e.name) };
   }
-  return { reason: 'internal_error', message: oneLine(String(err)) };
+  return { reason: 'internal_error', message: line(String(err)) };
 }
 
 /**
@@ -124,7 +124,6 @@ export function oneLine(s: string, max = 300, secrets: readonly string[] = []): 
   const flat = scrubText(s, secrets).replace(/[\r\n\t]+/g, ' ').trim();
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
-const oneLineOf = (s: string): string => oneLine(s);
 
 /** The object a prober fills while it climbs its ladder. */
 export class Ladder {
