@@ -3,10 +3,11 @@
 // the Prometheus Operator fields (our schema of the CRDs' fields we use), the agent's own config
 // loader, and the wiring between objects (selectors, ports, mounts, security defaults).
 import Ajv, { type ValidateFunction } from 'ajv';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { ConfigMap, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { DaemonSet, Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
@@ -41,6 +42,8 @@ const CRD_VALIDATORS: Record<string, ValidateFunction> = {
   'monitoring.coreos.com/v1/ServiceMonitor': ajv.getSchema('crds#/definitions/ServiceMonitor') as ValidateFunction,
   'monitoring.coreos.com/v1/PrometheusRule': ajv.getSchema('crds#/definitions/PrometheusRule') as ValidateFunction,
 };
+
+const grafanaProvisioning = new Ajv({ allErrors: true, strict: true }).compile(JSON.parse(readText(__dirname, 'grafana-alert-provisioning.schema.json')));
 
 function ajvErrors(v: ValidateFunction): string {
   return (v.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
@@ -148,6 +151,8 @@ function checkInvariants(r: Rendered): void {
   for (const s of ofKind(r, 'Service')) expect(s.metadata.name).toMatch(/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/);
 
   const icmp = Object.values((r.values.config as Any)?.modules ?? {}).some((m: Any) => m.prober === 'icmp');
+  const webValues = (r.values.webConfig as Any) ?? {};
+  const web = { enabled: webValues.enabled === true, tls: webValues.enabled && webValues.tls, auth: webValues.enabled && webValues.authentication };
   for (const w of workloads(r)) {
     const spec = w.spec;
     const podLabels = spec.template.metadata.labels;
@@ -188,8 +193,32 @@ function checkInvariants(r: Rendered): void {
       expect(c.resources[kind].cpu).toBeDefined();
       expect(c.resources[kind].memory).toBeDefined();
     }
-    expect(c.livenessProbe.httpGet).toEqual({ path: '/-/healthy', port: 'http' });
-    expect(c.readinessProbe.httpGet).toEqual({ path: '/-/ready', port: 'http' });
+    // Liveness and readiness the kubelet can pass: HTTPS when the agent serves TLS, a TCP
+    // connect when it asks for credentials the kubelet does not have.
+    for (const [probe, p] of [[c.livenessProbe, '/-/healthy'], [c.readinessProbe, '/-/ready']] as const) {
+      if (web.auth) {
+        expect(probe.tcpSocket).toEqual({ port: 'http' });
+        expect(probe.httpGet).toBeUndefined();
+      } else {
+        expect(probe.httpGet).toEqual({ path: p, port: 'http', ...(web.tls ? { scheme: 'HTTPS' } : {}) });
+      }
+    }
+    if (web.enabled) {
+      expect(c.args).toContain('--web.config.file=/etc/portprobe/web/config/web.yml');
+      const vol = pod.volumes.find((v: Any) => v.name === 'web-config');
+      expect(vol.secret.secretName).toBe((r.values.webConfig as Any).secretName);
+      expect(c.volumeMounts).toContainEqual({ name: 'web-config', mountPath: '/etc/portprobe/web/config', readOnly: true });
+    } else {
+      expect(c.args.some((a: string) => a.startsWith('--web.config.file'))).toBe(false);
+    }
+    // secretMounts reach every workload, the sockets DaemonSet included.
+    for (const m of (r.values.secretMounts as Any[]) ?? []) {
+      expect(c.volumeMounts).toContainEqual({ name: m.name, mountPath: m.mountPath, readOnly: true });
+      expect(pod.volumes.find((v: Any) => v.name === m.name).secret.secretName).toBe(m.secretName);
+    }
+    for (const m of (r.values.extraVolumeMounts as Any[]) ?? []) expect(c.volumeMounts).toContainEqual(m);
+    for (const v of (r.values.extraVolumes as Any[]) ?? []) expect(pod.volumes).toContainEqual(v);
+    expect(c.envFrom).toEqual((r.values.extraEnvFrom as Any[])?.length ? r.values.extraEnvFrom : undefined);
     const port = c.ports.find((p: Any) => p.name === 'http').containerPort;
     expect(c.args).toContain(`--web.listen-address=:${port}`);
     for (const m of c.volumeMounts) expect(pod.volumes.some((v: Any) => v.name === m.name)).toBe(true);
@@ -212,6 +241,10 @@ function checkInvariants(r: Rendered): void {
     expect(selected.length).toBeGreaterThan(0);
     for (const ep of sm.spec.endpoints) {
       for (const s of selected) expect(s.spec.ports.map((p: Any) => p.name)).toContain(ep.port);
+      // Every monitor follows the agent's web config.
+      expect(ep.scheme).toBe(web.tls ? 'https' : 'http');
+      expect(ep.tlsConfig).toEqual(web.enabled && Object.keys(webValues.scrapeTlsConfig ?? {}).length ? webValues.scrapeTlsConfig : undefined);
+      expect(ep.basicAuth).toEqual(web.enabled && Object.keys(webValues.scrapeBasicAuth ?? {}).length ? webValues.scrapeBasicAuth : undefined);
     }
   }
   // PodDisruptionBudget and NetworkPolicy select the probing pods.
@@ -220,6 +253,10 @@ function checkInvariants(r: Rendered): void {
     const probing = workloads(r).filter((w) => w.kind !== 'DaemonSet');
     expect(probing.length).toBeGreaterThan(0);
     for (const w of probing) expect(matches(selector, w.spec.template.metadata.labels)).toBe(true);
+  }
+  for (const cm of ofKind(r, 'ConfigMap').filter((o) => o.metadata.labels?.grafana_alert !== undefined)) {
+    const doc = parseYaml(cm.data['portprobe-alerts.yaml']);
+    if (!grafanaProvisioning(doc)) throw new Error(`${cm.source}: not Grafana's alert provisioning format: ${ajvErrors(grafanaProvisioning)}`);
   }
   loadRenderedConfigs(r);
 }
@@ -389,6 +426,85 @@ describe('rendering', () => {
   });
 });
 
+describe('alert rules: one source for the PrometheusRule and the Grafana-managed alerts', () => {
+  test('a group appended to files/portprobe-rules.yml reaches both, without touching a template', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-chartcopy-'));
+    try {
+      const chart = path.join(dir, 'portprobe');
+      cpSync(CHART, chart, { recursive: true });
+      const rules = path.join(chart, 'files', 'portprobe-rules.yml');
+      const extra = [
+        '  - name: portprobe.newcomer',
+        '    rules:',
+        '      - alert: PortprobeNewcomerBroken',
+        '        expr: max by (target) (probe_newcomer_ok) == 0',
+        '        for: 3m',
+        '        labels: {severity: warning}',
+        '        annotations: {summary: "{{ $labels.target }} is broken ({{ $value }})"}',
+        '',
+      ].join('\n');
+      writeFileSync(rules, `${readText(rules)}\n${extra}`);
+      const r = renderer.render([path.join(CI_DIR, 'grafana-alerts-values.yaml')], { chart });
+      const prom = one(r, 'PrometheusRule').spec.groups.at(-1);
+      expect(prom.name).toBe('portprobe.newcomer');
+      const grafana = parseYaml(one(r, 'ConfigMap', 'portprobe-grafana-alerts').data['portprobe-alerts.yaml']).groups.at(-1);
+      expect(grafana.name).toBe('portprobe.newcomer');
+      expect(grafana.rules[0]).toMatchObject({ title: 'PortprobeNewcomerBroken', for: '3m', annotations: { summary: '{{ $labels.target }} is broken ({{ $values.A.Value }})' } });
+      expect(grafana.rules[0].data[0].model.expr).toBe(prom.rules[0].expr);
+      checkInvariants(r);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the tuned PrometheusRule (for:, threshold, own groups) is a rule file promtool accepts', () => {
+    const r = renderCi('rules-tuning-values.yaml');
+    const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-rules-'));
+    try {
+      const file = path.join(dir, 'rules.yml');
+      writeFileSync(file, stringifyYaml({ groups: one(r, 'PrometheusRule').spec.groups }));
+      const check = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+      expect([check.status, check.stderr]).toEqual([0, '']);
+      expect(check.stdout).toMatch(/SUCCESS: \d+ rules found/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the same alert name twice cannot become two Grafana rules of one title', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-values-'));
+    try {
+      const f = path.join(dir, 'v.yaml');
+      writeFileSync(f, 'grafanaAlerts: {enabled: true}\nprometheusRule: {additionalRules: [{name: x, rules: [{alert: PortprobeTargetDown, expr: vector(1)}]}]}\n');
+      expect(() => renderer.render([f])).toThrow('grafanaAlerts: alert "PortprobeTargetDown" appears twice');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('refusals with a reason', () => {
+  test.each([
+    ['TLS without saying how Prometheus verifies it', 'webConfig: {enabled: true, secretName: w, tls: true}\nserviceMonitor: {enabled: true}\n', 'webConfig.scrapeTlsConfig: the agent serves TLS'],
+    ['authentication without credentials for Prometheus', 'webConfig: {enabled: true, secretName: w, authentication: true}\nserviceMonitor: {enabled: true}\n', 'webConfig.authentication: give Prometheus credentials'],
+    ['a web config without its Secret', 'webConfig: {enabled: true}\n', 'webConfig.secretName: the Secret holding web.yml'],
+    [
+      'a NetworkPolicy with an active-mode module on a random port',
+      'networkPolicy: {enabled: true}\nconfig: {modules: {a: {prober: ftp, ftp: {data_channel: [active]}}}}\n',
+      'networkPolicy: module "a" tests FTP active mode on a random port; set ftp.active_listen.ports',
+    ],
+  ])('%s', (_what, values, message) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-values-'));
+    try {
+      const f = path.join(dir, 'v.yaml');
+      writeFileSync(f, values);
+      expect(() => renderer.render([f])).toThrow(message);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 const rulesFile = (): Any => parseYaml(readText(CHART, 'files', 'portprobe-rules.yml'));
 
 const FEATURES: Record<string, (r: Rendered) => void> = {
@@ -528,6 +644,113 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
     expect(copies).toEqual(['0', '1']);
     expect(one(r, 'PodDisruptionBudget').spec.minAvailable).toBe(2);
     expect(ofKind(r, 'ServiceMonitor')).toHaveLength(1);
+  },
+  'webconfig-tls-values.yaml': (r) => {
+    const c = container(one(r, 'Deployment'));
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/-/ready', port: 'http', scheme: 'HTTPS' });
+    expect(c.volumeMounts).toContainEqual({ name: 'web-tls', mountPath: '/etc/portprobe/web/tls', readOnly: true });
+    const pod = one(r, 'Deployment').spec.template.spec;
+    expect(pod.volumes.find((v: Any) => v.name === 'web-tls').secret.secretName).toBe('portprobe-web-tls');
+    expect(pod.volumes.find((v: Any) => v.name === 'web-config').secret.items).toEqual([{ key: 'web.yml', path: 'web.yml' }]);
+    const sms = ofKind(r, 'ServiceMonitor');
+    expect(sms).toHaveLength(2); // /metrics and the /probe monitor of "gateway"
+    for (const sm of sms) {
+      expect(sm.spec.endpoints[0]).toMatchObject({
+        scheme: 'https',
+        tlsConfig: { ca: { secret: { name: 'portprobe-web-tls', key: 'ca.crt' } }, serverName: 'portprobe.monitoring.svc' },
+      });
+    }
+  },
+  'webconfig-basicauth-values.yaml': (r) => {
+    expect(workloads(r).map((w) => w.kind).sort()).toEqual(['DaemonSet', 'Deployment']);
+    for (const w of workloads(r)) {
+      expect(container(w).livenessProbe.tcpSocket).toEqual({ port: 'http' });
+      expect(container(w).args).toContain('--web.config.file=/etc/portprobe/web/config/web.yml');
+    }
+    expect(one(r, 'ServiceMonitor').spec.endpoints[0].basicAuth).toEqual({
+      username: { name: 'portprobe-scrape', key: 'username' },
+      password: { name: 'portprobe-scrape', key: 'password' },
+    });
+  },
+  'daemonset-secretmounts-values.yaml': (r) => {
+    const ds = one(r, 'DaemonSet');
+    expect(container(ds).volumeMounts).toContainEqual({ name: 'shared-ca', mountPath: '/etc/portprobe/secrets/ca', readOnly: true });
+    expect(ds.spec.template.spec.volumes.find((v: Any) => v.name === 'shared-ca').secret).toEqual({ secretName: 'internal-ca', defaultMode: 0o440 });
+    // The host's /proc is still there, read-only.
+    expect(container(ds).volumeMounts).toContainEqual({ name: 'host-proc', mountPath: '/host/proc', readOnly: true });
+  },
+  'networkpolicy-activemode-values.yaml': (r) => {
+    const np = one(r, 'NetworkPolicy');
+    expect(np.spec.ingress).toHaveLength(2);
+    expect(np.spec.ingress[1]).toEqual({
+      ports: [
+        { port: 30000, endPort: 30009, protocol: 'TCP' },
+        { port: 31000, protocol: 'TCP' },
+      ],
+      from: [{ ipBlock: { cidr: '10.40.0.0/16' } }],
+    });
+    // The agent waits on exactly these ports: they come from the modules' own settings.
+    const cfg = parseConfig(one(r, 'ConfigMap').data['portprobe.yml'], 'portprobe.yml');
+    expect((cfg.modules.get('ftp_active')?.settings as Any).active_listen.ports).toBe('30000-30009');
+  },
+  'rules-tuning-values.yaml': (r) => {
+    const rules = one(r, 'PrometheusRule').spec.groups.flatMap((g: Any) => g.rules);
+    const byName = (n: string): Any => rules.find((x: Any) => x.alert === n);
+    expect(byName('PortprobeTargetDown').for).toBe('10m');
+    const cert = byName('PortprobeTlsCertificateExpiringSoon');
+    expect(cert.expr).toMatch(/\) \/ 86400 < 30$/);
+    expect(cert.annotations.description).toContain('under the 30-day threshold');
+    const shipped = rulesFile().groups.flatMap((g: Any) => g.rules);
+    expect(cert.expr).toBe(shipped.find((x: Any) => x.alert === cert.alert).expr.trim().replace(/< 14$/, '< 30'));
+    const own = one(r, 'PrometheusRule').spec.groups.at(-1);
+    expect(own.name).toBe('site.portprobe');
+    expect(own.rules[0]).toMatchObject({ alert: 'MssqlReplicaLagging', for: '2m' });
+    expect(own.rules[1]).toEqual({ record: 'portprobe:probe_success:ratio', expr: 'avg by (module) (probe_success)' });
+    // Rules not overridden keep the file's for:.
+    expect(byName('PortprobeFtpPasvAddressMismatch').for).toBe(shipped.find((x: Any) => x.alert === 'PortprobeFtpPasvAddressMismatch').for);
+  },
+  'grafana-alerts-values.yaml': (r) => {
+    const cm = one(r, 'ConfigMap', 'portprobe-grafana-alerts');
+    expect(cm.metadata.namespace).toBe('grafana');
+    expect(cm.metadata.labels?.grafana_alert).toBe('1');
+    const doc = parseYaml(cm.data['portprobe-alerts.yaml']);
+    const prom = one(r, 'PrometheusRule').spec.groups;
+    // Same groups, same alerts, in the same order: both come from files/portprobe-rules.yml.
+    expect(doc.groups.map((g: Any) => g.name)).toEqual(prom.map((g: Any) => g.name));
+    for (const [gi, g] of doc.groups.entries()) {
+      expect(g).toMatchObject({ orgId: 1, folder: 'Network', interval: '1m' });
+      const alerts = prom[gi].rules.filter((x: Any) => x.alert);
+      expect(g.rules.map((x: Any) => x.title)).toEqual(alerts.map((x: Any) => x.alert));
+      for (const [i, rule] of g.rules.entries()) {
+        const p = alerts[i];
+        const [query, condition] = rule.data;
+        expect(rule.condition).toBe(condition.refId);
+        expect(query).toMatchObject({ refId: 'A', datasourceUid: 'prom-main', model: { expr: p.expr, instant: true } });
+        expect(condition.model).toMatchObject({ type: 'math', expression: 'is_number($A) || is_nan($A) || is_inf($A)' });
+        expect(rule.for).toBe(p.for);
+        expect(rule.labels).toEqual(p.labels);
+        expect(rule.labels.team).toBe('network');
+        expect(Object.keys(rule.annotations)).toEqual(Object.keys(p.annotations));
+        for (const k of Object.keys(p.annotations)) {
+          expect(rule.annotations[k]).toBe(p.annotations[k].replace(/\$value\b/g, '$values.A.Value'));
+        }
+        expect(rule).toMatchObject({ noDataState: 'OK', execErrState: 'Error', isPaused: false });
+      }
+    }
+    const uids = doc.groups.flatMap((g: Any) => g.rules.map((x: Any) => x.uid));
+    expect(new Set(uids).size).toBe(uids.length);
+    const cert = doc.groups.flatMap((g: Any) => g.rules).find((x: Any) => x.title === 'PortprobeTlsCertificateExpiringSoon');
+    expect(cert.data[0].model.expr).toMatch(/< 21$/);
+    expect(cert.annotations.summary).toContain('{{ $values.A.Value | printf "%.1f" }}');
+  },
+  'extras-values.yaml': (r) => {
+    for (const w of workloads(r)) {
+      const c = container(w);
+      expect(c.image).toBe(`registry.example.net/mirror/portprobe/portprobe:${parseYaml(readText(CHART, 'Chart.yaml')).appVersion}`);
+      expect(c.envFrom).toEqual([{ secretRef: { name: 'probe-credentials' } }]);
+      expect(c.volumeMounts).toContainEqual({ name: 'internal-ca', mountPath: '/etc/portprobe/ca', readOnly: true });
+      expect(w.spec.template.spec.volumes).toContainEqual({ name: 'internal-ca', configMap: { name: 'internal-ca-bundle' } });
+    }
   },
   'existing-configmap-values.yaml': (r) => {
     expect(ofKind(r, 'ConfigMap')).toHaveLength(0);

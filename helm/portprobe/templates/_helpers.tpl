@@ -50,11 +50,106 @@ app.kubernetes.io/part-of: portprobe
 {{- end }}
 {{- end }}
 
+{{/* image.repository, its registry replaced by global.imageRegistry when that is set. */}}
+{{- define "portprobe.imageRepository" -}}
+{{- $repo := .Values.image.repository }}
+{{- $registry := (.Values.global | default dict).imageRegistry | default "" | trimSuffix "/" }}
+{{- if $registry }}
+{{- $parts := splitList "/" $repo }}
+{{- $first := first $parts }}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) }}
+{{- $repo = rest $parts | join "/" }}
+{{- end }}
+{{- $repo = printf "%s/%s" $registry $repo }}
+{{- end }}
+{{- $repo }}
+{{- end }}
+
 {{- define "portprobe.image" -}}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" (include "portprobe.imageRepository" .) .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag | toString) }}
+{{- printf "%s:%s" (include "portprobe.imageRepository" .) (default .Chart.AppVersion .Values.image.tag | toString) }}
+{{- end }}
+{{- end }}
+
+{{/* The scheme the agent serves: https when webConfig says its web.yml configures TLS. */}}
+{{- define "portprobe.scheme" -}}
+{{- if and .Values.webConfig.enabled .Values.webConfig.tls }}https{{ else }}http{{ end }}
+{{- end }}
+
+{{/*
+scheme, tlsConfig and basicAuth of a ServiceMonitor endpoint for the agent's web config; fails
+when Prometheus would be left without what the agent asks of it.
+*/}}
+{{- define "portprobe.scrapeAuth" -}}
+{{- $w := .Values.webConfig }}
+scheme: {{ include "portprobe.scheme" . }}
+{{- if $w.enabled }}
+{{- if and $w.tls (not $w.scrapeTlsConfig) }}
+{{- fail "webConfig.scrapeTlsConfig: the agent serves TLS; say how Prometheus verifies it, e.g. {ca: {secret: {name: portprobe-web-tls, key: ca.crt}}, serverName: portprobe} (or insecureSkipVerify: true)" }}
+{{- end }}
+{{- if and $w.authentication (not $w.scrapeBasicAuth) (not ($w.scrapeTlsConfig | default dict).cert) }}
+{{- fail "webConfig.authentication: give Prometheus credentials: scrapeBasicAuth (from a Secret) or a client certificate in scrapeTlsConfig (cert, keySecret)" }}
+{{- end }}
+{{- with $w.scrapeTlsConfig }}
+tlsConfig:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $w.scrapeBasicAuth }}
+basicAuth:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Liveness or readiness check of the agent's port. Call with (dict "root" . "path" "/-/ready").
+The kubelet speaks HTTPS without verifying, but it has no basic-auth password and no client
+certificate: with webConfig.authentication the check is a TCP connect instead. The agent opens
+its port only after its config loaded and closes it when it stops, which is what /-/ready tells.
+*/}}
+{{- define "portprobe.healthCheck" -}}
+{{- $w := .root.Values.webConfig }}
+{{- if and $w.enabled $w.authentication }}
+tcpSocket:
+  port: http
+{{- else }}
+httpGet:
+  path: {{ .path }}
+  port: http
+  {{- if and $w.enabled $w.tls }}
+  scheme: HTTPS
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Port ranges (active_listen.ports) of the FTP modules that test active mode, as NetworkPolicy
+ports; fails for an active-mode module without a fixed range when a NetworkPolicy is rendered.
+*/}}
+{{- define "portprobe.activeModePorts" -}}
+{{- $ports := list }}
+{{- range $name, $module := (.Values.config.modules | default dict) }}
+{{- if eq (toString (get $module "prober")) "ftp" }}
+{{- $ftp := get $module "ftp" | default dict }}
+{{- if has "active" (get $ftp "data_channel" | default list) }}
+{{- $listen := get $ftp "active_listen" | default dict }}
+{{- $range := get $listen "ports" | default "" | toString }}
+{{- if not $range }}
+{{- fail (printf "networkPolicy: module %q tests FTP active mode on a random port; set ftp.active_listen.ports (a range such as 30000-30009) so the NetworkPolicy can admit the server's connections back" $name) }}
+{{- end }}
+{{- $bounds := splitList "-" $range }}
+{{- $p := dict "protocol" "TCP" "port" (first $bounds | int) }}
+{{- if gt (len $bounds) 1 }}
+{{- $_ := set $p "endPort" (last $bounds | int) }}
+{{- end }}
+{{- $ports = append $ports $p }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if $ports }}
+{{- toYaml (dict "ports" ($ports | uniq)) }}
 {{- end }}
 {{- end }}
 
@@ -171,6 +266,9 @@ spec:
         - --web.listen-address=:{{ .port }}
         - --log.level={{ $v.log.level }}
         - --log.format={{ $v.log.format }}
+        {{- if $v.webConfig.enabled }}
+        - --web.config.file=/etc/portprobe/web/config/web.yml
+        {{- end }}
         {{- range $v.extraArgs }}
         - {{ . | quote }}
         {{- end }}
@@ -188,19 +286,19 @@ spec:
         {{- toYaml . | nindent 8 }}
         {{- end }}
       {{- end }}
+      {{- with $v.extraEnvFrom }}
+      envFrom:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
       ports:
         - name: http
           containerPort: {{ .port }}
           protocol: TCP
       livenessProbe:
-        httpGet:
-          path: /-/healthy
-          port: http
+        {{- include "portprobe.healthCheck" (dict "root" $root "path" "/-/healthy") | nindent 8 }}
         {{- toYaml $v.livenessProbe | nindent 8 }}
       readinessProbe:
-        httpGet:
-          path: /-/ready
-          port: http
+        {{- include "portprobe.healthCheck" (dict "root" $root "path" "/-/ready") | nindent 8 }}
         {{- toYaml $v.readinessProbe | nindent 8 }}
       resources:
         {{- if $sockets }}
@@ -227,7 +325,7 @@ spec:
         - name: host-proc
           mountPath: /host/proc
           readOnly: true
-        {{- else }}
+        {{- end }}
         {{- range $v.secretMounts }}
         {{- if or (eq (trimSuffix "/" .mountPath) "/etc/portprobe/config") (hasPrefix "/etc/portprobe/config/" .mountPath) }}
         {{- fail (printf "secretMounts: %s: mount secrets outside /etc/portprobe/config, e.g. under /etc/portprobe/secrets" .mountPath) }}
@@ -236,6 +334,18 @@ spec:
           mountPath: {{ .mountPath }}
           readOnly: true
         {{- end }}
+        {{- if $v.webConfig.enabled }}
+        - name: web-config
+          mountPath: /etc/portprobe/web/config
+          readOnly: true
+        {{- if $v.webConfig.tlsSecretName }}
+        - name: web-tls
+          mountPath: /etc/portprobe/web/tls
+          readOnly: true
+        {{- end }}
+        {{- end }}
+        {{- with $v.extraVolumeMounts }}
+        {{- toYaml . | nindent 8 }}
         {{- end }}
   volumes:
     - name: config
@@ -246,7 +356,7 @@ spec:
       hostPath:
         path: /proc
         type: Directory
-    {{- else }}
+    {{- end }}
     {{- range $v.secretMounts }}
     - name: {{ .name }}
       secret:
@@ -257,6 +367,23 @@ spec:
           {{- toYaml . | nindent 10 }}
         {{- end }}
     {{- end }}
+    {{- if $v.webConfig.enabled }}
+    - name: web-config
+      secret:
+        secretName: {{ required "webConfig.secretName: the Secret holding web.yml" $v.webConfig.secretName }}
+        defaultMode: 288 # 0440
+        items:
+          - key: web.yml
+            path: web.yml
+    {{- if $v.webConfig.tlsSecretName }}
+    - name: web-tls
+      secret:
+        secretName: {{ $v.webConfig.tlsSecretName }}
+        defaultMode: 288 # 0440
+    {{- end }}
+    {{- end }}
+    {{- with $v.extraVolumes }}
+    {{- toYaml . | nindent 4 }}
     {{- end }}
 {{- end }}
 
