@@ -3,6 +3,7 @@
 // expression parsed by a real Prometheus (Debian's package, empty TSDB on loopback).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { startPrometheus, type PrometheusProcess } from '../helpers/prometheus';
 import { CHART } from './harness';
 
@@ -11,7 +12,7 @@ type Any = any;
 
 const dashboard = JSON.parse(readFileSync(path.join(CHART, 'files', 'portprobe-dashboard.json'), 'utf8'));
 const panels: Any[] = dashboard.panels;
-const queryPanels = panels.filter((p) => p.type !== 'row');
+const queryPanels = panels.filter((p) => p.type !== 'row' && p.type !== 'alertlist');
 
 /** Series the agent exports (issues 2-5 and 10), plus Prometheus' own ALERTS. */
 const KNOWN_METRICS = new Set([
@@ -175,4 +176,17 @@ describe('PromQL against a real Prometheus', () => {
     const result = await prom.query(interpolate(expr));
     expect(Array.isArray(result)).toBe(true);
   });
+});
+
+test('an alert list shows the Grafana-managed portprobe rules (and ruler-backed Prometheus ones) next to the ALERTS count', () => {
+  const lists = panels.filter((p) => p.type === 'alertlist');
+  expect(lists).toHaveLength(1);
+  const [list] = lists;
+  expect(list.options).toMatchObject({ alertName: 'Portprobe', dashboardAlerts: false, stateFilter: { firing: true, pending: true, normal: false } });
+  // Its filter matches every alert the chart ships, so none is missing from the list.
+  const rules = parseYaml(readFileSync(path.join(CHART, 'files', 'portprobe-rules.yml'), 'utf8'));
+  for (const g of rules.groups) for (const r of g.rules) if (r.alert) expect(r.alert.startsWith(list.options.alertName)).toBe(true);
+  const stat = panels.find((p) => p.title === 'Firing portprobe alerts');
+  expect(stat.targets[0].expr).toContain('ALERTS{alertname=~"Portprobe.*"');
+  expect(list.description).toContain('Grafana-managed');
 });
