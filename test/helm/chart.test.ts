@@ -457,6 +457,30 @@ describe('alert rules: one source for the PrometheusRule and the Grafana-managed
     }
   });
 
+  test('with the default rule settings every Grafana rule carries its rule of the file unchanged', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-values-'));
+    try {
+      const f = path.join(dir, 'v.yaml');
+      writeFileSync(f, 'grafanaAlerts: {enabled: true}\n');
+      const r = renderer.render([f]);
+      const doc = parseYaml(one(r, 'ConfigMap', 'portprobe-grafana-alerts').data['portprobe-alerts.yaml']);
+      const source = rulesFile().groups;
+      expect(doc.groups.map((g: Any) => g.name)).toEqual(source.map((g: Any) => g.name));
+      const grafana = doc.groups.flatMap((g: Any) => g.rules);
+      const alerts = source.flatMap((g: Any) => g.rules).filter((x: Any) => x.alert);
+      expect(grafana.map((x: Any) => x.title)).toEqual(alerts.map((x: Any) => x.alert));
+      for (const [i, a] of alerts.entries()) {
+        expect(grafana[i].data[0].model.expr.trim()).toBe(a.expr.trim());
+        expect(grafana[i].for).toBe(a.for);
+        expect(grafana[i].labels).toEqual(a.labels);
+        expect(grafana[i].annotations.runbook_url).toBe(a.annotations.runbook_url);
+        expect(grafana[i].annotations.summary).toBe(a.annotations.summary.replace(/\$value\b/g, '$values.A.Value'));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('the tuned PrometheusRule (for:, threshold, own groups) is a rule file promtool accepts', () => {
     const r = renderCi('rules-tuning-values.yaml');
     const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-rules-'));
@@ -662,6 +686,7 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
     }
   },
   'webconfig-basicauth-values.yaml': (r) => {
+    expect(r.notes).toContain("curl -sk -u USER 'https://127.0.0.1:9821/probe?target=NAME&debug=true'");
     expect(workloads(r).map((w) => w.kind).sort()).toEqual(['DaemonSet', 'Deployment']);
     for (const w of workloads(r)) {
       expect(container(w).livenessProbe.tcpSocket).toEqual({ port: 'http' });
@@ -710,6 +735,7 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
     expect(byName('PortprobeFtpPasvAddressMismatch').for).toBe(shipped.find((x: Any) => x.alert === 'PortprobeFtpPasvAddressMismatch').for);
   },
   'grafana-alerts-values.yaml': (r) => {
+    expect(r.notes).toContain('Grafana alerting: ConfigMap portprobe-grafana-alerts (sidecar label grafana_alert), folder Network, data source prom-main.');
     const cm = one(r, 'ConfigMap', 'portprobe-grafana-alerts');
     expect(cm.metadata.namespace).toBe('grafana');
     expect(cm.metadata.labels?.grafana_alert).toBe('1');
