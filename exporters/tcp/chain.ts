@@ -5,16 +5,17 @@
 //
 // Node gives one chain (getPeerCertificate(true)): the certificates the peer sent, linked leaf to
 // issuer, followed by the issuers OpenSSL took from the trust store to reach a root. The store's
-// part is a suffix; it is recognised by fingerprint against the trusted set the connection used
+// part is a suffix; it is recognised by its DER bytes among the trust anchors the connection used
 // (ca_file, else Node's bundled roots). A trusted root that the peer also sends is counted as the
 // store's: it changes the earliest expiry only if the root expires before everything under it.
-import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 
 /** The part of Node's PeerCertificate this module reads. */
 export interface ChainLink {
   fingerprint256: string;
   valid_to: string;
+  /** DER. */
+  raw?: Buffer;
   issuerCertificate?: ChainLink;
 }
 
@@ -46,49 +47,43 @@ function earliest(certs: readonly ChainLink[]): number | undefined {
 }
 
 /**
- * Expiries of a chain as Node built it. `trusted` holds the SHA-256 fingerprints (Node's
- * colon-separated upper-case form) of the trust anchors; `verified` is the socket's `authorized`.
- * Pure.
+ * Expiries of a chain as Node built it. `trusted` says whether a certificate is one of the trust
+ * anchors; `verified` is the socket's `authorized`. Pure.
  */
-export function chainExpiries(leaf: ChainLink | undefined, verified: boolean, trusted: ReadonlySet<string>): ChainExpiries {
+export function chainExpiries(leaf: ChainLink | undefined, verified: boolean, trusted: (c: ChainLink) => boolean): ChainExpiries {
   const chain = chainList(leaf);
   // The store's suffix: the longest run of trusted certificates at the end, never the leaf.
   let sent = chain.length;
-  while (sent > 1 && trusted.has(chain[sent - 1].fingerprint256)) sent--;
+  while (sent > 1 && trusted(chain[sent - 1])) sent--;
   return {
     earliestSeconds: earliest(chain.slice(0, sent)),
     lastChainSeconds: verified ? earliest(chain) : undefined,
   };
 }
 
-const PEM_CERT = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+const PEM_CERT = /-----BEGIN CERTIFICATE-----([^-]+)-----END CERTIFICATE-----/g;
 
-function fingerprints(pems: readonly string[]): Set<string> {
+/** The base64 DER of every certificate in PEM text: string work only, no parsing. */
+function derBodies(text: string): Set<string> {
   const out = new Set<string>();
-  for (const pem of pems) {
-    for (const m of pem.match(PEM_CERT) ?? []) {
-      try {
-        out.add(new X509Certificate(m).fingerprint256);
-      } catch {
-        // Not a certificate OpenSSL can read: it cannot have been a trust anchor either.
-      }
-    }
-  }
+  for (const m of text.matchAll(PEM_CERT)) out.add(m[1].replace(/\s+/g, ''));
   return out;
 }
 
 let bundled: Set<string> | undefined;
-const byCa = new WeakMap<object, Set<string>>();
+/** By PEM text: ca_file is read afresh for every probe, its content rarely changes. */
+const byText = new Map<string, Set<string>>();
+const BY_TEXT_MAX = 64;
 
-/** Fingerprints of the trust anchors of a connection made with `ca` (tls.connect's option). */
-export function trustedFingerprints(ca: tls.ConnectionOptions['ca']): ReadonlySet<string> {
-  if (ca === undefined) return (bundled ??= fingerprints(tls.rootCertificates));
-  const list = (Array.isArray(ca) ? ca : [ca]).map((c) => c.toString());
-  if (typeof ca === 'string') return fingerprints(list);
-  const hit = byCa.get(ca);
+/** The trust anchors of a connection made with `ca` (tls.connect's option), as base64 DER. */
+export function trustAnchors(ca: tls.ConnectionOptions['ca']): ReadonlySet<string> {
+  if (ca === undefined) return (bundled ??= derBodies(tls.rootCertificates.join('\n')));
+  const text = (Array.isArray(ca) ? ca : [ca]).map((c) => c.toString()).join('\n');
+  const hit = byText.get(text);
   if (hit) return hit;
-  const set = fingerprints(list);
-  byCa.set(ca, set);
+  const set = derBodies(text);
+  if (byText.size >= BY_TEXT_MAX) byText.delete(byText.keys().next().value as string);
+  byText.set(text, set);
   return set;
 }
 
@@ -96,5 +91,6 @@ export function trustedFingerprints(ca: tls.ConnectionOptions['ca']): ReadonlySe
 export function socketChainExpiries(socket: tls.TLSSocket, ca: tls.ConnectionOptions['ca']): ChainExpiries {
   const leaf: Partial<ChainLink> | undefined = socket.getPeerCertificate(true);
   if (!leaf || !leaf.fingerprint256) return {};
-  return chainExpiries(leaf as ChainLink, socket.authorized, trustedFingerprints(ca));
+  const anchors = trustAnchors(ca);
+  return chainExpiries(leaf as ChainLink, socket.authorized, (c) => c.raw !== undefined && anchors.has(c.raw.toString('base64')));
 }
