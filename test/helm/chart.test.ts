@@ -769,10 +769,25 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
     expect(cert.data[0].model.expr).toMatch(/< 21$/);
     expect(cert.annotations.summary).toContain('{{ $values.A.Value | printf "%.1f" }}');
   },
-  'extras-values.yaml': (r) => {
+  'image-registry-values.yaml': (r) => {
+    expect(container(one(r, 'Deployment')).image).toBe(
+      'registry.example.net/mirror/portprobe/portprobe@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
+    );
+    // A repository without a registry part keeps all of its path under the mirror.
+    const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-values-'));
+    try {
+      const f = path.join(dir, 'v.yaml');
+      writeFileSync(f, 'global: {imageRegistry: mirror.local:5000/}\nimage: {repository: team/portprobe, tag: "1.2"}\n');
+      expect(container(one(renderer.render([f]), 'Deployment')).image).toBe('mirror.local:5000/team/portprobe:1.2');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  'extra-volumes-values.yaml': (r) => {
+    expect(workloads(r)).toHaveLength(2);
     for (const w of workloads(r)) {
       const c = container(w);
-      expect(c.image).toBe(`registry.example.net/mirror/portprobe/portprobe:${parseYaml(readText(CHART, 'Chart.yaml')).appVersion}`);
+      expect(c.image).toBe(`ghcr.io/portprobe/portprobe:${parseYaml(readText(CHART, 'Chart.yaml')).appVersion}`);
       expect(c.envFrom).toEqual([{ secretRef: { name: 'probe-credentials' } }]);
       expect(c.volumeMounts).toContainEqual({ name: 'internal-ca', mountPath: '/etc/portprobe/ca', readOnly: true });
       expect(w.spec.template.spec.volumes).toContainEqual({ name: 'internal-ca', configMap: { name: 'internal-ca-bundle' } });
