@@ -37,13 +37,19 @@ export const MSSQL_METRICS: readonly MetricDef[] = [
   },
   {
     name: 'probe_mssql_query_success',
-    help: 'Whether a query succeeded (query="version" is SELECT @@VERSION; others are configured queries).',
+    help: 'Whether a query succeeded (query="version" is SELECT @@VERSION; health/... are query_packs; others are configured queries).',
     type: 'gauge',
     labelNames: ['query'],
   },
   {
     name: 'probe_mssql_query_rows_skipped',
-    help: 'Rows of a configured query skipped because their value_column is NULL (they have no sample).',
+    help: 'Values of a query skipped because they are NULL (they have no sample); one per row and value column.',
+    type: 'gauge',
+    labelNames: ['query'],
+  },
+  {
+    name: 'probe_mssql_query_result_age_seconds',
+    help: 'Age of the exported result of a query with min_interval: 0 when it ran in this probe, else seconds since it last ran.',
     type: 'gauge',
     labelNames: ['query'],
   },

@@ -15,7 +15,7 @@ import { MSSQL_METRICS, MSSQL_PHASES } from './metrics';
 import { MSSQL_DEFAULTS, MSSQL_SETTINGS_SCHEMA, validateMssql, validateMssqlAddress, type MssqlSettings } from './settings';
 import { browse } from './browse';
 import { preloginPhase, tdsTlsOptions } from './handshake';
-import { loginAndQuery } from './session';
+import { loginAndQuery, queryFamilies } from './session';
 
 export const mssqlProber: ProberDef<MssqlSettings> = {
   name: 'mssql',
@@ -32,9 +32,7 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
       const hp = typeof explicit === 'string' ? parseHostPort(ctx.target.address, 1433) : explicit;
       if (typeof hp === 'string') throw new ProbeError('internal_error', hp);
       const hasPort = typeof explicit !== 'string';
-      if (s.queries.length > 0) {
-        l.details.customMetrics = s.queries.map((q) => ({ name: q.name, help: q.help, type: q.type ?? 'gauge' }));
-      }
+      if (s.queries.length > 0 || (s.query_packs ?? []).length > 0) l.details.customMetrics = queryFamilies(s);
 
       const resolved = await l.phase('resolve', () =>
         resolveHost(hp.host, s.preferred_ip_protocol, s.ip_protocol_fallback, ctx.signal),
@@ -135,6 +133,6 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
 
       if (s.username === undefined) return;
       const advisory = advise(prelogin.version ?? { major: 0, minor: 0, build: 0, subbuild: 0 }, s.min_build);
-      await loginAndQuery(l, ctx.signal, s, resolved.address, hp.host, port, advisory);
+      await loginAndQuery(l, ctx.signal, s, resolved.address, hp.host, port, advisory, { target: ctx.target.name, module: ctx.module.name });
     }),
 };

@@ -10,19 +10,25 @@ export interface QueryRows {
   rows: unknown[][];
 }
 
+/** What rowsToFacts needs of a query: a user query (value_column or values) or a pack metric. */
+export type RowSpec = Pick<MssqlQuery, 'name' | 'key_labels' | 'value_column' | 'values' | 'value_label'>;
+
 /**
- * Turns rows into samples: key_labels become labels, value_column the value. Pure.
- * The NULL rule: a row whose value is NULL has no sample (SQL's "no value", e.g. a database that
+ * Turns rows into samples: key_labels become labels, each value column a sample (with several,
+ * `value_label` holds the column's name as written in the config). Pure.
+ * The NULL rule: a value that is NULL has no sample (SQL's "no value", e.g. a database that
  * is offline) and is counted in `skipped`; a value that is not a number fails the whole query,
  * naming the column and the row (1-based), since its samples would be wrong rather than missing.
  */
-export function rowsToFacts(q: Pick<MssqlQuery, 'name' | 'key_labels' | 'value_column'>, r: QueryRows): { facts: Fact[]; skipped: number } {
+export function rowsToFacts(q: RowSpec, r: QueryRows): { facts: Fact[]; skipped: number } {
   const lower = r.columns.map((c) => c.toLowerCase());
   const idx = (c: string): number => lower.indexOf(c.toLowerCase());
-  const vi = idx(q.value_column);
-  if (vi < 0) {
-    throw new ProbeError('query_error', `the result has no column ${q.value_column} (columns: ${r.columns.join(', ').slice(0, 200)})`);
-  }
+  const valueColumns = q.values ?? (q.value_column !== undefined ? [q.value_column] : []);
+  const values = valueColumns.map((v) => {
+    const i = idx(v);
+    if (i < 0) throw new ProbeError('query_error', `the result has no column ${v} (columns: ${r.columns.join(', ').slice(0, 200)})`);
+    return [v, i] as const;
+  });
   const keys = (q.key_labels ?? []).map((k) => {
     const i = idx(k);
     if (i < 0) throw new ProbeError('query_error', `the result has no column ${k} for key_labels`);
@@ -32,25 +38,33 @@ export function rowsToFacts(q: Pick<MssqlQuery, 'name' | 'key_labels' | 'value_c
   const seen = new Set<string>();
   let skipped = 0;
   r.rows.forEach((row, n) => {
-    const raw = row[vi];
-    if (raw === null || raw === undefined) {
-      skipped++;
-      return;
+    const keyLabels: Record<string, string> = {};
+    for (const [k, i] of keys) keyLabels[k] = String(row[i] ?? '').slice(0, MAX_LABEL_VALUE);
+    let sampled = false;
+    for (const [column, vi] of values) {
+      const raw = row[vi];
+      if (raw === null || raw === undefined) {
+        skipped++;
+        continue;
+      }
+      const value = toNumber(raw);
+      if (value === undefined) {
+        throw new ProbeError(
+          'query_error',
+          `column ${column} of row ${n + 1} holds ${JSON.stringify(String(raw).slice(0, 40))}, not a number`,
+          'Make the value columns numeric in the query (CAST or CONVERT), or filter the rows that are not.',
+        );
+      }
+      if (!sampled) {
+        // Rows without any sample (all NULL) do not count as duplicates.
+        const id = JSON.stringify(keyLabels);
+        if (seen.has(id)) throw new ProbeError('query_error', `two rows have the same key_labels ${id.slice(0, 200)}`);
+        seen.add(id);
+        sampled = true;
+      }
+      const labels = q.value_label !== undefined ? { ...keyLabels, [q.value_label]: column } : keyLabels;
+      facts.push(keys.length || q.value_label !== undefined ? { metric: q.name, labels, value } : { metric: q.name, value });
     }
-    const value = toNumber(raw);
-    if (value === undefined) {
-      throw new ProbeError(
-        'query_error',
-        `column ${q.value_column} of row ${n + 1} holds ${JSON.stringify(String(raw).slice(0, 40))}, not a number`,
-        'Make value_column numeric in the query (CAST or CONVERT), or filter the rows that are not.',
-      );
-    }
-    const labels: Record<string, string> = {};
-    for (const [k, i] of keys) labels[k] = String(row[i] ?? '').slice(0, MAX_LABEL_VALUE);
-    const id = JSON.stringify(labels);
-    if (seen.has(id)) throw new ProbeError('query_error', `two rows have the same key_labels ${id.slice(0, 200)}`);
-    seen.add(id);
-    facts.push(keys.length ? { metric: q.name, labels, value } : { metric: q.name, value });
   });
   return { facts, skipped };
 }

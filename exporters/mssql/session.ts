@@ -19,7 +19,10 @@ import {
   refusedAdvice,
   stalledStep,
 } from './advice';
-import { rowsToFacts, type QueryRows } from './rows';
+import { rowsToFacts, type QueryRows, type RowSpec } from './rows';
+import { QueryResultCache, queryResults } from './cache';
+import { packAdvice, packQueries, type PackQuery } from './pack';
+import type { Fact, Finding } from '../types';
 import type { MssqlSettings } from './settings';
 
 /**
@@ -37,6 +40,75 @@ const ANSWER_CAP_CHECK_MS = 20;
 
 const MAX_ROWS = 1000;
 const DEFAULT_QUERY_TIMEOUT = '5s';
+
+/** One SQL batch the query rung runs, with the metrics its rows feed. */
+export interface PlannedQuery {
+  /** The `query` label: the metric name of a configured query, or a pack query's id. */
+  id: string;
+  sql: string;
+  timeoutMs: number;
+  /** 0: every probe. */
+  minIntervalMs: number;
+  metrics: RowSpec[];
+  /** Set for pack queries, whose failures are findings rather than the probe's failure. */
+  pack?: PackQuery;
+}
+
+/** The pack queries, then the configured ones, all on the probe's one login. */
+export function planQueries(s: MssqlSettings): PlannedQuery[] {
+  const defaultTimeout = parseDuration(DEFAULT_QUERY_TIMEOUT);
+  return [
+    ...packQueries(s.query_packs ?? []).map((p) => ({
+      id: p.id,
+      sql: p.sql,
+      timeoutMs: defaultTimeout,
+      minIntervalMs: 0,
+      metrics: p.metrics,
+      pack: p,
+    })),
+    ...s.queries.map((q) => ({
+      id: q.name,
+      sql: q.query,
+      timeoutMs: parseDuration(q.timeout ?? DEFAULT_QUERY_TIMEOUT),
+      minIntervalMs: q.min_interval ? parseDuration(q.min_interval) : 0,
+      metrics: [q],
+    })),
+  ];
+}
+
+/** The families a module's queries declare at run time (see registerDynamicFamilies). */
+export function queryFamilies(s: MssqlSettings): { name: string; help: string; type: string }[] {
+  const seen = new Set<string>();
+  const out: { name: string; help: string; type: string }[] = [];
+  for (const p of packQueries(s.query_packs ?? [])) {
+    for (const m of p.metrics) {
+      if (!seen.has(m.name)) out.push({ name: m.name, help: m.help, type: m.type });
+      seen.add(m.name);
+    }
+  }
+  for (const q of s.queries) out.push({ name: q.name, help: q.help, type: q.type ?? 'gauge' });
+  return out;
+}
+
+export interface PackFailure {
+  query: string;
+  /** The server's error number, when it sent one (the first of the request). */
+  error?: number;
+  message: string;
+  advice: string;
+}
+
+/** One finding for all failed pack queries of a probe (a finding code is reported once). */
+export function packFinding(failures: readonly PackFailure[], total: number): Finding {
+  const list = failures.map((f) => `${f.query}${f.error !== undefined ? ` (error ${f.error})` : ''}`).join(', ');
+  const first = failures[0];
+  return {
+    code: 'mssql_pack_query_failed',
+    severity: 'warning',
+    message: `${failures.length} of ${total} pack queries failed, their series are missing: ${list}; ${first.query}: ${first.message}`,
+    advice: [...new Set(failures.map((f) => f.advice))].join(' '),
+  };
+}
 
 export interface ServerError {
   number: number;
@@ -63,6 +135,13 @@ export function mapTediousError(
     signal: ProbeSignal;
   },
 ): ProbeError {
+  if (err instanceof AggregateError && err.errors.length > 0) {
+    // Several server errors for one request (300 then 297 for a missing permission): the first
+    // is the cause, and every message is kept.
+    const first = err.errors[0] as { code?: string };
+    const text = err.errors.map((x: unknown) => oneLine((x as Error)?.message ?? String(x), 200)).join('; ');
+    return mapTediousError(Object.assign(new Error(text), { code: first?.code }), phase, ctx);
+  }
   const e = err as { code?: string; message?: string; cause?: unknown; errors?: unknown[] };
   const code = e?.code ?? '';
   const msg = oneLine(e?.message ?? String(err));
@@ -167,11 +246,15 @@ export async function loginAndQuery(
   host: string,
   port: number,
   advisory: Advisory,
+  /** Target and module names: the scope of min_interval results. */
+  scope: { target: string; module: string },
 ): Promise<void> {
   let serverError: ServerError | undefined;
   let tokenError: TokenStreamError | undefined;
   let tediousState: string | undefined;
   let query: string | undefined;
+  /** The server's error messages for the running query, first first (the cause; later ones follow from it). */
+  let queryErrors: ServerError[] = [];
   const mapCtx = (): Parameters<typeof mapTediousError>[2] => ({
     port,
     instance: s.instance,
@@ -220,6 +303,7 @@ export async function loginAndQuery(
       }
       c.on('errorMessage', (m: ServerError) => {
         serverError = { number: m.number, state: m.state, class: m.class, message: oneLine(m.message) };
+        if (queryErrors.length < 10) queryErrors.push(serverError);
         l.debug(`server error ${m.number} state ${m.state} class ${m.class}: ${oneLine(m.message)}`);
         l.details.serverError = serverError;
       });
@@ -243,26 +327,59 @@ export async function loginAndQuery(
       l.fact('probe_mssql_query_success', 1, { query: 'version' });
       const text = String(rows.rows[0]?.[0] ?? '');
       l.details.versionString = oneLine(text.split('\n')[0] ?? '', 200);
-      for (const q of s.queries) {
+      const packFailures: PackFailure[] = [];
+      const plan = planQueries(s);
+      for (const q of plan) {
         serverError = undefined;
-        query = `query ${q.name}`;
-        const timeoutMs = Math.max(1, Math.min(parseDuration(q.timeout ?? DEFAULT_QUERY_TIMEOUT), l.remainingMs()));
+        queryErrors = [];
+        query = `query ${q.id}`;
+        const key = QueryResultCache.key(scope.target, scope.module, q.id, q.sql);
+        const cached = q.minIntervalMs > 0 ? queryResults.fresh(key, q.minIntervalMs) : undefined;
+        if (cached) {
+          // Within min_interval: the last result again, with its age, and no round trip.
+          l.fact('probe_mssql_query_success', 1, { query: q.id });
+          l.fact('probe_mssql_query_rows_skipped', cached.skipped, { query: q.id });
+          l.fact('probe_mssql_query_result_age_seconds', (queryResults.clock() - cached.at) / 1000, { query: q.id });
+          for (const f of cached.facts) l.facts.push(f);
+          l.debug(`query ${q.id}: result from ${(queryResults.clock() - cached.at) / 1000}s ago (min_interval)`);
+          continue;
+        }
+        const timeoutMs = Math.max(1, Math.min(q.timeoutMs, l.remainingMs()));
         try {
-          const r = await runQuery(conn, q.query, timeoutMs, l, q.name, mapCtx);
+          const r = await runQuery(conn, q.sql, timeoutMs, l, q.id, mapCtx);
           // Converted before anything is recorded: a query either succeeds with its samples or fails.
-          const { facts, skipped } = rowsToFacts(q, r);
-          l.fact('probe_mssql_query_success', 1, { query: q.name });
-          l.fact('probe_mssql_query_rows_skipped', skipped, { query: q.name });
+          const facts: Fact[] = [];
+          let skipped = 0;
+          for (const m of q.metrics) {
+            const out = rowsToFacts(m, r);
+            for (const f of out.facts) facts.push(f);
+            skipped += out.skipped;
+          }
+          l.fact('probe_mssql_query_success', 1, { query: q.id });
+          l.fact('probe_mssql_query_rows_skipped', skipped, { query: q.id });
           for (const f of facts) l.facts.push(f);
+          if (q.minIntervalMs > 0) {
+            queryResults.store(key, facts, skipped);
+            l.fact('probe_mssql_query_result_age_seconds', 0, { query: q.id });
+          }
         } catch (err) {
-          l.fact('probe_mssql_query_success', 0, { query: q.name });
+          l.fact('probe_mssql_query_success', 0, { query: q.id });
           const pe = err instanceof ProbeError ? err : mapTediousError(err, 'query', mapCtx());
-          l.debug(`query ${q.name} failed: ${pe.message}`);
+          l.debug(`query ${q.id} failed: ${pe.message}`);
           if (signal.aborted) throw pe;
           // The connection is gone after a stream that cannot be parsed: that is the verdict.
           if (pe.reason === 'protocol_error') throw pe;
-          l.fail('query', 'query_error', `query ${q.name}: ${pe.message}`, pe.advice);
+          if (q.pack) {
+            // A pack query fails alone: it joins the finding, and the probe and the other queries go on.
+            packFailures.push({ query: q.id, error: queryErrors[0]?.number, message: pe.message, advice: packAdvice(q.pack, queryErrors[0]?.number) });
+            continue;
+          }
+          l.fail('query', 'query_error', `query ${q.id}: ${pe.message}`, pe.advice);
         }
+      }
+      if (packFailures.length > 0) {
+        l.details.packFailures = packFailures;
+        l.finding(packFinding(packFailures, plan.filter((q) => q.pack).length));
       }
     });
   } finally {

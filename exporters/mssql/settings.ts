@@ -5,6 +5,7 @@ import { SECRET_REF_PATTERN, type Secret } from '../secret';
 import { MAX_INSTANCE_NAME_BYTES } from './browser';
 import { parseBuild } from './versions';
 import { MSSQL_METRICS } from './metrics';
+import { QUERY_PACKS, packMetricNames, type QueryPackName } from './pack';
 
 export interface MssqlQuery {
   /** Metric name of the gauge (or counter) this query feeds. */
@@ -14,11 +15,17 @@ export interface MssqlQuery {
   type?: 'gauge' | 'counter';
   /** Result columns that become labels, one series per row. */
   key_labels?: string[];
-  /** Result column holding the sample value. */
-  value_column: string;
+  /** Result column holding the sample value (or `values`). */
+  value_column?: string;
+  /** Several result columns holding sample values, one series each; `value_label` tells them apart. */
+  values?: string[];
+  /** Label whose value is the column name of each of `values` (required with more than one). */
+  value_label?: string;
   query: string;
   /** Duration text, e.g. "5s" (default 5s); bounded by the probe's own deadline. */
   timeout?: string;
+  /** Duration text: results younger than this are exported again instead of running the query. */
+  min_interval?: string;
 }
 
 export interface MssqlSettings {
@@ -42,6 +49,8 @@ export interface MssqlSettings {
   /** PEM file of CA certificates that sign the server's certificate. */
   ca_file?: string;
   queries: MssqlQuery[];
+  /** Built-in query packs run on the probe's login, e.g. ["health"]. */
+  query_packs: QueryPackName[];
   /** Minimum build per major version, e.g. {"15": "15.0.4355", "16": "16.0.4135"}. */
   min_build: Record<string, string>;
 }
@@ -108,7 +117,7 @@ export const MSSQL_SETTINGS_SCHEMA = {
       items: {
         type: 'object',
         additionalProperties: false,
-        required: ['name', 'help', 'query', 'value_column'],
+        required: ['name', 'help', 'query'],
         properties: {
           name: { type: 'string', pattern: METRIC_NAME, maxLength: 200, description: 'Metric name, e.g. mssql_database_size_bytes.' },
           help: { type: 'string', minLength: 1, maxLength: 500, description: 'HELP text of the metric.' },
@@ -119,11 +128,34 @@ export const MSSQL_SETTINGS_SCHEMA = {
             items: { type: 'string', pattern: LABEL_NAME },
             description: 'Columns whose values become labels of the same name.',
           },
-          value_column: { type: 'string', minLength: 1, description: 'Column holding the numeric value.' },
+          value_column: { type: 'string', minLength: 1, description: 'Column holding the numeric value (or values).' },
+          values: {
+            type: 'array',
+            minItems: 1,
+            maxItems: 20,
+            items: { type: 'string', minLength: 1 },
+            description: 'Several columns holding numeric values, one series each, told apart by value_label.',
+          },
+          value_label: {
+            type: 'string',
+            pattern: LABEL_NAME,
+            description: 'Label holding the column name of each of values (required with more than one).',
+          },
           query: { type: 'string', minLength: 1, maxLength: 10000, description: 'The SQL batch to run.' },
           timeout: { type: 'string', pattern: DURATION, description: 'Deadline of this query (default 5s), within the probe timeout.' },
+          min_interval: {
+            type: 'string',
+            pattern: DURATION,
+            description: 'Run the query at most this often; probes in between export its last result again (default: every probe).',
+          },
         },
       },
+    },
+    query_packs: {
+      type: 'array',
+      uniqueItems: true,
+      items: { enum: [...QUERY_PACKS] },
+      description: 'Built-in queries run on the same login: health (connections, database state, backups, log, files, blocking, Agent jobs, availability groups, counters).',
     },
     min_build: {
       type: 'object',
@@ -145,6 +177,7 @@ export const MSSQL_DEFAULTS: MssqlSettings = {
   encrypt: false,
   trust_server_certificate: false,
   queries: [],
+  query_packs: [],
   min_build: {},
 };
 
@@ -162,12 +195,18 @@ export function validateMssql(s: MssqlSettings): string[] {
   if (s.queries.length > 0 && s.username === undefined) {
     errors.push('queries: need a username and password to log in');
   }
+  const packs = s.query_packs ?? [];
+  if (packs.length > 0 && s.username === undefined) {
+    errors.push('query_packs: need a username and password to log in');
+  }
+  const packNames = packMetricNames(packs);
   const builtin = new Set(MSSQL_METRICS.map((m) => m.name));
   const seen = new Map<string, number>();
   s.queries.forEach((q, i) => {
     if (builtin.has(q.name) || q.name.startsWith('probe_') || q.name.startsWith('portprobe_')) {
       errors.push(`queries[${i}].name: "${q.name}" is reserved for the exporter's own metrics`);
     }
+    if (packNames.has(q.name)) errors.push(`queries[${i}].name: "${q.name}" is a metric of query_packs ${packs.join(', ')}`);
     const prev = seen.get(q.name);
     if (prev !== undefined) errors.push(`queries[${i}].name: "${q.name}" is already used by queries[${prev}]`);
     seen.set(q.name, i);
@@ -176,8 +215,22 @@ export function validateMssql(s: MssqlSettings): string[] {
       if (RESERVED_LABELS.has(k)) errors.push(`queries[${i}].key_labels[${j}]: "${k}" is reserved`);
       if (labels.indexOf(k) !== j) errors.push(`queries[${i}].key_labels[${j}]: "${k}" is listed twice`);
     });
-    if (labels.includes(q.value_column)) {
-      errors.push(`queries[${i}].value_column: "${q.value_column}" is also a key label`);
+    if ((q.value_column === undefined) === (q.values === undefined)) {
+      errors.push(`queries[${i}]: needs either value_column or values (not both)`);
+    }
+    const values = q.values ?? (q.value_column !== undefined ? [q.value_column] : []);
+    const field = q.values ? 'values' : 'value_column';
+    values.forEach((v, j) => {
+      const at = q.values ? `${field}[${j}]` : field;
+      if (labels.includes(v)) errors.push(`queries[${i}].${at}: "${v}" is also a key label`);
+      if (values.indexOf(v) !== j) errors.push(`queries[${i}].${at}: "${v}" is listed twice`);
+    });
+    if (values.length > 1 && q.value_label === undefined) {
+      errors.push(`queries[${i}].value_label: needed to tell the ${values.length} values apart (e.g. value_label: column)`);
+    }
+    if (q.value_label !== undefined) {
+      if (RESERVED_LABELS.has(q.value_label)) errors.push(`queries[${i}].value_label: "${q.value_label}" is reserved`);
+      if (labels.includes(q.value_label)) errors.push(`queries[${i}].value_label: "${q.value_label}" is also a key label`);
     }
   });
   for (const [major, build] of Object.entries(s.min_build ?? {})) {
