@@ -144,8 +144,8 @@ OUTER APPLY (
   FROM msdb.dbo.backupset AS s
   WHERE s.database_name = d.name AND s.type = t.code
 ) AS b
-WHERE d.name <> N'tempdb' AND d.source_database_id IS NULL
-  AND (t.code = 'D' OR d.recovery_model <> 3);`,
+WHERE d.name <> N'tempdb' AND d.source_database_id IS NULL AND d.state <> 1
+  AND (t.code = 'D' OR (d.recovery_model <> 3 AND d.name <> N'model'));`,
     metrics: [
       g(
         'mssql_backup_age_seconds',
