@@ -2,7 +2,7 @@
 // carries what an on-call person needs, each has a promtool unit test firing and one not firing,
 // and those tests fail when the rule stops working.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
@@ -10,7 +10,8 @@ import { parse as parseYaml, stringify } from 'yaml';
 const REPO = path.resolve(__dirname, '..', '..');
 const RULES = path.join(REPO, 'helm', 'portprobe', 'files', 'portprobe-rules.yml');
 const RUNBOOK = path.join(REPO, 'helm', 'portprobe', 'RUNBOOK.md');
-const UNIT_TESTS = path.join(__dirname, 'portprobe-rules.test.yml');
+/** Every promtool unit-test file of this folder (portprobe-rules.test.yml, mssql-health.test.yml ...). */
+const UNIT_TEST_FILES = readdirSync(__dirname).filter((f) => f.endsWith('.test.yml')).sort();
 
 interface Rule {
   alert: string;
@@ -44,7 +45,10 @@ function slug(heading: string): string {
 
 const ruleFile = parseYaml(readFileSync(RULES, 'utf8')) as RuleFile;
 const alerts = ruleFile.groups.flatMap((g) => g.rules);
-const unitTests = parseYaml(readFileSync(UNIT_TESTS, 'utf8')) as UnitTests;
+const unitTests: UnitTests = {
+  rule_files: [],
+  tests: UNIT_TEST_FILES.flatMap((f) => (parseYaml(readFileSync(path.join(__dirname, f), 'utf8')) as UnitTests).tests),
+};
 
 test('promtool check rules accepts the file', () => {
   const r = promtool(['check', 'rules', RULES], REPO);
@@ -61,6 +65,11 @@ test('the issue\'s alerts are all there, with unique names', () => {
       'PortprobeFtpPasvAddressMismatch',
       'PortprobeLastResortErrors',
       'PortprobeMssqlLoginFailing',
+      'PortprobeMssqlDatabaseNotOnline',
+      'PortprobeMssqlBackupTooOld',
+      'PortprobeMssqlAvailabilityGroupUnhealthy',
+      'PortprobeMssqlBlockedSessions',
+      'PortprobeMssqlDeadlocksRising',
       'PortprobeMssqlPatchAdvisory',
       'PortprobeProbesSkipped',
       'PortprobeTargetDown',
@@ -87,13 +96,14 @@ describe.each(alerts.map((a) => [a.alert, a] as const))('%s', (_name, rule) => {
   });
 
   test('per-target expressions aggregate by target so replicas never double-count', () => {
-    if (!/\bprobe_/.test(rule.expr)) {
+    // Target series: the probe's own (probe_*) and the SQL Server health pack's (mssql_*).
+    if (!/\b(probe|mssql)_/.test(rule.expr)) {
       // Socket and agent alerts are per agent: one DaemonSet pod per node, one series per agent.
       expect(rule.expr).toMatch(/\bportprobe_/);
       return;
     }
-    const metrics = rule.expr.match(/\bprobe_[a-z_]+/g) ?? [];
-    const aggregated = rule.expr.match(/\b(max|min) by \(target, module[^)]*\) \(\s*probe_[a-z_]+/g) ?? [];
+    const metrics = rule.expr.match(/\b(probe|mssql)_[a-z_]+/g) ?? [];
+    const aggregated = rule.expr.match(/\b(max|min) by \(target, module[^)]*\) \(\s*(?:(?:rate|increase)\()?(probe|mssql)_[a-z_]+/g) ?? [];
     expect(aggregated.length).toBe(metrics.length);
   });
 
@@ -104,8 +114,8 @@ describe.each(alerts.map((a) => [a.alert, a] as const))('%s', (_name, rule) => {
   });
 });
 
-test('promtool test rules passes', () => {
-  const r = promtool(['test', 'rules', UNIT_TESTS], __dirname);
+test.each(UNIT_TEST_FILES)('promtool test rules %s passes', (file) => {
+  const r = promtool(['test', 'rules', file], __dirname);
   expect(r.out).toContain('SUCCESS');
   expect(r.status).toBe(0);
 });
@@ -118,7 +128,7 @@ test('the unit tests catch each alert being broken', () => {
     const rulesDir = path.join(dir, 'helm', 'portprobe', 'files');
     mkdirSync(testDir, { recursive: true });
     mkdirSync(rulesDir, { recursive: true });
-    copyFileSync(UNIT_TESTS, path.join(testDir, 'unit.yml'));
+    for (const f of UNIT_TEST_FILES) copyFileSync(path.join(__dirname, f), path.join(testDir, f));
     const survivors: string[] = [];
     for (const victim of alerts) {
       const broken: RuleFile = {
@@ -128,7 +138,7 @@ test('the unit tests catch each alert being broken', () => {
         })),
       };
       writeFileSync(path.join(rulesDir, 'portprobe-rules.yml'), stringify(broken));
-      const r = promtool(['test', 'rules', 'unit.yml'], testDir);
+      const r = promtool(['test', 'rules', ...UNIT_TEST_FILES], testDir);
       if (r.status === 0) survivors.push(victim.alert);
       else expect(r.out).toContain(victim.alert);
     }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { startPrometheus, type PrometheusProcess } from '../helpers/prometheus';
 import { CHART } from './harness';
+import { packQueries } from '../../exporters/mssql/pack';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
@@ -48,6 +49,8 @@ const KNOWN_METRICS = new Set([
   'portprobe_shard_info',
   'portprobe_targets',
   'ALERTS',
+  // The SQL Server health pack (query_packs: [health]).
+  ...packQueries(['health']).flatMap((q) => q.metrics.map((m) => m.name)),
 ]);
 
 /** Every PromQL expression: panel targets and the selectors inside label_values() variables. */
@@ -142,10 +145,10 @@ test('has the panels the issue asks for', () => {
 
 test('queries only metrics the agent exports, aggregated by target across replicas', () => {
   for (const { where, expr } of expressions()) {
-    const names = expr.match(/\b(?:probe|portprobe)_[a-z_]+\b|\bALERTS\b/g) ?? [];
+    const names = expr.match(/\b(?:probe|portprobe|mssql)_[a-z_]+\b|\bALERTS\b/g) ?? [];
     expect([where, names.length > 0]).toEqual([where, true]);
     for (const n of names) expect([where, n, KNOWN_METRICS.has(n)]).toEqual([where, n, true]);
-    if (/\bprobe_/.test(expr) && !where.startsWith('variable')) {
+    if (/\b(probe|mssql)_/.test(expr) && !where.startsWith('variable')) {
       expect([where, /\b(max|min|count) by \(target\b|\bby \(phase\)/.test(expr)]).toEqual([where, true]);
     }
   }

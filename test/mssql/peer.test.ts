@@ -3,7 +3,8 @@
 // own example.
 import dgram from 'node:dgram';
 import { Connection, Request } from 'tedious';
-import { startTdsPeer, type TdsPeer, type PeerEncryption } from '../peers/tds/server';
+import { startTdsPeer, type TdsPeer, type PeerEncryption, type QueryAnswer } from '../peers/tds/server';
+import { DENIED_SERVER_STATE } from '../peers/tds/health';
 import { startBrowserPeer } from '../peers/tds/browser';
 import { selfSignedCert } from '../peers/tds/cert';
 import { patchedNmapDatadir, run } from './tools';
@@ -12,6 +13,8 @@ interface TediousOutcome {
   error?: { code?: string; message: string };
   rows: unknown[][];
   errorNumbers: number[];
+  /** tedious's type names and lengths of the result's columns. */
+  types: string[];
 }
 
 function tedious(
@@ -19,7 +22,7 @@ function tedious(
   o: { user?: string; password?: string; encrypt?: boolean | 'strict'; sql?: string; batch?: boolean; domain?: string },
 ): Promise<TediousOutcome> {
   return new Promise((resolve) => {
-    const out: TediousOutcome = { rows: [], errorNumbers: [] };
+    const out: TediousOutcome = { rows: [], errorNumbers: [], types: [] };
     const authentication = o.domain
       ? { type: 'ntlm' as const, options: { userName: o.user ?? 'sa', password: o.password ?? 'pw', domain: o.domain } }
       : { type: 'default' as const, options: { userName: o.user ?? 'sa', password: o.password ?? 'pw' } };
@@ -51,6 +54,9 @@ function tedious(
         resolve(out);
       });
       r.on('row', (cols) => out.rows.push(cols.map((x: { value: unknown }) => x.value)));
+      r.on('columnMetadata', (cols) => {
+        out.types = (Array.isArray(cols) ? cols : Object.values(cols)).map((x: { type: { name: string }; dataLength?: number }) => `${x.type.name}(${x.dataLength})`);
+      });
       if (o.batch) c.execSqlBatch(r);
       else c.execSql(r);
     });
@@ -59,6 +65,23 @@ function tedious(
 }
 
 const VERSION = { major: 15, minor: 0, build: 4355, subbuild: 3 };
+
+/** The column widths the health pack's answers use (tinyint state, int counts, bigint counters), NULLs included. */
+const TYPED_SQL = 'select state, small, n, big, ratio, name from typed';
+const TYPED: QueryAnswer = {
+  columns: [
+    { name: 'state', type: 'tinyint' },
+    { name: 'small', type: 'smallint' },
+    { name: 'n', type: 'int32' },
+    { name: 'big', type: 'int' },
+    { name: 'ratio', type: 'float' },
+    { name: 'name', type: 'nvarchar' },
+  ],
+  rows: [
+    [6, -300, 2147483647, 8493465600, 0.5, 'archive'],
+    [null, null, null, null, null, null],
+  ],
+};
 
 describe('TDS test peer accepted by tedious', () => {
   const peers: TdsPeer[] = [];
@@ -72,6 +95,8 @@ describe('TDS test peer accepted by tedious', () => {
           columns: [{ name: 'name', type: 'nvarchar' }, { name: 'size_mb', type: 'float' }],
           rows: [['master', 6.5], ['tempdb', 16]],
         },
+        [TYPED_SQL]: TYPED,
+        'select cntr_value from sys.dm_os_performance_counters': DENIED_SERVER_STATE,
       },
     });
     peers.push(p);
@@ -120,6 +145,26 @@ describe('TDS test peer accepted by tedious', () => {
     expect(v.errorNumbers).toEqual([18452]);
   });
 
+  test('tinyint, smallint, int, bigint, float and nvarchar columns, and a row of NULLs', async () => {
+    const p = await peer('off');
+    const q = await tedious(p, { sql: TYPED_SQL, batch: true });
+    expect(q.error).toBeUndefined();
+    // Nullable integers travel as INTN of 1, 2, 4 and 8 bytes, as SQL Server sends tinyint, smallint, int and bigint.
+    expect(q.types).toEqual(['IntN(1)', 'IntN(2)', 'IntN(4)', 'IntN(8)', 'FloatN(8)', 'NVarChar(8000)']);
+    // tedious returns bigint as text.
+    expect(q.rows).toEqual([
+      [6, -300, 2147483647, '8493465600', 0.5, 'archive'],
+      [null, null, null, null, null, null],
+    ]);
+  });
+
+  test('a denied permission: both of SQL Server\'s errors (300, then 297) reach the client', async () => {
+    const p = await peer('off');
+    const q = await tedious(p, { sql: 'select cntr_value from sys.dm_os_performance_counters', batch: true });
+    expect(q.errorNumbers).toEqual([300, 297]);
+    expect(q.error).toBeDefined();
+  });
+
   test('unknown query: server error 208 surfaces as a request error', async () => {
     const p = await peer('off');
     const v = await tedious(p, { sql: 'select * from nowhere', batch: true });
@@ -144,6 +189,32 @@ describe('TDS test peer accepted by FreeTDS tsql', () => {
     expect(r.stdout).toContain('(1 row affected)');
     expect(p.logins).toEqual(['sa']);
     expect(p.batches).toContain('select @@version');
+  });
+
+  test('tinyint, smallint, int, bigint, float and nvarchar columns, and a row of NULLs', async () => {
+    p = await startTdsPeer({ version: VERSION, users: { sa: 'pw' }, queries: { [TYPED_SQL]: TYPED } });
+    const r = await run('tsql', ['-H', '127.0.0.1', '-p', String(p.port), '-U', 'sa', '-P', 'pw'], {
+      input: `${TYPED_SQL}\ngo\nexit\n`,
+      env: { TDSVER: 'auto' },
+    });
+    const lines = r.stdout.split('\n').map((l) => l.trim().split('\t'));
+    const header = lines.findIndex((l) => l[0].endsWith('state') && l[5] === 'name');
+    expect(header).toBeGreaterThanOrEqual(0);
+    expect(lines[header + 1]).toEqual(['6', '-300', '2147483647', '8493465600', '0.5', 'archive']);
+    expect(lines[header + 2]).toEqual(['NULL', 'NULL', 'NULL', 'NULL', 'NULL', 'NULL']);
+    expect(r.stdout).toContain('(2 rows affected)');
+  });
+
+  test('a denied permission: tsql prints both of SQL Server\'s messages, 300 then 297', async () => {
+    const sql = 'select cntr_value from sys.dm_os_performance_counters';
+    p = await startTdsPeer({ version: VERSION, users: { sa: 'pw' }, queries: { [sql]: DENIED_SERVER_STATE } });
+    const r = await run('tsql', ['-H', '127.0.0.1', '-p', String(p.port), '-U', 'sa', '-P', 'pw'], { input: `${sql}\ngo\nexit\n`, env: { TDSVER: 'auto' } });
+    const out = `${r.stdout}${r.stderr}`;
+    const m300 = out.indexOf('Msg 300 (severity 14');
+    const m297 = out.indexOf('Msg 297 (severity 16');
+    expect(m300).toBeGreaterThanOrEqual(0);
+    expect(m297).toBeGreaterThan(m300);
+    expect(out).toContain("VIEW SERVER STATE permission was denied on object 'server', database 'master'.");
   });
 
   test('wrong password: login refused', async () => {

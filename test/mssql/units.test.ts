@@ -2,7 +2,7 @@
 // rows to samples, settings validation and the published schema.
 import Ajv2020 from 'ajv/dist/2020';
 import { advise, formatBuild, nameVersion, parseBuild } from '../../exporters/mssql/versions';
-import { MSSQL_SETTINGS_SCHEMA, mapTediousError, rowsToFacts, validateMssql, validateMssqlAddress, type MssqlSettings } from '../../exporters/mssql/prober';
+import { MSSQL_SETTINGS_SCHEMA, mapTediousError, rowsToFacts, validateMssql, validateMssqlAddress, type MssqlSettings } from '../../exporters/mssql';
 import { mssqlProber } from '../../exporters/mssql';
 import { Secret } from '../../exporters/secret';
 
@@ -136,6 +136,30 @@ describe('rows to samples', () => {
   ])('bad results are query errors: %#', (rows, message) => {
     expect(() => rowsToFacts(q, rows)).toThrow(message);
   });
+  const multi = { name: 'mssql_io', key_labels: ['db'], values: ['Reads', 'writes'], value_label: 'kind' };
+  test('several value columns: one sample each, told apart by value_label (the column as configured); NULLs skipped one by one', () => {
+    expect(rowsToFacts(multi, { columns: ['db', 'reads', 'WRITES'], rows: [['a', 1, 2], ['b', null, 3], ['c', null, null]] })).toEqual({
+      facts: [
+        { metric: 'mssql_io', labels: { db: 'a', kind: 'Reads' }, value: 1 },
+        { metric: 'mssql_io', labels: { db: 'a', kind: 'writes' }, value: 2 },
+        { metric: 'mssql_io', labels: { db: 'b', kind: 'writes' }, value: 3 },
+      ],
+      skipped: 3,
+    });
+  });
+  test('several value columns without key labels still carry value_label', () => {
+    expect(rowsToFacts({ name: 'm', values: ['x', 'y'], value_label: 'col' }, { columns: ['x', 'y'], rows: [[1, '2.5']] }).facts).toEqual([
+      { metric: 'm', labels: { col: 'x' }, value: 1 },
+      { metric: 'm', labels: { col: 'y' }, value: 2.5 },
+    ]);
+  });
+  test.each([
+    [{ columns: ['db', 'reads'], rows: [['a', 1]] }, /no column writes/],
+    [{ columns: ['db', 'reads', 'writes'], rows: [['a', 1, 'many']] }, /column writes of row 1 holds "many", not a number/],
+    [{ columns: ['db', 'reads', 'writes'], rows: [['a', 1, 2], ['a', 3, 4]] }, /same key_labels/],
+  ])('several value columns, bad results: %#', (rows, message) => {
+    expect(() => rowsToFacts(multi, rows)).toThrow(message);
+  });
 });
 
 describe('settings', () => {
@@ -154,6 +178,15 @@ describe('settings', () => {
     [{ username: 'u', password: new Secret('p'), queries: [{ ...query, key_labels: ['target'] }] }, 'queries[0].key_labels[0]: "target" is reserved'],
     [{ username: 'u', password: new Secret('p'), queries: [{ ...query, key_labels: ['v'] }] }, 'queries[0].value_column: "v" is also a key label'],
     [{ min_build: { '15': '16.0.1000' } }, 'min_build.15: build 16.0.1000 belongs to major version 16'],
+    [{ username: 'u', password: new Secret('p'), queries: [{ ...query, values: ['v'] }] }, 'queries[0]: needs either value_column or values (not both)'],
+    [{ username: 'u', password: new Secret('p'), queries: [{ ...query, value_column: undefined }] }, 'queries[0]: needs either value_column or values (not both)'],
+    [{ username: 'u', password: new Secret('p'), queries: [{ ...query, value_column: undefined, values: ['a', 'b'] }] }, 'queries[0].value_label: needed to tell the 2 values apart (e.g. value_label: column)'],
+    [{ username: 'u', password: new Secret('p'), queries: [{ ...query, value_column: undefined, values: ['a', 'a'], value_label: 'c' }] }, 'queries[0].values[1]: "a" is listed twice'],
+    [{ username: 'u', password: new Secret('p'), queries: [{ ...query, key_labels: ['db'], value_column: undefined, values: ['db'] }] }, 'queries[0].values[0]: "db" is also a key label'],
+    [{ username: 'u', password: new Secret('p'), queries: [{ ...query, value_column: undefined, values: ['a', 'b'], value_label: 'query' }] }, 'queries[0].value_label: "query" is reserved'],
+    [{ username: 'u', password: new Secret('p'), queries: [{ ...query, key_labels: ['c'], value_column: undefined, values: ['a', 'b'], value_label: 'c' }] }, 'queries[0].value_label: "c" is also a key label'],
+    [{ query_packs: ['health'] }, 'query_packs: need a username and password to log in'],
+    [{ username: 'u', password: new Secret('p'), query_packs: ['health'], queries: [{ ...query, name: 'mssql_database_state' }] }, 'queries[0].name: "mssql_database_state" is a metric of query_packs health'],
     [{ encrypt: 'strict', trust_server_certificate: true }, 'trust_server_certificate: strict encryption always verifies the certificate; use ca_file for a private or self-signed one'],
   ] as [Partial<MssqlSettings>, string][])('%#: %s', (patch, message) => {
     expect(validateMssql({ ...base, ...patch })).toContain(message);
@@ -179,6 +212,12 @@ describe('schema (as the config loader compiles it)', () => {
     expect(check({ pasword: 'x' })).toBe(false);
     expect(check({ queries: [{ name: '1bad', help: 'b', query: 'c', value_column: 'd' }] })).toBe(false);
     expect(check({ min_build: { sixteen: '16.0.1' } })).toBe(false);
+    expect(check({ query_packs: ['health'], queries: [{ name: 'a', help: 'b', query: 'c', values: ['d', 'e'], value_label: 'f', min_interval: '5m' }] })).toBe(true);
+    expect(check({ query_packs: ['wealth'] })).toBe(false);
+    expect(check({ query_packs: ['health', 'health'] })).toBe(false);
+    expect(check({ queries: [{ name: 'a', help: 'b', query: 'c', values: [] }] })).toBe(false);
+    expect(check({ queries: [{ name: 'a', help: 'b', query: 'c', values: ['d'], value_label: 'bad-label' }] })).toBe(false);
+    expect(check({ queries: [{ name: 'a', help: 'b', query: 'c', value_column: 'd', min_interval: '5 minutes' }] })).toBe(false);
   });
   test('every property has a description (the schema is published for editors)', () => {
     const walk = (node: Record<string, unknown>, path: string): string[] => {

@@ -39,6 +39,8 @@ export interface QueryResult {
 export type QueryAnswer =
   | QueryResult
   | { error: { number: number; message: string; class?: number } }
+  /** Several ERROR tokens for one batch, as SQL Server sends 300 then 297 for a missing permission. */
+  | { errors: { number: number; message: string; class?: number }[] }
   | { delayMs: number; result: QueryResult };
 
 export interface TdsPeerOptions {
@@ -445,6 +447,15 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
           return this.send(PacketType.TABULAR_RESULT, this.finish(DoneStatus.FINAL, 0));
         }
         return this.send(PacketType.TABULAR_RESULT, this.errorReply(208, `Invalid object name '${sql.slice(0, 60)}'.`, 16));
+      }
+      if ('errors' in answer) {
+        return this.send(
+          PacketType.TABULAR_RESULT,
+          Buffer.concat([
+            ...answer.errors.map((e) => errorToken({ number: e.number, state: 1, class: e.class ?? 16, message: e.message, serverName, line: 1 }, this.tds)),
+            this.finish(DoneStatus.ERROR, 0),
+          ]),
+        );
       }
       if ('error' in answer) {
         return this.send(PacketType.TABULAR_RESULT, this.errorReply(answer.error.number, answer.error.message, answer.error.class ?? 16));

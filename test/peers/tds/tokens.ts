@@ -111,7 +111,13 @@ export function done(status: number, curCmd: number, rowCount: number, tdsVersio
   return b;
 }
 
-export type ColumnType = 'int' | 'float' | 'nvarchar';
+/**
+ * int is INTN(8) (bigint); tinyint, smallint and int32 are INTN(1), INTN(2) and INTN(4), the
+ * widths SQL Server sends for tinyint, smallint and int columns.
+ */
+export type ColumnType = 'int' | 'tinyint' | 'smallint' | 'int32' | 'float' | 'nvarchar';
+
+const INTN_BYTES: Partial<Record<ColumnType, number>> = { int: 8, tinyint: 1, smallint: 2, int32: 4 };
 
 export interface Column {
   name: string;
@@ -120,13 +126,14 @@ export interface Column {
 
 export type Cell = string | number | null;
 
-/** COLMETADATA with nullable INTN(8), FLTN(8) or NVARCHAR(4000) columns. */
+/** COLMETADATA with nullable INTN(1, 2, 4, 8), FLTN(8) or NVARCHAR(4000) columns. */
 export function colMetadata(cols: readonly Column[]): Buffer {
   const parts: Buffer[] = [Buffer.from([Token.COLMETADATA, cols.length & 0xff, cols.length >> 8])];
   for (const c of cols) {
     const userTypeAndFlags = Buffer.from([0, 0, 0, 0, 0x01, 0x00]); // UserType 0, Flags: nullable
     let typeInfo: Buffer;
-    if (c.type === 'int') typeInfo = Buffer.from([0x26, 8]);
+    const intBytes = INTN_BYTES[c.type];
+    if (intBytes !== undefined) typeInfo = Buffer.from([0x26, intBytes]);
     else if (c.type === 'float') typeInfo = Buffer.from([0x6d, 8]);
     else typeInfo = Buffer.concat([Buffer.from([0xe7, 0x40, 0x1f]), COLLATION]); // 8000 bytes
     parts.push(userTypeAndFlags, typeInfo, bVarchar(c.name));
@@ -149,10 +156,15 @@ export function row(cols: readonly Column[], cells: readonly Cell[]): Buffer {
     } else if (v === null) {
       parts.push(Buffer.from([0]));
     } else {
-      const b = Buffer.alloc(9);
-      b[0] = 8;
-      if (c.type === 'int') b.writeBigInt64LE(BigInt(Math.trunc(Number(v))), 1);
-      else b.writeDoubleLE(Number(v), 1);
+      const n = INTN_BYTES[c.type] ?? 8;
+      const b = Buffer.alloc(1 + n);
+      b[0] = n;
+      const x = Math.trunc(Number(v));
+      if (c.type === 'float') b.writeDoubleLE(Number(v), 1);
+      else if (n === 8) b.writeBigInt64LE(BigInt(x), 1);
+      else if (n === 4) b.writeInt32LE(x, 1);
+      else if (n === 2) b.writeInt16LE(x, 1);
+      else b.writeUInt8(x, 1);
       parts.push(b);
     }
   });
