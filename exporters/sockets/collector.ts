@@ -7,7 +7,8 @@ import type { Collector, CollectorDef, CollectorResult, Fact, ProbeLogger } from
 import { evaluate, type OwnedListener, type SocketTable } from './evaluate';
 import type { Listener } from './procnet';
 import { M, SOCKETS_METRICS } from './metrics';
-import { InodeProcessCache, SocketSourceError, readProcfsTables } from './procfs';
+import { SockDiagError, SockDiagWorker, sockDiagUnavailable } from './netlink';
+import { InodeProcessCache, SocketSourceError, readListenQueueCounters, readProcfsTables } from './procfs';
 import { readSiTables } from './sysinfo';
 import {
   SOCKETS_DEFAULTS,
@@ -17,9 +18,19 @@ import {
   type SocketsSettings,
 } from './settings';
 
-/** The source a scan will use: `auto` is procfs on Linux or wherever <procfs>/net/tcp exists, else systeminformation. */
-export function resolveSource(s: SocketsSettings, platform: NodeJS.Platform = process.platform): Exclude<SocketSource, 'auto'> {
+/**
+ * The source a scan will use: `auto` is netlink on Linux when the addon is built (and not
+ * switched off with PORTPROBE_SOCK_DIAG=off), else procfs on Linux or wherever <procfs>/net/tcp
+ * exists, else systeminformation. An `auto` netlink that the kernel refuses falls back to procfs
+ * at the first scan.
+ */
+export function resolveSource(
+  s: SocketsSettings,
+  platform: NodeJS.Platform = process.platform,
+  netlinkUnavailable: string | undefined = sockDiagUnavailable(platform),
+): Exclude<SocketSource, 'auto'> {
   if (s.source !== 'auto') return s.source;
+  if (platform === 'linux' && netlinkUnavailable === undefined) return 'netlink';
   if (platform === 'linux' || fs.existsSync(path.join(s.procfs, 'net', 'tcp'))) return 'procfs';
   return 'systeminformation';
 }
@@ -45,7 +56,19 @@ export interface ScanDetails {
   processCacheSize: number;
   /** Processes whose fd directory the last walk could not read (the agent is not root). */
   unreadableProcesses: number;
+  /** Netlink: where the TIME_WAIT count came from (sockstat: the rows never left the kernel). */
+  timeWaitFrom?: 'sockstat' | 'dump' | 'none';
+  /** Netlink: the kernel flagged a dump as interrupted by concurrent changes. */
+  interrupted?: boolean;
 }
+
+type Table = SocketTable & {
+  badLines: number;
+  badExamples: string[];
+  truncatedTables: string[];
+  timeWaitFrom?: 'sockstat' | 'dump' | 'none';
+  interrupted?: boolean;
+};
 
 /** systeminformation takes no signal: stop waiting for it (it finishes in the background). */
 function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
@@ -59,7 +82,8 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 
 export class SocketsCollector implements Collector {
   private readonly cache: InodeProcessCache;
-  private readonly source: Exclude<SocketSource, 'auto'>;
+  private source: Exclude<SocketSource, 'auto'>;
+  private netlink: SockDiagWorker | undefined;
   private closed = false;
 
   constructor(
@@ -70,8 +94,27 @@ export class SocketsCollector implements Collector {
     this.source = resolveSource(settings);
   }
 
+  /** The source the next scan uses (after an `auto` fallback, procfs). */
+  get currentSource(): Exclude<SocketSource, 'auto'> {
+    return this.source;
+  }
+
   /** Reads the socket table (and owners) from the configured source. Throws SocketSourceError. */
-  async readTable(signal: AbortSignal): Promise<SocketTable & { badLines: number; badExamples: string[]; truncatedTables: string[] }> {
+  async readTable(signal: AbortSignal): Promise<Table> {
+    if (this.source === 'netlink') {
+      try {
+        return await this.readNetlink(signal);
+      } catch (err) {
+        if (signal.aborted || this.settings.source !== 'auto' || !(err instanceof SockDiagError)) {
+          throw new SocketSourceError(`socket scan via netlink failed: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        // Netlink not allowed here (seccomp, a sandbox) or the addon cannot load: /proc from now on.
+        this.logger.warn('netlink sock_diag unavailable, reading /proc instead', { err: err.message, code: err.code });
+        this.netlink?.close();
+        this.netlink = undefined;
+        this.source = 'procfs';
+      }
+    }
     if (this.source === 'systeminformation') {
       const t = await untilAborted(readSiTables(), signal);
       const listeners = t.listeners;
@@ -100,11 +143,38 @@ export class SocketsCollector implements Collector {
     };
   }
 
+  private async readNetlink(signal: AbortSignal): Promise<Table> {
+    this.netlink ??= new SockDiagWorker();
+    const t = await this.netlink.scan(
+      {
+        ipv6: this.settings.ipv6,
+        tcpStates: this.settings.tcp_states,
+        sockstat: path.join(this.settings.procfs, 'net', 'sockstat'),
+        procNet: path.join(this.settings.procfs, 'net'),
+      },
+      signal,
+    );
+    if (this.settings.include_process) {
+      const owners = await this.cache.lookup(t.listeners, signal);
+      for (const l of t.listeners) l.owner = owners.get(l.inode) ?? null;
+    }
+    return {
+      listeners: t.listeners,
+      tcpStates: t.tcpStates,
+      listenQueue: await readListenQueueCounters(this.settings.procfs),
+      badLines: t.badLines,
+      badExamples: t.badExamples,
+      truncatedTables: t.truncatedTables,
+      timeWaitFrom: t.timeWaitFrom,
+      interrupted: t.interrupted,
+    };
+  }
+
   async scan(signal: AbortSignal): Promise<CollectorResult> {
     const started = process.hrtime.bigint();
     const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
     if (this.closed) return this.failed(seconds(), 'the sockets collector was closed');
-    let table: Awaited<ReturnType<SocketsCollector['readTable']>>;
+    let table: Table;
     try {
       table = await this.readTable(signal);
     } catch (err) {
@@ -136,13 +206,22 @@ export class SocketsCollector implements Collector {
       processCacheSize: this.cache.size,
       unreadableProcesses: this.cache.stats.unreadable,
     };
+    if (table.timeWaitFrom !== undefined) details.timeWaitFrom = table.timeWaitFrom;
+    if (table.interrupted !== undefined) details.interrupted = table.interrupted;
     const duration = seconds();
-    const facts: Fact[] = [...ev.facts, { metric: M.scanSuccess, value: 1 }, { metric: M.scanDuration, value: duration }];
+    const facts: Fact[] = [
+      ...ev.facts,
+      { metric: M.scanSuccess, value: 1 },
+      { metric: M.scanDuration, value: duration },
+      { metric: M.scanSource, labels: { source: this.source }, value: 1 },
+    ];
     return { success: true, durationSeconds: duration, facts, details: details as unknown as Record<string, unknown> };
   }
 
   close(): void {
     this.closed = true;
+    this.netlink?.close();
+    this.netlink = undefined;
   }
 
   private failed(durationSeconds: number, error: string): CollectorResult {
@@ -153,6 +232,7 @@ export class SocketsCollector implements Collector {
       facts: [
         { metric: M.scanSuccess, value: 0 },
         { metric: M.scanDuration, value: durationSeconds },
+        { metric: M.scanSource, labels: { source: this.source }, value: 1 },
       ],
     };
   }
