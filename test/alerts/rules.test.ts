@@ -2,7 +2,7 @@
 // carries what an on-call person needs, each has a promtool unit test firing and one not firing,
 // and those tests fail when the rule stops working.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
@@ -11,6 +11,11 @@ const REPO = path.resolve(__dirname, '..', '..');
 const RULES = path.join(REPO, 'helm', 'portprobe', 'files', 'portprobe-rules.yml');
 const RUNBOOK = path.join(REPO, 'helm', 'portprobe', 'RUNBOOK.md');
 const UNIT_TESTS = path.join(__dirname, 'portprobe-rules.test.yml');
+/** Every promtool unit-test file of this folder (one per feature beside the main one). */
+const UNIT_TEST_FILES = readdirSync(__dirname)
+  .filter((f) => f.endsWith('.test.yml'))
+  .sort()
+  .map((f) => path.join(__dirname, f));
 
 interface Rule {
   alert: string;
@@ -44,7 +49,10 @@ function slug(heading: string): string {
 
 const ruleFile = parseYaml(readFileSync(RULES, 'utf8')) as RuleFile;
 const alerts = ruleFile.groups.flatMap((g) => g.rules);
-const unitTests = parseYaml(readFileSync(UNIT_TESTS, 'utf8')) as UnitTests;
+const unitTests: UnitTests = {
+  rule_files: [],
+  tests: UNIT_TEST_FILES.flatMap((f) => (parseYaml(readFileSync(f, 'utf8')) as UnitTests).tests),
+};
 
 test('promtool check rules accepts the file', () => {
   const r = promtool(['check', 'rules', RULES], REPO);
@@ -60,6 +68,7 @@ test('the issue\'s alerts are all there, with unique names', () => {
       'PortprobeFtpDataChannelBroken',
       'PortprobeFtpPasvAddressMismatch',
       'PortprobeLastResortErrors',
+      'PortprobeListenerNotAccepting',
       'PortprobeMssqlLoginFailing',
       'PortprobeMssqlPatchAdvisory',
       'PortprobeProbesSkipped',
@@ -105,7 +114,8 @@ describe.each(alerts.map((a) => [a.alert, a] as const))('%s', (_name, rule) => {
 });
 
 test('promtool test rules passes', () => {
-  const r = promtool(['test', 'rules', UNIT_TESTS], __dirname);
+  expect(UNIT_TEST_FILES).toContain(UNIT_TESTS);
+  const r = promtool(['test', 'rules', ...UNIT_TEST_FILES.map((f) => path.basename(f))], __dirname);
   expect(r.out).toContain('SUCCESS');
   expect(r.status).toBe(0);
 });
@@ -118,7 +128,7 @@ test('the unit tests catch each alert being broken', () => {
     const rulesDir = path.join(dir, 'helm', 'portprobe', 'files');
     mkdirSync(testDir, { recursive: true });
     mkdirSync(rulesDir, { recursive: true });
-    copyFileSync(UNIT_TESTS, path.join(testDir, 'unit.yml'));
+    for (const f of UNIT_TEST_FILES) copyFileSync(f, path.join(testDir, path.basename(f)));
     const survivors: string[] = [];
     for (const victim of alerts) {
       const broken: RuleFile = {
@@ -128,7 +138,7 @@ test('the unit tests catch each alert being broken', () => {
         })),
       };
       writeFileSync(path.join(rulesDir, 'portprobe-rules.yml'), stringify(broken));
-      const r = promtool(['test', 'rules', 'unit.yml'], testDir);
+      const r = promtool(['test', 'rules', ...UNIT_TEST_FILES.map((f) => path.basename(f))], testDir);
       if (r.status === 0) survivors.push(victim.alert);
       else expect(r.out).toContain(victim.alert);
     }
