@@ -228,7 +228,8 @@ export class SockDiagWorker {
     // benchmarks) it is compiled on load by ts-node.
     const ext = path.extname(__filename);
     const file = path.join(__dirname, `sockdiag-worker${ext}`);
-    const w = new Worker(file, { execArgv: ext === '.ts' ? ['--require', 'ts-node/register/transpile-only'] : [] });
+    // The environment as this thread sees it now (PORTPROBE_SOCK_DIAG=off switches the addon off).
+    const w = new Worker(file, { env: { ...process.env }, execArgv: ext === '.ts' ? ['--require', 'ts-node/register/transpile-only'] : [] });
     w.unref();
     w.on('message', (m: WorkerReply) => {
       const p = this.waiting.get(m.id);
