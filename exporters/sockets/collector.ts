@@ -7,8 +7,8 @@ import type { Collector, CollectorDef, CollectorResult, Fact, ProbeLogger } from
 import { evaluate, type OwnedListener, type SocketTable } from './evaluate';
 import type { Listener } from './procnet';
 import { M, SOCKETS_METRICS } from './metrics';
-import { SockDiagError, SockDiagWorker, sockDiagUnavailable } from './netlink';
-import { InodeProcessCache, SocketSourceError, readListenQueueCounters, readProcfsTables } from './procfs';
+import { SockDiagError, SockDiagWorker, sockDiagUnavailable, type NetlinkScanResult } from './netlink';
+import { InodeProcessCache, SocketSourceError, readProcfsTables } from './procfs';
 import { readSiTables } from './sysinfo';
 import {
   SOCKETS_DEFAULTS,
@@ -66,8 +66,6 @@ type Table = SocketTable & {
   badLines: number;
   badExamples: string[];
   truncatedTables: string[];
-  timeWaitFrom?: 'sockstat' | 'dump' | 'none';
-  interrupted?: boolean;
 };
 
 /** systeminformation takes no signal: stop waiting for it (it finishes in the background). */
@@ -99,22 +97,8 @@ export class SocketsCollector implements Collector {
     return this.source;
   }
 
-  /** Reads the socket table (and owners) from the configured source. Throws SocketSourceError. */
+  /** Reads the socket table (and owners) from /proc or systeminformation. Throws SocketSourceError. */
   async readTable(signal: AbortSignal): Promise<Table> {
-    if (this.source === 'netlink') {
-      try {
-        return await this.readNetlink(signal);
-      } catch (err) {
-        if (signal.aborted || this.settings.source !== 'auto' || !(err instanceof SockDiagError)) {
-          throw new SocketSourceError(`socket scan via netlink failed: ${err instanceof Error ? err.message : String(err)}`);
-        }
-        // Netlink not allowed here (seccomp, a sandbox) or the addon cannot load: /proc from now on.
-        this.logger.warn('netlink sock_diag unavailable, reading /proc instead', { err: err.message, code: err.code });
-        this.netlink?.close();
-        this.netlink = undefined;
-        this.source = 'procfs';
-      }
-    }
     if (this.source === 'systeminformation') {
       const t = await untilAborted(readSiTables(), signal);
       const listeners = t.listeners;
@@ -143,37 +127,70 @@ export class SocketsCollector implements Collector {
     };
   }
 
-  private async readNetlink(signal: AbortSignal): Promise<Table> {
-    this.netlink ??= new SockDiagWorker();
-    const t = await this.netlink.scan(
-      {
-        ipv6: this.settings.ipv6,
-        tcpStates: this.settings.tcp_states,
-        sockstat: path.join(this.settings.procfs, 'net', 'sockstat'),
-        procNet: path.join(this.settings.procfs, 'net'),
-      },
-      signal,
-    );
-    if (this.settings.include_process) {
-      const owners = await this.cache.lookup(t.listeners, signal);
-      for (const l of t.listeners) l.owner = owners.get(l.inode) ?? null;
+  /**
+   * A netlink scan, made whole on the worker thread. Returns undefined when an `auto` source
+   * finds netlink unusable (not allowed here, the addon cannot load): the caller reads /proc.
+   */
+  private async scanNetlink(signal: AbortSignal, seconds: () => number): Promise<CollectorResult | undefined> {
+    let r: NetlinkScanResult;
+    try {
+      this.netlink ??= new SockDiagWorker();
+      r = await this.netlink.scan(this.settings, signal);
+    } catch (err) {
+      const message = `socket scan via netlink failed: ${err instanceof Error ? err.message : String(err)}`;
+      if (signal.aborted || this.settings.source !== 'auto' || !(err instanceof SockDiagError)) {
+        this.logger.warn('socket scan failed', { source: 'netlink', err: message });
+        return this.failed(seconds(), message);
+      }
+      this.logger.warn('netlink sock_diag unavailable, reading /proc instead', { err: err.message, code: err.code });
+      this.netlink?.close();
+      this.netlink = undefined;
+      this.source = 'procfs';
+      return undefined;
     }
-    return {
-      listeners: t.listeners,
-      tcpStates: t.tcpStates,
-      listenQueue: await readListenQueueCounters(this.settings.procfs),
-      badLines: t.badLines,
-      badExamples: t.badExamples,
-      truncatedTables: t.truncatedTables,
-      timeWaitFrom: t.timeWaitFrom,
-      interrupted: t.interrupted,
-    };
+    if (r.badLines > 0) this.logger.warn('sock_diag messages could not be parsed', { count: r.badLines, examples: r.badExamples });
+    const ev = r.evaluation;
+    const details = {
+      source: 'netlink',
+      expectations: ev.expectations,
+      unexpected: ev.unexpected,
+      unexpectedCount: ev.unexpectedCount,
+      truncated: ev.truncated,
+      badLines: r.badLines,
+      badExamples: r.badExamples,
+      truncatedTables: r.truncatedTables,
+      processWalks: r.walks.walks,
+      processFullWalks: r.walks.fullWalks,
+      ownersDeferred: r.walks.deferred,
+      processCacheSize: r.processCacheSize,
+      unreadableProcesses: r.walks.unreadable,
+      timeWaitFrom: r.timeWaitFrom,
+      interrupted: r.interrupted,
+    } as Omit<ScanDetails, 'listeners'> as ScanDetails;
+    // The listener list is decoded when it is read (the status page), not on every scan.
+    let listeners: ScanDetails['listeners'] | undefined;
+    Object.defineProperty(details, 'listeners', {
+      enumerable: true,
+      get: () => (listeners ??= JSON.parse(r.listenersJson) as ScanDetails['listeners']),
+    });
+    const duration = seconds();
+    const facts: Fact[] = [
+      ...ev.facts,
+      { metric: M.scanSuccess, value: 1 },
+      { metric: M.scanDuration, value: duration },
+      { metric: M.scanSource, labels: { source: 'netlink' }, value: 1 },
+    ];
+    return { success: true, durationSeconds: duration, facts, details: details as unknown as Record<string, unknown> };
   }
 
   async scan(signal: AbortSignal): Promise<CollectorResult> {
     const started = process.hrtime.bigint();
     const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
     if (this.closed) return this.failed(seconds(), 'the sockets collector was closed');
+    if (this.source === 'netlink') {
+      const r = await this.scanNetlink(signal, seconds);
+      if (r !== undefined) return r;
+    }
     let table: Table;
     try {
       table = await this.readTable(signal);
@@ -206,8 +223,6 @@ export class SocketsCollector implements Collector {
       processCacheSize: this.cache.size,
       unreadableProcesses: this.cache.stats.unreadable,
     };
-    if (table.timeWaitFrom !== undefined) details.timeWaitFrom = table.timeWaitFrom;
-    if (table.interrupted !== undefined) details.interrupted = table.interrupted;
     const duration = seconds();
     const facts: Fact[] = [
       ...ev.facts,
