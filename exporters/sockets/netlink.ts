@@ -58,6 +58,8 @@ export interface NetlinkScanOptions {
   tcpStates: boolean;
   /** Where to read the TIME_WAIT count ("tw" of the TCP line); undefined: dump TIME_WAIT rows instead. */
   sockstat?: string;
+  /** /proc/net/sockstat6: an IPv6 protocol with "inuse 0" there is not dumped (each dump walks the whole table). */
+  sockstat6?: string;
   /** Where to read UDP from when the kernel has no UDP diag module (the host's proc/net). */
   procNet?: string;
 }
@@ -93,6 +95,21 @@ export function sockstatTimeWait(text: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/** The "inuse" count of a line of /proc/net/sockstat6 ("TCP6", "UDP6"), or undefined. Pure. */
+export function sockstatInUse(text: string, protocol: string): number | undefined {
+  const m = new RegExp(`^${protocol}: inuse (\\d+)`, 'm').exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+function readOrEmpty(file: string | undefined): string {
+  if (file === undefined) return '';
+  try {
+    return readFileSync(file, 'latin1');
+  } catch {
+    return '';
+  }
+}
+
 /**
  * One scan through `dump`: TCP and UDP, IPv4 and (when asked) IPv6. Throws SockDiagError when
  * a dump cannot be made or the kernel refuses it; a malformed reply is counted, not thrown.
@@ -108,14 +125,11 @@ export function scanSockDiag(dump: SockDiagDump, opts: NetlinkScanOptions): Netl
     timeWaitFrom: 'none',
     udpFromProc: false,
   };
-  let timeWait: number | undefined;
-  if (opts.tcpStates && opts.sockstat !== undefined) {
-    try {
-      timeWait = sockstatTimeWait(readFileSync(opts.sockstat, 'latin1'));
-    } catch {
-      timeWait = undefined;
-    }
-  }
+  const timeWait = opts.tcpStates ? sockstatTimeWait(readOrEmpty(opts.sockstat)) : undefined;
+  // A kernel that counts no IPv6 sockets of a protocol has none to dump: skip that walk. (Its
+  // TIME_WAIT sockets are in sockstat's tw, which counts both families.)
+  const v6 = readOrEmpty(opts.sockstat6);
+  const skip6 = (proto: string): boolean => sockstatInUse(v6, proto) === 0;
   let tcpMask = stateMask([1, 10]);
   if (opts.tcpStates) {
     tcpMask = 0xffff;
@@ -142,6 +156,7 @@ export function scanSockDiag(dump: SockDiagDump, opts: NetlinkScanOptions): Netl
   };
   for (const family of families) {
     const name = family === 4 ? 'tcp' : 'tcp6';
+    if (family === 6 && skip6('TCP6') && out.timeWaitFrom !== 'dump') continue;
     const t = parseSockDiag(run(family, IPPROTO_TCP, tcpMask), 'tcp', { littleEndian, family });
     if (t.errno !== undefined) {
       // EAFNOSUPPORT or ENOENT for tcp6 on a kernel without IPv6: no IPv6 sockets.
@@ -155,6 +170,7 @@ export function scanSockDiag(dump: SockDiagDump, opts: NetlinkScanOptions): Netl
   if (timeWait !== undefined && out.timeWaitFrom === 'sockstat') out.tcpStates[TCP_TIME_WAIT] = timeWait;
   for (const family of families) {
     const name = family === 4 ? 'udp' : 'udp6';
+    if (family === 6 && skip6('UDP6')) continue;
     const t = parseSockDiag(run(family, IPPROTO_UDP, stateMask([7])), 'udp', { littleEndian, family });
     if (t.errno === ENOENT && opts.procNet !== undefined) {
       // No udp_diag module: the UDP tables are small, read them from /proc.
@@ -203,6 +219,7 @@ export async function runNetlinkScan(dump: SockDiagDump, s: SocketsSettings, cac
     ipv6: s.ipv6,
     tcpStates: s.tcp_states,
     sockstat: path.join(s.procfs, 'net', 'sockstat'),
+    sockstat6: path.join(s.procfs, 'net', 'sockstat6'),
     procNet: path.join(s.procfs, 'net'),
   });
   if (s.include_process) {

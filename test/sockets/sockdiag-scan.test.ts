@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SockDiagError, scanSockDiag, sockstatTimeWait, type SockDiagDump } from '../../exporters/sockets/netlink';
+import { SockDiagError, scanSockDiag, sockstatInUse, sockstatTimeWait, type SockDiagDump } from '../../exporters/sockets/netlink';
 import { errorFrame, reply, type RecordSpec } from './sockdiag-frames';
 
 interface Call {
@@ -121,4 +121,20 @@ test('a cut dump is reported as a truncated table, an interrupted one as interru
   expect(t.truncatedTables).toEqual(['tcp']);
   expect(t.interrupted).toBe(true);
   expect(t.listeners.map((l) => l.port)).toEqual([1433, 53]);
+});
+
+test('sockstat6 with no IPv6 sockets of a protocol: that dump is skipped (unless TIME_WAIT rows must be dumped)', () => {
+  const six = 'TCP6: inuse 0\nUDP6: inuse 2\nUDPLITE6: inuse 0\n';
+  expect([sockstatInUse(six, 'TCP6'), sockstatInUse(six, 'UDP6'), sockstatInUse(six, 'RAW6')]).toEqual([0, 2, undefined]);
+  fs.writeFileSync(path.join(dir, 'sockstat'), SOCKSTAT);
+  fs.writeFileSync(path.join(dir, 'sockstat6'), six);
+  const a = fake({});
+  scanSockDiag(a.dump, { ipv6: true, tcpStates: true, sockstat: path.join(dir, 'sockstat'), sockstat6: path.join(dir, 'sockstat6') });
+  expect(a.calls.map((c) => `${c.protocol === 6 ? 'tcp' : 'udp'}${c.family}`)).toEqual(['tcp4', 'udp4', 'udp6']);
+  const b = fake({});
+  scanSockDiag(b.dump, { ipv6: true, tcpStates: true, sockstat: path.join(dir, 'missing'), sockstat6: path.join(dir, 'sockstat6') });
+  expect(b.calls.map((c) => `${c.protocol === 6 ? 'tcp' : 'udp'}${c.family}`)).toEqual(['tcp4', 'tcp6', 'udp4', 'udp6']);
+  const c = fake({});
+  scanSockDiag(c.dump, { ipv6: true, tcpStates: false, sockstat6: path.join(dir, 'unreadable') });
+  expect(c.calls).toHaveLength(4);
 });
