@@ -9,12 +9,13 @@
 // listeners and C loopback connections; phase 2 adds at least `--time-wait` TIME_WAIT sockets
 // (refilled between rounds as the kernel expires them after 60 s). During every portprobe scan
 // the longest event-loop stall is measured twice: monitorEventLoopDelay (1 ms resolution) and a
-// 1 ms timer's longest gap.
+// 1 ms timer's longest gap; and the main thread's CPU time per scan (schedstat), which the
+// machine's other load does not inflate.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 import readline from 'node:readline';
 import { Worker } from 'node:worker_threads';
 import { socketsCollector } from '../../exporters/sockets';
@@ -103,12 +104,25 @@ function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * (s.length - 1) + 0.5))];
 }
 
-/** Event-loop time spent busy (not waiting for events) per scan, ms. */
+/** CPU time of the main thread (the event loop's) per scan, ms, measured without meters. */
 const busy = new Map<string, number[]>();
+
+/** The main thread's CPU time so far, ms (schedstat: time on a CPU, in ns; excludes waiting for one). */
+function mainThreadCpuMs(): number {
+  return Number(fs.readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'latin1').split(' ')[0]) / 1e6;
+}
+/** Longest garbage-collection pause of the main thread during each method's runs, ms. */
+const gcMax = new Map<string, number>();
+let gcCurrent: string | undefined;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    if (gcCurrent !== undefined) gcMax.set(gcCurrent, Math.max(gcMax.get(gcCurrent) ?? 0, e.duration));
+  }
+}).observe({ entryTypes: ['gc'] });
 
 /** Runs f while both meters watch the event loop; returns the longest stall in ms (the larger of the two). */
 async function withStall<T>(f: () => Promise<T>, name?: string): Promise<[T, number]> {
-  const elu = performance.eventLoopUtilization();
+  gcCurrent = name;
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
   let last = process.hrtime.bigint();
@@ -120,9 +134,9 @@ async function withStall<T>(f: () => Promise<T>, name?: string): Promise<[T, num
   }, 1);
   try {
     const v = await f();
-    if (name) busy.get(name)?.push(performance.eventLoopUtilization(elu).active);
     return [v, Math.max(worst, h.max / 1e6 - 1)];
   } finally {
+    gcCurrent = undefined;
     clearInterval(timer);
     h.disable();
   }
@@ -130,7 +144,8 @@ async function withStall<T>(f: () => Promise<T>, name?: string): Promise<[T, num
 
 interface Method {
   name: string;
-  run: () => Promise<number | undefined>;
+  /** The longest stall seen, and the wall time when the method timed itself. */
+  run: () => Promise<{ stall?: number; ms?: number } | undefined>;
 }
 
 function spawnTimed(cmd: string, args: string[]): () => Promise<undefined> {
@@ -155,11 +170,19 @@ async function phase(title: string, maker: TimeWaitMaker | undefined): Promise<v
   const signal = new AbortController().signal;
   const si = await import('systeminformation');
   const lastResults = new Map<Collector, CollectorResult>();
-  const scan = (c: Collector, name: string) => async (): Promise<number> => {
+  const scan = (c: Collector, name: string) => async (): Promise<{ stall: number; ms: number }> => {
+    // Timed without meters, which also gives the main thread's own CPU time for the scan.
+    const cpu0 = mainThreadCpuMs();
+    const t0 = process.hrtime.bigint();
+    const quiet = await c.scan(signal);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    busy.get(name)?.push(mainThreadCpuMs() - cpu0);
+    if (!quiet.success) throw new Error(quiet.error);
+    // Then once more with the stall meters.
     const [r, stall] = await withStall(() => c.scan(signal), name);
     if (!r.success) throw new Error(r.error);
     lastResults.set(c, r);
-    return stall;
+    return { stall, ms };
   };
   const methods: Method[] = [
     { name: 'portprobe scan, netlink', run: scan(netlink, 'portprobe scan, netlink') },
@@ -169,8 +192,11 @@ async function phase(title: string, maker: TimeWaitMaker | undefined): Promise<v
       // The same meters while the loop has nothing to do: what the machine's other load costs.
       name: 'idle 20 ms (stall noise floor)',
       run: async () => {
+        const cpu0 = mainThreadCpuMs();
+        await new Promise((r) => setTimeout(r, 20));
+        busy.get('idle 20 ms (stall noise floor)')?.push(mainThreadCpuMs() - cpu0);
         const [, stall] = await withStall(() => new Promise((r) => setTimeout(r, 20)));
-        return stall;
+        return { stall };
       },
     },
     {
@@ -186,7 +212,7 @@ async function phase(title: string, maker: TimeWaitMaker | undefined): Promise<v
             }),
           'idle while a worker spins 40 ms (contention control)',
         );
-        return stall;
+        return { stall };
       },
     },
     {
@@ -199,9 +225,10 @@ async function phase(title: string, maker: TimeWaitMaker | undefined): Promise<v
   ];
   if (maker) await topUp(maker, TIME_WAIT);
   // Warm-up: the worker starts, the fd walk fills the inode cache.
-  const coldStall = await methods[0].run();
+  const [, coldStall] = await withStall(() => netlink.scan(signal));
   await methods[1].run();
   busy.clear();
+  gcMax.clear();
   for (const m of methods) busy.set(m.name, []);
   const times = new Map<string, number[]>(methods.map((m) => [m.name, []]));
   const stalls = new Map<string, number[]>(methods.map((m) => [m.name, []]));
@@ -212,9 +239,9 @@ async function phase(title: string, maker: TimeWaitMaker | undefined): Promise<v
     for (let k = 0; k < methods.length; k++) {
       const m = methods[(round + k) % methods.length];
       const t0 = process.hrtime.bigint();
-      const stall = await m.run();
-      times.get(m.name)!.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      if (stall !== undefined) stalls.get(m.name)!.push(stall);
+      const r = await m.run();
+      times.get(m.name)!.push(r?.ms ?? Number(process.hrtime.bigint() - t0) / 1e6);
+      if (r?.stall !== undefined) stalls.get(m.name)!.push(r.stall);
     }
     tw.push(sockstat().tw);
   }
@@ -226,16 +253,19 @@ async function phase(title: string, maker: TimeWaitMaker | undefined): Promise<v
     `TCP sockets (netlink scan): ${states.listen} listen, ${states.established} established, ${states.time_wait} time_wait ` +
       `(sockstat tw per round: min ${Math.min(...tw)}, max ${Math.max(...tw)}); ${listeners} listeners in all; rounds: ${ROUNDS}, rotating`,
   );
-  console.log(`first netlink scan (worker start, fd walk): longest stall ${coldStall?.toFixed(1)} ms\n`);
-  console.log('| method | median ms | min ms | p90 ms | longest event-loop stall ms (max over rounds) | median stall ms | event loop busy ms per run (median) |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  console.log(`first netlink scan (worker start, fd walk): longest stall ${coldStall.toFixed(1)} ms\n`);
+  console.log(
+    '| method | median ms | min ms | p90 ms | longest event-loop stall ms (max over rounds) | median stall ms | longest GC pause ms | main-thread CPU ms per scan (median, no meters) |',
+  );
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const m of methods) {
     const t = times.get(m.name)!;
     const s = stalls.get(m.name)!;
     const b = busy.get(m.name)!;
     console.log(
       `| ${m.name} | ${quantile(t, 0.5).toFixed(1)} | ${Math.min(...t).toFixed(1)} | ${quantile(t, 0.9).toFixed(1)} | ` +
-        `${s.length ? Math.max(...s).toFixed(1) : ''} | ${s.length ? quantile(s, 0.5).toFixed(1) : ''} | ${b.length ? quantile(b, 0.5).toFixed(1) : ''} |`,
+        `${s.length ? Math.max(...s).toFixed(1) : ''} | ${s.length ? quantile(s, 0.5).toFixed(1) : ''} | ${gcMax.has(m.name) ? gcMax.get(m.name)!.toFixed(1) : s.length ? '0' : ''} | ` +
+        `${b.length ? quantile(b, 0.5).toFixed(1) : ''} |`,
     );
   }
   const med = (n: string): number => quantile(times.get(n)!, 0.5);
@@ -243,9 +273,10 @@ async function phase(title: string, maker: TimeWaitMaker | undefined): Promise<v
   console.log(
     `\nnetlink scan / ss -tanH = ${(nlMed / med('ss -tanH')).toFixed(2)} (goal <= 1.2); ` +
       `systeminformation / netlink scan = ${(med('systeminformation networkConnections()') / nlMed).toFixed(1)} (goal >= 10); ` +
-      `longest stall in netlink scans = ${Math.max(...stalls.get(methods[0].name)!).toFixed(1)} ms (goal <= 5), ` +
+      `longest stall in netlink scans = ${Math.max(...stalls.get(methods[0].name)!).toFixed(1)} ms (goal <= 5; ` +
+      `median ${quantile(stalls.get(methods[0].name)!, 0.5).toFixed(1)} ms, main-thread CPU per scan ${quantile(busy.get(methods[0].name)!, 0.5).toFixed(2)} ms), ` +
       `in /proc scans = ${Math.max(...stalls.get(methods[1].name)!).toFixed(1)} ms, ` +
-      `idle = ${Math.max(...stalls.get(methods[3].name)!).toFixed(1)} ms, ` +
+      `idle = ${Math.max(...stalls.get(methods[3].name)!).toFixed(1)} ms (main-thread CPU per 20 ms idle ${quantile(busy.get(methods[3].name)!, 0.5).toFixed(2)} ms), ` +
       `idle beside a spinning worker = ${Math.max(...stalls.get(methods[4].name)!).toFixed(1)} ms`,
   );
   netlink.close();
