@@ -82,6 +82,8 @@ export class SocketsCollector implements Collector {
   private readonly cache: InodeProcessCache;
   private source: Exclude<SocketSource, 'auto'>;
   private netlink: SockDiagWorker | undefined;
+  /** The source the log last named (said once, and again when it changes). */
+  private announced: string | undefined;
   private closed = false;
 
   constructor(
@@ -184,6 +186,15 @@ export class SocketsCollector implements Collector {
   }
 
   async scan(signal: AbortSignal): Promise<CollectorResult> {
+    const r = await this.scanOnce(signal);
+    if (r.success && this.announced !== this.source) {
+      this.announced = this.source;
+      this.logger.info('socket tables read via ' + this.source, { source: this.source });
+    }
+    return r;
+  }
+
+  private async scanOnce(signal: AbortSignal): Promise<CollectorResult> {
     const started = process.hrtime.bigint();
     const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
     if (this.closed) return this.failed(seconds(), 'the sockets collector was closed');

@@ -276,7 +276,8 @@ describe('netlink with real sockets', () => {
   it('falls back to /proc when netlink cannot be used (auto), and fails clearly when it was asked for', async () => {
     const before = process.env.PORTPROBE_SOCK_DIAG;
     const warnings: unknown[][] = [];
-    const logger: ProbeLogger = { ...silentLogger, warn: (...a: unknown[]) => warnings.push(a) };
+    const infos: unknown[][] = [];
+    const logger: ProbeLogger = { ...silentLogger, warn: (...a: unknown[]) => warnings.push(a), info: (...a: unknown[]) => infos.push(a) };
     try {
       // Resolved while the addon is usable, refused when the worker loads it.
       const auto = collector('auto', { expect: expectations() }, logger);
@@ -290,6 +291,7 @@ describe('netlink with real sockets', () => {
       expect(r.success).toBe(true);
       expect(details(r).source).toBe('procfs');
       expect(warnings[0]?.[0]).toBe('netlink sock_diag unavailable, reading /proc instead');
+      expect(infos).toEqual([['socket tables read via procfs', { source: 'procfs' }]]);
       expect(queueSeries(r, '127.0.0.1', stuck4.port)).toEqual({ queue: 5, limit: undefined, connections: 5 });
       expect(e.success).toBe(false);
       expect(e.error).toBe('socket scan via netlink failed: netlink unavailable: PORTPROBE_SOCK_DIAG=off');
@@ -300,6 +302,23 @@ describe('netlink with real sockets', () => {
     expect(resolveSource({ ...SOCKETS_DEFAULTS, source: 'auto' })).toBe('netlink');
     expect(resolveSource({ ...SOCKETS_DEFAULTS, source: 'auto' }, 'linux', 'not built')).toBe('procfs');
     expect(resolveSource({ ...SOCKETS_DEFAULTS, source: 'auto', procfs: '/nonexistent' }, 'darwin')).toBe('systeminformation');
+  });
+});
+
+describe('deadlines and closing', () => {
+  it('a scan aborted at its deadline fails with a clear error, and the next scan succeeds', async () => {
+    const c = collector('netlink');
+    const ac = new AbortController();
+    const pending = c.scan(ac.signal);
+    ac.abort();
+    const r = await pending;
+    expect(r.success).toBe(false);
+    expect(r.error).toBe('socket scan via netlink failed: socket scan aborted at its deadline (netlink dump still running)');
+    const again = await c.scan(signal());
+    expect(again.success).toBe(true);
+    c.close();
+    const closed = await c.scan(signal());
+    expect([closed.success, closed.error]).toEqual([false, 'the sockets collector was closed']);
   });
 });
 
