@@ -84,6 +84,8 @@ export class SocketsCollector implements Collector {
   private netlink: SockDiagWorker | undefined;
   /** The source the log last named (said once, and again when it changes). */
   private announced: string | undefined;
+  /** A netlink scan has succeeded: later netlink errors are failed scans, not a reason to switch. */
+  private netlinkWorked = false;
   private closed = false;
 
   constructor(
@@ -92,11 +94,6 @@ export class SocketsCollector implements Collector {
   ) {
     this.cache = new InodeProcessCache(settings.procfs);
     this.source = resolveSource(settings);
-  }
-
-  /** The source the next scan uses (after an `auto` fallback, procfs). */
-  get currentSource(): Exclude<SocketSource, 'auto'> {
-    return this.source;
   }
 
   /** Reads the socket table (and owners) from /proc or systeminformation. Throws SocketSourceError. */
@@ -131,7 +128,8 @@ export class SocketsCollector implements Collector {
 
   /**
    * A netlink scan, made whole on the worker thread. Returns undefined when an `auto` source
-   * finds netlink unusable (not allowed here, the addon cannot load): the caller reads /proc.
+   * finds netlink unusable before it ever worked (not allowed here, the addon cannot load): the
+   * caller reads /proc, from now on.
    */
   private async scanNetlink(signal: AbortSignal, seconds: () => number): Promise<CollectorResult | undefined> {
     let r: NetlinkScanResult;
@@ -140,7 +138,7 @@ export class SocketsCollector implements Collector {
       r = await this.netlink.scan(this.settings, signal);
     } catch (err) {
       const message = `socket scan via netlink failed: ${err instanceof Error ? err.message : String(err)}`;
-      if (signal.aborted || this.settings.source !== 'auto' || !(err instanceof SockDiagError)) {
+      if (signal.aborted || this.settings.source !== 'auto' || this.netlinkWorked || !(err instanceof SockDiagError)) {
         this.logger.warn('socket scan failed', { source: 'netlink', err: message });
         return this.failed(seconds(), message);
       }
@@ -150,6 +148,7 @@ export class SocketsCollector implements Collector {
       this.source = 'procfs';
       return undefined;
     }
+    this.netlinkWorked = true;
     if (r.badLines > 0) this.logger.warn('sock_diag messages could not be parsed', { count: r.badLines, examples: r.badExamples });
     const ev = r.evaluation;
     const details = {

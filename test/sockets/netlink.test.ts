@@ -305,6 +305,27 @@ describe('netlink with real sockets', () => {
   });
 });
 
+describe('after netlink has worked', () => {
+  it('a later netlink failure is a failed scan, not a switch to /proc', async () => {
+    const before = process.env.PORTPROBE_SOCK_DIAG;
+    const c = collector('auto');
+    try {
+      const ok = await c.scan(signal());
+      expect(details(ok).source).toBe('netlink');
+      // The worker dies; its replacement cannot load the addon.
+      process.env.PORTPROBE_SOCK_DIAG = 'off';
+      (c as unknown as { netlink?: { close(): void } }).netlink?.close();
+      const r = await c.scan(signal());
+      expect([r.success, r.error]).toEqual([false, 'socket scan via netlink failed: netlink unavailable: PORTPROBE_SOCK_DIAG=off']);
+      expect(fact(r, 'portprobe_socket_scan_source_info', {})?.labels).toEqual({ source: 'netlink' });
+    } finally {
+      c.close();
+      if (before === undefined) delete process.env.PORTPROBE_SOCK_DIAG;
+      else process.env.PORTPROBE_SOCK_DIAG = before;
+    }
+  });
+});
+
 describe('deadlines and closing', () => {
   it('a scan aborted at its deadline fails with a clear error, and the next scan succeeds', async () => {
     const c = collector('netlink');
