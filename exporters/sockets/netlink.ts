@@ -305,13 +305,16 @@ export class SockDiagWorker {
       if (m.ok) p.resolve(m.result);
       else p.reject(new SockDiagError(m.message, m.code));
     });
+    // A dead worker fails what it was doing; the next scan starts a new one. A worker already
+    // replaced (closed, then a new scan) must not fail its successor's scans.
     w.on('error', (err) => {
-      // A dead worker fails what it was doing; the next scan starts a new one.
-      if (this.worker === w) this.worker = undefined;
+      if (this.worker !== w) return;
+      this.worker = undefined;
       this.failAll(new SockDiagError(`the netlink worker failed: ${err.message}`));
     });
     w.on('exit', () => {
-      if (this.worker === w) this.worker = undefined;
+      if (this.worker !== w) return;
+      this.worker = undefined;
       this.failAll(new SockDiagError('the netlink worker exited'));
     });
     this.worker = w;
