@@ -3,82 +3,21 @@
 // connections, IPv6, UDP, a network namespace with its own sockets, the kernel-side state
 // filter keeping TIME_WAIT rows in the kernel, agreement with `ss` and with the /proc source,
 // and the fall back to /proc when netlink cannot be used.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { resolveSource, socketsCollector, type ScanDetails } from '../../exporters/sockets';
 import { loadSockDiag, sockDiagUnavailable } from '../../exporters/sockets/netlink';
 import { parseSockDiag, stateMask } from '../../exporters/sockets/sockdiag';
 import { SOCKETS_DEFAULTS, type SocketsSettings } from '../../exporters/sockets/settings';
 import type { CollectorResult, Fact, ProbeLogger } from '../../exporters/types';
 import { silentLogger } from '../helpers/context';
+import { Stuck, ssQueue, untilSsQueue } from './helpers';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const signal = (): AbortSignal => new AbortController().signal;
 const details = (r: CollectorResult): ScanDetails => r.details as unknown as ScanDetails;
-
-/**
- * A Python process with a TCP listener that never calls accept(): backlog `backlog`, and
- * `clients` connections it opens to itself, which wait in the accept queue. Python, not Node:
- * Node accepts every connection as soon as it can.
- */
-class Stuck {
-  private constructor(
-    private readonly child: ChildProcess,
-    readonly port: number,
-  ) {}
-
-  static async start(address: string, backlog: number, clients: number, prefix: string[] = []): Promise<Stuck> {
-    const code = [
-      'import socket, sys',
-      `addr, backlog, n = ${JSON.stringify(address)}, ${backlog}, ${clients}`,
-      "fam = socket.AF_INET6 if ':' in addr else socket.AF_INET",
-      'srv = socket.socket(fam, socket.SOCK_STREAM)',
-      'srv.bind((addr, 0))',
-      'srv.listen(backlog)',
-      'port = srv.getsockname()[1]',
-      'held = []',
-      'for _ in range(n):',
-      '    c = socket.socket(fam, socket.SOCK_STREAM)',
-      '    c.connect((addr, port))',
-      '    held.append(c)',
-      'print(port, flush=True)',
-      'sys.stdin.read()',
-    ].join('\n');
-    const [cmd, ...args] = [...prefix, 'python3', '-c', code];
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-    const first = await readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next();
-    if (first.done) throw new Error('the stuck listener exited before reporting its port');
-    return new Stuck(child, Number(first.value));
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const exited = new Promise((r) => this.child.once('exit', r));
-    this.child.stdin!.end();
-    this.child.kill('SIGTERM');
-    await exited;
-  }
-}
-
-/** Recv-Q and Send-Q of a TCP listener as `ss -ltnH` prints them. */
-function ssQueue(port: number, netns?: string): { recvQ: number; sendQ: number } {
-  const cmd = netns ? ['ip', 'netns', 'exec', netns, 'ss', '-ltnH', `sport = :${port}`] : ['ss', '-ltnH', `sport = :${port}`];
-  const out = execFileSync(cmd[0], cmd.slice(1), { encoding: 'utf8' }).trim().split(/\s+/);
-  return { recvQ: Number(out[1]), sendQ: Number(out[2]) };
-}
-
-/** Waits until `ss` shows the listener's Recv-Q at `queue` (the last ACKs may still be in flight). */
-async function untilSsQueue(port: number, queue: number, netns?: string): Promise<{ recvQ: number; sendQ: number }> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const got = ssQueue(port, netns);
-    if (got.recvQ === queue || Date.now() > deadline) return got;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function fact(r: CollectorResult, metric: string, labels: Record<string, string>): Fact | undefined {
   return r.facts.find((f) => f.metric === metric && Object.entries(labels).every(([k, v]) => f.labels?.[k] === v));
