@@ -6,5 +6,16 @@
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=c11"],
       "libraries": ["-lpthread"]
     }
+  ],
+  "conditions": [
+    ["OS=='linux'", {
+      "targets": [
+        {
+          "target_name": "sockdiag",
+          "sources": ["native/sockdiag.c"],
+          "cflags": ["-O2", "-Wall", "-Wextra", "-std=c11"]
+        }
+      ]
+    }]
   ]
 }

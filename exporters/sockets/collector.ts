@@ -7,6 +7,7 @@ import type { Collector, CollectorDef, CollectorResult, Fact, ProbeLogger } from
 import { evaluate, type OwnedListener, type SocketTable } from './evaluate';
 import type { Listener } from './procnet';
 import { M, SOCKETS_METRICS } from './metrics';
+import { SockDiagError, SockDiagWorker, sockDiagUnavailable, type NetlinkScanResult } from './netlink';
 import { InodeProcessCache, SocketSourceError, readProcfsTables } from './procfs';
 import { readSiTables } from './sysinfo';
 import {
@@ -17,9 +18,19 @@ import {
   type SocketsSettings,
 } from './settings';
 
-/** The source a scan will use: `auto` is procfs on Linux or wherever <procfs>/net/tcp exists, else systeminformation. */
-export function resolveSource(s: SocketsSettings, platform: NodeJS.Platform = process.platform): Exclude<SocketSource, 'auto'> {
+/**
+ * The source a scan will use: `auto` is netlink on Linux when the addon is built (and not
+ * switched off with PORTPROBE_SOCK_DIAG=off), else procfs on Linux or wherever <procfs>/net/tcp
+ * exists, else systeminformation. An `auto` netlink that the kernel refuses falls back to procfs
+ * at the first scan.
+ */
+export function resolveSource(
+  s: SocketsSettings,
+  platform: NodeJS.Platform = process.platform,
+  netlinkUnavailable: string | undefined = sockDiagUnavailable(platform),
+): Exclude<SocketSource, 'auto'> {
   if (s.source !== 'auto') return s.source;
+  if (platform === 'linux' && netlinkUnavailable === undefined) return 'netlink';
   if (platform === 'linux' || fs.existsSync(path.join(s.procfs, 'net', 'tcp'))) return 'procfs';
   return 'systeminformation';
 }
@@ -45,7 +56,17 @@ export interface ScanDetails {
   processCacheSize: number;
   /** Processes whose fd directory the last walk could not read (the agent is not root). */
   unreadableProcesses: number;
+  /** Netlink: where the TIME_WAIT count came from (sockstat: the rows never left the kernel). */
+  timeWaitFrom?: 'sockstat' | 'dump' | 'none';
+  /** Netlink: the kernel flagged a dump as interrupted by concurrent changes. */
+  interrupted?: boolean;
 }
+
+type Table = SocketTable & {
+  badLines: number;
+  badExamples: string[];
+  truncatedTables: string[];
+};
 
 /** systeminformation takes no signal: stop waiting for it (it finishes in the background). */
 function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
@@ -59,7 +80,12 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 
 export class SocketsCollector implements Collector {
   private readonly cache: InodeProcessCache;
-  private readonly source: Exclude<SocketSource, 'auto'>;
+  private source: Exclude<SocketSource, 'auto'>;
+  private netlink: SockDiagWorker | undefined;
+  /** The source the log last named (said once, and again when it changes). */
+  private announced: string | undefined;
+  /** A netlink scan has succeeded: later netlink errors are failed scans, not a reason to switch. */
+  private netlinkWorked = false;
   private closed = false;
 
   constructor(
@@ -70,8 +96,8 @@ export class SocketsCollector implements Collector {
     this.source = resolveSource(settings);
   }
 
-  /** Reads the socket table (and owners) from the configured source. Throws SocketSourceError. */
-  async readTable(signal: AbortSignal): Promise<SocketTable & { badLines: number; badExamples: string[]; truncatedTables: string[] }> {
+  /** Reads the socket table (and owners) from /proc or systeminformation. Throws SocketSourceError. */
+  async readTable(signal: AbortSignal): Promise<Table> {
     if (this.source === 'systeminformation') {
       const t = await untilAborted(readSiTables(), signal);
       const listeners = t.listeners;
@@ -100,11 +126,82 @@ export class SocketsCollector implements Collector {
     };
   }
 
+  /**
+   * A netlink scan, made whole on the worker thread. Returns undefined when an `auto` source
+   * finds netlink unusable before it ever worked (not allowed here, the addon cannot load): the
+   * caller reads /proc, from now on.
+   */
+  private async scanNetlink(signal: AbortSignal, seconds: () => number): Promise<CollectorResult | undefined> {
+    let r: NetlinkScanResult;
+    try {
+      this.netlink ??= new SockDiagWorker();
+      r = await this.netlink.scan(this.settings, signal);
+    } catch (err) {
+      const message = `socket scan via netlink failed: ${err instanceof Error ? err.message : String(err)}`;
+      if (signal.aborted || this.settings.source !== 'auto' || this.netlinkWorked || !(err instanceof SockDiagError)) {
+        this.logger.warn('socket scan failed', { source: 'netlink', err: message });
+        return this.failed(seconds(), message);
+      }
+      this.logger.warn('netlink sock_diag unavailable, reading /proc instead', { err: err.message, code: err.code });
+      this.netlink?.close();
+      this.netlink = undefined;
+      this.source = 'procfs';
+      return undefined;
+    }
+    this.netlinkWorked = true;
+    if (r.badLines > 0) this.logger.warn('sock_diag messages could not be parsed', { count: r.badLines, examples: r.badExamples });
+    const ev = r.evaluation;
+    const details = {
+      source: 'netlink',
+      expectations: ev.expectations,
+      unexpected: ev.unexpected,
+      unexpectedCount: ev.unexpectedCount,
+      truncated: ev.truncated,
+      badLines: r.badLines,
+      badExamples: r.badExamples,
+      truncatedTables: r.truncatedTables,
+      processWalks: r.walks.walks,
+      processFullWalks: r.walks.fullWalks,
+      ownersDeferred: r.walks.deferred,
+      processCacheSize: r.processCacheSize,
+      unreadableProcesses: r.walks.unreadable,
+      timeWaitFrom: r.timeWaitFrom,
+      interrupted: r.interrupted,
+    } as Omit<ScanDetails, 'listeners'> as ScanDetails;
+    // The listener list is decoded when it is read (the status page), not on every scan.
+    let listeners: ScanDetails['listeners'] | undefined;
+    Object.defineProperty(details, 'listeners', {
+      enumerable: true,
+      get: () => (listeners ??= JSON.parse(r.listenersJson) as ScanDetails['listeners']),
+    });
+    const duration = seconds();
+    const facts: Fact[] = [
+      ...ev.facts,
+      { metric: M.scanSuccess, value: 1 },
+      { metric: M.scanDuration, value: duration },
+      { metric: M.scanSource, labels: { source: 'netlink' }, value: 1 },
+    ];
+    return { success: true, durationSeconds: duration, facts, details: details as unknown as Record<string, unknown> };
+  }
+
   async scan(signal: AbortSignal): Promise<CollectorResult> {
+    const r = await this.scanOnce(signal);
+    if (r.success && this.announced !== this.source) {
+      this.announced = this.source;
+      this.logger.info('socket tables read via ' + this.source, { source: this.source });
+    }
+    return r;
+  }
+
+  private async scanOnce(signal: AbortSignal): Promise<CollectorResult> {
     const started = process.hrtime.bigint();
     const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
     if (this.closed) return this.failed(seconds(), 'the sockets collector was closed');
-    let table: Awaited<ReturnType<SocketsCollector['readTable']>>;
+    if (this.source === 'netlink') {
+      const r = await this.scanNetlink(signal, seconds);
+      if (r !== undefined) return r;
+    }
+    let table: Table;
     try {
       table = await this.readTable(signal);
     } catch (err) {
@@ -137,12 +234,19 @@ export class SocketsCollector implements Collector {
       unreadableProcesses: this.cache.stats.unreadable,
     };
     const duration = seconds();
-    const facts: Fact[] = [...ev.facts, { metric: M.scanSuccess, value: 1 }, { metric: M.scanDuration, value: duration }];
+    const facts: Fact[] = [
+      ...ev.facts,
+      { metric: M.scanSuccess, value: 1 },
+      { metric: M.scanDuration, value: duration },
+      { metric: M.scanSource, labels: { source: this.source }, value: 1 },
+    ];
     return { success: true, durationSeconds: duration, facts, details: details as unknown as Record<string, unknown> };
   }
 
   close(): void {
     this.closed = true;
+    this.netlink?.close();
+    this.netlink = undefined;
   }
 
   private failed(durationSeconds: number, error: string): CollectorResult {
@@ -153,6 +257,7 @@ export class SocketsCollector implements Collector {
       facts: [
         { metric: M.scanSuccess, value: 0 },
         { metric: M.scanDuration, value: durationSeconds },
+        { metric: M.scanSource, labels: { source: this.source }, value: 1 },
       ],
     };
   }

@@ -143,6 +143,7 @@ export function evaluate(table: SocketTable, s: SocketsSettings): Evaluation {
       value: 1,
     });
   }
+  facts.push(...queueFacts(table.listeners, expectedListeners, unexpected));
   const truncated = unexpected.length < distinct;
   facts.push({ metric: M.unexpectedCount, value: distinct });
   facts.push({ metric: M.unexpectedTruncated, value: truncated ? 1 : 0 });
@@ -160,4 +161,38 @@ export function evaluate(table: SocketTable, s: SocketsSettings): Evaluation {
     facts.push({ metric: M.listenDrops, value: table.listenQueue.drops });
   }
   return { facts, expectations, unexpected, unexpectedCount: distinct, truncated };
+}
+
+/**
+ * Accept queue, its limit and connections for every TCP listener the agent reports: those an
+ * expectation matched and the unexpected ones within the series cap. Listeners sharing a label
+ * set (SO_REUSEPORT groups, forked workers) are summed: each has a queue of its own. A source
+ * that does not give a number (the limit, from /proc) gives no series for it.
+ */
+function queueFacts(listeners: readonly OwnedListener[], expected: ReadonlySet<OwnedListener>, unexpected: readonly UnexpectedListener[]): Fact[] {
+  const reported = new Set<string>();
+  for (const l of expected) if (l.protocol === 'tcp') reported.add(`${l.address} ${l.port}`);
+  for (const u of unexpected) if (u.protocol === 'tcp') reported.add(`${u.address} ${u.port}`);
+  if (reported.size === 0) return [];
+  const sums = new Map<string, { address: string; port: number; queue?: number; limit?: number; connections?: number }>();
+  const add = (a: number | undefined, b: number | undefined): number | undefined => (b === undefined ? a : (a ?? 0) + b);
+  for (const l of listeners) {
+    if (l.protocol !== 'tcp') continue;
+    const key = `${l.address} ${l.port}`;
+    if (!reported.has(key)) continue;
+    let s = sums.get(key);
+    if (s === undefined) sums.set(key, (s = { address: l.address, port: l.port }));
+    s.queue = add(s.queue, l.acceptQueue);
+    s.limit = add(s.limit, l.acceptQueueLimit);
+    s.connections = add(s.connections, l.connections);
+  }
+  const facts: Fact[] = [];
+  const rows = [...sums.values()].sort((a, b) => a.port - b.port || cmp(a.address, b.address));
+  for (const r of rows) {
+    const labels = { protocol: 'tcp', address: r.address, port: String(r.port) };
+    if (r.queue !== undefined) facts.push({ metric: M.acceptQueue, labels, value: r.queue });
+    if (r.limit !== undefined) facts.push({ metric: M.acceptQueueLimit, labels, value: r.limit });
+    if (r.connections !== undefined) facts.push({ metric: M.connections, labels, value: r.connections });
+  }
+  return facts;
 }

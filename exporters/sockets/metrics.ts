@@ -13,6 +13,10 @@ export const M = {
   listenDrops: 'portprobe_tcp_listen_drops_total',
   scanSuccess: 'portprobe_socket_scan_success',
   scanDuration: 'portprobe_socket_scan_duration_seconds',
+  scanSource: 'portprobe_socket_scan_source_info',
+  acceptQueue: 'portprobe_listener_accept_queue',
+  acceptQueueLimit: 'portprobe_listener_accept_queue_limit',
+  connections: 'portprobe_listener_connections',
 } as const;
 
 export const SOCKETS_METRICS: readonly MetricDef[] = [
@@ -75,5 +79,29 @@ export const SOCKETS_METRICS: readonly MetricDef[] = [
     help: 'Wall time of the last socket scan.',
     type: 'gauge',
     labelNames: [],
+  },
+  {
+    name: M.scanSource,
+    help: 'Where the last socket scan read the socket tables (netlink, procfs or systeminformation); value 1.',
+    type: 'gauge',
+    labelNames: ['source'],
+  },
+  {
+    name: M.acceptQueue,
+    help: 'Connections waiting in a reported TCP listener\'s accept queue (ss -lt Recv-Q); netlink and procfs sources.',
+    type: 'gauge',
+    labelNames: ['protocol', 'address', 'port'],
+  },
+  {
+    name: M.acceptQueueLimit,
+    help: 'The backlog a reported TCP listener\'s accept queue may reach (ss -lt Send-Q); netlink source only.',
+    type: 'gauge',
+    labelNames: ['protocol', 'address', 'port'],
+  },
+  {
+    name: M.connections,
+    help: 'Established TCP connections to a reported listener\'s address and port, those still waiting to be accepted included.',
+    type: 'gauge',
+    labelNames: ['protocol', 'address', 'port'],
   },
 ];

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ProcNetParser, type Listener, type ProcNetTally, type ProcessInfo } from './procnet';
+import { attributeConnections } from './connections';
 import { listenQueueCounters, type ListenQueueCounters } from './netstat';
 import type { SocketProtocol } from './settings';
 
@@ -282,5 +283,6 @@ export async function readProcfsTables(procfs: string, ipv6: boolean, signal: Ab
     for (const e of t.badExamples) if (out.badExamples.length < 3) out.badExamples.push(`${tables[i][0]}: ${e}`);
     if (t.truncatedLastLine) out.truncatedTables.push(tables[i][0]);
   });
+  attributeConnections(out.listeners, tallies.map((t) => t.established));
   return out;
 }

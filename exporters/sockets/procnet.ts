@@ -22,6 +22,12 @@ export interface Listener {
   uid: number;
   /** The owning process, filled in after parsing; null when unknown or not asked for. */
   owner: ProcessInfo | null;
+  /** TCP listeners: connections waiting to be accepted (netlink and /proc). */
+  acceptQueue?: number;
+  /** TCP listeners: the backlog the queue may reach (netlink only: /proc does not print it). */
+  acceptQueueLimit?: number;
+  /** TCP listeners: established sockets whose local end is this listener's address and port. */
+  connections?: number;
 }
 
 /** Kernel TCP states (include/net/tcp_states.h), index = the `st` column. */
@@ -42,6 +48,7 @@ export const TCP_STATE_NAMES: readonly string[] = [
 ];
 
 const TCP_LISTEN = 0x0a;
+const TCP_ESTABLISHED = 0x01;
 /** An unconnected UDP socket shows TCP_CLOSE; a connect()ed one shows established. */
 const UDP_UNCONNECTED = 0x07;
 const MAX_BAD_EXAMPLES = 3;
@@ -54,6 +61,8 @@ export interface ProcNetTally {
   listeners: Listener[];
   /** Sockets per state code (index 0..15). */
   states: number[];
+  /** TCP: established sockets by `${family} ${address} ${port}` of their local end. */
+  established: Map<string, number>;
   /** Socket lines parsed (the header excluded). */
   sockets: number;
   /** Lines that are not socket lines; a few examples are kept for the error message. */
@@ -83,6 +92,7 @@ export class ProcNetParser {
       family,
       listeners: [],
       states: new Array<number>(16).fill(0),
+      established: new Map(),
       sockets: 0,
       badLines: 0,
       badExamples: [],
@@ -173,6 +183,17 @@ export class ProcNetParser {
     }
     const wanted = this.protocol === 'tcp' ? TCP_LISTEN : UDP_UNCONNECTED;
     if (state !== wanted) {
+      if (state === TCP_ESTABLISHED && this.protocol === 'tcp') {
+        // Counted by local end, to give each listener its connections.
+        const port = hex(text, ls + addrLen + 1, le);
+        const address = port < 0 ? undefined : this.address(text.slice(ls, ls + addrLen));
+        if (address === undefined) {
+          this.bad(text, from, to);
+          return;
+        }
+        const key = `${this.family} ${address} ${port}`;
+        this.tally.established.set(key, (this.tally.established.get(key) ?? 0) + 1);
+      }
       this.tally.sockets++;
       this.tally.states[state]++;
       return;
@@ -187,9 +208,19 @@ export class ProcNetParser {
       this.bad(text, from, to);
       return;
     }
+    const l: Listener = { protocol: this.protocol, family: this.family, address, port, inode, uid, owner: null };
+    if (this.protocol === 'tcp') {
+      // Token 4 is "tx_queue:rx_queue"; for a listener rx_queue is its accept queue.
+      const q = n > 4 && tok[9] - tok[8] === 17 && text.charCodeAt(tok[8] + 8) === 58 ? hex(text, tok[8] + 9, tok[9]) : -1;
+      if (q < 0) {
+        this.bad(text, from, to);
+        return;
+      }
+      l.acceptQueue = q;
+    }
     this.tally.sockets++;
     this.tally.states[state]++;
-    this.tally.listeners.push({ protocol: this.protocol, family: this.family, address, port, inode, uid, owner: null });
+    this.tally.listeners.push(l);
   }
 
   private address(hexText: string): string | undefined {

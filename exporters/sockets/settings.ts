@@ -5,8 +5,11 @@ import type { JsonSchema } from '../types';
 
 export type SocketProtocol = 'tcp' | 'udp';
 
-/** Where the listener table comes from. `auto`: procfs on Linux, systeminformation elsewhere. */
-export type SocketSource = 'auto' | 'procfs' | 'systeminformation';
+/**
+ * Where the listener table comes from. `auto`: netlink (sock_diag) on Linux when the native
+ * addon is built and the kernel allows it, else procfs on Linux, systeminformation elsewhere.
+ */
+export type SocketSource = 'auto' | 'netlink' | 'procfs' | 'systeminformation';
 
 export interface ListenerExpectation {
   port: number;
@@ -59,8 +62,10 @@ export const SOCKETS_SETTINGS_SCHEMA: JsonSchema = {
       description: 'How often to scan, e.g. 15s.',
     },
     source: {
-      enum: ['auto', 'procfs', 'systeminformation'],
-      description: 'Where the socket table comes from: auto picks procfs on Linux and systeminformation elsewhere.',
+      enum: ['auto', 'netlink', 'procfs', 'systeminformation'],
+      description:
+        'Where the socket table comes from: auto picks netlink (sock_diag) on Linux when the native addon is built and allowed, ' +
+        'else procfs on Linux, and systeminformation elsewhere.',
     },
     procfs: {
       type: 'string',

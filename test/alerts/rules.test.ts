@@ -64,6 +64,7 @@ test('the issue\'s alerts are all there, with unique names', () => {
       'PortprobeFtpDataChannelBroken',
       'PortprobeFtpPasvAddressMismatch',
       'PortprobeLastResortErrors',
+      'PortprobeListenerNotAccepting',
       'PortprobeMssqlLoginFailing',
       'PortprobeMssqlDatabaseNotOnline',
       'PortprobeMssqlBackupTooOld',

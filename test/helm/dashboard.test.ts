@@ -41,6 +41,10 @@ const KNOWN_METRICS = new Set([
   'portprobe_unexpected_listener_info',
   'portprobe_unexpected_listeners_truncated',
   'portprobe_tcp_connection_states',
+  'portprobe_listener_accept_queue',
+  'portprobe_listener_accept_queue_limit',
+  'portprobe_listener_connections',
+  'portprobe_tcp_listen_overflows_total',
   'portprobe_build_info',
   'portprobe_config_last_reload_successful',
   'portprobe_config_last_reload_success_timestamp_seconds',
@@ -133,6 +137,7 @@ test('has the panels the issue asks for', () => {
     /^Patch advisories$/,
     /^Listeners per port class$/,
     /^Unexpected listeners$/,
+    /^Accept queue fill by listener$/,
     /^Probes per second by result$/,
     /^Agents$/,
   ]) {

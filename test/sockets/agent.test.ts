@@ -56,6 +56,12 @@ test('a real scan rendered by the store passes promtool check metrics', async ()
     expect(text).toContain(`portprobe_listener_up{protocol="tcp",port="${port}",address="127.0.0.1"} 1\n`);
     expect(text).toContain('# TYPE portprobe_tcp_connection_states gauge\n');
     expect(text).toMatch(/^portprobe_socket_scan_success 1$/m);
+    // The default source on Linux with the addon built: netlink, with the per-listener series.
+    expect(text).toContain('portprobe_socket_scan_source_info{source="netlink"} 1\n');
+    expect(text).toContain(`portprobe_listener_accept_queue{protocol="tcp",address="127.0.0.1",port="${port}"} 0\n`);
+    expect(text).toContain(`portprobe_listener_accept_queue_limit{protocol="tcp",address="127.0.0.1",port="${port}"} 511\n`);
+    expect(text).toContain(`portprobe_listener_connections{protocol="tcp",address="127.0.0.1",port="${port}"} 0\n`);
+    c.close();
     // promtool reads the exposition on stdin; no output and exit 0 means no lint findings.
     const lint = execFileSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
     expect(lint).toBe('');

@@ -156,7 +156,9 @@ test('an unreadable procfs: a failed result naming the file, never a throw', asy
   expect(r.facts.map((f) => [f.metric, f.value])).toEqual([
     ['portprobe_socket_scan_success', 0],
     ['portprobe_socket_scan_duration_seconds', expect.any(Number)],
+    ['portprobe_socket_scan_source_info', 1],
   ]);
+  expect(r.facts.find((f) => f.metric === 'portprobe_socket_scan_source_info')?.labels).toEqual({ source: 'procfs' });
 
   fs.mkdirSync(path.join(tree.root, 'net', 'tcp'));
   const dir = await collector().scan(signal());

@@ -1,5 +1,5 @@
 // Helpers for the sockets tests: a fixture procfs tree, a child process holding real sockets,
-// and an independent parser for `ss -ltnuH` output.
+// a listener that never accepts, and independent parsers for `ss` output.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -138,4 +138,65 @@ export function parseSsListeners(out: string): string[] {
 
 export function ssListeners(): string[] {
   return parseSsListeners(execFileSync('ss', ['-ltnuH'], { encoding: 'utf8' }));
+}
+
+/**
+ * A Python process with a TCP listener that never calls accept(): backlog `backlog`, and
+ * `clients` connections it opens to itself, which wait in the accept queue. Python, not Node:
+ * Node accepts every connection as soon as it can.
+ */
+export class Stuck {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly port: number,
+  ) {}
+
+  static async start(address: string, backlog: number, clients: number, prefix: string[] = []): Promise<Stuck> {
+    const code = [
+      'import socket, sys',
+      `addr, backlog, n = ${JSON.stringify(address)}, ${backlog}, ${clients}`,
+      "fam = socket.AF_INET6 if ':' in addr else socket.AF_INET",
+      'srv = socket.socket(fam, socket.SOCK_STREAM)',
+      'srv.bind((addr, 0))',
+      'srv.listen(backlog)',
+      'port = srv.getsockname()[1]',
+      'held = []',
+      'for _ in range(n):',
+      '    c = socket.socket(fam, socket.SOCK_STREAM)',
+      '    c.connect((addr, port))',
+      '    held.append(c)',
+      'print(port, flush=True)',
+      'sys.stdin.read()',
+    ].join('\n');
+    const [cmd, ...args] = [...prefix, 'python3', '-c', code];
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+    const first = await readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next();
+    if (first.done) throw new Error('the stuck listener exited before reporting its port');
+    return new Stuck(child, Number(first.value));
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.stdin!.end();
+    this.child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+/** Recv-Q and Send-Q of a TCP listener as `ss -ltnH` prints them. */
+export function ssQueue(port: number, netns?: string): { recvQ: number; sendQ: number } {
+  const cmd = netns ? ['ip', 'netns', 'exec', netns, 'ss', '-ltnH', `sport = :${port}`] : ['ss', '-ltnH', `sport = :${port}`];
+  const out = execFileSync(cmd[0], cmd.slice(1), { encoding: 'utf8' }).trim().split(/\s+/);
+  return { recvQ: Number(out[1]), sendQ: Number(out[2]) };
+}
+
+/** Waits until `ss` shows the listener's Recv-Q at `queue` (the last ACKs may still be in flight). */
+export async function untilSsQueue(port: number, queue: number, netns?: string): Promise<{ recvQ: number; sendQ: number }> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const got = ssQueue(port, netns);
+    if (got.recvQ === queue || Date.now() > deadline) return got;
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

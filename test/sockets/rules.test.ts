@@ -250,8 +250,9 @@ describe('evaluate', () => {
   test('every declared family except the listen-queue counters appears even on an empty host', () => {
     const ev = evaluate(table(), settings({ expect: [{ port: 22 }], max_unexpected_series: 5 }));
     const seen = new Set(ev.facts.map((f) => f.metric));
+    // Per-listener series need a listener; the scan's own series come from the collector.
     const declared = SOCKETS_METRICS.map((m) => m.name).filter(
-      (n) => !/listen_(overflows|drops)_total|unexpected_listener_info|scan_(success|duration)/.test(n),
+      (n) => !/listen_(overflows|drops)_total|unexpected_listener_info|scan_(success|duration|source)|accept_queue|listener_connections/.test(n),
     );
     for (const n of declared) expect(seen).toContain(n);
   });
@@ -316,5 +317,48 @@ describe('systeminformation mapping', () => {
     expect(normalizeAddress('2001:DB8:0:0:0:0:0:5', 6)).toBe('2001:db8::5');
     expect(normalizeAddress('fe80::1%eth0', 6)).toBe('fe80::1');
     expect(normalizeAddress('nope', 4)).toBeUndefined();
+  });
+});
+
+describe('per-listener accept queue and connections', () => {
+  const L = (address: string, port: number, q: number | undefined, limit: number | undefined, conns: number | undefined, protocol: 'tcp' | 'udp' = 'tcp') => ({
+    protocol,
+    family: (address.includes(':') ? 6 : 4) as 4 | 6,
+    address,
+    port,
+    inode: port,
+    uid: 0,
+    owner: null,
+    acceptQueue: q,
+    acceptQueueLimit: limit,
+    connections: conns,
+  });
+  const series = (facts: Fact[]) =>
+    facts.filter((f) => /accept_queue|listener_connections/.test(f.metric)).map((f) => `${f.metric}{${f.labels?.address}:${f.labels?.port}} ${f.value}`);
+
+  test('expected and capped unexpected listeners get them, summed over a SO_REUSEPORT group; UDP and the rest do not', () => {
+    const listeners = [
+      L('0.0.0.0', 1433, 3, 128, 10),
+      L('0.0.0.0', 1433, 2, 128, 0),
+      L('::', 80, 0, 4096, 2),
+      L('127.0.0.1', 9000, 1, 16, 1),
+      L('127.0.0.1', 9001, 9, 16, 9),
+      L('0.0.0.0', 53, undefined, undefined, undefined, 'udp'),
+    ];
+    const ev = evaluate({ listeners }, settings({ expect: [{ port: 1433 }, { port: 53, protocol: 'udp' }], allow: { ports: [80], processes: [] }, max_unexpected_series: 1 }));
+    expect(series(ev.facts)).toEqual([
+      'portprobe_listener_accept_queue{0.0.0.0:1433} 5',
+      'portprobe_listener_accept_queue_limit{0.0.0.0:1433} 256',
+      'portprobe_listener_connections{0.0.0.0:1433} 10',
+      'portprobe_listener_accept_queue{127.0.0.1:9000} 1',
+      'portprobe_listener_accept_queue_limit{127.0.0.1:9000} 16',
+      'portprobe_listener_connections{127.0.0.1:9000} 1',
+    ]);
+    expect(ev.facts.find((f) => f.metric === 'portprobe_listener_accept_queue')?.labels).toEqual({ protocol: 'tcp', address: '0.0.0.0', port: '1433' });
+  });
+
+  test('a source without the backlog (/proc) gives no limit series', () => {
+    const ev = evaluate({ listeners: [L('0.0.0.0', 22, 0, undefined, 4)] }, settings({ expect: [{ port: 22 }] }));
+    expect(series(ev.facts)).toEqual(['portprobe_listener_accept_queue{0.0.0.0:22} 0', 'portprobe_listener_connections{0.0.0.0:22} 4']);
   });
 });

@@ -1,0 +1,335 @@
+// The netlink (sock_diag) source on this machine's kernel, with real sockets: a listener that
+// never accepts with clients in its queue (queue and backlog exact), one that holds N
+// connections, IPv6, UDP, a network namespace with its own sockets, the kernel-side state
+// filter keeping TIME_WAIT rows in the kernel, agreement with `ss` and with the /proc source,
+// and the fall back to /proc when netlink cannot be used.
+import { execFileSync } from 'node:child_process';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { resolveSource, socketsCollector, type ScanDetails } from '../../exporters/sockets';
+import { loadSockDiag, sockDiagUnavailable } from '../../exporters/sockets/netlink';
+import { parseSockDiag, stateMask } from '../../exporters/sockets/sockdiag';
+import { SOCKETS_DEFAULTS, type SocketsSettings } from '../../exporters/sockets/settings';
+import type { CollectorResult, Fact, ProbeLogger } from '../../exporters/types';
+import { silentLogger } from '../helpers/context';
+import { Stuck, ssQueue, untilSsQueue } from './helpers';
+
+const REPO = path.resolve(__dirname, '..', '..');
+const signal = (): AbortSignal => new AbortController().signal;
+const details = (r: CollectorResult): ScanDetails => r.details as unknown as ScanDetails;
+
+function fact(r: CollectorResult, metric: string, labels: Record<string, string>): Fact | undefined {
+  return r.facts.find((f) => f.metric === metric && Object.entries(labels).every(([k, v]) => f.labels?.[k] === v));
+}
+
+function collector(source: SocketsSettings['source'], over: Partial<SocketsSettings> = {}, logger: ProbeLogger = silentLogger) {
+  return socketsCollector.create({ ...SOCKETS_DEFAULTS, source, ...over }, logger);
+}
+
+/** The three per-listener series of one listener, in a form to compare between sources. */
+function queueSeries(r: CollectorResult, address: string, port: number): Record<string, number | undefined> {
+  const labels = { protocol: 'tcp', address, port: String(port) };
+  return {
+    queue: fact(r, 'portprobe_listener_accept_queue', labels)?.value,
+    limit: fact(r, 'portprobe_listener_accept_queue_limit', labels)?.value,
+    connections: fact(r, 'portprobe_listener_connections', labels)?.value,
+  };
+}
+
+describe('the addon', () => {
+  it('is built on Linux and loads', () => {
+    expect(os.platform()).toBe('linux');
+    expect(sockDiagUnavailable()).toBeUndefined();
+    expect(typeof loadSockDiag().dump).toBe('function');
+  });
+
+  it('refuses bad arguments with an error instead of crashing', () => {
+    const { dump } = loadSockDiag();
+    expect(() => (dump as unknown as (...a: unknown[]) => unknown)(5, 6, 0, 0)).toThrow('dump(family 4|6, protocol, states, ext)');
+    expect(() => (dump as unknown as (...a: unknown[]) => unknown)('4')).toThrow('dump(family 4|6, protocol, states, ext)');
+  });
+
+  it('keeps TIME_WAIT rows in the kernel when the state filter leaves them out', async () => {
+    // One TIME_WAIT socket of our own: the client closes first.
+    const srv = net.createServer((c) => c.on('end', () => c.end()));
+    await new Promise<void>((ok) => srv.listen(0, '127.0.0.1', ok));
+    const port = (srv.address() as net.AddressInfo).port;
+    const c = net.connect(port, '127.0.0.1');
+    await new Promise((ok) => c.once('connect', ok));
+    c.end();
+    await new Promise((ok) => c.once('close', ok));
+    srv.close();
+    const { dump } = loadSockDiag();
+    const all = parseSockDiag(dump(4, 6, 0xffff, 0), 'tcp');
+    const filtered = parseSockDiag(dump(4, 6, 0xffff & ~(1 << 6), 0), 'tcp');
+    expect(all.states[6]).toBeGreaterThanOrEqual(1);
+    expect(filtered.states[6]).toBe(0);
+    expect(filtered.done && all.done).toBe(true);
+    const listenersOnly = parseSockDiag(dump(4, 6, stateMask([10]), 0), 'tcp');
+    expect(listenersOnly.states.reduce((a, b) => a + b, 0)).toBe(listenersOnly.states[10]);
+  });
+});
+
+describe('netlink with real sockets', () => {
+  let stuck4: Stuck;
+  let stuck6: Stuck;
+  const server = net.createServer((c) => held.push(c));
+  const held: net.Socket[] = [];
+  const clients: net.Socket[] = [];
+  let heldPort = 0;
+  const N = 7;
+
+  beforeAll(async () => {
+    stuck4 = await Stuck.start('127.0.0.1', 8, 5);
+    stuck6 = await Stuck.start('::1', 4, 4);
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', 100, ok));
+    heldPort = (server.address() as net.AddressInfo).port;
+    for (let i = 0; i < N; i++) {
+      const c = net.connect(heldPort, '127.0.0.1');
+      await new Promise((ok) => c.once('connect', ok));
+      clients.push(c);
+    }
+    while (held.length < N) await new Promise((r) => setTimeout(r, 10));
+    expect(await untilSsQueue(stuck4.port, 5)).toEqual({ recvQ: 5, sendQ: 8 });
+    // A queue at its backlog: the kernel still takes one more, then drops.
+    expect(await untilSsQueue(stuck6.port, 4)).toEqual({ recvQ: 4, sendQ: 4 });
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const c of clients) c.destroy();
+    for (const c of held) c.destroy();
+    server.close();
+    await stuck4?.stop();
+    await stuck6?.stop();
+  });
+
+  const expectations = (): SocketsSettings['expect'] => [
+    { port: stuck4.port, address: '127.0.0.1' },
+    { port: stuck6.port, address: '::1' },
+    { port: heldPort },
+  ];
+
+  it('a listener that never accepts: its queue and backlog, exactly; queued clients are connections', async () => {
+    const c = collector('netlink', { expect: expectations() });
+    const r = await c.scan(signal());
+    c.close();
+    expect(r.success).toBe(true);
+    expect(details(r).source).toBe('netlink');
+    expect(fact(r, 'portprobe_socket_scan_source_info', {})?.labels).toEqual({ source: 'netlink' });
+    expect(queueSeries(r, '127.0.0.1', stuck4.port)).toEqual({ queue: 5, limit: 8, connections: 5 });
+  });
+
+  it('IPv6: the same on ::1, a queue at its backlog', async () => {
+    const c = collector('netlink', { expect: expectations() });
+    const r = await c.scan(signal());
+    c.close();
+    expect(queueSeries(r, '::1', stuck6.port)).toEqual({ queue: 4, limit: 4, connections: 4 });
+  });
+
+  it('a listener holding N accepted connections: connections N, queue 0', async () => {
+    const c = collector('netlink', { expect: expectations() });
+    const r = await c.scan(signal());
+    c.close();
+    expect(queueSeries(r, '127.0.0.1', heldPort)).toEqual({ queue: 0, limit: 100, connections: N });
+    const estab = fact(r, 'portprobe_tcp_connection_states', { state: 'established' })?.value ?? 0;
+    expect(estab).toBeGreaterThanOrEqual(2 * N + 5 * 2);
+  });
+
+  it('unexpected listeners within the cap get the series too; beyond the cap they do not', async () => {
+    const c = collector('netlink', { max_unexpected_series: 100000 });
+    const r = await c.scan(signal());
+    c.close();
+    expect(queueSeries(r, '127.0.0.1', stuck4.port)).toEqual({ queue: 5, limit: 8, connections: 5 });
+    const none = collector('netlink', { max_unexpected_series: 0 });
+    const r0 = await none.scan(signal());
+    none.close();
+    expect(r0.facts.filter((f) => f.metric.startsWith('portprobe_listener_accept_queue'))).toEqual([]);
+  });
+
+  it('UDP: bound sockets are listeners with owner, and get no accept-queue series', async () => {
+    const { default: dgram } = await import('node:dgram');
+    const u4 = dgram.createSocket('udp4');
+    const u6 = dgram.createSocket({ type: 'udp6', ipv6Only: true });
+    await new Promise<void>((ok) => u4.bind(0, '127.0.0.1', ok));
+    await new Promise<void>((ok) => u6.bind(0, '::1', ok));
+    try {
+      const p4 = u4.address().port;
+      const p6 = u6.address().port;
+      const c = collector('netlink', { expect: [{ port: p4, protocol: 'udp', address: '127.0.0.1' }, { port: p6, protocol: 'udp', address: '::1', process: 'node' }] });
+      const r = await c.scan(signal());
+      c.close();
+      expect(fact(r, 'portprobe_listener_up', { protocol: 'udp', port: String(p4) })?.value).toBe(1);
+      expect(fact(r, 'portprobe_listener_up', { protocol: 'udp', port: String(p6) })?.value).toBe(1);
+      const mine = details(r).listeners.filter((l) => l.protocol === 'udp' && (l.port === p4 || l.port === p6));
+      expect(mine.map((l) => [l.address, l.owner?.pid])).toEqual(
+        expect.arrayContaining([
+          ['127.0.0.1', process.pid],
+          ['::1', process.pid],
+        ]),
+      );
+      expect(r.facts.filter((f) => f.labels?.protocol === 'udp' && f.metric.startsWith('portprobe_listener_accept'))).toEqual([]);
+    } finally {
+      u4.close();
+      u6.close();
+    }
+  });
+
+  it('finds what ss finds for our sockets, with ss\'s Recv-Q and Send-Q', async () => {
+    const c = collector('netlink', { include_process: false });
+    const r = await c.scan(signal());
+    c.close();
+    for (const [port, address] of [
+      [stuck4.port, '127.0.0.1'],
+      [stuck6.port, '::1'],
+      [heldPort, '127.0.0.1'],
+    ] as const) {
+      const ss = ssQueue(port);
+      const l = details(r).listeners.find((x) => x.protocol === 'tcp' && x.port === port);
+      expect([address, l?.address, l?.acceptQueue, l?.acceptQueueLimit]).toEqual([address, address, ss.recvQ, ss.sendQ]);
+    }
+  });
+
+  it('the /proc source gives the same series but the backlog, which /proc does not print', async () => {
+    const nl = collector('netlink', { expect: expectations() });
+    const pf = collector('procfs', { expect: expectations() });
+    const a = await nl.scan(signal());
+    const b = await pf.scan(signal());
+    nl.close();
+    pf.close();
+    for (const [address, port] of [
+      ['127.0.0.1', stuck4.port],
+      ['::1', stuck6.port],
+      ['127.0.0.1', heldPort],
+    ] as const) {
+      const n = queueSeries(a, address, port);
+      const p = queueSeries(b, address, port);
+      expect(p).toEqual({ ...n, limit: undefined });
+      expect(n.limit).toBeGreaterThan(0);
+    }
+    const up = (r: CollectorResult) => r.facts.filter((f) => f.metric === 'portprobe_listener_up');
+    expect(up(b)).toEqual(up(a));
+    expect(fact(b, 'portprobe_socket_scan_source_info', {})?.labels).toEqual({ source: 'procfs' });
+  });
+
+  it('falls back to /proc when netlink cannot be used (auto), and fails clearly when it was asked for', async () => {
+    const before = process.env.PORTPROBE_SOCK_DIAG;
+    const warnings: unknown[][] = [];
+    const infos: unknown[][] = [];
+    const logger: ProbeLogger = { ...silentLogger, warn: (...a: unknown[]) => warnings.push(a), info: (...a: unknown[]) => infos.push(a) };
+    try {
+      // Resolved while the addon is usable, refused when the worker loads it.
+      const auto = collector('auto', { expect: expectations() }, logger);
+      const explicit = collector('netlink', { expect: expectations() });
+      process.env.PORTPROBE_SOCK_DIAG = 'off';
+      expect(resolveSource({ ...SOCKETS_DEFAULTS, source: 'auto' })).toBe('procfs');
+      const r = await auto.scan(signal());
+      const e = await explicit.scan(signal());
+      auto.close();
+      explicit.close();
+      expect(r.success).toBe(true);
+      expect(details(r).source).toBe('procfs');
+      expect(warnings[0]?.[0]).toBe('netlink sock_diag unavailable, reading /proc instead');
+      expect(infos).toEqual([['socket tables read via procfs', { source: 'procfs' }]]);
+      expect(queueSeries(r, '127.0.0.1', stuck4.port)).toEqual({ queue: 5, limit: undefined, connections: 5 });
+      expect(e.success).toBe(false);
+      expect(e.error).toBe('socket scan via netlink failed: netlink unavailable: PORTPROBE_SOCK_DIAG=off');
+    } finally {
+      if (before === undefined) delete process.env.PORTPROBE_SOCK_DIAG;
+      else process.env.PORTPROBE_SOCK_DIAG = before;
+    }
+    expect(resolveSource({ ...SOCKETS_DEFAULTS, source: 'auto' })).toBe('netlink');
+    expect(resolveSource({ ...SOCKETS_DEFAULTS, source: 'auto' }, 'linux', 'not built')).toBe('procfs');
+    expect(resolveSource({ ...SOCKETS_DEFAULTS, source: 'auto', procfs: '/nonexistent' }, 'darwin')).toBe('systeminformation');
+  });
+});
+
+describe('after netlink has worked', () => {
+  it('a later netlink failure is a failed scan, not a switch to /proc', async () => {
+    const before = process.env.PORTPROBE_SOCK_DIAG;
+    const c = collector('auto');
+    try {
+      const ok = await c.scan(signal());
+      expect(details(ok).source).toBe('netlink');
+      // The worker dies; its replacement cannot load the addon.
+      process.env.PORTPROBE_SOCK_DIAG = 'off';
+      (c as unknown as { netlink?: { close(): void } }).netlink?.close();
+      const r = await c.scan(signal());
+      expect([r.success, r.error]).toEqual([false, 'socket scan via netlink failed: netlink unavailable: PORTPROBE_SOCK_DIAG=off']);
+      expect(fact(r, 'portprobe_socket_scan_source_info', {})?.labels).toEqual({ source: 'netlink' });
+    } finally {
+      c.close();
+      if (before === undefined) delete process.env.PORTPROBE_SOCK_DIAG;
+      else process.env.PORTPROBE_SOCK_DIAG = before;
+    }
+  });
+});
+
+describe('deadlines and closing', () => {
+  it('a scan aborted at its deadline fails with a clear error, and the next scan succeeds', async () => {
+    const c = collector('netlink');
+    const ac = new AbortController();
+    const pending = c.scan(ac.signal);
+    ac.abort();
+    const r = await pending;
+    expect(r.success).toBe(false);
+    expect(r.error).toBe('socket scan via netlink failed: socket scan aborted at its deadline (netlink dump still running)');
+    const again = await c.scan(signal());
+    expect(again.success).toBe(true);
+    c.close();
+    const closed = await c.scan(signal());
+    expect([closed.success, closed.error]).toEqual([false, 'the sockets collector was closed']);
+  });
+});
+
+describe('a network namespace with its own sockets', () => {
+  const ns = `portprobe-nl-${process.pid}`;
+  let stuck: Stuck | undefined;
+  beforeAll(() => {
+    execFileSync('ip', ['netns', 'add', ns]);
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  });
+  afterAll(async () => {
+    await stuck?.stop();
+    execFileSync('ip', ['netns', 'del', ns]);
+  });
+
+  it('sees the namespace\'s listener, queue and TIME_WAIT count, and none of the host\'s', async () => {
+    stuck = await Stuck.start('127.0.0.1', 16, 3, ['ip', 'netns', 'exec', ns]);
+    expect(await untilSsQueue(stuck.port, 3, ns)).toEqual({ recvQ: 3, sendQ: 16 });
+    // Two TIME_WAIT sockets inside the namespace: a client that closes first, twice.
+    execFileSync('ip', [
+      'netns',
+      'exec',
+      ns,
+      'python3',
+      '-c',
+      [
+        'import socket',
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(8); p = s.getsockname()[1]",
+        'for _ in range(2):',
+        "    c = socket.socket(); c.connect(('127.0.0.1', p)); a, _x = s.accept(); c.close(); a.recv(1); a.close()",
+      ].join('\n'),
+    ]);
+    const script = `
+      const { socketsCollector } = require(${JSON.stringify(path.join(REPO, 'exporters/sockets'))});
+      const { SOCKETS_DEFAULTS } = require(${JSON.stringify(path.join(REPO, 'exporters/sockets/settings'))});
+      const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+      const c = socketsCollector.create({ ...SOCKETS_DEFAULTS, source: 'netlink', expect: [{ port: ${stuck.port} }], max_unexpected_series: 1000 }, quiet);
+      c.scan(new AbortController().signal).then((r) => {
+        c.close();
+        process.stdout.write(JSON.stringify({ facts: r.facts, listeners: r.details.listeners, timeWaitFrom: r.details.timeWaitFrom }));
+      });`;
+    const out = execFileSync('ip', ['netns', 'exec', ns, process.execPath, '--require', 'ts-node/register/transpile-only', '-e', script], {
+      cwd: REPO,
+      encoding: 'utf8',
+    });
+    const r = JSON.parse(out) as { facts: Fact[]; listeners: Array<{ protocol: string; address: string; port: number }>; timeWaitFrom: string };
+    const asResult = { success: true, durationSeconds: 0, facts: r.facts } as CollectorResult;
+    expect(queueSeries(asResult, '127.0.0.1', stuck.port)).toEqual({ queue: 3, limit: 16, connections: 3 });
+    expect(r.listeners.map((l) => `${l.protocol} ${l.address} ${l.port}`)).toEqual([`tcp 127.0.0.1 ${stuck.port}`]);
+    expect(r.timeWaitFrom).toBe('sockstat');
+    expect(fact(asResult, 'portprobe_tcp_connection_states', { state: 'time_wait' })?.value).toBe(2);
+    expect(fact(asResult, 'portprobe_tcp_connection_states', { state: 'established' })?.value).toBe(6);
+  }, 60_000);
+});
