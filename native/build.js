@@ -46,6 +46,9 @@ function which(command) {
 function missingTool() {
   const cc = process.env.CC || 'cc';
   if (!which(cc)) return `no C compiler (${cc} not found)`;
+  // node-gyp's makefiles link with the C++ driver, even for C sources.
+  const cxx = process.env.CXX || 'g++';
+  if (!which(cxx)) return `no C++ compiler to link with (${cxx} not found)`;
   if (!which('make')) return 'no make';
   if (!process.env.PYTHON && !which('python3')) return 'no python3 (node-gyp needs it)';
   return undefined;
@@ -92,7 +95,7 @@ function main() {
   }
   const missing = missingTool();
   if (missing) {
-    say(`native addon not built: ${missing}; ${FALLBACK}. Install gcc, make and python3, then run \`npm rebuild portprobe\` to build it.`);
+    say(`native addon not built: ${missing}; ${FALLBACK}. Install gcc, g++, make and python3, then reinstall portprobe to build it.`);
     return;
   }
   // The node-gyp npm ships (npm sets npm_config_node_gyp for scripts), else one on PATH.

@@ -150,7 +150,7 @@ describe('npm install -g of the tarball', () => {
   });
   afterAll(async () => up?.close());
 
-  /** A bin directory with only node and sh (npm runs scripts with it): no cc, gcc, make or python3. */
+  /** A bin directory with only node and sh (npm runs scripts with it): no cc, gcc, g++, make or python3. */
   function nodeOnlyPath(): string {
     const bin = path.join(scratch, 'node-only-bin');
     if (!existsSync(bin)) {
@@ -158,7 +158,7 @@ describe('npm install -g of the tarball', () => {
       symlinkSync(process.execPath, path.join(bin, 'node'));
       symlinkSync('/bin/sh', path.join(bin, 'sh'));
     }
-    for (const tool of ['cc', 'gcc', 'make', 'python3']) {
+    for (const tool of ['cc', 'gcc', 'g++', 'make', 'python3']) {
       expect([tool, spawnSync('/bin/sh', ['-c', `command -v ${tool}`], { env: { PATH: bin } }).status]).toEqual([tool, 127]);
     }
     return bin;
@@ -198,10 +198,10 @@ describe('npm install -g of the tarball', () => {
     }
   }
 
-  test('without a C compiler, make or python3 on PATH: installs, says in one line why the addon is not built, and probes', async () => {
+  test('without a C compiler, g++, make or python3 on PATH: installs, says in one line why the addon is not built, and probes', async () => {
     const { out, dir, prefix } = install('no-compiler', { ...process.env, PATH: nodeOnlyPath() }, []);
     expect(scriptLines(out)).toEqual([
-      'portprobe: native addon not built: no C compiler (cc not found); probes are timed on the event loop (portprobe_arrival_stamps_enabled 0). Install gcc, make and python3, then run `npm rebuild portprobe` to build it.',
+      'portprobe: native addon not built: no C compiler (cc not found); probes are timed on the event loop (portprobe_arrival_stamps_enabled 0). Install gcc, g++, make and python3, then reinstall portprobe to build it.',
     ]);
     expect(out).not.toMatch(/gyp/);
     expect(existsSync(path.join(dir, 'build'))).toBe(false);
