@@ -3,7 +3,7 @@
 // The package's install step: builds the native addons of binding.gyp where that can work and
 // never fails the install. The addons are an optimisation (arrival stamps, see
 // exporters/arrival.ts): without them every probe phase is timed on the event loop and
-// portprobe_arrival_stamps_enabled is 0. So on an OS other than Linux, or without a C compiler,
+// portprobe_arrival_stamps_enabled is 0. So on an OS other than Linux, without a C compiler, g++,
 // make or Python, or when the build itself fails, this prints one line saying so and why, and
 // exits 0.
 //
