@@ -4,7 +4,10 @@
       "target_name": "arrival",
       "sources": ["native/arrival.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=c11"],
-      "libraries": ["-lpthread"]
+      "libraries": ["-lpthread"],
+      "conditions": [
+        ["OS!='linux'", {"type": "none", "sources!": ["native/arrival.c"]}]
+      ]
     }
   ],
   "conditions": [

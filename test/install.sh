@@ -25,6 +25,9 @@ fi
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
   prometheus iproute2 nftables openssl procps ca-certificates
+# The image build (test/e2e/image-build.test.ts): buildah builds and mounts the image, debootstrap
+# makes the stand-ins for its base images, getcap (libcap2-bin) reads ping's file capability.
+apt-get install -y -q --no-install-recommends buildah debootstrap libcap2-bin
 for script in test/*/install.sh; do
   echo "test/install.sh: running $script"
   bash "$script"

@@ -76,10 +76,15 @@ interface PingRun {
 
 function runPing(path: string, args: string[], signal: ProbeSignal): Promise<PingRun> {
   return new Promise((resolve) => {
-    execFile(path, args, { signal: abortSignalOf(signal), timeout: 0, maxBuffer: 256 * 1024, encoding: 'utf8', env: { LC_ALL: 'C' } }, (err, stdout, stderr) => {
-      const code = err ? ((err as NodeJS.ErrnoException).code ?? (err as { status?: number }).status ?? 1) : 0;
-      resolve({ code: code as number | string, stdout: String(stdout ?? ''), stderr: String(stderr ?? '') });
-    });
+    try {
+      execFile(path, args, { signal: abortSignalOf(signal), timeout: 0, maxBuffer: 256 * 1024, encoding: 'utf8', env: { LC_ALL: 'C' } }, (err, stdout, stderr) => {
+        const code = err ? ((err as NodeJS.ErrnoException).code ?? (err as { status?: number }).status ?? 1) : 0;
+        resolve({ code: code as number | string, stdout: String(stdout ?? ''), stderr: String(stderr ?? '') });
+      });
+    } catch (err) {
+      // Some spawn failures throw at once instead of calling back (EPERM, below).
+      resolve({ code: (err as NodeJS.ErrnoException).code ?? 1, stdout: '', stderr: '' });
+    }
   });
 }
 
@@ -121,6 +126,16 @@ export async function pingRung(
       'icmp_unavailable',
       `cannot run ${s.ping_path}: ${r.code}`,
       'Install iputils-ping, or drop the ICMP rung: without ping the agent cannot test reachability by ICMP.',
+    );
+  }
+  // The kernel refuses to start a ping that carries cap_net_raw as a file capability when this
+  // process may not hold it (no_new_privs, NET_RAW not in its bounding set): a container without
+  // NET_RAW.
+  if (r.code === 'EPERM') {
+    throw new ProbeError(
+      'icmp_unavailable',
+      `cannot run ${s.ping_path}: EPERM (it needs NET_RAW, which this process may not have)`,
+      'Grant the agent NET_RAW (in Kubernetes: securityContext.capabilities.add), or drop the ICMP rung.',
     );
   }
   const summary = parsePingOutput(r.stdout);

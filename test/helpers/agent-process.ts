@@ -13,10 +13,16 @@ export interface AgentProcess {
   stop: () => Promise<{ code: number | null; ms: number }>;
 }
 
-export async function startAgent(configFile: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<AgentProcess> {
+/** `command` is what starts the agent (default: this Node on dist/); the flags follow it. */
+export async function startAgent(
+  configFile: string,
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+  command: string[] = [process.execPath, MAIN],
+): Promise<AgentProcess> {
   const proc = spawn(
-    process.execPath,
-    [MAIN, `--config.file=${configFile}`, '--web.listen-address=127.0.0.1:0', '--log.format=json', ...args],
+    command[0],
+    [...command.slice(1), `--config.file=${configFile}`, '--web.listen-address=127.0.0.1:0', '--log.format=json', ...args],
     { env: { ...process.env, ...env } },
   );
   let logs = '';
