@@ -210,11 +210,11 @@ describe('the image, running', () => {
     expect([chart.status, chart.stderr]).toEqual([0, '']);
   });
 
-  test('serves /metrics as 65532 from a read-only root, with the arrival-stamp addon loaded and the revision in portprobe_build_info', async () => {
+  test('serves /metrics as 65532 from a read-only root, with the arrival-stamp and netlink addons loaded and the revision in portprobe_build_info', async () => {
     const up = await listen();
     writeFileSync(
       path.join(configDir, 'portprobe.yml'),
-      ['global: {interval: 1s}', 'modules: {tcp_connect: {prober: tcp, timeout: 900ms}}', 'targets:', `  - {name: local, module: tcp_connect, address: "127.0.0.1:${up.port}"}`].join('\n'),
+      ['global: {interval: 1s}', 'sockets: {interval: 1s, source: netlink}', 'modules: {tcp_connect: {prober: tcp, timeout: 900ms}}', 'targets:', `  - {name: local, module: tcp_connect, address: "127.0.0.1:${up.port}"}`].join('\n'),
     );
     // startAgent adds --config.file, the listen address and the log format after the entrypoint.
     const agent = await startAgent('/etc/portprobe/config/portprobe.yml', [], {}, inImage(config.Entrypoint, { caps: 'none' }));
@@ -236,6 +236,12 @@ describe('the image, running', () => {
       }
       expect(metrics).toMatch(/^probe_success\{target="local",module="tcp_connect"\} 1$/m);
       expect(metrics).toMatch(/^portprobe_arrival_stamps_enabled 1$/m);
+      // The netlink addon is in the image too: the socket scan reads sock_diag, not /proc.
+      for (let i = 0; i < 100 && !/^portprobe_socket_scan_source_info\{/m.test(metrics); i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        metrics = await (await fetch(`${agent.base}/metrics`)).text();
+      }
+      expect(metrics).toMatch(/^portprobe_socket_scan_source_info\{source="netlink"\} 1$/m);
       expect(metrics).toMatch(new RegExp(`^portprobe_build_info\\{version="${pkg.version.replace(/\./g, '\\.')}",revision="${REVISION}",nodejs="${process.version}"\\} 1$`, 'm'));
       expect(agent.logs()).not.toMatch(/EROFS|read-only file system/i);
     } finally {
