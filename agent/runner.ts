@@ -7,10 +7,9 @@ import { scrubDeep, scrubText, secretValues } from '../exporters/secret';
 import { ProbeAbort, abortSignalOf } from '../exporters/signal';
 import { ICMP_DEFAULTS, icmpProber } from '../exporters/icmp';
 import { parseHostPort } from '../exporters/tcp/net';
-import type { ProbeContext, Prober } from '../exporters/types';
 import { lastResort } from './last-resort';
 import type { Shutdown } from './shutdown';
-import type { FailureReason, ModuleSpec, ProbeLogger, ProbeResult, TargetSpec } from '../exporters/types';
+import type { FailureReason, ModuleSpec, ProbeContext, ProbeLogger, ProbeResult, Prober, TargetSpec } from '../exporters/types';
 
 /** How long past its deadline a prober may take to notice the abort before it is abandoned. */
 export const ABANDON_GRACE_MS = 50;

@@ -37,7 +37,9 @@ export function arrivalAddon(): Addon | null {
   const file = arrivalAddonPath();
   if (!existsSync(file)) return null;
   try {
-    const a = require(file) as Addon; // eslint-disable-line @typescript-eslint/no-require-imports
+    // A native addon at a path known only at run time (and maybe absent): import cannot load it.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const a = require(file) as Addon;
     // Both clocks are CLOCK_MONOTONIC; the tightest of a few paired readings gives the offset.
     let best = Infinity;
     for (let i = 0; i < 5; i++) {

@@ -78,7 +78,7 @@ function runPing(path: string, args: string[], signal: ProbeSignal): Promise<Pin
   return new Promise((resolve) => {
     execFile(path, args, { signal: abortSignalOf(signal), timeout: 0, maxBuffer: 256 * 1024, encoding: 'utf8', env: { LC_ALL: 'C' } }, (err, stdout, stderr) => {
       const code = err ? ((err as NodeJS.ErrnoException).code ?? (err as { status?: number }).status ?? 1) : 0;
-      resolve({ code: code as number | string, stdout: String(stdout ?? ''), stderr: String(stderr ?? '') });
+      resolve({ code: code, stdout: String(stdout ?? ''), stderr: String(stderr ?? '') });
     });
   });
 }
