@@ -9,7 +9,7 @@ import { COLLECTORS, PROBERS } from '../exporters';
 import { Secret } from '../exporters/secret';
 import type { ModuleSpec, TargetSpec } from '../exporters/types';
 import { PATTERN_WORDS, buildSchema } from './schema';
-import { parseDuration } from './duration';
+import { parseDuration } from '../exporters/duration';
 
 export interface TargetConfig extends TargetSpec {
   module: string;

@@ -9,7 +9,7 @@ import { adviceFor } from '../../exporters/advice';
 import { Secret } from '../../exporters/secret';
 import type { Fact, JsonSchema, ModuleSpec, ProberDef, ProbeResult, TargetSpec } from '../../exporters/types';
 import { ConfigError, compileSchema, loadConfigFile, mergeDefaults, parseYamlAgainst, type AgentConfig } from '../../config/load';
-import { parseDuration } from '../../config/duration';
+import { parseDuration } from '../../exporters/duration';
 import { runProbe } from '../runner';
 import { createLogger } from '../logger';
 import { findingLines, findingsSummary, infoFacts, pingText, sortedFindings } from '../status/findings';

@@ -8,7 +8,7 @@ import { loadConfigFile, parseConfig } from '../../config/load';
 import { schemaText } from '../../config/write-schema';
 import { PROBERS } from '../../exporters';
 import { Secret } from '../../exporters/secret';
-import { parseDuration } from '../../config/duration';
+import { parseDuration } from '../../exporters/duration';
 import { errorsOf } from '../helpers/config';
 
 const TESTDATA = path.join(__dirname, '..', '..', 'config', 'testdata');
@@ -53,6 +53,15 @@ describe('valid configs', () => {
   it('accepts the built-in default config', () => {
     const cfg = loadConfigFile(path.join(__dirname, '..', '..', 'config', 'default.yml'));
     expect(cfg.targets.length).toBeGreaterThan(0);
+  });
+
+  it('takes Prometheus\'s day, week and year units in durations', () => {
+    const cfg = parseConfig(['global:', '  interval: 1d', '  timeout: 1w', ''].join('\n'), 'units.yml');
+    expect(cfg.global.intervalMs).toBe(86_400_000);
+    expect(cfg.global.timeoutMs).toBe(604_800_000);
+    expect(errorsOf(() => parseConfig(['global:', '  interval: 1y2x', ''].join('\n'), 'units.yml'))).toEqual([
+      'units.yml:2: global.interval: must be a duration such as 500ms, 15s, 1m or 1h30m',
+    ]);
   });
 
   it('accepts an empty file as "probe nothing"', () => {
@@ -150,10 +159,18 @@ describe('durations', () => {
     ['15s', 15000],
     ['1m30s', 90000],
     ['2h', 7200000],
+    ['1d', 86_400_000],
+    ['2w', 1_209_600_000],
+    ['1y', 31_536_000_000],
+    ['1d12h', 129_600_000],
+    ['1w500ms', 604_800_500],
   ])('%s = %d ms', (text, ms) => {
     expect(parseDuration(text)).toBe(ms);
   });
   it('rejects other text', () => {
     expect(() => parseDuration('15')).toThrow('"15" is not a duration');
+    expect(() => parseDuration('1x')).toThrow('"1x" is not a duration');
+    expect(() => parseDuration('1.5h')).toThrow('"1.5h" is not a duration');
+    expect(() => parseDuration('')).toThrow('"" is not a duration');
   });
 });
