@@ -171,6 +171,7 @@ export const ICMP_DEFAULTS: IcmpSettings = {
 
 export const icmpProber: ProberDef<IcmpSettings> = {
   name: 'icmp',
+  urls: { schemes: ['icmp'], usage: 'icmp://host', fromUrl: (u) => ({ address: u.host, settings: {} }) },
   phases: ['resolve', 'icmp'],
   metrics: ICMP_METRICS,
   schema: ICMP_SETTINGS_SCHEMA,

@@ -34,6 +34,8 @@ import { NOT_TDS_ADVICE, readMessage, tlsOverTds } from './wire';
 import { TokenStreamError, containTokenErrors, isTokenStreamError } from './contain';
 import { encryptionFinding, patchAdvisoryFinding, untrustedCertificateFinding } from './findings';
 import type { ProbeSignal } from '../signal';
+import { mssqlAdvice } from './advice';
+import { MSSQL_URLS } from './url';
 
 /**
  * tedious, loaded on the first login: it is the agent's largest dependency (its Azure and date
@@ -341,6 +343,9 @@ function stalledStep(state: string | undefined): string {
 
 export const mssqlProber: ProberDef<MssqlSettings> = {
   name: 'mssql',
+  defaultPort: 1433,
+  urls: MSSQL_URLS,
+  advice: mssqlAdvice,
   phases: MSSQL_PHASES,
   metrics: MSSQL_METRICS,
   schema: MSSQL_SETTINGS_SCHEMA,

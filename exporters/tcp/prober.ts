@@ -76,6 +76,14 @@ const RESPONSE_SILENT =
 
 export const tcpProber: ProberDef<TcpSettings> = {
   name: 'tcp',
+  urls: {
+    schemes: ['tcp'],
+    usage: 'tcp://host:port',
+    fromUrl(u) {
+      if (u.port === undefined) throw new Error('tcp:// needs a port');
+      return { address: `${u.host}:${u.port}`, settings: {} };
+    },
+  },
   phases: ['resolve', 'connect', 'tls', 'banner'],
   metrics: TLS_METRICS,
   schema: TCP_SETTINGS_SCHEMA,
