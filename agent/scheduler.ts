@@ -66,8 +66,19 @@ interface TargetState {
   target: TargetConfig;
   module: ModuleSpec<unknown>;
   task?: ScheduledTask;
+  /** The prompt first probe of a target new to the scheduler (see FIRST_PROBE_WINDOW_MS). */
+  first?: NodeJS.Timeout;
   running: boolean;
 }
+
+/**
+ * Targets new to the scheduler (all of them at start-up, added ones on reload) get a first probe
+ * at once instead of waiting up to an interval for their slot: spread over this window (or the
+ * interval, when shorter) so a large config does not start everything in the same millisecond.
+ */
+export const FIRST_PROBE_WINDOW_MS = 10_000;
+/** No extra first probe when the target's own slot is this close anyway. */
+export const FIRST_PROBE_MIN_LEAD_MS = 5_000;
 
 /** Targets of one interval, in the order of their offsets within it. */
 interface Ring {
@@ -170,6 +181,7 @@ export class Scheduler {
     };
     const keep = new Set<string>();
     const periodic: TargetState[] = [];
+    const fresh = new Set<TargetState>();
     for (const t of targets) {
       keep.add(t.name);
       const module = modules.get(t.module) as ModuleSpec<unknown>;
@@ -183,6 +195,7 @@ export class Scheduler {
       } else {
         st = { target: t, module, running: false };
         this.states.set(t.name, st);
+        fresh.add(st);
       }
       if (t.schedule !== undefined) {
         const state = st;
@@ -192,6 +205,7 @@ export class Scheduler {
     for (const [name, st] of this.states) {
       if (!keep.has(name)) {
         this.clearTask(st);
+        if (st.first) clearTimeout(st.first);
         this.states.delete(name);
       }
     }
@@ -202,6 +216,33 @@ export class Scheduler {
       alignRing(ring, Math.min(now, pending.get(intervalMs) ?? now));
       this.rings.push(ring);
       this.armRing(ring, now);
+    }
+    this.armFirstProbes(byInterval, fresh, now);
+  }
+
+  /**
+   * A prompt first probe for each new target whose own slot is further away than
+   * FIRST_PROBE_MIN_LEAD_MS and than its module's timeout (so the two never overlap).
+   */
+  private armFirstProbes(
+    byInterval: ReturnType<typeof spreadRings<{ name: string; intervalMs: number; st: TargetState }>>,
+    fresh: ReadonlySet<TargetState>,
+    now: number,
+  ): void {
+    if (fresh.size === 0) return;
+    for (const [intervalMs, { members, offsets }] of byInterval) {
+      const newcomers = members.filter((m) => fresh.has(m.st));
+      const window = Math.min(FIRST_PROBE_WINDOW_MS, intervalMs);
+      newcomers.forEach((m, k) => {
+        const delay = Math.floor((k * window) / newcomers.length);
+        const slot = nextSlot(now, intervalMs, offsets[members.indexOf(m)]);
+        const lead = Math.max(FIRST_PROBE_MIN_LEAD_MS, m.st.module.timeoutSeconds * 1000 + 1000);
+        if (slot - (now + delay) <= lead) return;
+        m.st.first = setTimeout(() => {
+          m.st.first = undefined;
+          this.fire(m.st);
+        }, delay);
+      });
     }
   }
 
@@ -335,7 +376,10 @@ export class Scheduler {
 
   /** Runs every target and enabled collector once, now, and waits for all (for --once). */
   async runAllOnce(): Promise<void> {
-    for (const st of this.states.values()) this.fire(st);
+    for (const st of this.states.values()) {
+      if (st.first) clearTimeout(st.first);
+      this.fire(st);
+    }
     for (const st of this.collectorStates.values()) {
       if (st.timer) clearTimeout(st.timer);
     }
@@ -345,7 +389,10 @@ export class Scheduler {
   /** Stops scheduling, aborts probes in flight and waits for them (bounded by their grace). */
   async stop(): Promise<void> {
     for (const r of this.rings) if (r.timer) clearTimeout(r.timer);
-    for (const st of this.states.values()) this.clearTask(st);
+    for (const st of this.states.values()) {
+      this.clearTask(st);
+      if (st.first) clearTimeout(st.first);
+    }
     for (const st of this.collectorStates.values()) {
       if (st.timer) clearTimeout(st.timer);
       st.collector.close();

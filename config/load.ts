@@ -178,8 +178,40 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
 
 /** Parses config text. `file` names it in messages and anchors relative *_file paths. */
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
-  const { raw, locate } = parseYamlAgainst(text, file, validator());
+  // When the schema rejects only optional values, the checks that need a well-formed file still
+  // run without them, so one --config.check reports a bad duration and an unknown module at once.
+  const salvage = (pruned: unknown, locate: Locate): string[] => {
+    try {
+      normalise(pruned as RawConfig, file, locate, env);
+      return [];
+    } catch (e) {
+      if (e instanceof ConfigError) return e.errors;
+      throw e;
+    }
+  };
+  const { raw, locate } = parseYamlAgainst(text, file, validator(), salvage);
   return normalise(raw as RawConfig, file, locate, env);
+}
+
+/**
+ * A copy of `raw` without the values the schema rejected, or undefined when that copy is not
+ * valid either (a rejected value was required, or sat in a list whose indices would shift).
+ */
+function pruneRejected(raw: unknown, errors: readonly ErrorObject[], validate: ValidateFunction): unknown {
+  const copy = structuredClone(raw) as Record<string, unknown>;
+  for (const e of errors) {
+    // An if/then failure names the object holding the condition; its then-branch error names the value.
+    if (e.keyword === 'if') continue;
+    const parts = e.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+    if (e.keyword === 'additionalProperties') parts.push(String((e.params as { additionalProperty: string }).additionalProperty));
+    if (parts.length === 0) return undefined;
+    const key = parts.pop() as string;
+    let node: unknown = copy;
+    for (const p of parts) node = (node as Record<string, unknown> | undefined)?.[p];
+    if (!node || typeof node !== 'object' || Array.isArray(node)) return undefined;
+    delete (node as Record<string, unknown>)[key];
+  }
+  return validate(copy) ? copy : undefined;
 }
 
 export type Locate = (parts: readonly PathPart[], key?: string) => string;
@@ -189,7 +221,12 @@ export type Locate = (parts: readonly PathPart[], key?: string) => string;
  * "file:line: path: what was expected" line in a ConfigError. Shared by the agent config and
  * the web config.
  */
-export function parseYamlAgainst(text: string, file: string, validate: ValidateFunction): { raw: unknown; locate: Locate } {
+export function parseYamlAgainst(
+  text: string,
+  file: string,
+  validate: ValidateFunction,
+  salvage?: (pruned: unknown, locate: Locate) => string[],
+): { raw: unknown; locate: Locate } {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) {
@@ -222,6 +259,16 @@ export function parseYamlAgainst(text: string, file: string, validate: ValidateF
       if (!seen.has(line)) {
         seen.add(line);
         errors.push(line);
+      }
+    }
+    const rejected = [...(validate.errors ?? [])];
+    const pruned = salvage && pruneRejected(raw, rejected, validate);
+    if (pruned !== undefined && salvage) {
+      for (const line of salvage(pruned, (parts, key) => loc.at(parts, key))) {
+        if (!seen.has(line)) {
+          seen.add(line);
+          errors.push(line);
+        }
       }
     }
     throw new ConfigError(sortByLine(errors));

@@ -12,6 +12,7 @@ import type { Fact, Finding, MetricDef } from '../types';
 import type { ProbeSignal } from '../signal';
 import { watchedHandle, watchedSocket } from '../arrival';
 import { nodeTcpBinding, type TcpBinding } from './node-tcp';
+import { socketChainExpiries } from './chain';
 
 export interface HostPort {
   host: string;
@@ -312,6 +313,7 @@ export function startTls(
   signal: ProbeSignal,
 ): Promise<tls.TLSSocket> {
   const tlsSocket = tls.connect(socket ? { ...opts, socket } : opts);
+  trustAnchors.set(tlsSocket, opts.ca);
   const done = new Promise<tls.TLSSocket>((resolve, reject) => {
     tlsSocket.once('secureConnect', () => {
       tlsSocket.off('error', reject);
@@ -330,6 +332,9 @@ export function startTls(
   });
 }
 
+/** The `ca` each TLS socket was opened with, for telling sent certificates from trusted ones. */
+const trustAnchors = new WeakMap<tls.TLSSocket, tls.ConnectionOptions['ca']>();
+
 /** Families every TLS-capable prober shares. */
 export const TLS_METRICS: readonly MetricDef[] = [
   {
@@ -344,6 +349,18 @@ export const TLS_METRICS: readonly MetricDef[] = [
     type: 'gauge',
     labelNames: ['version'],
   },
+  {
+    name: 'probe_ssl_earliest_cert_expiry',
+    help: 'Earliest notAfter among the certificates the peer sent, seconds since the epoch (as blackbox_exporter).',
+    type: 'gauge',
+    labelNames: [],
+  },
+  {
+    name: 'probe_ssl_last_chain_expiry_timestamp_seconds',
+    help: 'Earliest notAfter along the verified certificate chain, seconds since the epoch (as blackbox_exporter; verified connections only).',
+    type: 'gauge',
+    labelNames: [],
+  },
 ];
 
 /** Facts from a finished handshake: certificate expiry and protocol version. */
@@ -355,6 +372,11 @@ export function tlsFacts(socket: tls.TLSSocket): Fact[] {
     if (Number.isFinite(notAfter)) {
       facts.push({ metric: 'probe_tls_cert_not_after_timestamp_seconds', value: notAfter / 1000 });
     }
+  }
+  const chain = socketChainExpiries(socket, trustAnchors.get(socket));
+  if (chain.earliestSeconds !== undefined) facts.push({ metric: 'probe_ssl_earliest_cert_expiry', value: chain.earliestSeconds });
+  if (chain.lastChainSeconds !== undefined) {
+    facts.push({ metric: 'probe_ssl_last_chain_expiry_timestamp_seconds', value: chain.lastChainSeconds });
   }
   const version = socket.getProtocol();
   if (version) facts.push({ metric: 'probe_tls_version_info', value: 1, labels: { version } });

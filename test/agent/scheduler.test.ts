@@ -212,6 +212,76 @@ describe('Scheduler rings (fake clock; fire() observed, nothing probed)', () => 
     for (const f of fires) expect(f.at % 250).toBe(0);
   });
 
+  const slow = (names: string[], interval = '30s', timeout = '5s'): string =>
+    [`modules: {t: {prober: tcp, timeout: ${timeout}}}`, `global: {interval: ${interval}}`, 'targets:', ...names.map((n) => `  - {name: ${n}, module: t, address: "127.0.0.1:9"}`)].join('\n');
+
+  it('probes every target once right after start, spread over the first 10 s, then on its own slot', async () => {
+    const names = ['a', 'b', 'c', 'd'];
+    const { sched } = scheduler(slow(names));
+    const start = Date.now();
+    const offsets = spreadOffsets(names.map((name) => ({ name, intervalMs: 30_000 })));
+    jest.advanceTimersByTime(60_000);
+    await sched.stop();
+    for (const n of names) {
+      const at = fires.filter((f) => f.name === n).map((f) => f.at - start);
+      const slots = [0, 1, 2].map((k) => nextSlot(start + k * 30_000, 30_000, offsets.get(n) as number) - start).filter((t) => t < 60_001);
+      const early = at.filter((t) => !slots.includes(t));
+      // At most one extra, early probe, within the first 10 s; none when the target's own slot
+      // follows it within the module's timeout (5 s) + 1 s.
+      expect(early.length).toBeLessThanOrEqual(1);
+      for (const t of early) expect(t).toBeLessThan(10_000);
+      if (early.length === 0) expect(slots[0]).toBeLessThanOrEqual(10_000 + 6000);
+      else expect(slots[0] - early[0]).toBeGreaterThan(6000);
+      // Either way the first result comes long before the 30 s interval would bring it.
+      expect(Math.min(...at)).toBeLessThanOrEqual(16_000);
+      expect(at.filter((t) => slots.includes(t))).toEqual(slots);
+    }
+    // The early probes are spread, not started together.
+    const firstRound = [...new Set(fires.filter((f) => f.at - start < 10_000).map((f) => f.at))];
+    expect(firstRound.length).toBe(fires.filter((f) => f.at - start < 10_000).length);
+  });
+
+  it('the first probe of one target with a 1 h interval comes at once', async () => {
+    const { sched } = scheduler(slow(['only'], '1h'));
+    const start = Date.now();
+    jest.advanceTimersByTime(0);
+    expect(fires.map((f) => f.at - start)).toEqual([0]);
+    await sched.stop();
+  });
+
+  it('no early probe when the slot is closer than the module timeout (they would overlap)', async () => {
+    // Offsets put the single target's slot at a multiple of the 60 s interval: move the clock so
+    // that slot is 20 s away, inside the 30 s timeout.
+    jest.setSystemTime(Math.ceil(Date.now() / 60_000) * 60_000 + 40_000);
+    const { sched } = scheduler(slow(['only'], '60s', '30s'));
+    const start = Date.now();
+    jest.advanceTimersByTime(20_000);
+    await sched.stop();
+    expect(fires.map((f) => f.at - start)).toEqual([20_000]);
+  });
+
+  it('a reload probes added targets at once and leaves the others on their slots', async () => {
+    const { sched, apply } = scheduler(slow(['a'], '1h'));
+    jest.advanceTimersByTime(1000);
+    expect(fires.map((f) => f.name)).toEqual(['a']);
+    fires.length = 0;
+    apply(slow(['a', 'b'], '1h'));
+    jest.advanceTimersByTime(1000);
+    expect(fires.map((f) => f.name)).toEqual(['b']);
+    await sched.stop();
+  });
+
+  it('stop() cancels first probes not yet due', async () => {
+    const names = Array.from({ length: 100 }, (_, i) => `t${i}`);
+    const { sched } = scheduler(slow(names, '1h'));
+    jest.advanceTimersByTime(0);
+    const before = fires.length;
+    expect(before).toBeLessThan(names.length);
+    await sched.stop();
+    jest.advanceTimersByTime(20_000);
+    expect(fires.length).toBe(before);
+  });
+
   it('a reload keeps the slots of unchanged targets and stops removed ones', async () => {
     const { sched, apply } = scheduler(targets(['a', 'b', 'c']));
     jest.advanceTimersByTime(999);

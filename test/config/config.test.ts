@@ -174,3 +174,51 @@ describe('durations', () => {
     expect(() => parseDuration('')).toThrow('"" is not a duration');
   });
 });
+
+describe('every error in one run', () => {
+  it('a bad duration does not hide an unknown module (schema and semantic errors together, by line)', () => {
+    const text = [
+      'global:',
+      '  interval: 30 seconds',
+      'modules:',
+      '  tcp_connect: {prober: tcp, timeout: 5s}',
+      'targets:',
+      '  - {name: web, module: tcp, address: "www.example.org:443"}',
+      '  - {name: db, module: tcp_connect, address: "db.example.org:1433", interval: 1 minute}',
+      '',
+    ].join('\n');
+    expect(errorsOf(() => parseConfig(text, 'bad.yml'))).toEqual([
+      'bad.yml:2: global.interval: must be a duration such as 500ms, 15s, 1m or 1h30m',
+      'bad.yml:6: targets[0].module: unknown module "tcp" (known: tcp_connect)',
+      'bad.yml:7: targets[1].interval: must be a duration such as 500ms, 15s, 1m or 1h30m',
+    ]);
+  });
+
+  it('an unknown key is dropped for the second pass, which still finds a duplicate name', () => {
+    const text = [
+      'modules: {m: {prober: tcp, colour: red}}',
+      'targets:',
+      '  - {name: a, module: m, address: "127.0.0.1:1"}',
+      '  - {name: a, module: m, address: "127.0.0.1:2"}',
+      '',
+    ].join('\n');
+    const errors = errorsOf(() => parseConfig(text, 'k.yml'));
+    expect(errors).toHaveLength(2);
+    expect(errors[0]).toMatch(/^k\.yml:1: modules\.m\.colour: unknown field/);
+    expect(errors[1]).toBe('k.yml:4: targets[1].name: duplicate target name "a" (also targets[0])');
+  });
+
+  it('a rejected required value stops there: no follow-on errors about what it would have defined', () => {
+    const text = ['modules: {m: {prober: telnet}}', 'targets:', '  - {name: a, module: m, address: "127.0.0.1:1"}', ''].join('\n');
+    const errors = errorsOf(() => parseConfig(text, 'p.yml'));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/^p\.yml:1: modules\.m\.prober: must be one of/);
+  });
+
+  it('a rejected list element stops there too (indices would shift)', () => {
+    const text = ['modules: {m: {prober: tcp}}', 'targets:', '  - 42', '  - {name: a, module: x, address: "127.0.0.1:1"}', ''].join('\n');
+    const errors = errorsOf(() => parseConfig(text, 'l.yml'));
+    expect(errors.some((e) => e.includes('unknown module'))).toBe(false);
+    expect(errors[0]).toMatch(/^l\.yml:3: targets\[0\]/);
+  });
+});

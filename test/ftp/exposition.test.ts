@@ -41,7 +41,8 @@ test('promtool accepts the series of successful and failed FTP probes', async ()
   const address = `${peer.host}:${peer.port}`;
   const results: [string, ProbeResult][] = [
     ['tls', await probeFtp(address, {
-      username: user.name, password: user.password, tls: 'explicit', tls_config: { insecure_skip_verify: true },
+      // Verified against its own self-signed certificate, so the verified-chain family is there too.
+      username: user.name, password: user.password, tls: 'explicit', tls_config: { ca_file: fx.certFile },
       retrieve: CANARY_NAME, data_channel: ['epsv', 'pasv', 'active'], pasv_mismatch: 'follow_control_address',
     })],
     ['mismatch', await probeFtp(address, { data_channel: ['epsv', 'pasv'] })],
@@ -62,6 +63,8 @@ test('promtool accepts the series of successful and failed FTP probes', async ()
   // (a 0 would fire PortprobeFtpDataChannelBroken for modes nobody tried).
   expect(text).not.toMatch(/^probe_ftp_(data_channel_success|data_duration_seconds|transfer_bytes|pasv_address_mismatch)\{target="badpass"/m);
   expect(text).toContain(`probe_tls_cert_not_after_timestamp_seconds{target="tls",module="ftp"} ${fx.notAfter}`);
+  expect(text).toContain(`probe_ssl_earliest_cert_expiry{target="tls",module="ftp"} ${fx.notAfter}`);
+  expect(text).toContain(`probe_ssl_last_chain_expiry_timestamp_seconds{target="tls",module="ftp"} ${fx.notAfter}`);
   expect(text).not.toContain(user.password);
 
   if (process.env.SHOW_EXPOSITION) process.stdout.write(text);
