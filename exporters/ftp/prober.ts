@@ -10,7 +10,7 @@ import {
   resolveHost,
   recordTls,
   tlsOptions,
-} from '../tcp/net';
+} from '../net';
 import { ADVICE, ftpAdvice, loginFailure, probeError } from './advice';
 import { FTP_URLS } from './url';
 import { readBanner } from './banner';

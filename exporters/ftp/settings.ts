@@ -3,7 +3,7 @@
 import net from 'node:net';
 import { SECRET_REF_PATTERN, type Secret } from '../secret';
 import type { JsonSchema } from '../types';
-import { IP_PROTOCOL_PROPERTIES, TLS_CONFIG_SCHEMA, parseHostPort, type IpPreference, type TlsSettings } from '../tcp/net';
+import { IP_PROTOCOL_PROPERTIES, TLS_CONFIG_SCHEMA, parseHostPort, type IpPreference, type TlsSettings } from '../net';
 import { parsePortRange } from './passive';
 
 export type FtpTlsMode = 'none' | 'explicit' | 'implicit';

@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import net from 'node:net';
 import type { FailureReason, ProberDef } from '../types';
 import { DeadlineError, ProbeError, runLadder, type Ladder } from '../ladder';
-import { IP_PROTOCOL_PROPERTIES, resolveHost, type IpPreference } from '../tcp/net';
+import { IP_PROTOCOL_PROPERTIES, resolveHost, type IpPreference } from '../net';
 import { classifyPingError, parsePingOutput } from './parse';
 import { abortSignalOf, type ProbeSignal } from '../signal';
 

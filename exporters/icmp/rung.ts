@@ -4,7 +4,7 @@
 // its verdict and its facts are known in one place.
 import { abortSignalOf } from '../signal';
 import type { Fact, ProbeContext, ProbeResult, Prober } from '../types';
-import { parseHostPort } from '../tcp/net';
+import { parseHostPort } from '../net';
 import { ICMP_DEFAULTS, icmpProber } from './prober';
 
 /** The phase the ping rung reports, before the ladder's own phases. */

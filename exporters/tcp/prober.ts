@@ -1,6 +1,5 @@
 // The "telnet host port" rung: resolve, connect, optional TLS, optional banner check.
 import type { ProberDef } from '../types';
-import { watchedSocket } from '../arrival';
 import { ProbeError, runLadder } from '../ladder';
 import {
   IP_PROTOCOL_PROPERTIES,
@@ -16,7 +15,8 @@ import {
   tlsOptions,
   type IpPreference,
   type TlsSettings,
-} from './net';
+  watchedSocket,
+} from '../net';
 import type net from 'node:net';
 import { classifyAnswer, lookSays, readOrExplain } from '../silence';
 

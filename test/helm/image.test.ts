@@ -155,7 +155,7 @@ describe('the runtime layout', () => {
   });
 
   test('the agent in the image loads the arrival-stamp addon from where the image puts it', () => {
-    const r = spawnSync(process.execPath, ['-e', "process.stdout.write(String(require('./dist/exporters/arrival').arrivalStampsEnabled()))"], {
+    const r = spawnSync(process.execPath, ['-e', "process.stdout.write(String(require('./dist/exporters/net/arrival').arrivalStampsEnabled()))"], {
       cwd: app,
       encoding: 'utf8',
     });

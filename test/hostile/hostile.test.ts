@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PROBERS } from '../../exporters';
-import { arrivalAddon } from '../../exporters/arrival';
+import { arrivalAddon } from '../../exporters/net';
 import type { ProbeResult } from '../../exporters/types';
 import { runProber } from '../helpers/context';
 import { openFdCount } from '../helpers/net';

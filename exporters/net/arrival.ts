@@ -7,8 +7,7 @@ import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { packageRoot } from '../agent/package-root';
-import { nodeTcpBinding, type TcpHandle } from './tcp/node-tcp';
+import { nodeTcpBinding, type TcpHandle } from './node-tcp';
 
 interface Addon {
   open(family: 4 | 6, arrivals: boolean): number;
@@ -24,9 +23,14 @@ let addon: Addon | null | undefined;
 /** performance.now() minus the addon's clock. */
 let offsetMs = 0;
 
-/** The addon's file, whether it was built. */
+/**
+ * The addon's file, whether it was built: build/Release under the package's root, the nearest
+ * folder above this file with a package.json (from the sources and from dist/ alike).
+ */
 export function arrivalAddonPath(): string {
-  return path.join(packageRoot(), 'build', 'Release', 'arrival.node');
+  let dir = __dirname;
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return path.join(dir, 'build', 'Release', 'arrival.node');
 }
 
 /** Loads the addon once; null when it is not built or PORTPROBE_ARRIVAL_STAMPS=off. */
