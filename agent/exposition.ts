@@ -264,7 +264,7 @@ export function joinRendered(
     const { fams, bounds } = r;
     for (let k = 0; k < r.count; k++) sizes[fams[k]] += bounds[k + 1] - bounds[k];
   }
-  const headers: (Buffer | undefined)[] = new Array(n);
+  const headers = new Array<Buffer | undefined>(n);
   const at = new Float64Array(n);
   let total = 0;
   for (let i = 0; i < n; i++) {

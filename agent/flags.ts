@@ -1,6 +1,6 @@
 // Command-line flags in the Prometheus exporters' style: --name=value or --name value.
 import path from 'node:path';
-import { packageRoot } from './package-root';
+import { packageRoot } from '../exporters/package-root';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from './logger';
 
 export interface Flags {

@@ -13,7 +13,7 @@ import { ConnectionGuard } from './connections';
 import { ConfigError, loadConfigFile } from '../config/load';
 import { runOnce } from './cli/once';
 import { runDiagnose } from './cli/diagnose';
-import { packageVersion } from './package-root';
+import { packageVersion } from '../exporters/package-root';
 
 export const BUILD: BuildInfo = {
   version: packageVersion(),

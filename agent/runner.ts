@@ -1,13 +1,10 @@
 // Runs one probe with its deadline. Whatever the prober does — throw, hang past its deadline,
 // ignore the signal — the caller gets a result within deadline + grace.
 import { performance } from 'node:perf_hooks';
-import { PROBERS } from '../exporters';
+import { PROBERS, pingsItself, withPingRung } from '../exporters';
 import { DeadlineError, classifyError, isShutdown } from '../exporters/ladder';
 import { scrubDeep, scrubText, secretValues } from '../exporters/secret';
-import { ProbeAbort, abortSignalOf } from '../exporters/signal';
-import { ICMP_DEFAULTS, icmpProber } from '../exporters/icmp';
-import { parseHostPort } from '../exporters/tcp/net';
-import type { ProbeContext, Prober } from '../exporters/types';
+import { ProbeAbort } from '../exporters/signal';
 import { lastResort } from './last-resort';
 import type { Shutdown } from './shutdown';
 import type { FailureReason, ModuleSpec, ProbeLogger, ProbeResult, TargetSpec } from '../exporters/types';
@@ -56,7 +53,7 @@ export async function runProbe(opts: RunOptions): Promise<ProbeResult> {
     const probe = Promise.resolve()
       .then(() => {
         const ctx = { target: opts.target, module: opts.module, signal: controller, deadline, logger };
-        return opts.module.ping && opts.module.prober !== 'icmp' ? withPingRung(def.run, ctx, opts.module.ping) : def.run(ctx);
+        return opts.module.ping && !pingsItself(opts.module.prober) ? withPingRung(def.run, ctx, opts.module.ping) : def.run(ctx);
       })
       .catch((err: unknown): ProbeResult => {
         lastResort('prober_threw', err, logger, { target: opts.target.name, prober: opts.module.prober });
@@ -121,42 +118,5 @@ export function scrubbingLogger(inner: ProbeLogger, secrets: readonly string[]):
     info: wrap(inner.info.bind(inner)),
     warn: wrap(inner.warn.bind(inner)),
     error: wrap(inner.error.bind(inner)),
-  };
-}
-
-/**
- * The checklist's first step before any ladder: ping the host. A failed ping is recorded (phase
- * "icmp", the probe_icmp_* facts) and the ladder goes on unless the module requires the ping:
- * many hosts drop ICMP while their services work.
- */
-export async function withPingRung(
-  run: Prober<unknown>,
-  ctx: ProbeContext<unknown>,
-  ping: { required: boolean; packets: number },
-): Promise<ProbeResult> {
-  const hp = parseHostPort(ctx.target.address, 1);
-  const host = typeof hp === 'string' ? ctx.target.address : hp.host;
-  // The ping gets a third of the time left (at most 2 s), so the ladder keeps enough for itself.
-  const budgetMs = Math.round(Math.max(200, Math.min(2000, (ctx.deadline - Date.now()) / 3)));
-  const pingSignal = AbortSignal.any([abortSignalOf(ctx.signal), AbortSignal.timeout(budgetMs)]);
-  const pinged = await icmpProber.run({
-    ...ctx,
-    signal: pingSignal,
-    deadline: Math.min(ctx.deadline, Date.now() + budgetMs),
-    target: { ...ctx.target, address: host },
-    module: { ...ctx.module, prober: 'icmp', settings: { ...ICMP_DEFAULTS, packets: ping.packets } },
-  });
-  const icmpPhase = { phase: 'icmp', seconds: pinged.phases.reduce((a, p) => a + p.seconds, 0) };
-  if (!pinged.success && (ping.required || ctx.signal.aborted)) {
-    return { ...pinged, phases: [icmpPhase] };
-  }
-  const main = await run(ctx);
-  return {
-    ...main,
-    durationSeconds: main.durationSeconds + pinged.durationSeconds,
-    phases: [icmpPhase, ...main.phases],
-    facts: [...pinged.facts, ...main.facts],
-    ...(pinged.findings || main.findings ? { findings: [...(pinged.findings ?? []), ...(main.findings ?? [])] } : {}),
-    details: { ...(main.details ?? {}), ping: pinged.success ? 'answered' : `no answer: ${pinged.failure?.message ?? ''}` },
   };
 }

@@ -3,11 +3,9 @@
 // Targets that share an interval form a ring with one timer: the ring keeps no per-target timer,
 // so 10,000 targets cost 10,000 small records rather than 10,000 timers re-created every round.
 import cron, { type ScheduledTask } from 'node-cron';
-import { PROBERS } from '../exporters';
-import type { ModuleSpec, ProbeLogger } from '../exporters/types';
+import { COLLECTORS, PROBERS } from '../exporters';
+import type { Collector, ModuleSpec, ProbeLogger } from '../exporters/types';
 import type { CollectorConfig, TargetConfig } from '../config/load';
-import type { Collector } from '../exporters/types';
-import { COLLECTORS } from '../exporters';
 import { runProbe } from './runner';
 import type { ResultStore } from './store';
 import type { SelfMetrics } from './self-metrics';
@@ -176,7 +174,7 @@ export class Scheduler {
     const compared = new Map<ModuleSpec<unknown>, Map<ModuleSpec<unknown>, boolean>>();
     const sameModule = (a: ModuleSpec<unknown>, b: ModuleSpec<unknown>): boolean => {
       let row = compared.get(a);
-      if (!row) compared.set(a, (row = new Map()));
+      if (!row) compared.set(a, (row = new Map<ModuleSpec<unknown>, boolean>()));
       let same = row.get(b);
       if (same === undefined) row.set(b, (same = sameConfig(a, b)));
       return same;

@@ -1,6 +1,6 @@
 // The agent's own metrics, in an explicit prom-client registry (never the global one).
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { arrivalStampsEnabled } from '../exporters/arrival';
+import { arrivalStampsEnabled } from '../exporters/net';
 import { lastResortCounts } from './last-resort';
 
 export interface SelfMetrics {

@@ -210,8 +210,8 @@ async function main(): Promise<void> {
   const window = (from: number, to: number) => samples.filter((s) => s.t > from && s.t <= to);
   const early = window(60, 60 + span);
   const late = window(MINUTES * 60 - span, MINUTES * 60 + SAMPLE_MS / 1000);
-  const avg = (xs: Sample[], k: keyof Sample) => xs.reduce((a, s) => a + (s[k] as number), 0) / xs.length;
-  const floor = (xs: Sample[], k: keyof Sample) => Math.min(...xs.map((s) => s[k] as number));
+  const avg = (xs: Sample[], k: keyof Sample) => xs.reduce((a, s) => a + s[k], 0) / xs.length;
+  const floor = (xs: Sample[], k: keyof Sample) => Math.min(...xs.map((s) => s[k]));
   const pct = (a: number, b: number) => (((b - a) / a) * 100).toFixed(1);
   const gcIn = (from: number, to: number) => afterGc.filter((g) => g.t > from && g.t <= to).map((g) => g.mb);
   const gcEarly = median(gcIn(60, 60 + span));

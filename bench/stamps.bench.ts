@@ -10,9 +10,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import readline from 'node:readline';
-import { arrivalAddon, watchedSocket } from '../exporters/arrival';
+import { arrivalAddon, watchedSocket, connectTcp } from '../exporters/net';
 import { ProbeAbort } from '../exporters/signal';
-import { connectTcp } from '../exporters/tcp/net';
 import { PY_UNTIL, percentile } from './common';
 
 const N = Number(process.argv[2] ?? 300);

@@ -8,7 +8,7 @@
 //   npx ts-node --transpile-only bench/tls-chain.bench.ts [N=300]
 import tls from 'node:tls';
 import { makeCertChain } from '../test/helpers/cert-chain';
-import { socketChainExpiries, trustAnchors } from '../exporters/tcp/chain';
+import { socketChainExpiries, trustAnchors } from '../exporters/net/chain';
 
 const N = Number(process.argv[2] ?? 300);
 const us = (a: bigint, b: bigint): number => Number(b - a) / 1e3;

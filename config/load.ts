@@ -5,11 +5,11 @@ import path from 'node:path';
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
 import cron from 'node-cron';
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Document, type Node } from 'yaml';
-import { COLLECTORS, PROBERS } from '../exporters';
+import { COLLECTORS, DEFAULT_PING_PACKETS, PROBERS, pingsItself } from '../exporters';
 import { Secret } from '../exporters/secret';
 import type { ModuleSpec, TargetSpec } from '../exporters/types';
 import { PATTERN_WORDS, buildSchema } from './schema';
-import { parseDuration } from './duration';
+import { parseDuration } from '../exporters/duration';
 
 export interface TargetConfig extends TargetSpec {
   module: string;
@@ -341,8 +341,8 @@ function normalise(raw: RawConfig, file: string, locate: Locate, env: NodeJS.Pro
     if (timeoutMs < 1) err([...here, 'timeout'], 'must be greater than 0');
     const spec: ModuleSpec<unknown> = { name, prober: m.prober, timeoutSeconds: timeoutMs / 1000, settings };
     if (m.ping) {
-      if (m.prober === 'icmp') err([...here, 'ping'], 'an icmp module pings already');
-      spec.ping = { required: m.ping.required ?? false, packets: m.ping.packets ?? 2 };
+      if (pingsItself(m.prober)) err([...here, 'ping'], `an ${m.prober} module pings already`);
+      spec.ping = { required: m.ping.required ?? false, packets: m.ping.packets ?? DEFAULT_PING_PACKETS };
     }
     modules.set(name, spec);
   }

@@ -1,15 +1,11 @@
 // What to check next when a rung fails, in the operator's terms, for failures whose prober
 // gave no advice of its own (probers' advice is more specific and always wins).
+import { PROBERS } from './index';
 import type { ProbeFailure } from './types';
 
-const SQL_REFUSED =
-  'Nothing accepts connections on this port: is the SQL Server service running; is TCP/IP enabled in the server network configuration (SQL Server Configuration Manager); is the instance really on this port (1433 by default; a hidden instance moves to 2433, a named instance uses a dynamic port the Browser announces); is the Windows firewall open for it?';
-const FTP_REFUSED =
-  'Nothing accepts connections on this port: is the FTP server running and listening on this address and port (21, or 990 for implicit TLS); is a firewall rejecting the connection?';
-const TCP_REFUSED =
-  'Nothing accepts connections on this port: is the service running and listening on this address (not only on 127.0.0.1), and is a firewall rejecting the connection?';
-
 const GENERIC: Partial<Record<ProbeFailure['reason'], string>> = {
+  refused:
+    'Nothing accepts connections on this port: is the service running and listening on this address (not only on 127.0.0.1), and is a firewall rejecting the connection?',
   dns_error: 'The name does not resolve: check the spelling, the DNS records (A/AAAA for the preferred IP version) and the resolver the agent uses.',
   timeout:
     'No answer before the deadline: a firewall dropping packets or a routing problem between the agent and the host is the usual cause; try `ping` (the icmp prober) and check the firewall rules on the path.',
@@ -31,21 +27,16 @@ const GENERIC: Partial<Record<ProbeFailure['reason'], string>> = {
   protocol_error: 'The peer answered something the protocol does not allow: check what really listens on this port and its logs.',
   icmp_unavailable: 'The agent cannot send ping here: install iputils-ping or give the agent NET_RAW (or a matching net.ipv4.ping_group_range).',
   packet_loss: 'Part of the echo requests were lost: check links, interface errors and overloaded firewalls on the path.',
-  not_tds:
-    'Something other than SQL Server answers on this port: check the port (another service may have taken 1433) and the instance\'s real port.',
   aborted: 'The probe was interrupted because the agent is shutting down.',
 };
 
-/** Advice for a failure: the prober's own when it has one, else a default for the rung. */
+/**
+ * Advice for a failure: the failure's own when it has one, else its prober's for the rung and
+ * reason (PROBERS' advice), else a default for the rung.
+ */
 export function adviceFor(prober: string, failure: ProbeFailure): string | undefined {
   if (failure.advice) return failure.advice;
-  if (failure.reason === 'refused') {
-    if (prober === 'mssql') return SQL_REFUSED;
-    if (prober === 'ftp') return FTP_REFUSED;
-    return TCP_REFUSED;
-  }
-  if (failure.reason === 'timeout' && failure.phase === 'connect' && prober === 'mssql') {
-    return `${GENERIC.timeout} For SQL Server also check that port 1433 (or the instance's port) is allowed through the Windows firewall.`;
-  }
-  return GENERIC[failure.reason];
+  const generic = GENERIC[failure.reason];
+  const def = PROBERS[prober];
+  return def?.advice ? def.advice(failure, generic) : generic;
 }

@@ -231,11 +231,11 @@ export async function readOrExplain<T>(read: Promise<T>, o: SilenceOptions): Pro
     const first = await Promise.race([read, decisive.then((l) => ({ [ended]: l }))]);
     if (typeof first === 'object' && first !== null && ended in first) {
       read.catch(() => undefined);
-      const l = (first as { [ended]: Look })[ended];
+      const l = first[ended];
       const secs = ((Date.now() - started) / 1000).toFixed(1);
       throw lookError(l, `${o.what}: nothing in ${secs} s, and ${lookSays(l)}`, o);
     }
-    return first as T;
+    return first;
   } catch (e) {
     if (!(e instanceof DeadlineError) || e.shutdown) throw e;
     const secs = ((Date.now() - started) / 1000).toFixed(1);

@@ -169,8 +169,47 @@ export type Prober<M> = (ctx: ProbeContext<M>) => Promise<ProbeResult>;
 /** JSON Schema fragment (draft 2020-12 subset that ajv understands). */
 export type JsonSchema = Record<string, unknown>;
 
+/** What `portprobe diagnose` read from a URL, for the prober of its scheme to make a target of. */
+export interface ProbeUrl {
+  /** The URL as given, for messages. */
+  raw: string;
+  /** The scheme without its colon: one of the prober's `urls.schemes`. */
+  scheme: string;
+  host: string;
+  /** The URL's port, else the prober's defaultPort; undefined when neither is there. */
+  port?: number;
+  /** Whether the URL itself names the port. */
+  portGiven: boolean;
+  /** The user name, decoded; '' when the URL names none. */
+  user: string;
+  /** The path, decoded: '' or '/' when the URL has none. */
+  path: string;
+  /** The password setting when one was given (--password-file, PORTPROBE_PASSWORD); else empty. */
+  secret: { password?: unknown };
+  /** --insecure: accept any server certificate. */
+  insecure: boolean;
+}
+
+/** The URLs `portprobe diagnose` takes for a prober. */
+export interface ProbeUrls {
+  schemes: readonly string[];
+  /** How they look, for the help text: "ftp://[user@]host[:port][/path]". */
+  usage: string;
+  /** The target address and module settings a URL stands for; throws an Error with a one-line reason. */
+  fromUrl(u: ProbeUrl): { address: string; settings: Record<string, unknown> };
+}
+
 export interface ProberDef<M> {
   name: string;
+  /** The service's well-known port, for an address or URL that names none; absent: a port is required. */
+  defaultPort?: number;
+  /** The URLs `portprobe diagnose` takes for this prober; absent: none. */
+  urls?: ProbeUrls;
+  /**
+   * What to check next, in this prober's terms, for a failure that carries no advice of its own;
+   * `generic` is the advice for the rung and reason whatever the prober. Undefined: the generic advice.
+   */
+  advice?(failure: ProbeFailure, generic: string | undefined): string | undefined;
   /** Every phase this prober can report, in ladder order; all are exported (0 when not reached). */
   phases: readonly string[];
   /** Families beyond the common probe_* ones. */

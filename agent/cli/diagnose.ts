@@ -4,15 +4,15 @@
 // usage or settings errors.
 import { readFileSync } from 'node:fs';
 import { stringify as yamlStringify, parse as yamlParse } from 'yaml';
-import { PROBERS } from '../../exporters';
+import { DEFAULT_PING_PACKETS, PING_PHASE, PROBERS, pingText, pingsItself, unansweredPing } from '../../exporters';
 import { adviceFor } from '../../exporters/advice';
 import { Secret } from '../../exporters/secret';
 import type { Fact, JsonSchema, ModuleSpec, ProberDef, ProbeResult, TargetSpec } from '../../exporters/types';
 import { ConfigError, compileSchema, loadConfigFile, mergeDefaults, parseYamlAgainst, type AgentConfig } from '../../config/load';
-import { parseDuration } from '../../config/duration';
+import { parseDuration } from '../../exporters/duration';
 import { runProbe } from '../runner';
 import { createLogger } from '../logger';
-import { findingLines, findingsSummary, infoFacts, pingText, sortedFindings } from '../status/findings';
+import { findingLines, findingsSummary, infoFacts, sortedFindings } from '../status/findings';
 
 export interface DiagnoseRequest {
   url: string;
@@ -23,62 +23,58 @@ export interface DiagnoseRequest {
 
 export class UsageError extends Error {}
 
-const DEFAULT_PORTS: Record<string, number> = { ftp: 21, ftps: 21, mssql: 1433 };
 const DEFAULT_TIMEOUT_MS = 10_000;
 
+/** The prober whose URLs have this scheme, from the registry. */
+function proberOfScheme(scheme: string): ProberDef<unknown> | undefined {
+  return Object.values(PROBERS).find((d) => d.urls?.schemes.includes(scheme));
+}
+
+/** "a, b or c". */
+function oneOf(words: readonly string[]): string {
+  return words.length <= 1 ? words.join('') : `${words.slice(0, -1).join(', ')} or ${words[words.length - 1]}`;
+}
+
 /**
- * Turns a diagnose URL into a prober, an address and module settings. Pure apart from the
- * password, which comes in already read. Throws UsageError with a one-line reason.
+ * Turns a diagnose URL into a prober, an address and module settings: the prober of the scheme
+ * makes the target (its ProberDef's `urls`). Pure apart from the password, which comes in already
+ * read. Throws UsageError with a one-line reason.
  */
 export function parseDiagnoseUrl(raw: string, password?: string, insecure = false): DiagnoseRequest {
   let u: URL;
   try {
     u = new URL(raw);
   } catch {
-    throw new UsageError(`"${raw}" is not a URL such as tcp://host:port, ftp://user@host/path or mssql://host/instance`);
+    const examples = Object.values(PROBERS).flatMap((d) => (d.urls ? [d.urls.usage.split(',')[0]] : []));
+    throw new UsageError(`"${raw}" is not a URL such as ${oneOf(examples)}`);
   }
   const scheme = u.protocol.replace(/:$/, '');
   if (u.password !== '') {
     throw new UsageError('passwords do not belong on the command line: use --password-file=PATH or PORTPROBE_PASSWORD');
   }
   if (u.hostname === '') throw new UsageError(`"${raw}": no host`);
-  const host = u.hostname;
-  const port = u.port === '' ? DEFAULT_PORTS[scheme] : Number(u.port);
-  const hostPort = (p: number | undefined): string => (p === undefined ? host : `${host}:${p}`);
-  const user = decodeURIComponent(u.username);
-  const path = decodeURIComponent(u.pathname);
-  const secret = password !== undefined ? { password: new Secret(password) } : {};
-  switch (scheme) {
-    case 'tcp':
-      if (u.port === '') throw new UsageError(`"${raw}": tcp:// needs a port`);
-      return { url: raw, prober: 'tcp', address: hostPort(port), settings: {} };
-    case 'icmp':
-      return { url: raw, prober: 'icmp', address: host, settings: {} };
-    case 'ftp':
-    case 'ftps': {
-      const implicit = scheme === 'ftps' && port === 990;
-      const settings: Record<string, unknown> = {
-        tls: scheme === 'ftp' ? 'none' : implicit ? 'implicit' : 'explicit',
-        ...(user ? { username: user, ...secret } : {}),
-        ...(path && path !== '/' ? { path } : {}),
-        ...(insecure ? { tls_config: { insecure_skip_verify: true } } : {}),
-      };
-      return { url: raw, prober: 'ftp', address: hostPort(port), settings };
-    }
-    case 'mssql': {
-      const instance = path.replace(/^\/+|\/+$/g, '');
-      if (instance.includes('/')) throw new UsageError(`"${raw}": the path is one instance name`);
-      const settings: Record<string, unknown> = {
-        ...(instance ? { instance } : {}),
-        ...(user ? { username: user, ...secret } : {}),
-        ...(insecure ? { trust_server_certificate: true } : {}),
-      };
-      // A named instance without a port is found through the Browser.
-      return { url: raw, prober: 'mssql', address: instance && u.port === '' ? host : hostPort(port), settings };
-    }
-    default:
-      throw new UsageError(`unsupported scheme "${scheme}:" (use tcp, icmp, ftp, ftps or mssql)`);
+  const def = proberOfScheme(scheme);
+  if (!def?.urls) {
+    const all = Object.values(PROBERS).flatMap((d) => d.urls?.schemes ?? []);
+    throw new UsageError(`unsupported scheme "${scheme}:" (use ${oneOf(all)})`);
   }
+  let target: { address: string; settings: Record<string, unknown> };
+  try {
+    target = def.urls.fromUrl({
+      raw,
+      scheme,
+      host: u.hostname,
+      port: u.port === '' ? def.defaultPort : Number(u.port),
+      portGiven: u.port !== '',
+      user: decodeURIComponent(u.username),
+      path: decodeURIComponent(u.pathname),
+      secret: password !== undefined ? { password: new Secret(password) } : {},
+      insecure,
+    });
+  } catch (e) {
+    throw new UsageError(`"${raw}": ${(e as Error).message}`);
+  }
+  return { url: raw, prober: def.name, ...target };
 }
 
 export interface DiagnoseFlags {
@@ -98,32 +94,35 @@ export interface DiagnoseFlags {
   help: boolean;
 }
 
-export const DIAGNOSE_USAGE = [
-  'usage: portprobe diagnose URL [flags]',
-  '       portprobe diagnose URL --config.file=FILE --module=NAME [flags]',
-  '       portprobe diagnose TARGET --config.file=FILE [flags]',
-  '',
-  'Runs one probe live, with the module the agent would run, and says which rung failed and what to',
-  'check next. URLs: tcp://host:port, icmp://host, ftp://[user@]host[:port][/path], ftps://...',
-  '(port 990: implicit TLS), mssql://[user@]host[:port][/instance].',
-  '',
-  'Flags:',
-  '  --config.file=FILE     Config file holding the target or the module.',
-  '  --module=NAME          The module from --config.file to run against the URL (or the target).',
-  '  --set KEY=VALUE        A module setting, checked against the prober\'s own schema; repeat it.',
-  '                         Dotted keys reach nested settings; lists are comma separated:',
-  '                         --set encrypt=true --set data_channel=epsv,active --set min_build.8=8.0.2039',
-  '  --ping[=required]      Put the ICMP rung first; "required" fails the run when ping gets no answer',
-  '                         (otherwise a failed ping is reported and the ladder goes on).',
-  '  --timeout=DURATION     Bound for the whole run, ping included (default: the module\'s, else 10s).',
-  '  --password-file=PATH   Password for the URL\'s user (or PORTPROBE_PASSWORD); never on the command line.',
-  '  --insecure             Accept any server certificate.',
-  '  --output=text|json     Output format (default text).',
-  '  --help                 Show this help.',
-  '',
-  'Exit code: 0 every rung and every tested mode passed, 1 one failed (a required ping included),',
-  '2 usage or settings error. Text, JSON and exit code always give the same verdict.',
-].join('\n');
+/** The help text; the URL forms come from the probers' own `urls`. */
+export function diagnoseUsage(): string {
+  return [
+    'usage: portprobe diagnose URL [flags]',
+    '       portprobe diagnose URL --config.file=FILE --module=NAME [flags]',
+    '       portprobe diagnose TARGET --config.file=FILE [flags]',
+    '',
+    'Runs one probe live, with the module the agent would run, and says which rung failed and what to',
+    'check next. URLs:',
+    ...Object.values(PROBERS).flatMap((d) => (d.urls ? [`  ${d.urls.usage}`] : [])),
+    '',
+    'Flags:',
+    '  --config.file=FILE     Config file holding the target or the module.',
+    '  --module=NAME          The module from --config.file to run against the URL (or the target).',
+    '  --set KEY=VALUE        A module setting, checked against the prober\'s own schema; repeat it.',
+    '                         Dotted keys reach nested settings; lists are comma separated:',
+    '                         --set encrypt=true --set data_channel=epsv,active --set min_build.8=8.0.2039',
+    '  --ping[=required]      Put the ICMP rung first; "required" fails the run when ping gets no answer',
+    '                         (otherwise a failed ping is reported and the ladder goes on).',
+    '  --timeout=DURATION     Bound for the whole run, ping included (default: the module\'s, else 10s).',
+    '  --password-file=PATH   Password for the URL\'s user (or PORTPROBE_PASSWORD); never on the command line.',
+    '  --insecure             Accept any server certificate.',
+    '  --output=text|json     Output format (default text).',
+    '  --help                 Show this help.',
+    '',
+    'Exit code: 0 every rung and every tested mode passed, 1 one failed (a required ping included),',
+    '2 usage or settings error. Text, JSON and exit code always give the same verdict.',
+  ].join('\n');
+}
 
 export function parseDiagnoseArgs(argv: readonly string[]): DiagnoseFlags {
   const f: DiagnoseFlags = { output: 'text', insecure: false, sets: [], help: false };
@@ -362,8 +361,8 @@ export function planDiagnose(f: DiagnoseFlags, env: NodeJS.ProcessEnv): Diagnose
     timeoutSeconds: (f.timeoutMs ?? (base ? base.timeoutSeconds * 1000 : DEFAULT_TIMEOUT_MS)) / 1000,
     settings,
   };
-  const ping = f.ping ? { required: f.ping.required, packets: base?.ping?.packets ?? 2 } : base?.ping;
-  if (ping && prober !== 'icmp') module.ping = ping;
+  const ping = f.ping ? { required: f.ping.required, packets: base?.ping?.packets ?? DEFAULT_PING_PACKETS } : base?.ping;
+  if (ping && !pingsItself(prober)) module.ping = ping;
   return { subject, target, module };
 }
 
@@ -411,7 +410,7 @@ export function rungLines(
   result: ProbeResult,
   ping?: { required: boolean },
 ): RungLine[] {
-  const ladder = [...(ping ? ['icmp'] : []), ...def.phases];
+  const ladder = [...(ping ? [PING_PHASE] : []), ...def.phases];
   const timing = new Map(result.phases.map((p) => [p.phase, p.seconds]));
   const failedAt = result.failure?.phase;
   const failedIdx = failedAt === undefined ? -1 : ladder.indexOf(failedAt);
@@ -425,9 +424,9 @@ export function rungLines(
       lines.push({ ...base, status: 'failed', reason: result.failure?.reason, message: result.failure?.message });
       continue;
     }
-    if (phase === 'icmp' && ping && !ping.required) {
-      const said = typeof result.details?.ping === 'string' ? result.details.ping : undefined;
-      if (said?.startsWith('no answer')) {
+    if (phase === PING_PHASE && ping && !ping.required) {
+      const said = unansweredPing(result);
+      if (said) {
         lines.push({ ...base, status: 'failed', optional: true, message: `${said.replace(/: $/, '')} (ping not required: the ladder went on)` });
         continue;
       }
@@ -484,7 +483,7 @@ export function formatText(plan: DiagnosePlan, result: ProbeResult, colour: bool
       line += l.reason ? `  ${l.reason}: ${l.message ?? ''}` : l.message ? `  ${l.message}` : '  failed';
     } else if (l.status === 'not_reached') line += '  not reached';
     else if (l.status === 'not_tested') line += '  not tested';
-    if (l.phase === 'icmp' && l.status !== 'not_reached') {
+    if (l.phase === PING_PHASE && l.status !== 'not_reached') {
       const rtt = pingText(result.facts);
       if (rtt) line += `  (${rtt})`;
     }
@@ -545,7 +544,7 @@ export async function runDiagnose(
   try {
     flags = parseDiagnoseArgs(argv);
     if (flags.help) {
-      io.stdout.write(`${DIAGNOSE_USAGE}\n`);
+      io.stdout.write(`${diagnoseUsage()}\n`);
       return 0;
     }
     plan = planDiagnose(flags, io.env);

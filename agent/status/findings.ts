@@ -61,32 +61,3 @@ export function findingsHtml(result: ProbeResult | undefined): string {
   if (items.length === 0 && facts.length === 0) return '';
   return `<ul class="findings">${items.join('')}${facts.join('')}</ul>`;
 }
-
-export interface PingFacts {
-  sent?: number;
-  received?: number;
-  /** Mean round trip of the echo replies (absent when none came back). */
-  rttAvgSeconds?: number;
-}
-
-/** The ICMP rung's facts: what the ping rung is worth showing instead of its wall time. Pure. */
-export function pingFacts(facts: readonly Fact[]): PingFacts {
-  const one = (metric: string, stat?: string): number | undefined =>
-    facts.find((f) => f.metric === metric && (stat === undefined || f.labels?.stat === stat))?.value;
-  const out: PingFacts = {};
-  const sent = one('probe_icmp_packets_sent');
-  const received = one('probe_icmp_packets_received');
-  const avg = one('probe_icmp_rtt_seconds', 'avg');
-  if (sent !== undefined) out.sent = sent;
-  if (received !== undefined) out.received = received;
-  if (avg !== undefined && (received ?? 1) > 0) out.rttAvgSeconds = avg;
-  return out;
-}
-
-/** "round trip 0.052 ms avg, 2 of 2 replies", or undefined without ICMP facts. Pure. */
-export function pingText(facts: readonly Fact[]): string | undefined {
-  const p = pingFacts(facts);
-  if (p.sent === undefined) return undefined;
-  const replies = `${p.received ?? 0} of ${p.sent} replies`;
-  return p.rttAvgSeconds === undefined ? `no round trip: ${replies}` : `round trip ${(p.rttAvgSeconds * 1000).toFixed(3)} ms avg, ${replies}`;
-}

@@ -1,13 +1,13 @@
 // GET /: a small server-rendered page for people. Every value that came from a peer (banners,
 // error messages) or from config is escaped; nothing on the page runs script.
-import { PROBERS } from '../../exporters';
+import { PING_PHASE, PROBERS, pingFacts, pingText, unansweredPing } from '../../exporters';
 import { adviceFor } from '../../exporters/advice';
 import { portClass } from '../../exporters/sockets';
 import type { Agent } from '../agent';
 import { escapeHtml as h } from '../html';
 import type { TargetEntry } from '../store';
 import type { ProbeResult } from '../../exporters/types';
-import { findingsHtml, pingFacts, pingText } from './findings';
+import { findingsHtml } from './findings';
 
 interface ListenerRow {
   protocol: string;
@@ -81,7 +81,7 @@ let order: string[] | undefined;
 /** Every phase name in a fixed order: the ping rung first, then each prober's ladder (built once). */
 function phaseOrder(): string[] {
   if (!order) {
-    order = ['icmp'];
+    order = [PING_PHASE];
     for (const def of Object.values(PROBERS)) for (const p of def.phases) if (!order.includes(p)) order.push(p);
   }
   return order;
@@ -105,15 +105,15 @@ interface Segment {
 
 /** The bar of one result: one segment per phase that ran. Pure. */
 export function segments(r: ProbeResult): Segment[] {
-  const pingFailed = typeof r.details?.ping === 'string' && r.details.ping.startsWith('no answer');
+  const pingFailed = unansweredPing(r) !== undefined;
   return r.phases.map((p) => {
-    const failed = r.failure?.phase === p.phase || (p.phase === 'icmp' && pingFailed);
-    if (p.phase === 'icmp') {
+    const failed = r.failure?.phase === p.phase || (p.phase === PING_PHASE && pingFailed);
+    if (p.phase === PING_PHASE) {
       const ping = pingFacts(r.facts);
       if (ping.rttAvgSeconds !== undefined) {
-        return { phase: p.phase, seconds: ping.rttAvgSeconds, label: `icmp: ${pingText(r.facts) ?? ''}`, failed };
+        return { phase: p.phase, seconds: ping.rttAvgSeconds, label: `${PING_PHASE}: ${pingText(r.facts) ?? ''}`, failed };
       }
-      return { phase: p.phase, seconds: p.seconds, label: `icmp: no reply (waited ${ms(p.seconds)})`, failed };
+      return { phase: p.phase, seconds: p.seconds, label: `${PING_PHASE}: no reply (waited ${ms(p.seconds)})`, failed };
     }
     return { phase: p.phase, seconds: p.seconds, label: `${p.phase}: ${ms(p.seconds)}${failed ? ' (failed)' : ''}`, failed };
   });
@@ -159,7 +159,7 @@ function legend(entries: readonly TargetEntry[]): string {
   const phases = [...phaseOrder().filter((p) => shown.has(p)), ...[...shown].filter((p) => !phaseOrder().includes(p))];
   if (phases.length === 0) return '';
   const items = phases.map(
-    (p) => `<span data-phase="${h(p)}"><i class="swatch" style="background-color:${phaseColour(p)}"></i>${h(p)}${p === 'icmp' ? ' (round trip)' : ''}</span>`,
+    (p) => `<span data-phase="${h(p)}"><i class="swatch" style="background-color:${phaseColour(p)}"></i>${h(p)}${p === PING_PHASE ? ' (round trip)' : ''}</span>`,
   );
   items.push('<span data-phase="failed"><i class="swatch failed"></i>the rung that failed</span>');
   return `<div class="legend" aria-label="phase colours">${items.join('')}</div>`;

@@ -1,7 +1,7 @@
 // What an operator should check next, per failed rung, and the mapping of FTP reply codes
 // to failure reasons. Kept in one place so diagnose, the status page and the metrics agree.
 import { ProbeError } from '../ladder';
-import type { FailureReason } from '../types';
+import type { FailureReason, ProbeFailure } from '../types';
 import { replyText, type Reply } from './reply';
 import type { DataMode, FtpTlsMode } from './settings';
 
@@ -94,4 +94,12 @@ export function dataFailure(what: string, r: Reply, mode: DataMode, tls: FtpTlsM
 
 export function probeError(reason: FailureReason, message: string): ProbeError {
   return err(reason, message);
+}
+
+const REFUSED =
+  'Nothing accepts connections on this port: is the FTP server running and listening on this address and port (21, or 990 for implicit TLS); is a firewall rejecting the connection?';
+
+/** The ftp ProberDef's `advice`: for a failure that carries none of its own. */
+export function ftpAdvice(failure: ProbeFailure, generic: string | undefined): string | undefined {
+  return failure.reason === 'refused' ? REFUSED : generic;
 }

@@ -5,9 +5,9 @@
 // every reply code per rung, and hard caps on reply size.
 import type net from 'node:net';
 import type tls from 'node:tls';
-import { DeadlineError, ProbeError, untilAborted } from '../ladder';
+import { DeadlineError, ProbeError } from '../ladder';
 import { probeError } from './advice';
-import { startTls } from '../tcp/net';
+import { ReadQueue, startTls } from '../net';
 import { ReplyParser, type Reply, type ReplyErrorKind, type ReplyLimits } from './reply';
 import type { ProbeSignal } from '../signal';
 
@@ -37,10 +37,13 @@ const MAX_QUEUED = 8;
 export class ControlConnection {
   private sock: net.Socket;
   private parser: ReplyParser;
-  private readonly queue: Reply[] = [];
-  private waiter?: { resolve: (r: Reply) => void; reject: (e: unknown) => void };
-  private failure?: unknown;
-  private closed = false;
+  private readonly queue = new ReadQueue<Reply>({
+    pause: () => this.sock.pause(),
+    resume: () => this.sock.resume(),
+    highWater: MAX_QUEUED,
+    closedMessage: 'control connection closed by the server',
+    name: 'ControlConnection',
+  });
   private tlsSession?: Buffer;
   /** The last reply code read, for probe_ftp_status_code. */
   lastCode?: number;
@@ -51,21 +54,12 @@ export class ControlConnection {
     const out = this.parser.push(chunk);
     for (const r of out.replies) this.queue.push(r);
     if (out.error) {
-      this.failure = new ReplyStreamError(out.error.kind, out.error.message);
+      this.queue.fail(new ReplyStreamError(out.error.kind, out.error.message));
       this.sock.destroy();
-    } else if (this.queue.length >= MAX_QUEUED) {
-      this.sock.pause();
     }
-    this.wake();
   };
-  private readonly onClose = (): void => {
-    this.closed = true;
-    this.wake();
-  };
-  private readonly onError = (err: unknown): void => {
-    if (this.failure === undefined) this.failure = err;
-    this.wake();
-  };
+  private readonly onClose = (): void => this.queue.end();
+  private readonly onError = (err: unknown): void => this.queue.fail(err);
 
   constructor(
     socket: net.Socket,
@@ -103,35 +97,9 @@ export class ControlConnection {
     this.sock.off('error', this.onError);
   }
 
-  private wake(): void {
-    const w = this.waiter;
-    if (!w) return;
-    if (this.queue.length > 0) {
-      this.waiter = undefined;
-      const r = this.queue.shift() as Reply;
-      if (this.queue.length < MAX_QUEUED) this.sock.resume();
-      w.resolve(r);
-    } else if (this.failure !== undefined) {
-      this.waiter = undefined;
-      w.reject(this.failure);
-    } else if (this.closed) {
-      this.waiter = undefined;
-      const e = new Error('control connection closed by the server') as NodeJS.ErrnoException;
-      e.code = 'ECONNRESET';
-      w.reject(e);
-    }
-  }
-
   /** The next complete reply. Rejects on close, cap, socket error or abort. */
   read(signal: ProbeSignal): Promise<Reply> {
-    if (this.waiter) return Promise.reject(new Error('ControlConnection: concurrent read'));
-    const p = new Promise<Reply>((resolve, reject) => {
-      this.waiter = { resolve, reject };
-    });
-    this.wake();
-    return untilAborted(p, signal, () => {
-      this.waiter = undefined;
-    }).then((r) => {
+    return this.queue.next(signal).then((r) => {
       this.lastCode = r.code;
       if (r.code >= 200) this.outstanding = Math.max(0, this.outstanding - 1);
       this.log(`< ${r.code} ${r.lines[0] ?? ''}${r.lines.length > 1 ? ` (+${r.lines.length - 1} lines)` : ''}`);
@@ -153,7 +121,7 @@ export class ControlConnection {
    * at a deadline, when its reply (a late 425 or 226) may still arrive.
    */
   get inStep(): boolean {
-    return this.outstanding === 0 && !this.closed && this.failure === undefined && !this.sock.destroyed;
+    return this.outstanding === 0 && !this.queue.done && !this.sock.destroyed;
   }
 
   /**
@@ -190,7 +158,7 @@ export class ControlConnection {
         this.tlsSession = s;
       });
       this.parser = new ReplyParser(this.limits);
-      this.closed = false;
+      this.queue.reopen();
       return secure;
     } finally {
       // On failure the plain socket stays the one `destroy` closes; on success the TLS socket

@@ -5,7 +5,7 @@ import net from 'node:net';
 import type tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { DeadlineError, ProbeError, untilAborted } from '../ladder';
-import { connectTcp, startTls } from '../tcp/net';
+import { connectTcp, startTls } from '../net';
 import { dataFailure, probeError } from './advice';
 import { stalledError, verbOf, type ControlConnection } from './control';
 import { formatEprt, formatPort, ipv4Kind, parseEpsv, parsePasv, parsePortRange, sameHost } from './passive';

@@ -10,8 +10,9 @@ import {
   resolveHost,
   recordTls,
   tlsOptions,
-} from '../tcp/net';
-import { ADVICE, loginFailure, probeError } from './advice';
+} from '../net';
+import { ADVICE, ftpAdvice, loginFailure, probeError } from './advice';
+import { FTP_URLS } from './url';
 import { readBanner } from './banner';
 import { ControlConnection } from './control';
 import { transfer, type DataEnv } from './data';
@@ -19,6 +20,7 @@ import { replyText, type Reply } from './reply';
 import {
   DATA_MODES,
   FTP_DEFAULTS,
+  FTP_DEFAULT_PORT,
   FTP_SETTINGS_SCHEMA,
   defaultPort,
   validateFtpAddress,
@@ -188,6 +190,9 @@ interface Session {
 
 export const ftpProber: ProberDef<FtpSettings> = {
   name: 'ftp',
+  defaultPort: FTP_DEFAULT_PORT,
+  urls: FTP_URLS,
+  advice: ftpAdvice,
   phases: FTP_PHASES,
   metrics: FTP_METRICS,
   schema: FTP_SETTINGS_SCHEMA,

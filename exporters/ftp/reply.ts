@@ -179,4 +179,3 @@ export function replyText(r: Reply, max = 200): string {
 /** Reply class helpers (RFC 959 4.2.1). */
 export const isPreliminary = (c: number): boolean => c >= 100 && c < 200;
 export const isCompletion = (c: number): boolean => c >= 200 && c < 300;
-export const isIntermediate = (c: number): boolean => c >= 300 && c < 400;

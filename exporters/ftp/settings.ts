@@ -1,10 +1,9 @@
 // Settings of `modules.<name>.ftp`: type, JSON Schema (published for editors), defaults and
 // the semantic checks the schema cannot express.
 import net from 'node:net';
-import { IP_PROTOCOL_PROPERTIES } from '../tcp/net';
 import { SECRET_REF_PATTERN, type Secret } from '../secret';
 import type { JsonSchema } from '../types';
-import { TLS_CONFIG_SCHEMA, parseHostPort, type IpPreference, type TlsSettings } from '../tcp/net';
+import { IP_PROTOCOL_PROPERTIES, TLS_CONFIG_SCHEMA, parseHostPort, type IpPreference, type TlsSettings } from '../net';
 import { parsePortRange } from './passive';
 
 export type FtpTlsMode = 'none' | 'explicit' | 'implicit';

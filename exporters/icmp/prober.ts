@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import net from 'node:net';
 import type { FailureReason, ProberDef } from '../types';
 import { DeadlineError, ProbeError, runLadder, type Ladder } from '../ladder';
-import { IP_PROTOCOL_PROPERTIES, resolveHost, type IpPreference } from '../tcp/net';
+import { IP_PROTOCOL_PROPERTIES, resolveHost, type IpPreference } from '../net';
 import { classifyPingError, parsePingOutput } from './parse';
 import { abortSignalOf, type ProbeSignal } from '../signal';
 
@@ -79,7 +79,7 @@ function runPing(path: string, args: string[], signal: ProbeSignal): Promise<Pin
     try {
       execFile(path, args, { signal: abortSignalOf(signal), timeout: 0, maxBuffer: 256 * 1024, encoding: 'utf8', env: { LC_ALL: 'C' } }, (err, stdout, stderr) => {
         const code = err ? ((err as NodeJS.ErrnoException).code ?? (err as { status?: number }).status ?? 1) : 0;
-        resolve({ code: code as number | string, stdout: String(stdout ?? ''), stderr: String(stderr ?? '') });
+        resolve({ code, stdout: String(stdout ?? ''), stderr: String(stderr ?? '') });
       });
     } catch (err) {
       // Some spawn failures throw at once instead of calling back (EPERM, below).
@@ -186,6 +186,7 @@ export const ICMP_DEFAULTS: IcmpSettings = {
 
 export const icmpProber: ProberDef<IcmpSettings> = {
   name: 'icmp',
+  urls: { schemes: ['icmp'], usage: 'icmp://host', fromUrl: (u) => ({ address: u.host, settings: {} }) },
   phases: ['resolve', 'icmp'],
   metrics: ICMP_METRICS,
   schema: ICMP_SETTINGS_SCHEMA,

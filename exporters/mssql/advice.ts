@@ -1,4 +1,5 @@
 // What the operator should check next, for each way the SQL Server ladder fails.
+import type { ProbeFailure } from '../types';
 
 /** What the operator should check when the TCP connection is refused. */
 export function refusedAdvice(port: number, instance?: string): string {
@@ -79,4 +80,20 @@ export function loginAdvice(number?: number): string {
     default:
       return 'Login failed: the server error log (ERRORLOG) names the reason for this login attempt.';
   }
+}
+
+// A SQL Server failure that carries no advice of its own: the mssql ProberDef's `advice`, which
+// adviceFor (exporters/advice.ts) asks before the generic advice.
+const GENERIC_REFUSED =
+  'Nothing accepts connections on this port: is the SQL Server service running; is TCP/IP enabled in the server network configuration (SQL Server Configuration Manager); is the instance really on this port (1433 by default; a hidden instance moves to 2433, a named instance uses a dynamic port the Browser announces); is the Windows firewall open for it?';
+const GENERIC_NOT_TDS =
+  "Something other than SQL Server answers on this port: check the port (another service may have taken 1433) and the instance's real port.";
+
+export function mssqlAdvice(failure: ProbeFailure, generic: string | undefined): string | undefined {
+  if (failure.reason === 'refused') return GENERIC_REFUSED;
+  if (failure.reason === 'not_tds') return GENERIC_NOT_TDS;
+  if (failure.reason === 'timeout' && failure.phase === 'connect') {
+    return `${generic} For SQL Server also check that port 1433 (or the instance's port) is allowed through the Windows firewall.`;
+  }
+  return generic;
 }

@@ -1,6 +1,6 @@
 // The SQL Server prober's phases and its own metric families (beyond the common probe_* ones).
 import type { MetricDef } from '../types';
-import { TLS_METRICS } from '../tcp/net';
+import { TLS_METRICS } from '../net';
 
 export const MSSQL_PHASES = ['resolve', 'browser', 'connect', 'prelogin', 'tls', 'login', 'query'] as const;
 

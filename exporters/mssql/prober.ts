@@ -5,20 +5,24 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import type { ProberDef } from '../types';
 import { ProbeError, classifyError, runLadder } from '../ladder';
-import { connectTcp, parseHostPort, resolveHost, startTls, recordTls } from '../tcp/net';
+import { connectTcp, parseHostPort, resolveHost, startTls, recordTls } from '../net';
 import type { Prelogin } from './prelogin';
 import { advise } from './versions';
 import { tlsOverTds } from './wire';
 import { encryptionFinding, untrustedCertificateFinding } from './findings';
-import { TLS_ADVICE, connectTimeoutAdvice, refusedAdvice } from './advice';
+import { TLS_ADVICE, connectTimeoutAdvice, mssqlAdvice, refusedAdvice } from './advice';
 import { MSSQL_METRICS, MSSQL_PHASES } from './metrics';
 import { MSSQL_DEFAULTS, MSSQL_SETTINGS_SCHEMA, validateMssql, validateMssqlAddress, type MssqlSettings } from './settings';
 import { browse } from './browse';
 import { preloginPhase, tdsTlsOptions } from './handshake';
 import { loginAndQuery, queryFamilies } from './session';
+import { MSSQL_URLS } from './url';
 
 export const mssqlProber: ProberDef<MssqlSettings> = {
   name: 'mssql',
+  defaultPort: 1433,
+  urls: MSSQL_URLS,
+  advice: mssqlAdvice,
   phases: MSSQL_PHASES,
   metrics: MSSQL_METRICS,
   schema: MSSQL_SETTINGS_SCHEMA,

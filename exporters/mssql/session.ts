@@ -4,7 +4,7 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import type { Connection, ConnectionConfiguration } from 'tedious';
 import { Ladder, ProbeError, classifyError, isShutdown, oneLine } from '../ladder';
-import { parseDuration } from '../../config/duration';
+import { parseDuration } from '../duration';
 import type { ProbeSignal } from '../signal';
 import type { Advisory } from './versions';
 import { TokenStreamError, containTokenErrors, isTokenStreamError } from './contain';

@@ -1,6 +1,6 @@
 // Settings of `modules.<name>.mssql`: type, JSON Schema (published for editors), defaults and
 // the semantic checks the schema cannot express.
-import { IP_PROTOCOL_PROPERTIES, parseHostPort, type IpPreference } from '../tcp/net';
+import { IP_PROTOCOL_PROPERTIES, parseHostPort, type IpPreference } from '../net';
 import { SECRET_REF_PATTERN, type Secret } from '../secret';
 import { MAX_INSTANCE_NAME_BYTES } from './browser';
 import { parseBuild } from './versions';

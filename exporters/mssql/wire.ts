@@ -5,7 +5,7 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import { Duplex } from 'node:stream';
 import { DeadlineError, ProbeError, untilAborted } from '../ladder';
-import { startTls } from '../tcp/net';
+import { startTls } from '../net';
 import { MessageFramer, PacketType, encodePacket, parsePacketHeader, type Message } from './packet';
 import type { ProbeSignal } from '../signal';
 

@@ -12,7 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { packageRoot } from '../../agent/package-root';
+import { packageRoot } from '../package-root';
 import { attributeConnections } from './connections';
 import { evaluate, type Evaluation } from './evaluate';
 import { InodeProcessCache, readListenQueueCounters, type WalkStats } from './procfs';

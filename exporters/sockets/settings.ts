@@ -1,6 +1,7 @@
 // The `sockets:` section of the agent's config: its type, JSON Schema, defaults and the
 // semantic checks the schema cannot express.
 import net from 'node:net';
+import { DURATION_PATTERN, parseDuration } from '../duration';
 import type { JsonSchema } from '../types';
 
 export type SocketProtocol = 'tcp' | 'udp';
@@ -45,7 +46,6 @@ export interface SocketsSettings {
   max_unexpected_series: number;
 }
 
-const DURATION_PATTERN = '^([0-9]+(ms|s|m|h))+$';
 const PORT_RANGE_PATTERN = '^[0-9]{1,5}(-[0-9]{1,5})?$';
 
 export const SOCKETS_SETTINGS_SCHEMA: JsonSchema = {
@@ -174,11 +174,11 @@ export function commName(name: string): string {
 
 /** Milliseconds of "1m30s"-style text, undefined when it is not one (the schema reports that). Pure. */
 function durationMs(text: string): number | undefined {
-  if (!new RegExp(DURATION_PATTERN).test(text)) return undefined;
-  const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let total = 0;
-  for (const m of text.matchAll(/([0-9]+)(ms|s|m|h)/g)) total += Number(m[1]) * unit[m[2]];
-  return total;
+  try {
+    return parseDuration(text);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Semantic checks; each message starts with the field path inside `sockets`. Pure. */

@@ -1,2 +1,1 @@
 export { tcpProber, TCP_SETTINGS_SCHEMA, type TcpSettings } from './prober';
-export * from './net';

@@ -1,6 +1,5 @@
 // The "telnet host port" rung: resolve, connect, optional TLS, optional banner check.
 import type { ProberDef } from '../types';
-import { watchedSocket } from '../arrival';
 import { ProbeError, runLadder } from '../ladder';
 import {
   IP_PROTOCOL_PROPERTIES,
@@ -16,7 +15,8 @@ import {
   tlsOptions,
   type IpPreference,
   type TlsSettings,
-} from './net';
+  watchedSocket,
+} from '../net';
 import type net from 'node:net';
 import { classifyAnswer, lookSays, readOrExplain } from '../silence';
 
@@ -76,6 +76,14 @@ const RESPONSE_SILENT =
 
 export const tcpProber: ProberDef<TcpSettings> = {
   name: 'tcp',
+  urls: {
+    schemes: ['tcp'],
+    usage: 'tcp://host:port',
+    fromUrl(u) {
+      if (u.port === undefined) throw new Error('tcp:// needs a port');
+      return { address: `${u.host}:${u.port}`, settings: {} };
+    },
+  },
   phases: ['resolve', 'connect', 'tls', 'banner'],
   metrics: TLS_METRICS,
   schema: TCP_SETTINGS_SCHEMA,

@@ -4,7 +4,7 @@ import { assertExposition } from '../helpers/exposition-check';
 import { ResultStore } from '../../agent/store';
 import { allFamilies } from '../../agent/agent';
 import type { ProbeResult } from '../../exporters/types';
-import { TLS_METRICS } from '../../exporters/tcp/net';
+import { TLS_METRICS } from '../../exporters/net';
 
 const ok: ProbeResult = {
   success: true,

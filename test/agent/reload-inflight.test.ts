@@ -45,8 +45,8 @@ describe('reload with probes in flight', () => {
     }
     return {
       recorded: [...store.entries()].filter((e) => e.result).length,
-      probes: await counter(metrics.probesTotal as never),
-      skipped: await counter(metrics.schedulerSkipped as never),
+      probes: await counter(metrics.probesTotal),
+      skipped: await counter(metrics.schedulerSkipped),
       reloads: i,
     };
   }
@@ -77,8 +77,7 @@ describe('reload while slots are due (fake clock; fire() observed, nothing probe
     jest.useFakeTimers({ now: 1_000_000, doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
     fired = [];
     spy = jest
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
-      .spyOn(Scheduler.prototype as any, 'fire')
+      .spyOn(Scheduler.prototype as unknown as { fire(st: unknown): void }, 'fire')
       .mockImplementation(function (st: unknown) {
         fired.push((st as { target: { name: string } }).target.name);
       });

@@ -137,8 +137,7 @@ describe('Scheduler rings (fake clock; fire() observed, nothing probed)', () => 
     jest.useFakeTimers({ now: 1_000_000, doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
     fires = [];
     spy = jest
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
-      .spyOn(Scheduler.prototype as any, 'fire')
+      .spyOn(Scheduler.prototype as unknown as { fire(st: unknown): void }, 'fire')
       .mockImplementation(function (st: unknown) {
         fires.push({ at: Date.now(), name: (st as { target: { name: string } }).target.name });
       });

@@ -43,7 +43,7 @@ describe('portprobe command line', () => {
     [['--shard.count=2', '--shard.index=2'], 'portprobe: --shard.index 2 must be below --shard.count 2\n'],
     [['--config.file'], 'portprobe: --config.file needs a value\n'],
   ])('bad flags %j exit 2 with one line', async (args, msg) => {
-    const r = await run(args as string[]);
+    const r = await run(args);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(msg);
   });

@@ -1,13 +1,14 @@
 import { readFileSync, readdirSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { inspect } from 'node:util';
 import Ajv2020 from 'ajv/dist/2020';
 import { parse as parseYaml } from 'yaml';
 import { loadConfigFile, parseConfig } from '../../config/load';
 import { schemaText } from '../../config/write-schema';
 import { PROBERS } from '../../exporters';
 import { Secret } from '../../exporters/secret';
-import { parseDuration } from '../../config/duration';
+import { parseDuration } from '../../exporters/duration';
 import { errorsOf } from '../helpers/config';
 
 const TESTDATA = path.join(__dirname, '..', '..', 'config', 'testdata');
@@ -54,6 +55,15 @@ describe('valid configs', () => {
     expect(cfg.targets.length).toBeGreaterThan(0);
   });
 
+  it('takes Prometheus\'s day, week and year units in durations', () => {
+    const cfg = parseConfig(['global:', '  interval: 1d', '  timeout: 1w', ''].join('\n'), 'units.yml');
+    expect(cfg.global.intervalMs).toBe(86_400_000);
+    expect(cfg.global.timeoutMs).toBe(604_800_000);
+    expect(errorsOf(() => parseConfig(['global:', '  interval: 1y2x', ''].join('\n'), 'units.yml'))).toEqual([
+      'units.yml:2: global.interval: must be a duration such as 500ms, 15s, 1m or 1h30m',
+    ]);
+  });
+
   it('accepts an empty file as "probe nothing"', () => {
     const cfg = parseConfig('', 'empty.yml');
     expect(cfg.targets).toEqual([]);
@@ -63,7 +73,7 @@ describe('valid configs', () => {
   it('reports every problem at once, each with its own line', () => {
     const text = ['global:', '  interval: soon', '  timeout: 1x', 'bogus: 1', ''].join('\n');
     expect(errorsOf(() => parseConfig(text, 'multi.yml'))).toEqual([
-      'multi.yml:4: bogus: unknown field (expected one of: ' + Object.keys(JSON.parse(schemaText()).properties).join(', ') + ')',
+      'multi.yml:4: bogus: unknown field (expected one of: ' + Object.keys((JSON.parse(schemaText()) as { properties: object }).properties).join(', ') + ')',
       'multi.yml:2: global.interval: must be a duration such as 500ms, 15s, 1m or 1h30m',
       'multi.yml:3: global.timeout: must be a duration such as 500ms, 15s, 1m or 1h30m',
     ].sort((a, b) => a.localeCompare(b)).filter(Boolean).sort((a, b) => order(a) - order(b)));
@@ -122,9 +132,10 @@ describe('secrets', () => {
   it('Secret prints as <secret> everywhere', () => {
     const s = new Secret('sentinel-value');
     expect(String(s)).toBe('<secret>');
+    // eslint-disable-next-line @typescript-eslint/restrict-template-expressions -- the point: a Secret in a template shows no value
     expect(`${s}`).toBe('<secret>');
     expect(JSON.stringify({ s })).toBe('{"s":"<secret>"}');
-    expect(require('node:util').inspect({ s })).not.toContain('sentinel');
+    expect(inspect({ s })).not.toContain('sentinel');
   });
 });
 
@@ -148,11 +159,19 @@ describe('durations', () => {
     ['15s', 15000],
     ['1m30s', 90000],
     ['2h', 7200000],
+    ['1d', 86_400_000],
+    ['2w', 1_209_600_000],
+    ['1y', 31_536_000_000],
+    ['1d12h', 129_600_000],
+    ['1w500ms', 604_800_500],
   ])('%s = %d ms', (text, ms) => {
     expect(parseDuration(text)).toBe(ms);
   });
   it('rejects other text', () => {
     expect(() => parseDuration('15')).toThrow('"15" is not a duration');
+    expect(() => parseDuration('1x')).toThrow('"1x" is not a duration');
+    expect(() => parseDuration('1.5h')).toThrow('"1.5h" is not a duration');
+    expect(() => parseDuration('')).toThrow('"" is not a duration');
   });
 });
 

@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseDiagnoseUrl, rungLines, UsageError } from '../../agent/cli/diagnose';
+import { diagnoseUsage, parseDiagnoseUrl, rungLines, UsageError } from '../../agent/cli/diagnose';
 import { PROBERS } from '../../exporters';
 import { diagnose } from '../helpers/diagnose';
 import { closedPort, listen } from '../helpers/net';
@@ -29,10 +29,25 @@ describe('diagnose URLs', () => {
   it.each([
     ['ftp://alice:hunter2@files.example.org', 'passwords do not belong on the command line: use --password-file=PATH or PORTPROBE_PASSWORD'],
     ['tcp://db.example.org', '"tcp://db.example.org": tcp:// needs a port'],
-    ['http://x', 'unsupported scheme "http:" (use tcp, icmp, ftp, ftps or mssql)'],
-    ['not a url', '"not a url" is not a URL such as tcp://host:port, ftp://user@host/path or mssql://host/instance'],
+    ['http://x', 'unsupported scheme "http:" (use tcp, ftp, ftps, mssql or icmp)'],
+    ['not a url', '"not a url" is not a URL such as tcp://host:port, ftp://[user@]host[:port][/path], mssql://[user@]host[:port][/instance] or icmp://host'],
+    ['ftp://a%zz@files.example.org', '"ftp://a%zz@files.example.org": URI malformed'],
   ])('rejects %s', (url, msg) => {
     expect(() => parseDiagnoseUrl(url)).toThrow(new UsageError(msg));
+  });
+
+  it('takes the schemes the probers declare, each going to its own prober, and lists their forms in --help', () => {
+    const help = diagnoseUsage();
+    let schemes = 0;
+    for (const def of Object.values(PROBERS)) {
+      if (!def.urls) continue;
+      expect(help).toContain(`  ${def.urls.usage}\n`);
+      for (const scheme of def.urls.schemes) {
+        schemes++;
+        expect(parseDiagnoseUrl(`${scheme}://h.example.org:1/x`).prober).toBe(def.name);
+      }
+    }
+    expect(schemes).toBe(5);
   });
 
   it('puts the password in a Secret only with a user', () => {

@@ -46,7 +46,7 @@ function chartScrapeConfigs(agentAddress: string): Record<string, unknown>[] {
     const monitors = renderer.render([values]).objects.filter((o) => o.kind === 'ServiceMonitor');
     expect(monitors).toHaveLength(2);
     return monitors.flatMap((sm) =>
-      sm.spec.endpoints.map((ep: Record<string, unknown>) => ({
+      (sm.spec as { endpoints: Record<string, unknown>[] }).endpoints.map((ep) => ({
         job_name: sm.metadata.name,
         metrics_path: ep.path,
         scheme: ep.scheme,
@@ -216,9 +216,9 @@ describe('the chart rules on a real Prometheus scraping the agent', () => {
   });
 
   it('answers the dashboard\'s queries with the recorded series', async () => {
-    const dashboard = JSON.parse(readFileSync(path.join(FILES, 'portprobe-dashboard.json'), 'utf8'));
-    const panel = (title: string): { targets: { refId: string; expr: string }[] } =>
-      dashboard.panels.find((p: { title: string }) => p.title === title);
+    type Panel = { title: string; targets: { refId: string; expr: string }[] };
+    const dashboard = JSON.parse(readFileSync(path.join(FILES, 'portprobe-dashboard.json'), 'utf8')) as { panels: Panel[] };
+    const panel = (title: string): Panel => dashboard.panels.find((p) => p.title === title) as Panel;
     const run = (title: string, refId = 'A'): ReturnType<PrometheusProcess['query']> => {
       const expr = panel(title).targets.find((t) => t.refId === refId)?.expr ?? '';
       return prom.query(expr.replace(/\$__rate_interval/g, '1m').replace(/\$(job|target)\b/g, '.+'));

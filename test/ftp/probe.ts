@@ -1,7 +1,6 @@
 // Runs the FTP prober once, the way the scheduler would: defaults merged, secrets resolved,
 // a deadline on the AbortSignal.
-import { ftpProber } from '../../exporters/ftp';
-import type { FtpSettings } from '../../exporters/ftp';
+import { ftpProber, type FtpSettings } from '../../exporters/ftp';
 import { Secret } from '../../exporters/secret';
 import type { Fact, ProbeResult } from '../../exporters/types';
 

@@ -35,10 +35,11 @@ const INSECURE = { insecure_skip_verify: true };
 /** Records the host of every outgoing TCP connection made while `fn` runs. */
 async function connectionsDuring<T>(fn: () => Promise<T>): Promise<{ value: T; hosts: string[] }> {
   const hosts: string[] = [];
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called below on the socket the spy receives
   const original = net.Socket.prototype.connect;
   const spy = jest.spyOn(net.Socket.prototype, 'connect').mockImplementation(function (this: net.Socket, ...args: unknown[]) {
     const first = Array.isArray(args[0]) ? (args[0] as unknown[])[0] : args[0];
-    if (first && typeof first === 'object' && 'host' in first) hosts.push(String((first as { host: unknown }).host));
+    if (first && typeof first === 'object' && 'host' in first) hosts.push(String(first.host));
     else if (typeof args[1] === 'string') hosts.push(args[1]);
     return (original as (...a: unknown[]) => net.Socket).apply(this, args);
   });

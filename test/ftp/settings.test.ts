@@ -1,7 +1,6 @@
 // The `modules.<name>.ftp` schema, defaults, semantic checks and address rules.
 import Ajv2020 from 'ajv/dist/2020';
-import { ftpProber } from '../../exporters/ftp';
-import type { FtpSettings } from '../../exporters/ftp';
+import { ftpProber, type FtpSettings } from '../../exporters/ftp';
 import type { JsonSchema } from '../../exporters/types';
 import { probeFtp } from './probe';
 

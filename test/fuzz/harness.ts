@@ -2,7 +2,7 @@
 // time each, with exceptions that escape the prober caught, dishonest cases grouped by message
 // with the first seed that shows each, and the descriptors and peer sockets checked afterwards.
 import { readdirSync, readlinkSync } from 'node:fs';
-import { arrivalAddon } from '../../exporters/arrival';
+import { arrivalAddon } from '../../exporters/net';
 import { FAILURE_REASONS, type ProbeResult, type ProberDef } from '../../exporters/types';
 import { probeContext } from '../helpers/context';
 import { openFdCount } from '../helpers/net';

@@ -44,7 +44,7 @@ test(
     const reasons = new Map<string, number>();
     const wrong: string[] = [];
     let next = 0;
-    let tediousLines = 0;
+    let tediousLines: number;
     const t0 = Date.now();
     try {
       await Promise.all(

@@ -21,7 +21,7 @@ jest.setTimeout(Math.max(120000, CASES * 20));
 const PROBE: Record<TlsTarget, ProbeStart> = {
   'ftp-implicit': probeWith(ftpProber, { tls: 'implicit', tls_config: { insecure_skip_verify: true } } as never),
   'ftp-explicit': probeWith(ftpProber, { tls: 'explicit', tls_config: { insecure_skip_verify: true } } as never),
-  'tcp-tls': probeWith(tcpProber, { tls: true, tls_config: { insecure_skip_verify: true }, expect_banner: '.' } as never),
+  'tcp-tls': probeWith(tcpProber, { tls: true, tls_config: { insecure_skip_verify: true }, expect_banner: '.' }),
 };
 
 test(`${CASES} hostile TLS server flights through a real socket: an honest reason every time`, async () => {

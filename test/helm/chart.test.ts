@@ -14,7 +14,7 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { parseConfig } from '../../config/load';
 import { CHART, goChecks, goTest, readText, Renderer, type Rendered } from './harness';
-import { syncedValuesSchema } from './sync-values-schema';
+import { syncedValuesSchema } from '../../scripts/sync-values-schema';
 
 type Obj = Rendered['objects'][number];
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -330,7 +330,7 @@ describe('values', () => {
   test('values.schema.json carries the agent\'s current config schema for config and daemonset.config', () => {
     const text = readText(CHART, 'values.schema.json');
     // What validates must match; descriptions may lag. If this fails, run
-    //   npx ts-node --transpile-only test/helm/sync-values-schema.ts
+    //   npm run schema
     const rules = (json: string): unknown =>
       JSON.parse(json, (key, value) => (key === 'description' ? undefined : value));
     expect(rules(syncedValuesSchema(text))).toEqual(rules(text));

@@ -40,7 +40,7 @@ export function probeContext<M>(
     name: `test_${def.name}`,
     prober: def.name,
     timeoutSeconds: timeoutMs / 1000,
-    settings: mergeDefaults(def.defaults as Record<string, unknown>, settings as Record<string, unknown>) as M,
+    settings: mergeDefaults(def.defaults as Record<string, unknown>, settings) as M,
   };
   return {
     ctx: {

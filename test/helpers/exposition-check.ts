@@ -188,6 +188,7 @@ export function installExpositionTap(report: (problem: string) => void): void {
   } else {
     const state = { report };
     proto[TAPPED] = state;
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called below on the stream it is installed on
     const push = proto.push;
     proto.push = function (this: http.IncomingMessage & { [BODY]?: Buffer[] }, chunk: unknown, encoding?: BufferEncoding): boolean {
       // Only client-side responses carry a statusCode; server-side requests do not.

@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PROBERS } from '../../exporters';
-import { arrivalAddon } from '../../exporters/arrival';
+import { arrivalAddon } from '../../exporters/net';
 import type { ProbeResult } from '../../exporters/types';
 import { runProber } from '../helpers/context';
 import { openFdCount } from '../helpers/net';
@@ -45,7 +45,7 @@ const MSSQL_AFTER_HANDSHAKE: Partial<Record<Hostility, string>> = {
   tds_length_lies: 'prelogin/stalled',
   tls_stall: 'prelogin/no_response',
 };
-for (const [kind, verdict] of Object.entries(MSSQL_AFTER_HANDSHAKE)) EXPECT[kind as Hostility][4] = verdict as string;
+for (const [kind, verdict] of Object.entries(MSSQL_AFTER_HANDSHAKE)) EXPECT[kind as Hostility][4] = verdict;
 
 describe.each(Object.keys(EXPECT) as Hostility[])('hostile peer: %s', (kind) => {
   let peer: HostilePeer;

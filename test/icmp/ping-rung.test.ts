@@ -1,9 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { parseConfig, ConfigError } from '../../config/load';
+import { parseConfig, ConfigError, mergeDefaults } from '../../config/load';
 import { runProbe } from '../../agent/runner';
 import { PROBERS } from '../../exporters';
-import { mergeDefaults } from '../../config/load';
 import type { ProbeResult } from '../../exporters/types';
 import { silentLogger } from '../helpers/context';
 import { listen } from '../helpers/net';
@@ -24,7 +23,7 @@ describe('the optional ping rung before a ladder', () => {
     try {
       const r = await runProbe({
         target: { name: 't', address: `127.0.0.1:${l.port}`, labels: {} },
-        module: { name: 'm', prober: 'tcp', timeoutSeconds: 5, ping: { required: false, packets: 2 }, settings: mergeDefaults(PROBERS.tcp.defaults, {}) },
+        module: { name: 'm', prober: 'tcp', timeoutSeconds: 5, ping: { required: false, packets: 2 }, settings: mergeDefaults(PROBERS.tcp.defaults as Record<string, unknown>, {}) },
         logger: silentLogger,
       });
       expect(r.success).toBe(true);

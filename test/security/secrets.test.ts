@@ -2,7 +2,7 @@
 // level, HTTP error bodies and debug output, the status page, --config.check, --once, a config
 // with a syntax error next to the secret, and failing logins against peers that echo it back.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { MAIN, startAgent } from '../helpers/agent-process';
@@ -86,7 +86,7 @@ describe('a secret never leaks', () => {
       seen += await (await fetch(`${agent.base}/`)).text();
       // A broken config with the secret's variable next to the error, then a reload.
       writeFileSync(cfgFile.replace('.yml', '-broken.yml'), '');
-      const original = require('node:fs').readFileSync(cfgFile, 'utf8') as string;
+      const original = readFileSync(cfgFile, 'utf8');
       writeFileSync(cfgFile, original.replace('password: "${PP_SENTINEL_PW}"', `password: "${SENTINEL}"`).replace('global: {', 'global: {{'));
       const reload = await fetch(`${agent.base}/-/reload`, { method: 'POST' });
       expect(reload.status).toBe(400);

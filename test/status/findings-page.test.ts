@@ -2,6 +2,8 @@
 // that make these findings live on other branches of this work): what is checked is that any
 // finding a result carries is shown with its severity and advice, most severe first, beside the
 // version facts, and that a later FTP mode's failure and the ping's round trip read right.
+// The page.evaluate callbacks below run in Chromium, on its DOM.
+/// <reference lib="dom" />
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';

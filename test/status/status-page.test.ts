@@ -1,5 +1,7 @@
 // The status page in a real headless Chromium: it renders, a failing target shows its rung and
 // reason, and a banner carrying <script> is shown as text and never runs.
+// The page.evaluate callbacks below run in Chromium, on its DOM.
+/// <reference lib="dom" />
 import { mkdirSync, mkdtempSync, writeFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';

@@ -2,8 +2,7 @@
 // loop got to them. The peer is another process, so it keeps time while this loop is blocked.
 import { tcpProber } from '../../exporters/tcp';
 import { performance } from 'node:perf_hooks';
-import { ArrivalWatch, arrivalStampsEnabled, setArrivalStamps, watchedSocket } from '../../exporters/arrival';
-import { connectTcp } from '../../exporters/tcp/net';
+import { ArrivalWatch, arrivalStampsEnabled, setArrivalStamps, watchedSocket, connectTcp } from '../../exporters/net';
 import { ProbeAbort } from '../../exporters/signal';
 import { runProber } from '../helpers/context';
 import { closedPort, holdEventLoop, openFdCount, pythonListener } from '../helpers/net';

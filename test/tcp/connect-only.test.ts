@@ -2,8 +2,7 @@
 // Both must behave alike: same errors, same abort, no handle left open.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { ArrivalWatch, setArrivalStamps } from '../../exporters/arrival';
-import { connectOnly, setBareConnect, tcpBinding } from '../../exporters/tcp/net';
+import { ArrivalWatch, setArrivalStamps, connectOnly, setBareConnect, tcpBinding } from '../../exporters/net';
 import { DeadlineError } from '../../exporters/ladder';
 import { ProbeAbort } from '../../exporters/signal';
 import { closedPort, holdEventLoop, listen, pythonListener } from '../helpers/net';

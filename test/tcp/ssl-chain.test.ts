@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '../../agent/logger';
-import { chainExpiries, type ChainLink } from '../../exporters/tcp/chain';
+import { chainExpiries, type ChainLink } from '../../exporters/net/chain';
 import { tcpProber } from '../../exporters/tcp/prober';
 import { ftpProber } from '../../exporters/ftp/prober';
 import { mssqlProber } from '../../exporters/mssql';

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { tcpProber } from '../../exporters/tcp';
-import { parseHostPort, LineReader } from '../../exporters/tcp/net';
+import { parseHostPort, LineReader } from '../../exporters/net';
 import { runProber, probeContext } from '../helpers/context';
 import { closedPort, listen, selfSignedCert } from '../helpers/net';
 import { createNetns, dropTcpPort, tsNodeArgv } from '../helpers/netns';

@@ -178,7 +178,7 @@ export async function startProcess(
     const ok = opts.implicitTls ? await accepts(host, port) : await greets(host, port);
     if (ok) break;
     if (Date.now() > until) {
-      stopProcess(child);
+      await stopProcess(child);
       throw new Error(`${name} did not greet on ${host}:${port} within 15 s:\n${out}`);
     }
     await new Promise((r) => setTimeout(r, 100));

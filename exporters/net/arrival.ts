@@ -7,8 +7,8 @@ import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { packageRoot } from '../agent/package-root';
-import { nodeTcpBinding, type TcpHandle } from './tcp/node-tcp';
+import { packageRoot } from '../package-root';
+import { nodeTcpBinding, type TcpHandle } from './node-tcp';
 
 interface Addon {
   open(family: 4 | 6, arrivals: boolean): number;
@@ -24,7 +24,7 @@ let addon: Addon | null | undefined;
 /** performance.now() minus the addon's clock. */
 let offsetMs = 0;
 
-/** The addon's file, whether it was built. */
+/** The addon's file, whether it was built: build/Release under the installation's root. */
 export function arrivalAddonPath(): string {
   return path.join(packageRoot(), 'build', 'Release', 'arrival.node');
 }
@@ -37,7 +37,9 @@ export function arrivalAddon(): Addon | null {
   const file = arrivalAddonPath();
   if (!existsSync(file)) return null;
   try {
-    const a = require(file) as Addon; // eslint-disable-line @typescript-eslint/no-require-imports
+    // A native addon at a path known only at run time (and maybe absent): import cannot load it.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const a = require(file) as Addon;
     // Both clocks are CLOCK_MONOTONIC; the tightest of a few paired readings gives the offset.
     let best = Infinity;
     for (let i = 0; i < 5; i++) {

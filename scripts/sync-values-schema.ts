@@ -2,12 +2,12 @@
 // with) into the chart's values.schema.json, so `helm install` rejects a bad `config:` or
 // `daemonset.config:` before a pod starts. chart.test.ts fails while the copy is stale.
 //
-//   npx ts-node --transpile-only test/helm/sync-values-schema.ts
+//   npm run schema   (or: npx ts-node --transpile-only scripts/sync-values-schema.ts)
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { buildSchema } from '../../config/schema';
+import { buildSchema } from '../config/schema';
 
-export const VALUES_SCHEMA = path.resolve(__dirname, '..', '..', 'helm', 'portprobe', 'values.schema.json');
+export const VALUES_SCHEMA = path.resolve(__dirname, '..', 'helm', 'portprobe', 'values.schema.json');
 
 /** The agent's schema as a draft-07 definition: no $schema, $id or title of its own. */
 export function agentConfigDefinition(): Record<string, unknown> {
@@ -16,7 +16,11 @@ export function agentConfigDefinition(): Record<string, unknown> {
 }
 
 export function syncedValuesSchema(text: string): string {
-  const schema = JSON.parse(text);
+  type Obj = Record<string, unknown>;
+  const schema = JSON.parse(text) as Obj & {
+    definitions?: Obj;
+    properties: { config: Obj; daemonset: { properties: { config: Obj } } };
+  };
   schema.definitions = { ...(schema.definitions ?? {}), portprobeConfig: agentConfigDefinition() };
   schema.properties.config = {
     description: "The agent's configuration file, as config/portprobe.schema.json in the repository defines it.",
