@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // @ts-check
 // The package's install step: builds the native addons of binding.gyp where that can work and
-// never fails the install. The addons are an optimisation (arrival stamps, see
-// exporters/arrival.ts): without them every probe phase is timed on the event loop and
-// portprobe_arrival_stamps_enabled is 0. So on an OS other than Linux, without a C compiler, g++,
-// make or Python, or when the build itself fails, this prints one line saying so and why, and
-// exits 0.
+// never fails the install. The addons are optimisations: without arrival.node (arrival stamps,
+// exporters/net/arrival.ts) every probe phase is timed on the event loop and
+// portprobe_arrival_stamps_enabled is 0; without sockdiag.node (the netlink socket scan,
+// exporters/sockets/netlink.ts) the sockets are read from /proc, without the listeners'
+// backlogs. So on an OS other than Linux, without a C compiler, g++, make or Python, or when
+// the build itself fails, this prints one line saying so and why, and exits 0.
 //
 // Plain JavaScript because it runs at install time, before (and without) any TypeScript build.
 'use strict';
@@ -15,7 +16,7 @@ const { accessSync, constants, existsSync, readFileSync, realpathSync, rmSync, w
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-const FALLBACK = 'probes are timed on the event loop (portprobe_arrival_stamps_enabled 0)';
+const FALLBACK = 'probes are timed on the event loop (portprobe_arrival_stamps_enabled 0) and sockets are read from /proc';
 
 /** @param {string} line */
 function say(line) {

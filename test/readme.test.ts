@@ -77,7 +77,7 @@ const SETUPS: Record<string, () => Promise<Setup>> = {
     } catch (e) {
       await stop(agent);
       ns.remove();
-      throw new Error(`${(e as Error).message}\n${log}`);
+      throw new Error(`${(e as Error).message}\n${log}`, { cause: e });
     }
     return {
       ns,

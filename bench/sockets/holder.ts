@@ -38,7 +38,7 @@ export async function startHolder(listeners: number, connections: number): Promi
   const child = spawn('bash', ['-c', raise, process.execPath, '-e', HOLDER, String(listeners), String(connections)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const lines = readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const first = await lines.next();
   if (first.value !== 'ready') throw new Error('the socket holder failed (raise the hard limit: ulimit -Hn must allow listeners + 2 x connections + 100)');
   return { pid: child.pid ?? -1, stop: () => child.kill('SIGTERM') };

@@ -70,7 +70,7 @@ class TimeWaitMaker {
 
   static async start(): Promise<TimeWaitMaker> {
     const child = spawn('bash', ['-c', 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"', process.execPath, '-e', TW_MAKER], { stdio: ['pipe', 'pipe', 'inherit'] });
-    const lines = readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
     if ((await lines.next()).value !== 'ready') throw new Error('the TIME_WAIT maker failed');
     return new TimeWaitMaker(child, lines);
   }

@@ -32,10 +32,11 @@ export async function browse(l: Ladder, address: string, browserPort: number, in
     if (found?.tcpPort !== undefined) {
       l.fact('probe_mssql_browser_port', found.tcpPort, { sql_instance: instance });
       l.fact('probe_mssql_instance_hidden', 0, { sql_instance: instance });
-      l.details.browser = `instance ${found.instanceName} on TCP port ${found.tcpPort} (Browser version ${found.version})`;
+      let browser = `instance ${found.instanceName} on TCP port ${found.tcpPort} (Browser version ${found.version})`;
       if (fallbackPort !== undefined && fallbackPort !== found.tcpPort) {
-        l.details.browser += `; the target address says port ${fallbackPort}, the Browser's port is used`;
+        browser += `; the target address says port ${fallbackPort}, the Browser's port is used`;
       }
+      l.details.browser = browser;
       l.finding(browserPortFinding(l.details.browser as string));
       return found.tcpPort;
     }

@@ -72,7 +72,7 @@ async function doPrelogin(l: Ladder, socket: net.Socket, s: MssqlSettings, signa
       'The port belongs to another instance: check the instance name or the port in the target address.',
     );
   }
-  l.debug(`prelogin: version ${l.details.version ?? '?'} encryption ${p.encryption ?? '?'}`);
+  l.debug(`prelogin: version ${typeof l.details.version === 'string' ? l.details.version : '?'} encryption ${p.encryption ?? '?'}`);
   return p;
 }
 

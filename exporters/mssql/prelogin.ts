@@ -72,7 +72,6 @@ export function parsePrelogin(data: Uint8Array): PreloginResult {
   const seen = new Set<number>();
   let pos = 0;
   let terminated = false;
-  let tableEnd = 0;
   const entries: { token: number; offset: number; length: number }[] = [];
   while (pos < buf.length) {
     const token = buf[pos];
@@ -91,7 +90,7 @@ export function parsePrelogin(data: Uint8Array): PreloginResult {
     pos += 5;
   }
   if (!terminated) return { ok: false, error: 'option table has no terminator (0xFF)' };
-  tableEnd = pos;
+  const tableEnd = pos;
   if (entries.length === 0) return { ok: false, error: 'option table is empty' };
   if (entries[0].token !== PreloginOption.VERSION) {
     return { ok: false, error: 'first option is not VERSION' };

@@ -20,6 +20,17 @@ export type RowSpec = Pick<MssqlQuery, 'name' | 'key_labels' | 'value_column' | 
  * is offline) and is counted in `skipped`; a value that is not a number fails the whole query,
  * naming the column and the row (1-based), since its samples would be wrong rather than missing.
  */
+/**
+ * A cell as text, for a label or a message: what String() gives for the values tedious returns
+ * (strings, numbers, booleans, bigints, Dates, Buffers); JSON for anything else.
+ */
+export function cellText(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  if (v instanceof Date || Buffer.isBuffer(v)) return v.toString();
+  return v === null || v === undefined ? '' : (JSON.stringify(v) ?? '');
+}
+
 export function rowsToFacts(q: RowSpec, r: QueryRows): { facts: Fact[]; skipped: number } {
   const lower = r.columns.map((c) => c.toLowerCase());
   const idx = (c: string): number => lower.indexOf(c.toLowerCase());
@@ -39,7 +50,7 @@ export function rowsToFacts(q: RowSpec, r: QueryRows): { facts: Fact[]; skipped:
   let skipped = 0;
   r.rows.forEach((row, n) => {
     const keyLabels: Record<string, string> = {};
-    for (const [k, i] of keys) keyLabels[k] = String(row[i] ?? '').slice(0, MAX_LABEL_VALUE);
+    for (const [k, i] of keys) keyLabels[k] = cellText(row[i]).slice(0, MAX_LABEL_VALUE);
     let sampled = false;
     for (const [column, vi] of values) {
       const raw = row[vi];
@@ -51,7 +62,7 @@ export function rowsToFacts(q: RowSpec, r: QueryRows): { facts: Fact[]; skipped:
       if (value === undefined) {
         throw new ProbeError(
           'query_error',
-          `column ${column} of row ${n + 1} holds ${JSON.stringify(String(raw).slice(0, 40))}, not a number`,
+          `column ${column} of row ${n + 1} holds ${JSON.stringify(cellText(raw).slice(0, 40))}, not a number`,
           'Make the value columns numeric in the query (CAST or CONVERT), or filter the rows that are not.',
         );
       }

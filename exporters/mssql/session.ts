@@ -19,7 +19,7 @@ import {
   refusedAdvice,
   stalledStep,
 } from './advice';
-import { rowsToFacts, type QueryRows, type RowSpec } from './rows';
+import { cellText, rowsToFacts, type QueryRows, type RowSpec } from './rows';
 import { QueryResultCache, queryResults } from './cache';
 import { packAdvice, packQueries, type PackQuery } from './pack';
 import type { Fact, Finding } from '../types';
@@ -325,7 +325,7 @@ export async function loginAndQuery(
         throw err;
       });
       l.fact('probe_mssql_query_success', 1, { query: 'version' });
-      const text = String(rows.rows[0]?.[0] ?? '');
+      const text = cellText(rows.rows[0]?.[0]);
       l.details.versionString = oneLine(text.split('\n')[0] ?? '', 200);
       const packFailures: PackFailure[] = [];
       const plan = planQueries(s);

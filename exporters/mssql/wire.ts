@@ -113,8 +113,8 @@ export async function tlsOverTds(
   socket.on('data', onData);
   socket.on('end', onEnd);
   try {
-    // tls.connect accepts any Duplex as its transport; startTls is typed for net.Socket.
-    return await startTls(inner as unknown as net.Socket, opts, signal);
+    // tls.connect accepts any Duplex as its transport.
+    return await startTls(inner, opts, signal);
   } finally {
     socket.off('data', onData);
     socket.off('end', onEnd);

@@ -175,7 +175,7 @@ export function scanSockDiag(dump: SockDiagDump, opts: NetlinkScanOptions): Netl
     if (t.errno === ENOENT && opts.procNet !== undefined) {
       // No udp_diag module: the UDP tables are small, read them from /proc.
       out.udpFromProc = true;
-      let text = '';
+      let text: string;
       try {
         text = readFileSync(path.join(opts.procNet, name), 'latin1');
       } catch {

@@ -2,8 +2,7 @@
 // networkConnections(), mapped to the same listener records as the procfs path.
 import net from 'node:net';
 import { normalizeAddress } from './address';
-import type { Listener } from './procnet';
-import { TCP_STATE_NAMES } from './procnet';
+import { TCP_STATE_NAMES, type Listener } from './procnet';
 
 export { normalizeAddress } from './address';
 

@@ -16,11 +16,12 @@ import { startAgent } from '../helpers/agent-process';
 import { ensureBaseImages, sh } from '../helpers/image';
 import { listen } from '../helpers/net';
 import { Renderer } from '../helm/harness';
+import { readPackageJson } from '../helpers/package-json';
 
 jest.setTimeout(120_000);
 
 const REPO = path.join(__dirname, '..', '..');
-const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8'));
+const pkg = readPackageJson(REPO);
 const TAG = `localhost/portprobe:e2e-${process.pid}`;
 const REVISION = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).stdout?.trim() || '0123456789abcdef0123456789abcdef01234567';
 const CREATED = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
@@ -149,7 +150,10 @@ function runInImage(args: string[], opts: { caps: Caps; isolatedNet?: boolean })
 
 describe('the image, as built', () => {
   test('runs as the chart\'s non-root user, on its port, starting the package bin with the launcher flags', () => {
-    const values = parseYaml(readFileSync(path.join(REPO, 'helm', 'portprobe', 'values.yaml'), 'utf8'));
+    const values = parseYaml(readFileSync(path.join(REPO, 'helm', 'portprobe', 'values.yaml'), 'utf8')) as {
+      podSecurityContext: { runAsUser: number; runAsGroup: number };
+      port: number;
+    };
     expect(config.User).toBe(`${values.podSecurityContext.runAsUser}:${values.podSecurityContext.runAsGroup}`);
     expect(config.User).not.toMatch(/^0:|^root/);
     expect(Object.keys(config.ExposedPorts)).toEqual([`${values.port}/tcp`]);
@@ -181,7 +185,7 @@ describe('the image, as built', () => {
     // Every package the lockfile marks dev-only (jest, typescript, …) stays out; @types/node, say,
     // is also a dependency of a runtime dependency.
     const lock = JSON.parse(readFileSync(path.join(REPO, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
-    const devOnly = Object.keys(pkg.devDependencies as Record<string, string>).filter((d) => lock.packages[`node_modules/${d}`]?.dev === true);
+    const devOnly = Object.keys(pkg.devDependencies).filter((d) => lock.packages[`node_modules/${d}`]?.dev === true);
     expect(devOnly).toEqual(expect.arrayContaining(['jest', 'typescript', 'ts-jest']));
     const present = devOnly.filter((d) => existsSync(path.join(mounted, 'opt', 'portprobe', 'node_modules', d)));
     expect(present).toEqual([]);
@@ -201,8 +205,12 @@ describe('the image, running', () => {
     expect([r.status, r.stderr]).toEqual([0, '']);
     const renderer = Renderer.build();
     try {
-      const cm = renderer.render([]).objects.find((o) => o.kind === 'ConfigMap' && o.data?.['portprobe.yml']);
-      writeFileSync(path.join(configDir, 'portprobe.yml'), cm?.data?.['portprobe.yml'] ?? '');
+      const data = renderer
+        .render([])
+        .objects.filter((o) => o.kind === 'ConfigMap')
+        .map((o) => o.data as Record<string, string> | undefined)
+        .find((d) => d?.['portprobe.yml']);
+      writeFileSync(path.join(configDir, 'portprobe.yml'), data?.['portprobe.yml'] ?? '');
     } finally {
       renderer.dispose();
     }

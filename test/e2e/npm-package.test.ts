@@ -10,11 +10,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startAgent } from '../helpers/agent-process';
 import { listen } from '../helpers/net';
+import { readPackageJson } from '../helpers/package-json';
 
 jest.setTimeout(180_000);
 
 const REPO = path.join(__dirname, '..', '..');
-const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8'));
+const pkg = readPackageJson(REPO);
 const scratch = mkdtempSync(path.join(tmpdir(), 'portprobe-npm-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -87,7 +88,7 @@ describe('the tarball', () => {
   });
 
   test('every require in it resolves: relative ones to a shipped file, bare ones to Node or a dependency; every dependency is required', () => {
-    const deps = Object.keys(pkg.dependencies as Record<string, string>);
+    const deps = Object.keys(pkg.dependencies);
     const used = new Set<string>();
     const problems: string[] = [];
     for (const f of packed.filter((p) => p.endsWith('.js'))) {
@@ -132,7 +133,7 @@ test('npm install in a fresh copy leaves package-lock.json byte for byte as comm
     const after = readFileSync(path.join(dir, 'package-lock.json'));
     expect([omit, after.equals(lock)]).toEqual([omit, true]);
   }
-  const root = JSON.parse(lock.toString('utf8')).packages[''];
+  const root = (JSON.parse(lock.toString('utf8')) as { packages: Record<string, { engines?: unknown; dependencies?: unknown }> }).packages[''];
   expect(root.engines).toEqual(pkg.engines);
   expect(root.dependencies).toEqual(pkg.dependencies);
 });
@@ -201,7 +202,7 @@ describe('npm install -g of the tarball', () => {
   test('without a C compiler, g++, make or python3 on PATH: installs, says in one line why the addon is not built, and probes', async () => {
     const { out, dir, prefix } = install('no-compiler', { ...process.env, PATH: nodeOnlyPath() }, []);
     expect(scriptLines(out)).toEqual([
-      'portprobe: native addon not built: no C compiler (cc not found); probes are timed on the event loop (portprobe_arrival_stamps_enabled 0). Install gcc, g++, make and python3, then reinstall portprobe to build it.',
+      'portprobe: native addon not built: no C compiler (cc not found); probes are timed on the event loop (portprobe_arrival_stamps_enabled 0) and sockets are read from /proc. Install gcc, g++, make and python3, then reinstall portprobe to build it.',
     ]);
     expect(out).not.toMatch(/gyp/);
     expect(existsSync(path.join(dir, 'build'))).toBe(false);
@@ -214,7 +215,7 @@ describe('npm install -g of the tarball', () => {
     const log = path.join(dir, 'native', 'build.log');
     // The reason is the first error of the build: make's, as /bin/false says nothing.
     expect(lines).toEqual([
-      expect.stringMatching(/^portprobe: native addon not built: the build failed \(make: \*\*\* \[\S+: Release\/obj\.target\/arrival\/native\/arrival\.o\] Error 1\); probes are timed on the event loop \(portprobe_arrival_stamps_enabled 0\)\. /),
+      expect.stringMatching(/^portprobe: native addon not built: the build failed \(make: \*\*\* \[\S+: Release\/obj\.target\/arrival\/native\/arrival\.o\] Error 1\); probes are timed on the event loop \(portprobe_arrival_stamps_enabled 0\) and sockets are read from \/proc\. /),
     ]);
     expect(lines[0].endsWith(` The build's output is in ${log}.`)).toBe(true);
     expect(out).not.toMatch(/gyp (ERR|info)/);
@@ -263,7 +264,7 @@ describe('on an OS other than Linux', () => {
     expect([r.status, r.stdout, r.stderr]).toEqual([
       0,
       '',
-      'portprobe: native addon not built: it is Linux-only and this is darwin; probes are timed on the event loop (portprobe_arrival_stamps_enabled 0)\n',
+      'portprobe: native addon not built: it is Linux-only and this is darwin; probes are timed on the event loop (portprobe_arrival_stamps_enabled 0) and sockets are read from /proc\n',
     ]);
     expect(existsSync(path.join(copy, 'build'))).toBe(false);
   });

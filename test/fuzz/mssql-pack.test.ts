@@ -96,7 +96,7 @@ test(
               outcomes.set(`${q.id}=${ok}`, (outcomes.get(`${q.id}=${ok}`) ?? 0) + 1);
             }
             if ((!r.success || problems.length > 0 || judged.some((j) => j !== 1)) && wrong.length < 10) {
-              wrong.push(`case ${n}: success ${r.success} ${JSON.stringify(r.failure)} judged ${judged} ${problems.slice(0, 3).join('; ')}`);
+              wrong.push(`case ${n}: success ${r.success} ${JSON.stringify(r.failure)} judged ${judged.join(',')} ${problems.slice(0, 3).join('; ')}`);
             }
           }
         }),

@@ -33,7 +33,7 @@ beforeAll(async () => {
   runner.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   answers = readline.createInterface({ input: runner.stdout })[Symbol.asyncIterator]();
   const first = await answers.next();
-  if (first.done || !JSON.parse(first.value).ready) throw new Error(`the netns runner did not start: ${stderr}`);
+  if (first.done || !(JSON.parse(first.value) as { ready?: boolean }).ready) throw new Error(`the netns runner did not start: ${stderr}`);
 });
 
 afterAll(async () => {

@@ -53,7 +53,7 @@ function tedious(
         c.close();
         resolve(out);
       });
-      r.on('row', (cols) => out.rows.push(cols.map((x: { value: unknown }) => x.value)));
+      r.on('row', (cols: { value: unknown }[]) => out.rows.push(cols.map((x) => x.value)));
       r.on('columnMetadata', (cols) => {
         out.types = (Array.isArray(cols) ? cols : Object.values(cols)).map((x: { type: { name: string }; dataLength?: number }) => `${x.type.name}(${x.dataLength})`);
       });

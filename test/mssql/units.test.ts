@@ -2,8 +2,15 @@
 // rows to samples, settings validation and the published schema.
 import Ajv2020 from 'ajv/dist/2020';
 import { advise, formatBuild, nameVersion, parseBuild } from '../../exporters/mssql/versions';
-import { MSSQL_SETTINGS_SCHEMA, mapTediousError, rowsToFacts, validateMssql, validateMssqlAddress, type MssqlSettings } from '../../exporters/mssql';
-import { mssqlProber } from '../../exporters/mssql';
+import {
+  MSSQL_SETTINGS_SCHEMA,
+  mapTediousError,
+  mssqlProber,
+  rowsToFacts,
+  validateMssql,
+  validateMssqlAddress,
+  type MssqlSettings,
+} from '../../exporters/mssql';
 import { Secret } from '../../exporters/secret';
 
 const v = (s: string) => parseBuild(s) as NonNullable<ReturnType<typeof parseBuild>>;

@@ -101,7 +101,7 @@ export class SocketHolder {
       })().catch((e) => { process.stderr.write(String(e)); process.exit(1); });
     `;
     const child = spawn(process.execPath, ['-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
-    const lines = readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
     const first = await lines.next();
     if (first.done) throw new Error('socket holder exited before reporting its sockets');
     return new SocketHolder(child, lines, JSON.parse(first.value) as HeldSocket[]);
@@ -170,7 +170,7 @@ export class Stuck {
     ].join('\n');
     const [cmd, ...args] = [...prefix, 'python3', '-c', code];
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-    const first = await readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next();
+    const first = await readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]().next();
     if (first.done) throw new Error('the stuck listener exited before reporting its port');
     return new Stuck(child, Number(first.value));
   }

@@ -321,9 +321,16 @@ describe('systeminformation mapping', () => {
 });
 
 describe('per-listener accept queue and connections', () => {
-  const L = (address: string, port: number, q: number | undefined, limit: number | undefined, conns: number | undefined, protocol: 'tcp' | 'udp' = 'tcp') => ({
+  const L = (
+    address: string,
+    port: number,
+    q: number | undefined,
+    limit: number | undefined,
+    conns: number | undefined,
+    protocol: 'tcp' | 'udp' = 'tcp',
+  ): OwnedListener => ({
     protocol,
-    family: (address.includes(':') ? 6 : 4) as 4 | 6,
+    family: address.includes(':') ? 6 : 4,
     address,
     port,
     inode: port,

@@ -148,7 +148,7 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
         // TDS 8: the whole conversation, PRELOGIN included, runs inside TLS.
         this.mode = 'tls-raw';
         this.tlsSocket = new tls.TLSSocket(this.socket, { isServer: true, secureContext, ALPNProtocols: ['tds/8.0'] });
-        this.tlsSocket.on('error', (err) => this.abort(`TLS: ${err.message}`));
+        this.tlsSocket.on('error', (err: Error) => this.abort(`TLS: ${err.message}`));
         this.tlsSocket.on('secure', () => log(`TLS (strict) handshake done, ALPN ${String(this.tlsSocket?.alpnProtocol)}`));
         this.tlsSocket.on('data', (chunk: Buffer) => {
           this.tlsFramer.push(chunk);
@@ -296,7 +296,7 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
         destroy: (err, cb) => cb(err),
       });
       this.tlsSocket = new tls.TLSSocket(this.inner, { isServer: true, secureContext });
-      this.tlsSocket.on('error', (err) => {
+      this.tlsSocket.on('error', (err: Error) => {
         if (!this.tlsDetached) this.abort(`TLS: ${err.message}`);
       });
       this.tlsSocket.on('secure', () => log('TLS handshake done'));
