@@ -54,7 +54,7 @@ function validateObject(o: Obj): void {
     try {
       new Model(data).validate();
     } catch (e) {
-      throw new Error(`${source}: ${key} ${o.metadata.name}: ${(e as Error).message}`);
+      throw new Error(`${source}: ${key} ${o.metadata.name}: ${(e as Error).message}`, { cause: e });
     }
     return;
   }
