@@ -289,7 +289,6 @@ parentPort.on('message', (m) => {
 });`,
       { eval: true },
     );
-    w.unref();
     w.on('message', (m: { id: number; ok: boolean }) => {
       const done = waiting.get(m.id);
       waiting.delete(m.id);
@@ -301,6 +300,9 @@ parentPort.on('message', (m) => {
       waiting.clear();
       worker = undefined;
     });
+    // After the listeners: adding a 'message' listener refs the worker's port again, and an idle
+    // verifier must not keep the process (a test run, `--once`) alive.
+    w.unref();
     worker = w;
   }
   const id = nextId++;

@@ -186,7 +186,7 @@ export class Ladder {
   /**
    * Says when the running phase really ended (a performance.now() time), when that is earlier
    * than the moment its code got to run: the arrival of the bytes that completed it
-   * (exporters/arrival.ts). Ignored unless it lies within the phase. The next phase, if it
+   * (exporters/net/arrival.ts). Ignored unless it lies within the phase. The next phase, if it
    * follows at once, starts at that time too, so no phase absorbs the event loop's delay.
    */
   endedAt(t: number): void {

@@ -29,7 +29,11 @@ export function pingsItself(prober: string): boolean {
  * facts) and the ladder goes on unless the module requires the ping: many hosts drop ICMP while
  * their services work.
  */
-export async function withPingRung(run: Prober<unknown>, ctx: ProbeContext<unknown>, ping: PingRung): Promise<ProbeResult> {
+export async function withPingRung(
+  run: Prober<unknown>,
+  ctx: ProbeContext<unknown>,
+  ping: PingRung,
+): Promise<ProbeResult> {
   const hp = parseHostPort(ctx.target.address, 1);
   const host = typeof hp === 'string' ? ctx.target.address : hp.host;
   // The ping gets a third of the time left (at most 2 s), so the ladder keeps enough for itself.
@@ -53,7 +57,10 @@ export async function withPingRung(run: Prober<unknown>, ctx: ProbeContext<unkno
     phases: [icmpPhase, ...main.phases],
     facts: [...pinged.facts, ...main.facts],
     ...(pinged.findings || main.findings ? { findings: [...(pinged.findings ?? []), ...(main.findings ?? [])] } : {}),
-    details: { ...(main.details ?? {}), ping: pinged.success ? 'answered' : `no answer: ${pinged.failure?.message ?? ''}` },
+    details: {
+      ...(main.details ?? {}),
+      ping: pinged.success ? 'answered' : `no answer: ${pinged.failure?.message ?? ''}`,
+    },
   };
 }
 
@@ -89,5 +96,7 @@ export function pingText(facts: readonly Fact[]): string | undefined {
   const p = pingFacts(facts);
   if (p.sent === undefined) return undefined;
   const replies = `${p.received ?? 0} of ${p.sent} replies`;
-  return p.rttAvgSeconds === undefined ? `no round trip: ${replies}` : `round trip ${(p.rttAvgSeconds * 1000).toFixed(3)} ms avg, ${replies}`;
+  return p.rttAvgSeconds === undefined
+    ? `no round trip: ${replies}`
+    : `round trip ${(p.rttAvgSeconds * 1000).toFixed(3)} ms avg, ${replies}`;
 }

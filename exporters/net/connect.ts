@@ -34,14 +34,22 @@ export function connectTcp(
   const socket = opts.socket ? opts.socket.connect(target) : net.connect(target);
   if (opts.noDelay !== false) socket.setNoDelay(true);
   if (opts.noRead) socket.pause();
-  const connected = new Promise<net.Socket>((resolve, reject) => {
-    socket.once('connect', () => {
+  return settled(socket, 'connect', signal);
+}
+
+/**
+ * The socket once it emits `event` (connect, secureConnect); rejects with its error, or with
+ * DeadlineError on abort. On either the socket is destroyed.
+ */
+export function settled<S extends net.Socket>(socket: S, event: string, signal: ProbeSignal): Promise<S> {
+  const done = new Promise<S>((resolve, reject) => {
+    socket.once(event, () => {
       socket.off('error', reject);
       resolve(socket);
     });
     socket.once('error', reject);
   });
-  return untilAborted(connected, signal, () => socket.destroy()).catch((err: unknown) => {
+  return untilAborted(done, signal, () => socket.destroy()).catch((err: unknown) => {
     socket.destroy();
     throw err;
   });

@@ -5,5 +5,12 @@ export * from './connect';
 export * from './tls';
 export * from './lines';
 export * from './read-queue';
-export { arrivalAddon, arrivalStampsEnabled, setArrivalStamps, watchedHandle, watchedSocket, ArrivalWatch } from './arrival';
+export {
+  arrivalAddon,
+  arrivalStampsEnabled,
+  setArrivalStamps,
+  watchedHandle,
+  watchedSocket,
+  ArrivalWatch,
+} from './arrival';
 export { nodeTcpBinding, type TcpBinding, type TcpHandle } from './node-tcp';

@@ -5,10 +5,11 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
-import { DeadlineError, ProbeError, untilAborted, type Ladder } from '../ladder';
+import { DeadlineError, ProbeError, type Ladder } from '../ladder';
 import type { Fact, Finding, MetricDef } from '../types';
 import type { ProbeSignal } from '../signal';
 import { socketChainExpiries } from './chain';
+import { settled } from './connect';
 
 export interface TlsSettings {
   /** Server name for SNI and certificate checks; defaults to the target host when it is a name. */
@@ -74,15 +75,7 @@ export function startTls(
 ): Promise<tls.TLSSocket> {
   const tlsSocket = tls.connect(socket ? { ...opts, socket } : opts);
   trustAnchors.set(tlsSocket, opts.ca);
-  const done = new Promise<tls.TLSSocket>((resolve, reject) => {
-    tlsSocket.once('secureConnect', () => {
-      tlsSocket.off('error', reject);
-      resolve(tlsSocket);
-    });
-    tlsSocket.once('error', reject);
-  });
-  return untilAborted(done, signal, () => tlsSocket.destroy()).catch((err: unknown) => {
-    tlsSocket.destroy();
+  return settled(tlsSocket, 'secureConnect', signal).catch((err: unknown) => {
     if (err instanceof DeadlineError || err instanceof ProbeError) throw err;
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ECONNRESET' || e.code === 'EPIPE') {

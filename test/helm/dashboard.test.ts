@@ -8,7 +8,7 @@ import { startPrometheus, type PrometheusProcess } from '../helpers/prometheus';
 import { CHART } from './harness';
 import { packQueries } from '../../exporters/mssql/pack';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the dashboard is parsed JSON
 type Any = any;
 
 const dashboard = JSON.parse(readFileSync(path.join(CHART, 'files', 'portprobe-dashboard.json'), 'utf8'));
