@@ -159,9 +159,13 @@ export class Agent {
     let target: TargetSpec | undefined = cfg.targets.find((t) => t.name === targetName);
     if (!target) {
       if (!cfg.probeApi.allowedAddresses.some((re) => re.test(targetName))) {
-        return { error: `unknown target ${quoteInput(targetName)}: /probe only runs targets from the config`, status: 400 };
+        return {
+          error: `unknown target ${quoteInput(targetName)}: /probe only runs targets from the config`,
+          status: 400,
+        };
       }
-      if (moduleName === undefined) return { error: 'parameter "module" is required for an address that is not a configured target', status: 400 };
+      if (moduleName === undefined)
+        return { error: 'parameter "module" is required for an address that is not a configured target', status: 400 };
       target = { name: targetName, address: targetName, labels: {} };
     }
     const module = cfg.modules.get(moduleName ?? (target as TargetConfig).module);
@@ -178,7 +182,11 @@ export class Agent {
       }
     }
     const addrProblem = PROBERS[module.prober].validateAddress?.(target.address, module.settings);
-    if (addrProblem) return { error: `target ${quoteInput(targetName)} cannot use module "${module.name}": ${addrProblem}`, status: 400 };
+    if (addrProblem)
+      return {
+        error: `target ${quoteInput(targetName)} cannot use module "${module.name}": ${addrProblem}`,
+        status: 400,
+      };
     const result = await runProbe({
       target,
       module,

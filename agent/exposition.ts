@@ -150,7 +150,12 @@ function pack(parts: Parts, into?: Rendered): Rendered {
   } else {
     // Values change length from run to run (0.0012 vs 0.00123); slack keeps reuse likely.
     const cap = total + (total >> 3) + 16;
-    r = { buf: Buffer.allocUnsafeSlow(cap), fams: new Uint16Array(count + 2), bounds: new Uint32Array(count + 3), count: 0 };
+    r = {
+      buf: Buffer.allocUnsafeSlow(cap),
+      fams: new Uint16Array(count + 2),
+      bounds: new Uint32Array(count + 3),
+      count: 0,
+    };
   }
   r.buf.write(all, 0);
   let k = 0;
@@ -168,7 +173,12 @@ function pack(parts: Parts, into?: Rendered): Rendered {
   return r;
 }
 
-export const EMPTY_RENDERED: Rendered = { buf: Buffer.alloc(0), fams: new Uint16Array(0), bounds: new Uint32Array(1), count: 0 };
+export const EMPTY_RENDERED: Rendered = {
+  buf: Buffer.alloc(0),
+  fams: new Uint16Array(0),
+  bounds: new Uint32Array(1),
+  count: 0,
+};
 
 function renderFacts(out: Parts, families: FamilyRegistry, prefix: string, facts: readonly Fact[]): void {
   for (const f of facts) {
@@ -223,7 +233,11 @@ export function renderResult(
   }
   for (const t of result.phases) {
     if (!phases.includes(t.phase)) {
-      append(out, phaseIdx, sample('probe_phase_duration_seconds', prefix, `phase="${escapeLabelValue(t.phase)}"`, t.seconds));
+      append(
+        out,
+        phaseIdx,
+        sample('probe_phase_duration_seconds', prefix, `phase="${escapeLabelValue(t.phase)}"`, t.seconds),
+      );
     }
   }
   if (result.failure) {
@@ -234,7 +248,11 @@ export function renderResult(
       sample('probe_failure_info', prefix, `phase="${escapeLabelValue(f.phase)}",reason="${f.reason}"`, 1),
     );
   }
-  append(out, at('probe_last_run_timestamp_seconds'), sample('probe_last_run_timestamp_seconds', prefix, '', finishedAtMs / 1000));
+  append(
+    out,
+    at('probe_last_run_timestamp_seconds'),
+    sample('probe_last_run_timestamp_seconds', prefix, '', finishedAtMs / 1000),
+  );
   append(out, at('probe_ip_protocol'), sample('probe_ip_protocol', prefix, '', result.ipProtocol ?? 0));
   renderFacts(out, families, prefix, result.facts);
   return pack(out, into);
@@ -309,7 +327,8 @@ export class ScrapeBuffer {
     return {
       alloc: (size) => {
         // Grow with slack; shrink when the body became much smaller (targets were removed).
-        if (this.buf.length < size || this.buf.length > 4 * size + 65536) this.buf = Buffer.allocUnsafeSlow(size + (size >> 3));
+        if (this.buf.length < size || this.buf.length > 4 * size + 65536)
+          this.buf = Buffer.allocUnsafeSlow(size + (size >> 3));
         return this.buf;
       },
       release: () => {

@@ -31,15 +31,35 @@ interface FlagSpec {
 
 export const FLAG_SPECS: readonly FlagSpec[] = [
   { name: 'config.file', help: 'Configuration file.', default: 'config/default.yml of the installation' },
-  { name: 'config.check', help: 'Validate the configuration, print the result and exit (0 valid, 2 invalid).', bool: true },
+  {
+    name: 'config.check',
+    help: 'Validate the configuration, print the result and exit (0 valid, 2 invalid).',
+    bool: true,
+  },
   { name: 'web.listen-address', help: 'Address to serve metrics and the status page on.', default: `:${DEFAULT_PORT}` },
   { name: 'web.config.file', help: 'Exporter-toolkit web config file (TLS, basic auth).' },
   { name: 'log.level', help: `Log level: ${LOG_LEVELS.join(', ')}.`, default: 'info' },
   { name: 'log.format', help: 'Log format: logfmt or json.', default: 'logfmt' },
-  { name: 'once', help: 'Probe every target once, print the exposition to stdout and exit (textfile collector mode).', bool: true },
-  { name: 'shard.count', help: 'Number of agent replicas sharing the targets (env PORTPROBE_SHARD_COUNT).', default: '1' },
-  { name: 'shard.index', help: 'This replica\'s shard, 0-based (env PORTPROBE_SHARD_INDEX, or the ordinal at the end of POD_NAME).', default: '0' },
-  { name: 'shard.replicas-per-shard', help: 'Replicas that probe the same shard, for availability, when the index comes from POD_NAME (env PORTPROBE_REPLICAS_PER_SHARD): ordinal o probes shard floor(o / this).', default: '1' },
+  {
+    name: 'once',
+    help: 'Probe every target once, print the exposition to stdout and exit (textfile collector mode).',
+    bool: true,
+  },
+  {
+    name: 'shard.count',
+    help: 'Number of agent replicas sharing the targets (env PORTPROBE_SHARD_COUNT).',
+    default: '1',
+  },
+  {
+    name: 'shard.index',
+    help: "This replica's shard, 0-based (env PORTPROBE_SHARD_INDEX, or the ordinal at the end of POD_NAME).",
+    default: '0',
+  },
+  {
+    name: 'shard.replicas-per-shard',
+    help: 'Replicas that probe the same shard, for availability, when the index comes from POD_NAME (env PORTPROBE_REPLICAS_PER_SHARD): ordinal o probes shard floor(o / this).',
+    default: '1',
+  },
   { name: 'version', help: 'Print the version and exit.', bool: true },
   { name: 'help', help: 'Show this help and exit.', bool: true },
 ];

@@ -185,7 +185,11 @@ export function createApp(opts: HttpOptions): Express {
   app.post('/-/reload', (_req, res) => {
     const out = opts.reload();
     if (out.ok) res.type('text/plain').send('config reloaded\n');
-    else res.status(400).type('text/plain').send(`config rejected; the previous config keeps running:\n${out.errors.join('\n')}\n`);
+    else
+      res
+        .status(400)
+        .type('text/plain')
+        .send(`config rejected; the previous config keeps running:\n${out.errors.join('\n')}\n`);
   });
   for (const path of ['/-/reload']) {
     app.all(path, (_req, res) => {

@@ -12,7 +12,12 @@ const logged = new Set<string>();
 const MAX_REMEMBERED = 1000;
 
 /** Counts one error caught only by a last-resort guard and logs it the first time its stack is seen. */
-export function lastResort(kind: LastResortKind, err: unknown, logger: ProbeLogger, fields: Record<string, unknown> = {}): void {
+export function lastResort(
+  kind: LastResortKind,
+  err: unknown,
+  logger: ProbeLogger,
+  fields: Record<string, unknown> = {},
+): void {
   counts.set(kind, (counts.get(kind) ?? 0) + 1);
   const stack = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : String(err);
   const key = `${kind}\n${stack}`;

@@ -51,9 +51,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (flags.configCheck) {
     try {
       const cfg = loadConfigFile(flags.configFile);
-      process.stdout.write(
-        `${flags.configFile}: OK (${cfg.modules.size} modules, ${cfg.targets.length} targets)\n`,
-      );
+      process.stdout.write(`${flags.configFile}: OK (${cfg.modules.size} modules, ${cfg.targets.length} targets)\n`);
       return 0;
     } catch (e) {
       if (e instanceof ConfigError) {
@@ -171,7 +169,10 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
       net.Server.prototype.close.call(server);
       const drained = guard.drain(SHUTDOWN_GRACE_MS);
       void Promise.all([agent.stop(), drained]).then(([, how]) => {
-        if (how === 'grace_expired') logger.warn('responses still being written when the shutdown grace ran out; closed', { grace_seconds: SHUTDOWN_GRACE_MS / 1000 });
+        if (how === 'grace_expired')
+          logger.warn('responses still being written when the shutdown grace ran out; closed', {
+            grace_seconds: SHUTDOWN_GRACE_MS / 1000,
+          });
         clearTimeout(hard);
         resolve(0);
       });

@@ -7,5 +7,8 @@
  */
 export function quoteInput(s: string, max = 120): string {
   const cut = s.length > max ? `${s.slice(0, max)}…` : s;
-  return JSON.stringify(cut).replace(/[<>&\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(cut).replace(
+    /[<>&\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }

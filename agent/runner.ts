@@ -36,7 +36,9 @@ export async function runProbe(opts: RunOptions): Promise<ProbeResult> {
   const startGuard = (): void => {
     guard ??= setTimeout(() => {
       const shutdown = isShutdown(controller);
-      abandonWith(failed(started, 'setup', shutdown ? 'aborted' : 'timeout', 'probe did not stop at its deadline; abandoned'));
+      abandonWith(
+        failed(started, 'setup', shutdown ? 'aborted' : 'timeout', 'probe did not stop at its deadline; abandoned'),
+      );
     }, ABANDON_GRACE_MS);
   };
   const timer = setTimeout(() => {
@@ -53,7 +55,9 @@ export async function runProbe(opts: RunOptions): Promise<ProbeResult> {
     const probe = Promise.resolve()
       .then(() => {
         const ctx = { target: opts.target, module: opts.module, signal: controller, deadline, logger };
-        return opts.module.ping && !pingsItself(opts.module.prober) ? withPingRung(def.run, ctx, opts.module.ping) : def.run(ctx);
+        return opts.module.ping && !pingsItself(opts.module.prober)
+          ? withPingRung(def.run, ctx, opts.module.ping)
+          : def.run(ctx);
       })
       .catch((err: unknown): ProbeResult => {
         lastResort('prober_threw', err, logger, { target: opts.target.name, prober: opts.module.prober });

@@ -209,7 +209,9 @@ export class Scheduler {
         this.states.delete(name);
       }
     }
-    const byInterval = spreadRings(periodic.map((st) => ({ name: st.target.name, intervalMs: st.target.intervalMs, st })));
+    const byInterval = spreadRings(
+      periodic.map((st) => ({ name: st.target.name, intervalMs: st.target.intervalMs, st })),
+    );
     const now = this.now();
     for (const [intervalMs, { members, offsets }] of byInterval) {
       const ring: Ring = { intervalMs, members: members.map((m) => m.st), offsets, cycleStart: 0, pos: 0 };
@@ -356,7 +358,9 @@ export class Scheduler {
         // A reload changed the target or its module while this probe ran: its result describes
         // a config that no longer exists. Counted, never dropped in silence.
         this.opts.metrics.schedulerSkipped.inc();
-        this.opts.logger.debug('result discarded: the target or its module changed during the probe', { target: target.name });
+        this.opts.logger.debug('result discarded: the target or its module changed during the probe', {
+          target: target.name,
+        });
         return;
       }
       this.opts.store.record(target.name, PROBERS[module.prober].phases, result);

@@ -109,7 +109,9 @@ export function loadWebConfig(file: string): WebConfig {
     try {
       return readFileSync(full);
     } catch (e) {
-      errors.push(`${locate(parts)}: ${parts.join('.')}: cannot read ${full}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+      errors.push(
+        `${locate(parts)}: ${parts.join('.')}: cannot read ${full}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
       return undefined;
     }
   };
@@ -123,10 +125,14 @@ export function loadWebConfig(file: string): WebConfig {
     let ca: Buffer | undefined;
     if (t.client_ca_file) ca = read(['tls_server_config', 'client_ca_file'], t.client_ca_file);
     if (verify && !t.client_ca_file) {
-      errors.push(`${locate(['tls_server_config', 'client_auth_type'])}: tls_server_config.client_auth_type: ${auth} needs client_ca_file`);
+      errors.push(
+        `${locate(['tls_server_config', 'client_auth_type'])}: tls_server_config.client_auth_type: ${auth} needs client_ca_file`,
+      );
     }
     if (auth === 'RequireAnyClientCert' || auth === 'RequestClientCert') {
-      out.ignored.push(`tls_server_config.client_auth_type ${auth} is served as ${auth === 'RequestClientCert' ? 'VerifyClientCertIfGiven' : 'RequireAndVerifyClientCert'}`);
+      out.ignored.push(
+        `tls_server_config.client_auth_type ${auth} is served as ${auth === 'RequestClientCert' ? 'VerifyClientCertIfGiven' : 'RequireAndVerifyClientCert'}`,
+      );
     }
     out.tls = {
       cert,
@@ -138,7 +144,8 @@ export function loadWebConfig(file: string): WebConfig {
       maxVersion: t.max_version ? VERSION_MAP[t.max_version] : undefined,
     };
     out.clientAllowedSans = t.client_allowed_sans ?? [];
-    if (t.cipher_suites) out.ignored.push('tls_server_config.cipher_suites (Go cipher names; Node uses its own safe defaults)');
+    if (t.cipher_suites)
+      out.ignored.push('tls_server_config.cipher_suites (Go cipher names; Node uses its own safe defaults)');
     if (t.curve_preferences) out.ignored.push('tls_server_config.curve_preferences');
     if (t.prefer_server_cipher_suites !== undefined) out.ignored.push('tls_server_config.prefer_server_cipher_suites');
   }
@@ -316,5 +323,7 @@ parentPort.on('message', (m) => {
 export function sanAllowed(subjectAltName: string | undefined, allowed: readonly string[]): boolean {
   if (allowed.length === 0) return true;
   const sans = (subjectAltName ?? '').split(',').map((s) => s.trim().replace(/^(DNS|IP Address|email|URI):/, ''));
-  return sans.some((s) => allowed.some((a) => a.length === s.length && timingSafeEqual(Buffer.from(a), Buffer.from(s))));
+  return sans.some((s) =>
+    allowed.some((a) => a.length === s.length && timingSafeEqual(Buffer.from(a), Buffer.from(s))),
+  );
 }

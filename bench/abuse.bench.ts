@@ -102,22 +102,27 @@ async function open(port: number, n: number, kind: Kind, ca?: Buffer): Promise<n
   const socks: net.Socket[] = [];
   for (let i = 0; i < n; i += 100) {
     await Promise.all(
-      Array.from({ length: Math.min(100, n - i) }, () =>
-        new Promise<void>((resolve) => {
-          const s = ca && kind !== 'silent' ? tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca }) : net.connect(port, '127.0.0.1');
-          socks.push(s);
-          s.on('error', () => resolve());
-          s.on('close', () => resolve());
-          s.once(ca && kind !== 'silent' ? 'secureConnect' : 'connect', () => {
-            if (kind === 'silent') return resolve();
-            if (kind === 'slowloris') {
-              s.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
-              return resolve();
-            }
-            s.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
-            s.once('data', () => resolve());
-          });
-        }),
+      Array.from(
+        { length: Math.min(100, n - i) },
+        () =>
+          new Promise<void>((resolve) => {
+            const s =
+              ca && kind !== 'silent'
+                ? tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca })
+                : net.connect(port, '127.0.0.1');
+            socks.push(s);
+            s.on('error', () => resolve());
+            s.on('close', () => resolve());
+            s.once(ca && kind !== 'silent' ? 'secureConnect' : 'connect', () => {
+              if (kind === 'silent') return resolve();
+              if (kind === 'slowloris') {
+                s.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
+                return resolve();
+              }
+              s.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+              s.once('data', () => resolve());
+            });
+          }),
       ),
     );
   }
@@ -127,11 +132,17 @@ async function open(port: number, n: number, kind: Kind, ca?: Buffer): Promise<n
 async function conns(): Promise<void> {
   const target = net.createServer((c) => c.on('error', () => undefined));
   await new Promise<void>((r) => target.listen(0, '127.0.0.1', () => r()));
-  const cfg = write('conns.yml', `modules: {t: {prober: tcp}}\ntargets: [{name: a, module: t, address: "127.0.0.1:${(target.address() as net.AddressInfo).port}"}]\n`);
+  const cfg = write(
+    'conns.yml',
+    `modules: {t: {prober: tcp}}\ntargets: [{name: a, module: t, address: "127.0.0.1:${(target.address() as net.AddressInfo).port}"}]\n`,
+  );
   const cert = selfSignedCert();
   const ca = readFileSync(cert.certFile);
   for (const useTls of [false, true]) {
-    const web = write(`web-${useTls}.yml`, (useTls ? `tls_server_config:\n  cert_file: ${cert.certFile}\n  key_file: ${cert.keyFile}\n` : '') + webUsers);
+    const web = write(
+      `web-${useTls}.yml`,
+      (useTls ? `tls_server_config:\n  cert_file: ${cert.certFile}\n  key_file: ${cert.keyFile}\n` : '') + webUsers,
+    );
     const agent = await startAgent(cfg, [`--web.config.file=${web}`]);
     const url = `${useTls ? 'https://localhost' : 'http://127.0.0.1'}:${agent.port}/metrics`;
     const auth = basic('prometheus', 'pw-prometheus');
@@ -140,7 +151,10 @@ async function conns(): Promise<void> {
     for (const kind of ['idle', 'slowloris', 'silent'] as Kind[]) {
       for (const n of [600, 2000, 5000]) {
         const socks = await open(agent.port, n, kind, useTls ? ca : undefined);
-        const drip = kind === 'slowloris' ? setInterval(() => socks.forEach((s) => s.writable && s.write('X-a: b\r\n')), 2000) : undefined;
+        const drip =
+          kind === 'slowloris'
+            ? setInterval(() => socks.forEach((s) => s.writable && s.write('X-a: b\r\n')), 2000)
+            : undefined;
         await sleep(300);
         const held = fds(agent.pid) - base;
         const lat: number[] = [];
@@ -270,7 +284,10 @@ async function reload(): Promise<void> {
     await sleep(4000); // one full round first
     const read = async () => {
       const text = (await get(`${url}/metrics`)).body;
-      return { probes: sumSeries(text, PROBES_TOTAL), skipped: sumSeries(text, /^portprobe_scheduler_skipped_total (\S+)$/gm) };
+      return {
+        probes: sumSeries(text, PROBES_TOTAL),
+        skipped: sumSeries(text, /^portprobe_scheduler_skipped_total (\S+)$/gm),
+      };
     };
     const before = await read();
     const t0 = performance.now();

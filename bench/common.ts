@@ -90,7 +90,15 @@ export function listeningPort(logs: () => string, timeoutMs = 20000): Promise<nu
 
 /** Starts `node dist/agent/main.js` (optionally under taskset) and waits for its port. */
 export async function startAgent(config: string, prefix: string[] = []): Promise<RunningAgent> {
-  const argv = [...prefix, process.execPath, ...nodeFlags(), MAIN, `--config.file=${config}`, '--web.listen-address=127.0.0.1:0', '--log.format=json'];
+  const argv = [
+    ...prefix,
+    process.execPath,
+    ...nodeFlags(),
+    MAIN,
+    `--config.file=${config}`,
+    '--web.listen-address=127.0.0.1:0',
+    '--log.format=json',
+  ];
   const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let logs = '';
   proc.stderr?.on('data', (d: Buffer) => (logs += d.toString()));

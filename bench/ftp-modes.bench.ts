@@ -18,7 +18,14 @@
 // Run: npx ts-node --transpile-only bench/ftp-modes.bench.ts [rounds=30]
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { CANARY_BODY, CANARY_NAME, makeFixture, type Fixture, type FtpPeer, type PeerUser } from '../test/peers/ftp/common';
+import {
+  CANARY_BODY,
+  CANARY_NAME,
+  makeFixture,
+  type Fixture,
+  type FtpPeer,
+  type PeerUser,
+} from '../test/peers/ftp/common';
 import { startVsftpd, vsftpdUser } from '../test/peers/ftp/vsftpd';
 import { proftpdUser, startProftpd } from '../test/peers/ftp/proftpd';
 import { pureftpdUser, startPureftpd } from '../test/peers/ftp/pureftpd';
@@ -145,9 +152,16 @@ interface Running {
 async function probeOnce(r: Running, modes: DataMode[]): Promise<number> {
   const address = `${r.peer.host}:${r.peer.port}`;
   const t0 = performance.now();
-  const res = await probeFtp(address, {
-    username: r.user.name, password: r.user.password, retrieve: CANARY_NAME, data_channel: modes,
-  }, PROBE_TIMEOUT_S);
+  const res = await probeFtp(
+    address,
+    {
+      username: r.user.name,
+      password: r.user.password,
+      retrieve: CANARY_NAME,
+      data_channel: modes,
+    },
+    PROBE_TIMEOUT_S,
+  );
   const ms = performance.now() - t0;
   const failed = modes.filter((mode) => fact(res, 'probe_ftp_transfer_bytes', { mode }) !== CANARY_BODY.length);
   if (!res.success || failed.length > 0) {
@@ -238,11 +252,17 @@ async function main(): Promise<void> {
     process.off('SIGTERM', onSignal);
   }
 
-  console.log(`FTP data-channel modes: ${ROUNDS} rounds, user login + RETR of a ${CANARY_BODY.length}-byte canary, 127.0.0.1, ` +
-    `${((Date.now() - started) / 1000).toFixed(0)} s in all`);
-  console.log('(a) one probe, data_channel [epsv, pasv, active], one session; (b) three probes of one mode each, a session each, one after the other');
+  console.log(
+    `FTP data-channel modes: ${ROUNDS} rounds, user login + RETR of a ${CANARY_BODY.length}-byte canary, 127.0.0.1, ` +
+      `${((Date.now() - started) / 1000).toFixed(0)} s in all`,
+  );
+  console.log(
+    '(a) one probe, data_channel [epsv, pasv, active], one session; (b) three probes of one mode each, a session each, one after the other',
+  );
   console.log('');
-  console.log('| server | (a) p50 / p90 ms | (b) p50 / p90 ms | time (b)/(a), p50 | server CPU ms per (a) | per (b) | CPU (b)/(a) |');
+  console.log(
+    '| server | (a) p50 / p90 ms | (b) p50 / p90 ms | time (b)/(a), p50 | server CPU ms per (a) | per (b) | CPU (b)/(a) |',
+  );
   console.log('|---|---|---|---|---|---|---|');
   for (const r of running) {
     const a50 = median(r.sharedMs);
@@ -251,7 +271,7 @@ async function main(): Promise<void> {
     const bCpu = r.perModeCpuMs / ROUNDS;
     console.log(
       `| ${r.server.name} | ${f1(a50)} / ${f1(percentile(r.sharedMs, 90))} | ${f1(b50)} / ${f1(percentile(r.perModeMs, 90))} | ` +
-      `${f2(b50 / a50)}× | ${f1(aCpu)} | ${f1(bCpu)} | ${aCpu > 0 ? `${f2(bCpu / aCpu)}×` : 'n/a'} |`,
+        `${f2(b50 / a50)}× | ${f1(aCpu)} | ${f1(bCpu)} | ${aCpu > 0 ? `${f2(bCpu / aCpu)}×` : 'n/a'} |`,
     );
   }
 }

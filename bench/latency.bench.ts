@@ -103,7 +103,11 @@ serve(srv, greet)
 `;
 
 /** Starts a helper and resolves with its first stdout line; later lines go to `onLine`. */
-function helper(argv: string[], env: NodeJS.ProcessEnv, onLine: (l: string) => void = () => undefined): Promise<string> {
+function helper(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  onLine: (l: string) => void = () => undefined,
+): Promise<string> {
   const proc = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   children.push(proc);
   helpers.push(proc);
@@ -120,23 +124,32 @@ function helper(argv: string[], env: NodeJS.ProcessEnv, onLine: (l: string) => v
 }
 
 /** From the agent's /metrics: scheduled probes and GC so far, and the event-loop lag (ms) since the last scrape. */
-async function scrape(port: number): Promise<{ probes: number; lag: Record<string, number>; gcSeconds: number; gcOver10ms: number }> {
+async function scrape(
+  port: number,
+): Promise<{ probes: number; lag: Record<string, number>; gcSeconds: number; gcOver10ms: number }> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const sum = (re: RegExp): number => sumSeries(text, re);
   const probes = sum(PROBES_TOTAL);
   const gcSeconds = sum(/^nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)$/gm);
-  const gcOver10ms = sum(/^nodejs_gc_duration_seconds_count\{[^}]*\} (\S+)$/gm) - sum(/^nodejs_gc_duration_seconds_bucket\{[^}]*le="0.01"[^}]*\} (\S+)$/gm);
+  const gcOver10ms =
+    sum(/^nodejs_gc_duration_seconds_count\{[^}]*\} (\S+)$/gm) -
+    sum(/^nodejs_gc_duration_seconds_bucket\{[^}]*le="0.01"[^}]*\} (\S+)$/gm);
   const lag: Record<string, number> = {};
-  for (const m of text.matchAll(/^nodejs_eventloop_lag_(p50|p99|max|min)_seconds (\S+)$/gm)) lag[m[1]] = Number(m[2]) * 1000 - EL_TICK_MS;
+  for (const m of text.matchAll(/^nodejs_eventloop_lag_(p50|p99|max|min)_seconds (\S+)$/gm))
+    lag[m[1]] = Number(m[2]) * 1000 - EL_TICK_MS;
   return { probes, lag, gcSeconds, gcOver10ms };
 }
 
 /** One /probe run: its phases and total duration in ms, or undefined when it failed. */
-async function probe(port: number, target: string): Promise<{ phases: Record<string, number>; total: number } | undefined> {
+async function probe(
+  port: number,
+  target: string,
+): Promise<{ phases: Record<string, number>; total: number } | undefined> {
   const text = await (await fetch(`http://127.0.0.1:${port}/probe?target=${target}`)).text();
   if (!/^probe_success 1$/m.test(text)) return undefined;
   const phases: Record<string, number> = {};
-  for (const m of text.matchAll(/^probe_phase_duration_seconds\{phase="(\w+)"\} (\S+)$/gm)) phases[m[1]] = Number(m[2]) * 1000;
+  for (const m of text.matchAll(/^probe_phase_duration_seconds\{phase="(\w+)"\} (\S+)$/gm))
+    phases[m[1]] = Number(m[2]) * 1000;
   return { phases, total: Number(/^probe_duration_seconds (\S+)$/m.exec(text)?.[1]) * 1000 };
 }
 
@@ -169,7 +182,20 @@ async function round(cfg: string, load: boolean, synDrop: boolean, peerDelays: n
     const cpu0 = { agent: cpuSeconds(agent.proc.pid as number), mine: mine(), host: hostBusySeconds() };
     const t0 = Date.now();
     const end = t0 + SECONDS * 1000;
-    const r: Round = { load, rate: 0, banner: [], total: [], connect: [], failed: 0, lag: {}, peer: [], agentCpu: 0, otherCpu: 0, gcMsPerS: 0, gcOver10ms: 0 };
+    const r: Round = {
+      load,
+      rate: 0,
+      banner: [],
+      total: [],
+      connect: [],
+      failed: 0,
+      lag: {},
+      peer: [],
+      agentCpu: 0,
+      otherCpu: 0,
+      gcMsPerS: 0,
+      gcOver10ms: 0,
+    };
     const bannerLoop = async (): Promise<void> => {
       while (Date.now() < end) {
         const started = Date.now();
@@ -235,7 +261,8 @@ async function run(synDrop: boolean): Promise<void> {
   const loadCfg = path.join(dir, 'load.yml');
   writeFileSync(idleCfg, head.join('\n'));
   const lines = [...head];
-  for (let i = 0; i < LOAD; i++) lines.push(`  - {name: t${i}, module: t, address: "127.0.0.1:${loadPorts[i % loadPorts.length]}"}`);
+  for (let i = 0; i < LOAD; i++)
+    lines.push(`  - {name: t${i}, module: t, address: "127.0.0.1:${loadPorts[i % loadPorts.length]}"}`);
   writeFileSync(loadCfg, lines.join('\n'));
 
   console.log(
@@ -289,7 +316,10 @@ function report(rounds: Round[], kernelRef: number[], synDrop: boolean): void {
   const errP99 = med(true, (r) => percentile(abs(r.banner), 99));
   const peer = rounds.flatMap((r) => r.peer);
   console.log(
-    `summary D=${DELAY_MS}ms load=${LOAD} (scheduled ${LOAD}/s, achieved ${f(med(true, (r) => r.rate), 0)}/s): ` +
+    `summary D=${DELAY_MS}ms load=${LOAD} (scheduled ${LOAD}/s, achieved ${f(
+      med(true, (r) => r.rate),
+      0,
+    )}/s): ` +
       `banner |error| p99 ${both((r) => percentile(abs(r.banner), 99))} ms (goal ≤ 2 ms under load: ${errP99 <= 2 ? 'met' : 'missed'}), ` +
       `error p50 ${both((r) => percentile(r.banner, 50))} ms, probe_duration−D p99 ${both((r) => percentile(r.total, 99))} ms | ` +
       `event-loop lag p99 ${both((r) => r.lag.p99)} ms, max ${both((r) => r.lag.max)} ms | ` +
@@ -304,7 +334,8 @@ function report(rounds: Round[], kernelRef: number[], synDrop: boolean): void {
 function runInNetns(): Promise<number> | undefined {
   if (process.getuid?.() !== 0) return undefined;
   const ns = `pplat-${process.pid}`;
-  const sh = (argv: string[], input?: string): boolean => spawnSync(argv[0], argv.slice(1), { input, stdio: ['pipe', 'ignore', 'ignore'] }).status === 0;
+  const sh = (argv: string[], input?: string): boolean =>
+    spawnSync(argv[0], argv.slice(1), { input, stdio: ['pipe', 'ignore', 'ignore'] }).status === 0;
   const del = (): boolean => sh(['ip', 'netns', 'del', ns]);
   if (!sh(['ip', 'netns', 'add', ns])) return undefined;
   // A dynamic set remembers each connection's first SYN (dropped); its retransmission passes.
@@ -316,12 +347,29 @@ function runInNetns(): Promise<number> | undefined {
   }
 }
 `;
-  if (!sh(['ip', 'netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']) || !sh(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], rules)) {
+  if (
+    !sh(['ip', 'netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']) ||
+    !sh(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], rules)
+  ) {
     del();
     return undefined;
   }
-  const argv = ['ip', 'netns', 'exec', ns, process.execPath, '-r', 'ts-node/register/transpile-only', __filename, ...process.argv.slice(2)];
-  const inner = spawn(argv[0], argv.slice(1), { stdio: 'inherit', cwd: path.join(__dirname, '..'), env: { ...process.env, [NETNS_ENV]: ns } });
+  const argv = [
+    'ip',
+    'netns',
+    'exec',
+    ns,
+    process.execPath,
+    '-r',
+    'ts-node/register/transpile-only',
+    __filename,
+    ...process.argv.slice(2),
+  ];
+  const inner = spawn(argv[0], argv.slice(1), {
+    stdio: 'inherit',
+    cwd: path.join(__dirname, '..'),
+    env: { ...process.env, [NETNS_ENV]: ns },
+  });
   children.push(inner);
   process.on('exit', del);
   return new Promise((resolve) => inner.once('exit', (code) => resolve(code ?? 1)));
@@ -334,7 +382,8 @@ async function main(): Promise<void> {
     process.exitCode = await inNetns;
     return;
   }
-  if (SYN_DROP !== 'off') console.log('latency: no root, `ip netns` or nft; running on the host loopback without the SYN-drop target');
+  if (SYN_DROP !== 'off')
+    console.log('latency: no root, `ip netns` or nft; running on the host loopback without the SYN-drop target');
   return run(false);
 }
 

@@ -57,7 +57,10 @@ async function scenario(n: number): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-bench-'));
   const file = path.join(dir, 'c.yml');
   const lines = ['global: {interval: 1h}', 'modules: {t: {prober: tcp}}', 'targets:'];
-  for (let i = 0; i < n; i++) lines.push(`  - {name: target-${i}, module: t, address: "192.0.2.${i % 250}:${1000 + (i % 5000)}", labels: {env: prod}}`);
+  for (let i = 0; i < n; i++)
+    lines.push(
+      `  - {name: target-${i}, module: t, address: "192.0.2.${i % 250}:${1000 + (i % 5000)}", labels: {env: prod}}`,
+    );
   writeFileSync(file, lines.join('\n'));
   const logger = createLogger('error', 'json', { write: () => true });
   const agent = new Agent({ configFile: file, logger, build: { version: 'bench', revision: 'bench' } });
@@ -109,7 +112,12 @@ async function scenario(n: number): Promise<void> {
     naiveBytes = (await reg.metrics()).length;
     naive.push(performance.now() - t0);
   }
-  const series = (agent.store.exposition().toString().match(/\n[a-z]/g) ?? []).length;
+  const series = (
+    agent.store
+      .exposition()
+      .toString()
+      .match(/\n[a-z]/g) ?? []
+  ).length;
   if (global.gc) global.gc();
   const rss = process.memoryUsage().rss / 2 ** 20;
   console.log(

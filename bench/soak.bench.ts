@@ -75,13 +75,17 @@ function startAbuse(port: number): { stop(): void; reloads(): number; answers():
     for (let k = 0; !stopped; k++) {
       await new Promise<void>((resolve) => {
         const auth = `Basic ${Buffer.from(`prometheus:wrong-${i}-${k}`).toString('base64')}`;
-        const req = http.get(`http://127.0.0.1:${port}/metrics`, { agent: pool, localAddress: '127.0.0.2', headers: { authorization: auth } }, (res) => {
-          res.resume();
-          res.on('end', () => {
-            answers++;
-            resolve();
-          });
-        });
+        const req = http.get(
+          `http://127.0.0.1:${port}/metrics`,
+          { agent: pool, localAddress: '127.0.0.2', headers: { authorization: auth } },
+          (res) => {
+            res.resume();
+            res.on('end', () => {
+              answers++;
+              resolve();
+            });
+          },
+        );
         req.on('error', () => setTimeout(resolve, 100));
       });
     }
@@ -146,7 +150,10 @@ async function main(): Promise<void> {
     webFlag = `--web.config.file=${web}`;
   }
   const node = [process.execPath, ...nodeFlags(), '--trace-gc', MAIN].join(' ');
-  const agent = spawn('bash', ['-c', `ulimit -n $(ulimit -Hn) && exec ${node} --config.file=${cfg} --web.listen-address=127.0.0.1:0 --log.format=json --log.level=info ${webFlag}`]);
+  const agent = spawn('bash', [
+    '-c',
+    `ulimit -n $(ulimit -Hn) && exec ${node} --config.file=${cfg} --web.listen-address=127.0.0.1:0 --log.format=json --log.level=info ${webFlag}`,
+  ]);
   let logs = '';
   const t0 = Date.now();
   // "Mark-Compact 71.5 (101.9) -> 63.6 (102.4) MB": the heap after a full collection.
@@ -174,7 +181,10 @@ async function main(): Promise<void> {
       const s0 = performance.now();
       let text = '';
       try {
-        const res = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: ABUSE ? { authorization: AUTH } : {}, signal: AbortSignal.timeout(10_000) });
+        const res = await fetch(`http://127.0.0.1:${port}/metrics`, {
+          headers: ABUSE ? { authorization: AUTH } : {},
+          signal: AbortSignal.timeout(10_000),
+        });
         text = await res.text();
         if (res.status !== 200) scrapeFailures++;
       } catch {

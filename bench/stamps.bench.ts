@@ -47,7 +47,9 @@ async function main(): Promise<void> {
   const toPerf = performance.now() - a.now();
   const rt = spawnSync('chrt', ['-f', '50', 'true']).status === 0;
   const py = ['python3', '-c', PEER_PY];
-  const peer = spawn(rt ? 'chrt' : py[0], rt ? ['-f', '50', ...py] : py.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
+  const peer = spawn(rt ? 'chrt' : py[0], rt ? ['-f', '50', ...py] : py.slice(1), {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const peerTimes: [number, number][] = [];
   const port = await new Promise<number>((resolve) => {
     readline.createInterface({ input: peer.stdout }).on('line', (l) => {
@@ -88,13 +90,19 @@ async function main(): Promise<void> {
     ['loop - write', col((i) => ours[i].loop - peerTimes[i][1])],
   ];
   const f = (x: number): string => x.toFixed(3).padStart(8);
-  console.log(`stamps: ${N} connections, peer ${rt ? 'SCHED_FIFO' : 'normal priority'}, event loop ${BUSY ? 'busy 5 ms of every 7' : 'idle'}; ms`);
+  console.log(
+    `stamps: ${N} connections, peer ${rt ? 'SCHED_FIFO' : 'normal priority'}, event loop ${BUSY ? 'busy 5 ms of every 7' : 'idle'}; ms`,
+  );
   console.log(`${''.padEnd(20)}${['min', 'p50', 'p99', 'max'].map((h) => h.padStart(8)).join('')}     n`);
   for (const [name, xs] of rows) {
-    console.log(`${name.padEnd(20)}${f(Math.min(...xs))}${f(percentile(xs, 50))}${f(percentile(xs, 99))}${f(Math.max(...xs))}  ${String(xs.length).padStart(4)}`);
+    console.log(
+      `${name.padEnd(20)}${f(Math.min(...xs))}${f(percentile(xs, 50))}${f(percentile(xs, 99))}${f(Math.max(...xs))}  ${String(xs.length).padStart(4)}`,
+    );
   }
   const late = rows[0][1].filter((x) => x > 0.05).length;
-  console.log(`summary connected stamps later than the peer's accept (by > 0.05 ms): ${late} of ${rows[0][1].length}; arrival − write p99 ${percentile(rows[1][1], 99).toFixed(3)} ms vs loop − write p99 ${percentile(rows[2][1], 99).toFixed(3)} ms`);
+  console.log(
+    `summary connected stamps later than the peer's accept (by > 0.05 ms): ${late} of ${rows[0][1].length}; arrival − write p99 ${percentile(rows[1][1], 99).toFixed(3)} ms vs loop − write p99 ${percentile(rows[2][1], 99).toFixed(3)} ms`,
+  );
 }
 
 main().then(

@@ -6,7 +6,11 @@ import { MAIN, median, nodeFlags, percentile } from './common';
 
 async function once(port: number): Promise<number> {
   const t0 = performance.now();
-  const proc = spawn(process.execPath, [...nodeFlags(), MAIN, `--web.listen-address=127.0.0.1:${port}`, '--log.level=error'], { stdio: 'ignore' });
+  const proc = spawn(
+    process.execPath,
+    [...nodeFlags(), MAIN, `--web.listen-address=127.0.0.1:${port}`, '--log.level=error'],
+    { stdio: 'ignore' },
+  );
   try {
     for (;;) {
       try {
@@ -33,7 +37,9 @@ async function main(): Promise<void> {
   const runs = Number(process.argv[2] ?? 20);
   const times: number[] = [];
   for (let i = 0; i < runs; i++) times.push(await once(19821 + (i % 10)));
-  console.log(`startup runs=${runs} median=${median(times).toFixed(0)}ms p90=${percentile(times, 90).toFixed(0)}ms min=${Math.min(...times).toFixed(0)}ms max=${Math.max(...times).toFixed(0)}ms`);
+  console.log(
+    `startup runs=${runs} median=${median(times).toFixed(0)}ms p90=${percentile(times, 90).toFixed(0)}ms min=${Math.min(...times).toFixed(0)}ms max=${Math.max(...times).toFixed(0)}ms`,
+  );
 }
 
 void main();

@@ -44,7 +44,17 @@ async function blackboxRound(dir: string, ports: number[]): Promise<{ rate: numb
       s.close(() => resolve(p));
     });
   });
-  const proc = spawn('taskset', ['-c', '1', 'prometheus-blackbox-exporter', `--config.file=${path.join(dir, 'blackbox.yml')}`, `--web.listen-address=127.0.0.1:${listen}`], { stdio: 'ignore' });
+  const proc = spawn(
+    'taskset',
+    [
+      '-c',
+      '1',
+      'prometheus-blackbox-exporter',
+      `--config.file=${path.join(dir, 'blackbox.yml')}`,
+      `--web.listen-address=127.0.0.1:${listen}`,
+    ],
+    { stdio: 'ignore' },
+  );
   const agentHttp = new http.Agent({ keepAlive: true, maxSockets: 64 });
   let done = 0;
   let running = true;
@@ -59,10 +69,18 @@ async function blackboxRound(dir: string, ports: number[]): Promise<{ rate: numb
     const probe = (port: number): Promise<void> =>
       new Promise((resolve) => {
         http
-          .get({ host: '127.0.0.1', port: listen, agent: agentHttp, path: `/probe?module=tcp_connect&target=127.0.0.1:${port}` }, (res) => {
-            res.resume();
-            res.on('end', () => resolve());
-          })
+          .get(
+            {
+              host: '127.0.0.1',
+              port: listen,
+              agent: agentHttp,
+              path: `/probe?module=tcp_connect&target=127.0.0.1:${port}`,
+            },
+            (res) => {
+              res.resume();
+              res.on('end', () => resolve());
+            },
+          )
           .on('error', () => resolve());
       });
     // Drive it at most at the rate portprobe is scheduled for, with up to 64 requests in flight.
@@ -107,7 +125,8 @@ async function main(): Promise<void> {
   writeFileSync(path.join(dir, 'blackbox.yml'), 'modules:\n  tcp_connect:\n    prober: tcp\n    timeout: 5s\n');
   const config = (file: string, module: string): string => {
     const lines = ['global: {interval: 1s, timeout: 900ms, concurrency: 1000}', `modules: {t: ${module}}`, 'targets:'];
-    for (let i = 0; i < TARGETS; i++) lines.push(`  - {name: t${i}, module: t, address: "127.0.0.1:${ports[i % ports.length]}"}`);
+    for (let i = 0; i < TARGETS; i++)
+      lines.push(`  - {name: t${i}, module: t, address: "127.0.0.1:${ports[i % ports.length]}"}`);
     writeFileSync(path.join(dir, file), lines.join('\n'));
     return path.join(dir, file);
   };
@@ -116,13 +135,16 @@ async function main(): Promise<void> {
   const pp: { rate: number; cpuPer1000: number }[] = [];
   const precise: { rate: number; cpuPer1000: number }[] = [];
   const bb: { rate: number; cpuPer1000: number }[] = [];
-  const fmt = (x: { rate: number; cpuPer1000: number }): string => `${x.rate.toFixed(0)}/s ${x.cpuPer1000.toFixed(3)} cpu-s/1000`;
+  const fmt = (x: { rate: number; cpuPer1000: number }): string =>
+    `${x.rate.toFixed(0)}/s ${x.cpuPer1000.toFixed(3)} cpu-s/1000`;
   try {
     for (let r = 0; r < ROUNDS; r++) {
       pp.push(await portprobeRound(cfg));
       bb.push(await blackboxRound(dir, ports));
       precise.push(await portprobeRound(preciseCfg));
-      console.log(`round ${r + 1}: portprobe ${fmt(pp[r])} | blackbox ${fmt(bb[r])} | portprobe precise_connect_timing ${fmt(precise[r])}`);
+      console.log(
+        `round ${r + 1}: portprobe ${fmt(pp[r])} | blackbox ${fmt(bb[r])} | portprobe precise_connect_timing ${fmt(precise[r])}`,
+      );
     }
   } finally {
     for (const s of peers) s.close();

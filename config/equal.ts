@@ -15,7 +15,10 @@ export function sameConfig(a: unknown, b: unknown, depth = 0): boolean {
   if (a instanceof Secret) return a.reveal() === (b as Secret).reveal();
   if (a instanceof RegExp) return a.source === (b as RegExp).source && a.flags === (b as RegExp).flags;
   if (a instanceof Date) return a.getTime() === (b as Date).getTime();
-  if (ArrayBuffer.isView(a)) return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from((b as ArrayBufferView).buffer, (b as ArrayBufferView).byteOffset, (b as ArrayBufferView).byteLength));
+  if (ArrayBuffer.isView(a))
+    return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
+      Buffer.from((b as ArrayBufferView).buffer, (b as ArrayBufferView).byteOffset, (b as ArrayBufferView).byteLength),
+    );
   if (a instanceof Map) {
     const m = b as Map<unknown, unknown>;
     if (a.size !== m.size) return false;
@@ -33,5 +36,9 @@ export function sameConfig(a: unknown, b: unknown, depth = 0): boolean {
   const ka = Object.keys(a);
   const kb = Object.keys(b);
   if (ka.length !== kb.length) return false;
-  return ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && sameConfig((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], depth + 1));
+  return ka.every(
+    (k) =>
+      Object.prototype.hasOwnProperty.call(b, k) &&
+      sameConfig((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], depth + 1),
+  );
 }

@@ -148,7 +148,11 @@ function describeAjvError(e: ErrorObject): { parts: PathPart[]; key?: string; te
       const name = String(p.propertyName);
       const pattern = (e.parentSchema as { propertyNames?: { pattern?: string } } | undefined)?.propertyNames?.pattern;
       const words = pattern ? PATTERN_WORDS[pattern] : undefined;
-      return { parts, key: name, text: `${formatPath([...parts, name])}: invalid key${words ? `: must be ${words}` : ''}` };
+      return {
+        parts,
+        key: name,
+        text: `${formatPath([...parts, name])}: invalid key${words ? `: must be ${words}` : ''}`,
+      };
     }
     default:
       return { parts, text: `${formatPath(parts)}: ${e.message ?? e.keyword}` };
@@ -171,7 +175,9 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ConfigError([`${file}: cannot read config: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`]);
+    throw new ConfigError([
+      `${file}: cannot read config: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    ]);
   }
   return parseConfig(text, file, env);
 }
@@ -202,8 +208,12 @@ function pruneRejected(raw: unknown, errors: readonly ErrorObject[], validate: V
   for (const e of errors) {
     // An if/then failure names the object holding the condition; its then-branch error names the value.
     if (e.keyword === 'if') continue;
-    const parts = e.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
-    if (e.keyword === 'additionalProperties') parts.push(String((e.params as { additionalProperty: string }).additionalProperty));
+    const parts = e.instancePath
+      .split('/')
+      .slice(1)
+      .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+    if (e.keyword === 'additionalProperties')
+      parts.push(String((e.params as { additionalProperty: string }).additionalProperty));
     if (parts.length === 0) return undefined;
     const key = parts.pop() as string;
     let node: unknown = copy;
@@ -315,7 +325,9 @@ function normalise(raw: RawConfig, file: string, locate: Locate, env: NodeJS.Pro
   const global = {
     intervalMs,
     // Without an explicit timeout, a short global interval shortens the default deadline too.
-    timeoutMs: raw.global?.timeout ? parseDuration(raw.global.timeout) : Math.min(parseDuration(DEFAULT_GLOBAL.timeout), intervalMs),
+    timeoutMs: raw.global?.timeout
+      ? parseDuration(raw.global.timeout)
+      : Math.min(parseDuration(DEFAULT_GLOBAL.timeout), intervalMs),
     concurrency: g.concurrency,
   };
   if (global.intervalMs < 1000) err(['global', 'interval'], 'must be at least 1s');
@@ -358,7 +370,10 @@ function normalise(raw: RawConfig, file: string, locate: Locate, env: NodeJS.Pro
     const mod = modules.get(t.module);
     if (!mod) {
       const known = [...modules.keys()];
-      err([...here, 'module'], `unknown module "${t.module}"${known.length ? ` (known: ${known.join(', ')})` : ' (no modules defined)'}`);
+      err(
+        [...here, 'module'],
+        `unknown module "${t.module}"${known.length ? ` (known: ${known.join(', ')})` : ' (no modules defined)'}`,
+      );
       return;
     }
     const addrProblem = PROBERS[mod.prober].validateAddress?.(t.address, mod.settings);
@@ -377,7 +392,10 @@ function normalise(raw: RawConfig, file: string, locate: Locate, env: NodeJS.Pro
       err([...here, 'schedule'], 'set either interval or schedule, not both');
     }
     if (t.schedule === undefined && mod.timeoutSeconds * 1000 > intervalMs) {
-      err([...here, 'module'], `module "${t.module}" has timeout ${mod.timeoutSeconds}s, longer than the interval ${intervalMs / 1000}s`);
+      err(
+        [...here, 'module'],
+        `module "${t.module}" has timeout ${mod.timeoutSeconds}s, longer than the interval ${intervalMs / 1000}s`,
+      );
     }
     targets.push({
       name: t.name,
@@ -427,11 +445,17 @@ export function splitFieldProblem(problem: string): [PathPart[], string] {
 
 function sortByLine(errors: string[]): string[] {
   const line = (s: string): number => Number(/^[^\n]*?:(\d+):/.exec(s)?.[1] ?? 0);
-  return errors.map((e, i) => ({ e, i })).sort((a, b) => line(a.e) - line(b.e) || a.i - b.i).map((x) => x.e);
+  return errors
+    .map((e, i) => ({ e, i }))
+    .sort((a, b) => line(a.e) - line(b.e) || a.i - b.i)
+    .map((x) => x.e);
 }
 
 /** Deep merge of plain objects; arrays and scalars from `user` replace the defaults. */
-export function mergeDefaults(defaults: Record<string, unknown>, user: Record<string, unknown>): Record<string, unknown> {
+export function mergeDefaults(
+  defaults: Record<string, unknown>,
+  user: Record<string, unknown>,
+): Record<string, unknown> {
   const out: Record<string, unknown> = { ...defaults };
   for (const [k, v] of Object.entries(user)) {
     const d = out[k];

@@ -36,7 +36,10 @@ export function buildSchema(): JsonSchema {
         'Ping the host before the ladder (the icmp rung). A failed ping is reported in probe_phase_duration_seconds{phase="icmp"} and the probe_icmp_* series, and stops the ladder only when required.',
       additionalProperties: false,
       properties: {
-        required: { type: 'boolean', description: 'Fail the probe at the icmp rung when the host does not answer (default false).' },
+        required: {
+          type: 'boolean',
+          description: 'Fail the probe at the icmp rung when the host does not answer (default false).',
+        },
         packets: { type: 'integer', minimum: 1, maximum: 10, description: 'Echo requests (default 2).' },
       },
     },

@@ -6,7 +6,8 @@ import type { ProbeFailure } from './types';
 const GENERIC: Partial<Record<ProbeFailure['reason'], string>> = {
   refused:
     'Nothing accepts connections on this port: is the service running and listening on this address (not only on 127.0.0.1), and is a firewall rejecting the connection?',
-  dns_error: 'The name does not resolve: check the spelling, the DNS records (A/AAAA for the preferred IP version) and the resolver the agent uses.',
+  dns_error:
+    'The name does not resolve: check the spelling, the DNS records (A/AAAA for the preferred IP version) and the resolver the agent uses.',
   timeout:
     'No answer before the deadline: a firewall dropping packets or a routing problem between the agent and the host is the usual cause; try `ping` (the icmp prober) and check the firewall rules on the path.',
   no_greeting:
@@ -14,19 +15,24 @@ const GENERIC: Partial<Record<ProbeFailure['reason'], string>> = {
   no_response:
     'The TCP connection was accepted but the first request got no answer: the network is fine; the service is hung, or something other than the expected server holds the port (a proxy, a TLS-only listener). Check the service, its logs and what listens on this port.',
   stalled:
-    'The service answered correctly, then stopped answering mid-dialogue: it is hung or overloaded (worker pool exhausted, blocked on a backend), not the network. Check the service\'s load and logs.',
+    "The service answered correctly, then stopped answering mid-dialogue: it is hung or overloaded (worker pool exhausted, blocked on a backend), not the network. Check the service's load and logs.",
   tls_expected:
     'The port answered with a TLS handshake: it expects TLS from the first byte (implicit TLS). Enable TLS in the module, or point it at the clear-text port.',
-  unreachable: 'The network has no route to the host: check routing, VPNs and the host\'s address.',
-  reset: 'The connection was reset: a firewall or load balancer may be rejecting the agent, or the service is crashing on connect; check the service logs.',
+  unreachable: "The network has no route to the host: check routing, VPNs and the host's address.",
+  reset:
+    'The connection was reset: a firewall or load balancer may be rejecting the agent, or the service is crashing on connect; check the service logs.',
   tls_error:
     'The TLS handshake failed: check the certificate (expiry, name, issuer trusted by the agent: tls_config.ca_file), the TLS versions both sides allow, and that the port really speaks TLS.',
   tls_required: 'The server demands encryption: enable TLS in the module.',
-  auth_failed: 'The server refused the credentials: check the user name, the password file or variable, and that the account is enabled.',
+  auth_failed:
+    'The server refused the credentials: check the user name, the password file or variable, and that the account is enabled.',
   banner_unexpected: 'Another service answers on this port: check the port number and what listens there.',
-  protocol_error: 'The peer answered something the protocol does not allow: check what really listens on this port and its logs.',
-  icmp_unavailable: 'The agent cannot send ping here: install iputils-ping or give the agent NET_RAW (or a matching net.ipv4.ping_group_range).',
-  packet_loss: 'Part of the echo requests were lost: check links, interface errors and overloaded firewalls on the path.',
+  protocol_error:
+    'The peer answered something the protocol does not allow: check what really listens on this port and its logs.',
+  icmp_unavailable:
+    'The agent cannot send ping here: install iputils-ping or give the agent NET_RAW (or a matching net.ipv4.ping_group_range).',
+  packet_loss:
+    'Part of the echo requests were lost: check links, interface errors and overloaded firewalls on the path.',
   aborted: 'The probe was interrupted because the agent is shutting down.',
 };
 

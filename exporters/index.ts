@@ -24,4 +24,13 @@ export const COLLECTORS: Readonly<Record<string, CollectorDef<any>>> = {
 
 export * from './types';
 // The ping rung any module may put before its ladder: the agent, diagnose and the status page ask here.
-export { DEFAULT_PING_PACKETS, PING_PHASE, pingFacts, pingText, pingsItself, unansweredPing, withPingRung, type PingRung } from './icmp/rung';
+export {
+  DEFAULT_PING_PACKETS,
+  PING_PHASE,
+  pingFacts,
+  pingText,
+  pingsItself,
+  unansweredPing,
+  withPingRung,
+  type PingRung,
+} from './icmp/rung';

@@ -2,15 +2,7 @@
 // ProbeResult that names the rung and the reason. Probers use it so that none of them
 // has to repeat the timing, the error mapping or the "never throw" guarantee.
 import { performance } from 'node:perf_hooks';
-import type {
-  Fact,
-  FailureReason,
-  Finding,
-  PhaseTiming,
-  ProbeContext,
-  ProbeFailure,
-  ProbeResult,
-} from './types';
+import type { Fact, FailureReason, Finding, PhaseTiming, ProbeContext, ProbeFailure, ProbeResult } from './types';
 import type { ProbeSignal } from './signal';
 import { scrubText, secretValues } from './secret';
 
@@ -54,7 +46,7 @@ const ERRNO_REASONS: Record<string, FailureReason> = {
 };
 
 const FD_ADVICE =
-  'The agent has no file descriptor left for a new socket: raise its open-files limit (ulimit -n, LimitNOFILE in the systemd unit, the container runtime\'s nofile) or lower global.concurrency; portprobe_probes_in_flight and process_open_fds show how many it uses.';
+  "The agent has no file descriptor left for a new socket: raise its open-files limit (ulimit -n, LimitNOFILE in the systemd unit, the container runtime's nofile) or lower global.concurrency; portprobe_probes_in_flight and process_open_fds show how many it uses.";
 
 /** True for errors raised by Node's TLS layer or OpenSSL. */
 function isTlsError(err: NodeJS.ErrnoException): boolean {
@@ -83,9 +75,7 @@ export function classifyError(
     return { reason: err.reason, message: scrubText(err.message, secrets), advice: err.advice };
   }
   if (err instanceof DeadlineError) {
-    return err.shutdown
-      ? { reason: 'aborted', message: err.message }
-      : { reason: 'timeout', message: err.message };
+    return err.shutdown ? { reason: 'aborted', message: err.message } : { reason: 'timeout', message: err.message };
   }
   if (signal?.aborted) {
     const shutdown = isShutdown(signal);
@@ -121,7 +111,9 @@ export function classifyError(
  * module's secrets given, every fragment of them is hidden first, before the cut.
  */
 export function oneLine(s: string, max = 300, secrets: readonly string[] = []): string {
-  const flat = scrubText(s, secrets).replace(/[\r\n\t]+/g, ' ').trim();
+  const flat = scrubText(s, secrets)
+    .replace(/[\r\n\t]+/g, ' ')
+    .trim();
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
@@ -216,7 +208,12 @@ export class Ladder {
 
   /** Marks a failure without throwing, for rungs that report and carry on (e.g. one data mode). */
   fail(phase: string, reason: FailureReason, message: string, advice?: string): void {
-    this.remember({ phase, reason, message: oneLine(message, 300, this.secrets), advice: advice === undefined ? undefined : scrubText(advice, this.secrets) });
+    this.remember({
+      phase,
+      reason,
+      message: oneLine(message, 300, this.secrets),
+      advice: advice === undefined ? undefined : scrubText(advice, this.secrets),
+    });
   }
 
   get failed(): boolean {
@@ -233,7 +230,8 @@ export class Ladder {
   /** The first failure is the probe's; later ones (other rungs that report and carry on) are kept apart. */
   private remember(f: ProbeFailure): void {
     if (!this.failure) this.failure = f;
-    else if (f.phase !== this.failure.phase && this.later.length < 8 && !this.later.some((x) => x.phase === f.phase)) this.later.push(f);
+    else if (f.phase !== this.failure.phase && this.later.length < 8 && !this.later.some((x) => x.phase === f.phase))
+      this.later.push(f);
   }
 
   private addTime(phase: string, seconds: number): void {
@@ -270,10 +268,7 @@ export function isShutdown(signal: ProbeSignal): boolean {
  * Runs a prober body and always returns a result: whatever the body throws becomes the failure
  * of the phase it was in.
  */
-export async function runLadder(
-  ctx: ProbeContext<unknown>,
-  body: (l: Ladder) => Promise<void>,
-): Promise<ProbeResult> {
+export async function runLadder(ctx: ProbeContext<unknown>, body: (l: Ladder) => Promise<void>): Promise<ProbeResult> {
   const ladder = new Ladder(ctx);
   try {
     await body(ladder);
@@ -287,11 +282,7 @@ export async function runLadder(
  * Resolves with the promise, or rejects with DeadlineError as soon as the signal fires.
  * `onAbort` runs first (close the socket there).
  */
-export function untilAborted<T>(
-  promise: Promise<T>,
-  signal: ProbeSignal,
-  onAbort?: () => void,
-): Promise<T> {
+export function untilAborted<T>(promise: Promise<T>, signal: ProbeSignal, onAbort?: () => void): Promise<T> {
   if (signal.aborted) {
     onAbort?.();
     promise.catch(() => undefined);

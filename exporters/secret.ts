@@ -77,7 +77,8 @@ function scrubberFor(secrets: readonly string[]): Scrubber {
     for (const v of secrets) {
       if (v.length < SECRET_FRAGMENT_MIN) s.short.push(v);
       const lower = v.toLowerCase();
-      for (let i = 0; i + SECRET_FRAGMENT_MIN <= lower.length; i++) s.grams.add(lower.slice(i, i + SECRET_FRAGMENT_MIN));
+      for (let i = 0; i + SECRET_FRAGMENT_MIN <= lower.length; i++)
+        s.grams.add(lower.slice(i, i + SECRET_FRAGMENT_MIN));
     }
     scrubbers.set(secrets, s);
   }
@@ -109,7 +110,7 @@ export function scrubText(text: string, secrets: readonly string[]): string {
     }
     if (hidden) {
       let acc = '';
-      for (let i = 0; i < text.length; ) {
+      for (let i = 0; i < text.length;) {
         if (hidden[i]) {
           while (i < text.length && hidden[i]) i++;
           acc += MASK;

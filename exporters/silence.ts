@@ -35,13 +35,19 @@ const LOOK_BYTES = 512;
 
 /** Printable, one line, bounded: for messages. */
 function printable(s: string, max = 80): string {
-  const flat = s.replace(/[^\x20-\x7e]/g, ' ').replace(/\s+/g, ' ').trim();
+  const flat = s
+    .replace(/[^\x20-\x7e]/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
 function firstLine(b: Buffer): string {
   const nl = b.indexOf(0x0a);
-  return b.subarray(0, nl >= 0 ? nl : b.length).toString('latin1').replace(/\r$/, '');
+  return b
+    .subarray(0, nl >= 0 ? nl : b.length)
+    .toString('latin1')
+    .replace(/\r$/, '');
 }
 
 /**

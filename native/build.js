@@ -16,7 +16,8 @@ const { accessSync, constants, existsSync, readFileSync, realpathSync, rmSync, w
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-const FALLBACK = 'probes are timed on the event loop (portprobe_arrival_stamps_enabled 0) and sockets are read from /proc';
+const FALLBACK =
+  'probes are timed on the event loop (portprobe_arrival_stamps_enabled 0) and sockets are read from /proc';
 
 /** @param {string} line */
 function say(line) {
@@ -31,7 +32,12 @@ function say(line) {
 function which(command) {
   const file = command.trim().split(/\s+/)[0];
   if (!file) return undefined;
-  const candidates = file.includes('/') ? [file] : (process.env.PATH ?? '').split(path.delimiter).filter(Boolean).map((d) => path.join(d, file));
+  const candidates = file.includes('/')
+    ? [file]
+    : (process.env.PATH ?? '')
+        .split(path.delimiter)
+        .filter(Boolean)
+        .map((d) => path.join(d, file));
   for (const c of candidates) {
     try {
       accessSync(c, constants.X_OK);
@@ -96,7 +102,9 @@ function main() {
   }
   const missing = missingTool();
   if (missing) {
-    say(`native addon not built: ${missing}; ${FALLBACK}. Install gcc, g++, make and python3, then reinstall portprobe to build it.`);
+    say(
+      `native addon not built: ${missing}; ${FALLBACK}. Install gcc, g++, make and python3, then reinstall portprobe to build it.`,
+    );
     return;
   }
   // The node-gyp npm ships (npm sets npm_config_node_gyp for scripts), else one on PATH.

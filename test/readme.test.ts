@@ -105,22 +105,52 @@ const SETUPS: Record<string, () => Promise<Setup>> = {
       mkdirSync(etc, { recursive: true });
       writeFileSync(path.join(etc, 'hosts'), '127.0.0.1 localhost\n192.0.2.21 files.example.org\n');
       execFileSync('ip', ['netns', 'exec', ns.name, 'nft', '-f', '-'], {
-        input: 'table inet pp_readme {\n  chain in {\n    type filter hook input priority 0; policy accept;\n    tcp dport 39109 reject with tcp reset\n  }\n}\n',
+        input:
+          'table inet pp_readme {\n  chain in {\n    type filter hook input priority 0; policy accept;\n    tcp dport 39109 reject with tcp reset\n  }\n}\n',
       });
       chmodSync(dir, 0o755);
       mkdirSync(path.join(dir, 'anon'), { mode: 0o755 });
       mkdirSync('/var/run/vsftpd/empty', { recursive: true });
       const conf = path.join(dir, 'vsftpd.conf');
-      writeFileSync(conf, [
-        'listen=YES', 'listen_ipv6=NO', 'listen_address=192.0.2.21', 'listen_port=21', 'background=NO',
-        'anonymous_enable=YES', `anon_root=${dir}/anon`, 'no_anon_password=YES', 'local_enable=NO', 'write_enable=NO',
-        'seccomp_sandbox=NO', 'isolate=NO', 'isolate_network=NO', 'secure_chroot_dir=/var/run/vsftpd/empty',
-        'pasv_enable=YES', 'pasv_min_port=39109', 'pasv_max_port=39109', 'connect_from_port_20=NO',
-        'xferlog_enable=NO', 'syslog_enable=NO', `vsftpd_log_file=${dir}/vsftpd.log`, 'ssl_enable=NO', '',
-      ].join('\n'), { mode: 0o600 });
+      writeFileSync(
+        conf,
+        [
+          'listen=YES',
+          'listen_ipv6=NO',
+          'listen_address=192.0.2.21',
+          'listen_port=21',
+          'background=NO',
+          'anonymous_enable=YES',
+          `anon_root=${dir}/anon`,
+          'no_anon_password=YES',
+          'local_enable=NO',
+          'write_enable=NO',
+          'seccomp_sandbox=NO',
+          'isolate=NO',
+          'isolate_network=NO',
+          'secure_chroot_dir=/var/run/vsftpd/empty',
+          'pasv_enable=YES',
+          'pasv_min_port=39109',
+          'pasv_max_port=39109',
+          'connect_from_port_20=NO',
+          'xferlog_enable=NO',
+          'syslog_enable=NO',
+          `vsftpd_log_file=${dir}/vsftpd.log`,
+          'ssl_enable=NO',
+          '',
+        ].join('\n'),
+        { mode: 0o600 },
+      );
       vsftpd = spawn('ip', ['netns', 'exec', ns.name, '/usr/sbin/vsftpd', conf], { stdio: 'ignore' });
       await waitFor('vsftpd greeting on files.example.org:21', async () => {
-        const r = await ns.exec([process.execPath, '-e', "const s=require('net').connect(21,'192.0.2.21');s.on('data',d=>{process.stdout.write(String(d));s.destroy()});s.on('error',()=>{})"], 3000);
+        const r = await ns.exec(
+          [
+            process.execPath,
+            '-e',
+            "const s=require('net').connect(21,'192.0.2.21');s.on('data',d=>{process.stdout.write(String(d));s.destroy()});s.on('error',()=>{})",
+          ],
+          3000,
+        );
         return r.stdout.startsWith('220');
       });
       return { ns, cleanup };
@@ -142,37 +172,46 @@ test('the README has run blocks, and every "$ command" block is one', () => {
   lines.forEach((l, i) => {
     if (!l.startsWith('```')) return;
     inBlock = !inBlock;
-    if (inBlock && (lines[i + 1] ?? '').startsWith('$ ') && !runs.some((b) => b.line === i + 1)) unmarked.push(`${i + 1}: ${lines[i + 1]}`);
+    if (inBlock && (lines[i + 1] ?? '').startsWith('$ ') && !runs.some((b) => b.line === i + 1))
+      unmarked.push(`${i + 1}: ${lines[i + 1]}`);
   });
   expect(unmarked).toEqual([]);
   for (const b of runs) if (b.args.netns !== undefined) expect(Object.keys(SETUPS)).toContain(b.args.netns);
 });
 
-describe.each(runs.map((b) => [`README.md:${b.line}: ${commandAndOutput(b.body).command}`, b] as const))('%s', (_title, block) => {
-  test('prints what the README shows', async () => {
-    const { command, output } = commandAndOutput(block.body);
-    const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-readme-'));
-    const setup = block.args.netns ? await SETUPS[block.args.netns]() : undefined;
-    try {
-      for (const f of blocks.filter((b) => b.kind === 'file')) writeFileSync(path.join(dir, f.name as string), `${f.body}\n`);
-      const argv = ['bash', '-c', `cd ${JSON.stringify(dir)}\n${script(command)} 2>&1`];
-      const run = async (): Promise<string> => {
-        if (setup) return (await setup.ns.exec(argv, 30_000)).stdout;
-        try {
-          return execFileSync(argv[0], argv.slice(1), { encoding: 'utf8', timeout: 30_000 });
-        } catch (e) {
-          return String((e as { stdout?: string }).stdout ?? '');
+describe.each(runs.map((b) => [`README.md:${b.line}: ${commandAndOutput(b.body).command}`, b] as const))(
+  '%s',
+  (_title, block) => {
+    test('prints what the README shows', async () => {
+      const { command, output } = commandAndOutput(block.body);
+      const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-readme-'));
+      const setup = block.args.netns ? await SETUPS[block.args.netns]() : undefined;
+      try {
+        for (const f of blocks.filter((b) => b.kind === 'file'))
+          writeFileSync(path.join(dir, f.name as string), `${f.body}\n`);
+        const argv = ['bash', '-c', `cd ${JSON.stringify(dir)}\n${script(command)} 2>&1`];
+        const run = async (): Promise<string> => {
+          if (setup) return (await setup.ns.exec(argv, 30_000)).stdout;
+          try {
+            return execFileSync(argv[0], argv.slice(1), { encoding: 'utf8', timeout: 30_000 });
+          } catch (e) {
+            return String((e as { stdout?: string }).stdout ?? '');
+          }
+        };
+        let actual = await run();
+        // An agent serves its first results moments after it starts: give it those moments.
+        if (block.args.netns === 'default-agent') {
+          await waitFor(
+            'the output shown',
+            async () => normalise((actual = await run())) === normalise(output),
+            10_000,
+          ).catch(() => undefined);
         }
-      };
-      let actual = await run();
-      // An agent serves its first results moments after it starts: give it those moments.
-      if (block.args.netns === 'default-agent') {
-        await waitFor('the output shown', async () => normalise((actual = await run())) === normalise(output), 10_000).catch(() => undefined);
+        expect(normalise(actual)).toBe(normalise(output));
+      } finally {
+        await setup?.cleanup();
+        rmSync(dir, { recursive: true, force: true });
       }
-      expect(normalise(actual)).toBe(normalise(output));
-    } finally {
-      await setup?.cleanup();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-});
+    });
+  },
+);

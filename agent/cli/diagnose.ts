@@ -8,7 +8,14 @@ import { DEFAULT_PING_PACKETS, PING_PHASE, PROBERS, pingText, pingsItself, unans
 import { adviceFor } from '../../exporters/advice';
 import { Secret } from '../../exporters/secret';
 import type { Fact, JsonSchema, ModuleSpec, ProberDef, ProbeResult, TargetSpec } from '../../exporters/types';
-import { ConfigError, compileSchema, loadConfigFile, mergeDefaults, parseYamlAgainst, type AgentConfig } from '../../config/load';
+import {
+  ConfigError,
+  compileSchema,
+  loadConfigFile,
+  mergeDefaults,
+  parseYamlAgainst,
+  type AgentConfig,
+} from '../../config/load';
 import { parseDuration } from '../../exporters/duration';
 import { runProbe } from '../runner';
 import { createLogger } from '../logger';
@@ -108,13 +115,13 @@ export function diagnoseUsage(): string {
     'Flags:',
     '  --config.file=FILE     Config file holding the target or the module.',
     '  --module=NAME          The module from --config.file to run against the URL (or the target).',
-    '  --set KEY=VALUE        A module setting, checked against the prober\'s own schema; repeat it.',
+    "  --set KEY=VALUE        A module setting, checked against the prober's own schema; repeat it.",
     '                         Dotted keys reach nested settings; lists are comma separated:',
     '                         --set encrypt=true --set data_channel=epsv,active --set min_build.8=8.0.2039',
     '  --ping[=required]      Put the ICMP rung first; "required" fails the run when ping gets no answer',
     '                         (otherwise a failed ping is reported and the ladder goes on).',
-    '  --timeout=DURATION     Bound for the whole run, ping included (default: the module\'s, else 10s).',
-    '  --password-file=PATH   Password for the URL\'s user (or PORTPROBE_PASSWORD); never on the command line.',
+    "  --timeout=DURATION     Bound for the whole run, ping included (default: the module's, else 10s).",
+    "  --password-file=PATH   Password for the URL's user (or PORTPROBE_PASSWORD); never on the command line.",
     '  --insecure             Accept any server certificate.',
     '  --output=text|json     Output format (default text).',
     '  --help                 Show this help.',
@@ -184,7 +191,8 @@ export function parseDiagnoseArgs(argv: readonly string[]): DiagnoseFlags {
         throw new UsageError(`unknown flag --${m[1]} (see portprobe diagnose --help)`);
     }
   }
-  if (!f.help && f.subject === undefined) throw new UsageError('a URL or a target name is needed (see portprobe diagnose --help)');
+  if (!f.help && f.subject === undefined)
+    throw new UsageError('a URL or a target name is needed (see portprobe diagnose --help)');
   return f;
 }
 
@@ -229,7 +237,9 @@ export function parseSets(sets: readonly string[], schema: JsonSchema): Record<s
     const parts = key.split('.');
     if (parts.some((p) => p === '')) throw new UsageError(`--set "${s}": "${key}" is not a setting name`);
     if (parts.some((p) => SECRET_KEY.test(p))) {
-      throw new UsageError(`--set ${key}: secrets do not belong on the command line: use --password-file=PATH or PORTPROBE_PASSWORD`);
+      throw new UsageError(
+        `--set ${key}: secrets do not belong on the command line: use --password-file=PATH or PORTPROBE_PASSWORD`,
+      );
     }
     const at = schemaAt(schema, parts);
     let value: unknown;
@@ -323,15 +333,22 @@ export function planDiagnose(f: DiagnoseFlags, env: NodeJS.ProcessEnv): Diagnose
     const req = parseDiagnoseUrl(subject, readPassword(f.passwordFile, env, true), f.insecure);
     base = cfg && f.module !== undefined ? moduleFrom(cfg, f.module, f.configFile as string) : undefined;
     if (base && base.prober !== req.prober) {
-      throw new UsageError(`module "${base.name}" runs the ${base.prober} prober, but ${subject} is a ${req.prober} URL`);
+      throw new UsageError(
+        `module "${base.name}" runs the ${base.prober} prober, but ${subject} is a ${req.prober} URL`,
+      );
     }
     prober = req.prober;
     target = { name: 'diagnose', address: req.address, labels: {} };
     fromUrl = req.settings;
   } else {
-    if (!cfg) throw new UsageError(`"${subject}" is not a URL; to diagnose a configured target, give its config: --config.file=FILE`);
+    if (!cfg)
+      throw new UsageError(
+        `"${subject}" is not a URL; to diagnose a configured target, give its config: --config.file=FILE`,
+      );
     if (f.insecure) {
-      throw new UsageError('--insecure goes with a URL; for a configured target set the prober\'s own setting with --set (e.g. tls_config.insecure_skip_verify=true, trust_server_certificate=true)');
+      throw new UsageError(
+        "--insecure goes with a URL; for a configured target set the prober's own setting with --set (e.g. tls_config.insecure_skip_verify=true, trust_server_certificate=true)",
+      );
     }
     const t = cfg.targets.find((x) => x.name === subject);
     if (!t) {
@@ -361,7 +378,9 @@ export function planDiagnose(f: DiagnoseFlags, env: NodeJS.ProcessEnv): Diagnose
     timeoutSeconds: (f.timeoutMs ?? (base ? base.timeoutSeconds * 1000 : DEFAULT_TIMEOUT_MS)) / 1000,
     settings,
   };
-  const ping = f.ping ? { required: f.ping.required, packets: base?.ping?.packets ?? DEFAULT_PING_PACKETS } : base?.ping;
+  const ping = f.ping
+    ? { required: f.ping.required, packets: base?.ping?.packets ?? DEFAULT_PING_PACKETS }
+    : base?.ping;
   if (ping && !pingsItself(prober)) module.ping = ping;
   return { subject, target, module };
 }
@@ -387,12 +406,17 @@ export interface RungLine {
  * declares a one-label `*_success` family whose name holds `_<group>_` (for FTP, data_epsv and
  * probe_ftp_data_channel_success{mode="epsv"}). Returns the family and label, or undefined. Pure.
  */
-function perModeFamily(def: Pick<ProberDef<unknown>, 'metrics'>, phase: string): { metric: string; label: string; value: string } | undefined {
+function perModeFamily(
+  def: Pick<ProberDef<unknown>, 'metrics'>,
+  phase: string,
+): { metric: string; label: string; value: string } | undefined {
   const cut = phase.lastIndexOf('_');
   if (cut <= 0) return undefined;
   const group = phase.slice(0, cut);
   const value = phase.slice(cut + 1);
-  const fam = def.metrics.find((m) => m.name.endsWith('_success') && m.labelNames.length === 1 && m.name.includes(`_${group}_`));
+  const fam = def.metrics.find(
+    (m) => m.name.endsWith('_success') && m.labelNames.length === 1 && m.name.includes(`_${group}_`),
+  );
   return fam ? { metric: fam.name, label: fam.labelNames[0], value } : undefined;
 }
 
@@ -427,7 +451,12 @@ export function rungLines(
     if (phase === PING_PHASE && ping && !ping.required) {
       const said = unansweredPing(result);
       if (said) {
-        lines.push({ ...base, status: 'failed', optional: true, message: `${said.replace(/: $/, '')} (ping not required: the ladder went on)` });
+        lines.push({
+          ...base,
+          status: 'failed',
+          optional: true,
+          message: `${said.replace(/: $/, '')} (ping not required: the ladder went on)`,
+        });
         continue;
       }
     }
@@ -437,9 +466,10 @@ export function rungLines(
       if (v === 1) lines.push({ ...base, status: 'ok' });
       else if (v === 0 && ran) {
         const f = later.get(phase);
-        lines.push(f ? { ...base, status: 'failed', reason: f.reason, message: f.message } : { ...base, status: 'failed' });
-      }
-      else lines.push({ phase, status: 'not_tested' });
+        lines.push(
+          f ? { ...base, status: 'failed', reason: f.reason, message: f.message } : { ...base, status: 'failed' },
+        );
+      } else lines.push({ phase, status: 'not_tested' });
       continue;
     }
     if (ran) lines.push(base);
@@ -460,7 +490,11 @@ export interface Verdict {
 }
 
 /** The run's one verdict: it fails when the probe failed or any non-optional rung or mode did. Pure. */
-export function verdictOf(def: Pick<ProberDef<unknown>, 'phases' | 'metrics'>, result: ProbeResult, ping?: { required: boolean }): Verdict {
+export function verdictOf(
+  def: Pick<ProberDef<unknown>, 'phases' | 'metrics'>,
+  result: ProbeResult,
+  ping?: { required: boolean },
+): Verdict {
   const lines = rungLines(def, result, ping);
   const failed = lines.filter((l) => l.status === 'failed' && !l.optional);
   return { success: result.success && failed.length === 0, lines, failed };
@@ -476,7 +510,8 @@ export function formatText(plan: DiagnosePlan, result: ProbeResult, colour: bool
     `  module ${plan.module.name} (${plan.module.prober}), address ${plan.target.address}, timeout ${plan.module.timeoutSeconds}s`,
   ];
   for (const l of v.lines) {
-    const mark = l.status === 'ok' ? c('32', '✓') : l.status === 'failed' ? c(l.optional ? '33' : '31', '✗') : c('2', '·');
+    const mark =
+      l.status === 'ok' ? c('32', '✓') : l.status === 'failed' ? c(l.optional ? '33' : '31', '✗') : c('2', '·');
     const time = l.seconds === undefined ? '' : `${(l.seconds * 1000).toFixed(1)} ms`;
     let line = `  ${mark} ${l.phase.padEnd(12)} ${time.padStart(10)}`;
     if (l.status === 'failed') {
@@ -550,7 +585,12 @@ export async function runDiagnose(
     plan = planDiagnose(flags, io.env);
   } catch (e) {
     if (e instanceof UsageError) {
-      io.stderr.write(`${e.message.split('\n').map((l) => `portprobe diagnose: ${l}`).join('\n')}\n`);
+      io.stderr.write(
+        `${e.message
+          .split('\n')
+          .map((l) => `portprobe diagnose: ${l}`)
+          .join('\n')}\n`,
+      );
       return 2;
     }
     throw e;

@@ -43,7 +43,9 @@ export function infoFacts(facts: readonly Fact[]): InfoFact[] {
     .filter((f) => f.metric.endsWith('_info') && f.labels && Object.keys(f.labels).length > 0)
     .map((f) => ({
       name: f.metric.replace(/^probe_/, '').replace(/_info$/, ''),
-      value: Object.values(f.labels ?? {}).filter((v) => v !== '').join(' '),
+      value: Object.values(f.labels ?? {})
+        .filter((v) => v !== '')
+        .join(' '),
     }));
 }
 

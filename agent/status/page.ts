@@ -111,11 +111,21 @@ export function segments(r: ProbeResult): Segment[] {
     if (p.phase === PING_PHASE) {
       const ping = pingFacts(r.facts);
       if (ping.rttAvgSeconds !== undefined) {
-        return { phase: p.phase, seconds: ping.rttAvgSeconds, label: `${PING_PHASE}: ${pingText(r.facts) ?? ''}`, failed };
+        return {
+          phase: p.phase,
+          seconds: ping.rttAvgSeconds,
+          label: `${PING_PHASE}: ${pingText(r.facts) ?? ''}`,
+          failed,
+        };
       }
       return { phase: p.phase, seconds: p.seconds, label: `${PING_PHASE}: no reply (waited ${ms(p.seconds)})`, failed };
     }
-    return { phase: p.phase, seconds: p.seconds, label: `${p.phase}: ${ms(p.seconds)}${failed ? ' (failed)' : ''}`, failed };
+    return {
+      phase: p.phase,
+      seconds: p.seconds,
+      label: `${p.phase}: ${ms(p.seconds)}${failed ? ' (failed)' : ''}`,
+      failed,
+    };
   });
 }
 
@@ -135,7 +145,6 @@ export function niceScale(seconds: number): number {
 function scaleText(seconds: number): string {
   return seconds >= 1 ? `${+seconds.toFixed(3)} s` : `${+(seconds * 1000).toFixed(3)} ms`;
 }
-
 
 function phaseBars(e: TargetEntry, scale: number): string {
   const r = e.result;
@@ -159,7 +168,8 @@ function legend(entries: readonly TargetEntry[]): string {
   const phases = [...phaseOrder().filter((p) => shown.has(p)), ...[...shown].filter((p) => !phaseOrder().includes(p))];
   if (phases.length === 0) return '';
   const items = phases.map(
-    (p) => `<span data-phase="${h(p)}"><i class="swatch" style="background-color:${phaseColour(p)}"></i>${h(p)}${p === PING_PHASE ? ' (round trip)' : ''}</span>`,
+    (p) =>
+      `<span data-phase="${h(p)}"><i class="swatch" style="background-color:${phaseColour(p)}"></i>${h(p)}${p === PING_PHASE ? ' (round trip)' : ''}</span>`,
   );
   items.push('<span data-phase="failed"><i class="swatch failed"></i>the rung that failed</span>');
   return `<div class="legend" aria-label="phase colours">${items.join('')}</div>`;
@@ -173,7 +183,11 @@ function byUrgency(a: TargetEntry, b: TargetEntry): number {
 
 function targetRow(e: TargetEntry, now: number, scale: number): string {
   const r = e.result;
-  const status = !r ? '<span class="pending">pending</span>' : r.success ? '<span class="up">up</span>' : '<span class="down">down</span>';
+  const status = !r
+    ? '<span class="pending">pending</span>'
+    : r.success
+      ? '<span class="up">up</span>'
+      : '<span class="down">down</span>';
   const probeLink = `/probe?target=${encodeURIComponent(e.target.name)}&amp;debug=true`;
   let failure = '';
   if (r?.failure) {
@@ -202,7 +216,9 @@ function listenersSection(agent: Agent): string {
   const d = sockets.result.details ?? {};
   const listeners = (Array.isArray(d.listeners) ? d.listeners : []) as ListenerRow[];
   const unexpected = new Set(
-    ((Array.isArray(d.unexpected) ? d.unexpected : []) as UnexpectedRow[]).map((u) => `${u.protocol} ${u.address} ${u.port}`),
+    ((Array.isArray(d.unexpected) ? d.unexpected : []) as UnexpectedRow[]).map(
+      (u) => `${u.protocol} ${u.address} ${u.port}`,
+    ),
   );
   const expectations = (Array.isArray(d.expectations) ? d.expectations : []) as ExpectationRow[];
   const rows = listeners
@@ -243,7 +259,10 @@ export function renderStatusPage(agent: Agent, version: string): string {
     ? `<span class="reload-ok">config loaded${reload.at ? ` ${ago(reload.at, now)}` : ''}</span>`
     : `<span class="reload-bad">last reload failed; the previous config keeps running</span><pre>${h(reload.errors.join('\n'))}</pre>`;
   // One scale for every bar: the longest bar on the page, rounded up to 1, 2 or 5 × 10^k ms.
-  const longest = Math.max(0, ...entries.map((e) => (e.result ? segments(e.result).reduce((a, s) => a + s.seconds, 0) : 0)));
+  const longest = Math.max(
+    0,
+    ...entries.map((e) => (e.result ? segments(e.result).reduce((a, s) => a + s.seconds, 0) : 0)),
+  );
   const scale = niceScale(longest);
   const rows = entries.map((e) => targetRow(e, now, scale)).join('');
   return (

@@ -40,7 +40,9 @@ export async function startHolder(listeners: number, connections: number): Promi
   });
   const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const first = await lines.next();
-  if (first.value !== 'ready') throw new Error('the socket holder failed (raise the hard limit: ulimit -Hn must allow listeners + 2 x connections + 100)');
+  if (first.value !== 'ready')
+    throw new Error(
+      'the socket holder failed (raise the hard limit: ulimit -Hn must allow listeners + 2 x connections + 100)',
+    );
   return { pid: child.pid ?? -1, stop: () => child.kill('SIGTERM') };
 }
-

@@ -32,7 +32,12 @@ const CONNECTIONS = arg('connections', 5000);
 const TIME_WAIT = arg('time-wait', 110000);
 const ROUNDS = arg('rounds', 15);
 
-const quiet: ProbeLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+const quiet: ProbeLogger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
 
 /** Makes TIME_WAIT sockets on request ("N" on stdin -> "done"): clients that close first. */
 const TW_MAKER = `
@@ -69,7 +74,17 @@ class TimeWaitMaker {
   ) {}
 
   static async start(): Promise<TimeWaitMaker> {
-    const child = spawn('bash', ['-c', 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"', process.execPath, '-e', TW_MAKER], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(
+      'bash',
+      [
+        '-c',
+        'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"',
+        process.execPath,
+        '-e',
+        TW_MAKER,
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
     const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
     if ((await lines.next()).value !== 'ready') throw new Error('the TIME_WAIT maker failed');
     return new TimeWaitMaker(child, lines);
@@ -246,7 +261,9 @@ async function phase(title: string, maker: TimeWaitMaker | undefined): Promise<v
     tw.push(sockstat().tw);
   }
   const nl = lastResults.get(netlink)!;
-  const states = Object.fromEntries(nl.facts.filter((f) => f.metric === 'portprobe_tcp_connection_states').map((f) => [f.labels!.state, f.value]));
+  const states = Object.fromEntries(
+    nl.facts.filter((f) => f.metric === 'portprobe_tcp_connection_states').map((f) => [f.labels!.state, f.value]),
+  );
   const listeners = (nl.details as { listeners: unknown[] }).listeners.length;
   console.log(`\n### ${title}`);
   console.log(
@@ -291,7 +308,9 @@ async function inner(): Promise<void> {
   } catch {
     /* not Linux */
   }
-  console.log(`machine: ${os.cpus().length} cores (${cpu}), ${distro}, kernel ${os.release()}, Node ${process.version}`);
+  console.log(
+    `machine: ${os.cpus().length} cores (${cpu}), ${distro}, kernel ${os.release()}, Node ${process.version}`,
+  );
   const holder = await startHolder(LISTENERS, CONNECTIONS);
   let maker: TimeWaitMaker | undefined;
   try {
@@ -311,11 +330,33 @@ function outer(): void {
     execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     // Room for 5,000 listeners, 10,000 connection ends and the TIME_WAIT clients' ports.
     execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=1024 65535']);
-    execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', `net.ipv4.tcp_max_tw_buckets=${Math.max(262144, TIME_WAIT * 2)}`]);
-    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '--require', 'ts-node/register/transpile-only', __filename, '--inner', ...process.argv.slice(2)], {
-      stdio: 'inherit',
-      cwd: path.resolve(__dirname, '..', '..'),
-    });
+    execFileSync('ip', [
+      'netns',
+      'exec',
+      ns,
+      'sysctl',
+      '-q',
+      '-w',
+      `net.ipv4.tcp_max_tw_buckets=${Math.max(262144, TIME_WAIT * 2)}`,
+    ]);
+    const r = spawnSync(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns,
+        process.execPath,
+        '--require',
+        'ts-node/register/transpile-only',
+        __filename,
+        '--inner',
+        ...process.argv.slice(2),
+      ],
+      {
+        stdio: 'inherit',
+        cwd: path.resolve(__dirname, '..', '..'),
+      },
+    );
     if (r.status !== 0) process.exitCode = r.status ?? 1;
   } finally {
     execFileSync('ip', ['netns', 'del', ns]);

@@ -23,7 +23,12 @@ const LISTENERS = arg('listeners', 5000);
 const CONNECTIONS = arg('connections', 5000);
 const ROUNDS = arg('rounds', 15);
 
-const quiet: ProbeLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+const quiet: ProbeLogger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
 
 type Method = { name: string; run: () => Promise<void> };
 
@@ -141,18 +146,24 @@ async function main(): Promise<void> {
     } catch {
       /* not Linux */
     }
-    console.log(`machine: ${os.cpus().length} cores (${cpu}), ${distro}, kernel ${os.release()}, Node ${process.version}`);
+    console.log(
+      `machine: ${os.cpus().length} cores (${cpu}), ${distro}, kernel ${os.release()}, Node ${process.version}`,
+    );
     console.log(
       `sockets: ${LISTENERS} listeners + ${CONNECTIONS} loopback connections held by pid ${holder.pid}; ` +
         `${tcpLines} rows in /proc/net/tcp*; ${listeners} listeners found; rounds: ${ROUNDS}, alternating`,
     );
     console.log(`first (cold) scan with the /proc/<pid>/fd walk: ${coldMs.toFixed(1)} ms`);
-    console.log(`longest event-loop stall: ${coldStallMs.toFixed(1)} ms during the cold scan, ${warmStallMs.toFixed(1)} ms during a warm one\n`);
+    console.log(
+      `longest event-loop stall: ${coldStallMs.toFixed(1)} ms during the cold scan, ${warmStallMs.toFixed(1)} ms during a warm one\n`,
+    );
     console.log('| method | median ms | min ms | p90 ms |');
     console.log('|---|---:|---:|---:|');
     for (const m of methods) {
       const t = times.get(m.name)!;
-      console.log(`| ${m.name} | ${med(m.name).toFixed(1)} | ${Math.min(...t).toFixed(1)} | ${quantile(t, 0.9).toFixed(1)} |`);
+      console.log(
+        `| ${m.name} | ${med(m.name).toFixed(1)} | ${Math.min(...t).toFixed(1)} | ${quantile(t, 0.9).toFixed(1)} |`,
+      );
     }
     console.log(
       `\nfd walks during the warm scans (new listeners: the bench's own and other processes'): ${walksOf(lastWarm) - walksOf(cold)}, ` +

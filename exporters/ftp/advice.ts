@@ -26,7 +26,7 @@ export const ADVICE = {
   data_timeout:
     'The data channel opened but the transfer did not finish in time: look for a middlebox stalling the data port, a huge listing or canary file, or raise the module timeout.',
   stalled:
-    'The FTP server answered the greeting and earlier commands, then stopped answering: the service is hung or overloaded (a session process blocked on a name lookup, PAM, a full disk or a dead mount), not the network. Check the server\'s processes and logs.',
+    "The FTP server answered the greeting and earlier commands, then stopped answering: the service is hung or overloaded (a session process blocked on a name lookup, PAM, a full disk or a dead mount), not the network. Check the server's processes and logs.",
   data_error:
     'The server refused or aborted the transfer: check that path/retrieve exist and are readable by the probe user.',
   protocol_error: 'The server answered something an FTP server should not; check the server logs for this session.',
@@ -39,7 +39,9 @@ function mentionsTls(r: Reply): boolean {
 
 /** True when a refusal's wording says the server is full (proftpd MaxClients answers 530). */
 function mentionsLimit(r: Reply): boolean {
-  return /too many|maximum number|(clients|users|connections|sessions)\b.*\b(limit|reached|already connected)/i.test(replyText(r, 1000));
+  return /too many|maximum number|(clients|users|connections|sessions)\b.*\b(limit|reached|already connected)/i.test(
+    replyText(r, 1000),
+  );
 }
 
 function err(reason: FailureReason, message: string): ProbeError {

@@ -14,8 +14,7 @@ export const GREETING_ADVICE = {
     'The TCP handshake completed, so the network path is fine: the FTP service accepted the connection but never greeted. It is hung or overloaded (a full worker pool, a reverse-DNS or ident lookup that blocks before the greeting), or a service that waits for its client holds the port. Check the FTP server process and its logs, and what listens on this port.',
   stalled:
     'The FTP service began its greeting and stopped: it is hung or overloaded, not the network. Check the FTP server process and its logs.',
-  tls:
-    'The port expects TLS from the first byte (implicit FTPS, usually port 990): set tls: implicit in the module, or point the target at the clear-text port (21).',
+  tls: 'The port expects TLS from the first byte (implicit FTPS, usually port 990): set tls: implicit in the module, or point the target at the clear-text port (21).',
   other:
     'Another service holds this port: check the port in the target (FTP listens on 21, implicit FTPS on 990) and what listens there on the host (ss -ltnp).',
 } as const;
@@ -36,7 +35,11 @@ function notFtp(e: ReplyStreamError): ProbeError {
   return probeError('banner_unexpected', `greeting: ${text}`);
 }
 
-export async function readBanner(ctrl: ControlConnection, signal: ProbeSignal, opts: BannerOptions = {}): Promise<Reply> {
+export async function readBanner(
+  ctrl: ControlConnection,
+  signal: ProbeSignal,
+  opts: BannerOptions = {},
+): Promise<Reply> {
   const explain = <T>(p: Promise<T>): Promise<T> =>
     readOrExplain(p, {
       signal,
@@ -54,7 +57,11 @@ export async function readBanner(ctrl: ControlConnection, signal: ProbeSignal, o
     for (let i = 0; i < 3 && r.code === 120; i++) {
       r = await ctrl.read(signal).catch((e: unknown) => {
         if (!(e instanceof DeadlineError) || e.shutdown) throw e;
-        throw new ProbeError('stalled', `greeting: 120 ${replyText(r)}, then no 220 before the deadline`, GREETING_ADVICE.stalled);
+        throw new ProbeError(
+          'stalled',
+          `greeting: 120 ${replyText(r)}, then no 220 before the deadline`,
+          GREETING_ADVICE.stalled,
+        );
       });
     }
   } catch (e) {

@@ -28,7 +28,10 @@ export function verbOf(line: string): string {
 
 /** The server answered earlier in this session and then let the deadline pass on `line`. */
 export function stalledError(line: string): ProbeError {
-  return probeError('stalled', `${verbOf(line)}: no reply before the deadline, after the server had answered earlier commands`);
+  return probeError(
+    'stalled',
+    `${verbOf(line)}: no reply before the deadline, after the server had answered earlier commands`,
+  );
 }
 
 /** Replies queued unread before the socket is paused. */

@@ -49,7 +49,8 @@ function plainAddress(a: string): string {
  */
 function controlLocalAddress(ctrl: DataEnv['ctrl']): string {
   const a = plainAddress(ctrl.localAddress);
-  if (a === '') throw new ProbeError('reset', 'active: the server closed the control connection before PORT/EPRT could be sent');
+  if (a === '')
+    throw new ProbeError('reset', 'active: the server closed the control connection before PORT/EPRT could be sent');
   return a;
 }
 
@@ -287,7 +288,10 @@ export async function transfer(mode: DataMode, env: DataEnv): Promise<TransferRe
     } catch (e) {
       if (isShutdown(e)) throw e;
       if (e instanceof DeadlineError) {
-        throw probeError('data_timeout', `the ${mode} data connection opened but the transfer did not finish ${within(env)}`);
+        throw probeError(
+          'data_timeout',
+          `the ${mode} data connection opened but the transfer did not finish ${within(env)}`,
+        );
       }
       if (e instanceof ProbeError) throw e;
       throw probeError('data_error', `${mode} data connection: ${(e as Error).message}`);
@@ -298,7 +302,10 @@ export async function transfer(mode: DataMode, env: DataEnv): Promise<TransferRe
       final = await finalReply;
     } catch (e) {
       if (e instanceof DeadlineError && !e.shutdown) {
-        throw probeError('stalled', `${verb}: the data connection closed after ${bytes} bytes but no completion reply came ${within(env)}`);
+        throw probeError(
+          'stalled',
+          `${verb}: the data connection closed after ${bytes} bytes but no completion reply came ${within(env)}`,
+        );
       }
       throw e;
     }

@@ -79,7 +79,8 @@ export function parsePortRange(text: string): { from: number; to: number } | str
  * IPv4-mapped IPv6 peer ("::ffff:10.0.0.5") is the same host as "10.0.0.5".
  */
 export function sameHost(advertised: string, controlPeer: string): boolean {
-  const norm = (a: string): string => (a.toLowerCase().startsWith('::ffff:') && net.isIPv4(a.slice(7)) ? a.slice(7) : a.toLowerCase());
+  const norm = (a: string): string =>
+    a.toLowerCase().startsWith('::ffff:') && net.isIPv4(a.slice(7)) ? a.slice(7) : a.toLowerCase();
   return norm(advertised) === norm(controlPeer);
 }
 
@@ -87,7 +88,9 @@ export function sameHost(advertised: string, controlPeer: string): boolean {
  * What kind of IPv4 address a PASV reply named, for messages: a server behind NAT typically
  * advertises its private address. Pure.
  */
-export function ipv4Kind(host: string): 'private' | 'loopback' | 'link-local' | 'unspecified' | 'shared (CGNAT)' | 'public' | 'invalid' {
+export function ipv4Kind(
+  host: string,
+): 'private' | 'loopback' | 'link-local' | 'unspecified' | 'shared (CGNAT)' | 'public' | 'invalid' {
   if (!net.isIPv4(host)) return 'invalid';
   const [a, b] = host.split('.').map(Number);
   if (a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168)) return 'private';

@@ -3,14 +3,7 @@
 import type tls from 'node:tls';
 import { DeadlineError, ProbeError, isShutdown, runLadder, type Ladder } from '../ladder';
 import type { MetricDef, ProberDef } from '../types';
-import {
-  TLS_METRICS,
-  connectTcp,
-  parseHostPort,
-  resolveHost,
-  recordTls,
-  tlsOptions,
-} from '../net';
+import { TLS_METRICS, connectTcp, parseHostPort, resolveHost, recordTls, tlsOptions } from '../net';
 import { ADVICE, ftpAdvice, loginFailure, probeError } from './advice';
 import { FTP_URLS } from './url';
 import { readBanner } from './banner';
@@ -92,7 +85,11 @@ export function bannerLabel(r: Reply): string {
 }
 
 /** AUTH TLS (explicit) and the handshake; returns the TLS socket. */
-async function explicitTls(ctrl: ControlConnection, opts: tls.ConnectionOptions, signal: ProbeSignal): Promise<tls.TLSSocket> {
+async function explicitTls(
+  ctrl: ControlConnection,
+  opts: tls.ConnectionOptions,
+  signal: ProbeSignal,
+): Promise<tls.TLSSocket> {
   const r = await ctrl.command('AUTH TLS', signal);
   if (r.code === 421) throw probeError('too_many_connections', `AUTH TLS: 421 ${replyText(r)}`);
   if (r.code !== 234) {
@@ -120,7 +117,12 @@ async function login(ctrl: ControlConnection, s: FtpSettings, signal: ProbeSigna
   const password = s.password?.reveal() ?? (anonymous ? 'portprobe@' : '');
   const p = await ctrl.command(`PASS ${password}`, signal);
   if (p.code === 230 || p.code === 202) return;
-  if (p.code === 332) throw new ProbeError('auth_failed', 'PASS: 332 the server also wants an account (ACCT), which the probe does not send', ADVICE.auth_failed);
+  if (p.code === 332)
+    throw new ProbeError(
+      'auth_failed',
+      'PASS: 332 the server also wants an account (ACCT), which the probe does not send',
+      ADVICE.auth_failed,
+    );
   throw loginFailure('PASS', p, s.tls);
 }
 
@@ -147,7 +149,13 @@ interface ModeOutcome {
  * shut down) has no series rather than a 0 that would read as "this mode is broken". The
  * PASV mismatch gauge likewise exists only when a PASV reply was parsed.
  */
-function emitFacts(l: Ladder, s: FtpSettings, codes: Map<string, number>, modes: Map<DataMode, ModeOutcome>, mismatch: number | undefined): void {
+function emitFacts(
+  l: Ladder,
+  s: FtpSettings,
+  codes: Map<string, number>,
+  modes: Map<DataMode, ModeOutcome>,
+  mismatch: number | undefined,
+): void {
   for (const [phase, code] of codes) l.fact('probe_ftp_status_code', code, { phase });
   for (const mode of s.data_channel) {
     const o = modes.get(mode);
@@ -239,7 +247,11 @@ export const ftpProber: ProberDef<FtpSettings> = {
           ? await l.phase('connect', () => connectTcp(address, hp.port, sig))
           : await connectTcp(address, hp.port, sig);
         plain = sock;
-        session = { ctrl: new ControlConnection(sock, replyLimits, (line) => l.debug(line)), protectedData: false, typeSet: false };
+        session = {
+          ctrl: new ControlConnection(sock, replyLimits, (line) => l.debug(line)),
+          protectedData: false,
+          typeSet: false,
+        };
         const sess = session;
         if (s.tls === 'implicit' && tlsOpts) {
           const secure = await talk(at('tls'), (c) => c.upgrade(tlsOpts, sig), asRung);
@@ -251,18 +263,26 @@ export const ftpProber: ProberDef<FtpSettings> = {
           l.fact('probe_ftp_server_info', 1, { banner: bannerLabel(banner) });
         }
         if (tlsOpts) {
-          sess.protectedData = await talk(at('tls'), async (c) => {
-            if (s.tls === 'explicit') {
-              const secure = await explicitTls(c, tlsOpts, sig);
-              if (asRung) recordTls(l, 'FTP server', secure);
-            }
-            return protectData(c, sig, false);
-          }, asRung);
+          sess.protectedData = await talk(
+            at('tls'),
+            async (c) => {
+              if (s.tls === 'explicit') {
+                const secure = await explicitTls(c, tlsOpts, sig);
+                if (asRung) recordTls(l, 'FTP server', secure);
+              }
+              return protectData(c, sig, false);
+            },
+            asRung,
+          );
         }
-        await talk(at('login'), async (c) => {
-          await login(c, s, sig);
-          if (tlsOpts && !sess.protectedData) sess.protectedData = await protectData(c, sig, true);
-        }, asRung);
+        await talk(
+          at('login'),
+          async (c) => {
+            await login(c, s, sig);
+            if (tlsOpts && !sess.protectedData) sess.protectedData = await protectData(c, sig, true);
+          },
+          asRung,
+        );
       };
 
       const closeSession = (): void => {
@@ -298,33 +318,38 @@ export const ftpProber: ProberDef<FtpSettings> = {
               try {
                 if (!session) await openSession(resolved.address, sig, mode);
                 const sess = session as Session;
-                return await talk(phase, async (c) => {
-                  if (!sess.typeSet) {
-                    const t = await c.command('TYPE I', sig);
-                    if (t.code < 200 || t.code >= 300) throw probeError('protocol_error', `TYPE I: ${t.code} ${replyText(t)}`);
-                    sess.typeSet = true;
-                  }
-                  const env: DataEnv = {
-                    ctrl: c,
-                    settings: s,
-                    signal: sig,
-                    budgetSeconds: shareMs / 1000,
-                    dataTls: tlsOpts && sess.protectedData ? tlsOpts : undefined,
-                    log: (line) => l.debug(line),
-                    onPasvAddress: (host, port, mm) => {
-                      mismatch = mm ? 1 : 0;
-                      l.details.pasv_advertised = `${host}:${port}`;
-                    },
-                    onPasvFollowed: (advertised, peer) =>
-                      l.finding({
-                        code: 'ftp_pasv_mismatch_followed',
-                        severity: 'warning',
-                        message: `PASV advertised ${advertised}, not the control address ${peer}; the probe followed the control address (pasv_mismatch: follow_control_address)`,
-                        advice: FOLLOWED_ADVICE,
-                      }),
-                  };
-                  return transfer(mode, env);
-                }, false);
+                return await talk(
+                  phase,
+                  async (c) => {
+                    if (!sess.typeSet) {
+                      const t = await c.command('TYPE I', sig);
+                      if (t.code < 200 || t.code >= 300)
+                        throw probeError('protocol_error', `TYPE I: ${t.code} ${replyText(t)}`);
+                      sess.typeSet = true;
+                    }
+                    const env: DataEnv = {
+                      ctrl: c,
+                      settings: s,
+                      signal: sig,
+                      budgetSeconds: shareMs / 1000,
+                      dataTls: tlsOpts && sess.protectedData ? tlsOpts : undefined,
+                      log: (line) => l.debug(line),
+                      onPasvAddress: (host, port, mm) => {
+                        mismatch = mm ? 1 : 0;
+                        l.details.pasv_advertised = `${host}:${port}`;
+                      },
+                      onPasvFollowed: (advertised, peer) =>
+                        l.finding({
+                          code: 'ftp_pasv_mismatch_followed',
+                          severity: 'warning',
+                          message: `PASV advertised ${advertised}, not the control address ${peer}; the probe followed the control address (pasv_mismatch: follow_control_address)`,
+                          advice: FOLLOWED_ADVICE,
+                        }),
+                    };
+                    return transfer(mode, env);
+                  },
+                  false,
+                );
               } catch (e) {
                 // A connect or greeting of a fresh session that this mode's share ran out on.
                 if (e instanceof DeadlineError && !e.shutdown && !signal.aborted) {

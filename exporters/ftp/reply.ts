@@ -118,7 +118,8 @@ export class ReplyParser {
     const m = CODE_LINE.exec(raw);
     // The code is read first, so a secret that happens to start with digits cannot change it.
     const secrets = this.limits.secrets ?? [];
-    const text = secrets.length === 0 ? raw : m ? raw.slice(0, 4) + scrubText(raw.slice(4), secrets) : scrubText(raw, secrets);
+    const text =
+      secrets.length === 0 ? raw : m ? raw.slice(0, 4) + scrubText(raw.slice(4), secrets) : scrubText(raw, secrets);
     if (this.current) {
       const cur = this.current;
       if (m && Number(m[1]) === cur.code && m[2] !== '-') {

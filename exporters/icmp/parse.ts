@@ -19,7 +19,9 @@ export function parsePingOutput(text: string): PingSummary | undefined {
   const counts = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(text);
   if (!counts) return undefined;
   const out: PingSummary = { transmitted: Number(counts[1]), received: Number(counts[2]) };
-  const rtt = /(?:rtt|round-trip) min\/avg\/max\/(?:mdev|stddev) = ([\d.]+)\/([\d.]+)\/([\d.]+)\/([\d.]+) ms/.exec(text);
+  const rtt = /(?:rtt|round-trip) min\/avg\/max\/(?:mdev|stddev) = ([\d.]+)\/([\d.]+)\/([\d.]+)\/([\d.]+) ms/.exec(
+    text,
+  );
   if (rtt) {
     const [min, avg, max, mdev] = rtt.slice(1, 5).map((v) => Number(v) / 1000);
     out.rtt = { min, avg, max, mdev };
@@ -29,14 +31,21 @@ export function parsePingOutput(text: string): PingSummary | undefined {
 
 /** Classifies ping's complaint on stderr (or stdout) when it exited with status 2. */
 export function classifyPingError(text: string): PingError {
-  const line = text.split('\n').find((l) => l.trim() !== '')?.trim().slice(0, 200) ?? 'ping failed';
+  const line =
+    text
+      .split('\n')
+      .find((l) => l.trim() !== '')
+      ?.trim()
+      .slice(0, 200) ?? 'ping failed';
   if (/Operation not permitted|Permission denied|socket: .*permitted|ping_group_range|cap_net_raw/i.test(text)) {
     return { kind: 'unavailable', message: line };
   }
   if (/Name or service not known|Temporary failure in name resolution|unknown host|No address associated/i.test(text)) {
     return { kind: 'dns', message: line };
   }
-  if (/Network is unreachable|No route to host|Destination Host Unreachable|Cannot assign requested address/i.test(text)) {
+  if (
+    /Network is unreachable|No route to host|Destination Host Unreachable|Cannot assign requested address/i.test(text)
+  ) {
     return { kind: 'unreachable', message: line };
   }
   return { kind: 'other', message: line };

@@ -25,7 +25,12 @@ export interface IcmpSettings {
 
 export const ICMP_METRICS = [
   { name: 'probe_icmp_packets_sent', help: 'Echo requests sent in the last probe.', type: 'gauge', labelNames: [] },
-  { name: 'probe_icmp_packets_received', help: 'Echo replies received in the last probe.', type: 'gauge', labelNames: [] },
+  {
+    name: 'probe_icmp_packets_received',
+    help: 'Echo replies received in the last probe.',
+    type: 'gauge',
+    labelNames: [],
+  },
   {
     name: 'probe_icmp_rtt_seconds',
     help: 'Round-trip time of the echo replies in the last probe, by statistic (min, avg, max, mdev).',
@@ -77,10 +82,15 @@ interface PingRun {
 function runPing(path: string, args: string[], signal: ProbeSignal): Promise<PingRun> {
   return new Promise((resolve) => {
     try {
-      execFile(path, args, { signal: abortSignalOf(signal), timeout: 0, maxBuffer: 256 * 1024, encoding: 'utf8', env: { LC_ALL: 'C' } }, (err, stdout, stderr) => {
-        const code = err ? ((err as NodeJS.ErrnoException).code ?? (err as { status?: number }).status ?? 1) : 0;
-        resolve({ code, stdout: String(stdout ?? ''), stderr: String(stderr ?? '') });
-      });
+      execFile(
+        path,
+        args,
+        { signal: abortSignalOf(signal), timeout: 0, maxBuffer: 256 * 1024, encoding: 'utf8', env: { LC_ALL: 'C' } },
+        (err, stdout, stderr) => {
+          const code = err ? ((err as NodeJS.ErrnoException).code ?? (err as { status?: number }).status ?? 1) : 0;
+          resolve({ code, stdout: String(stdout ?? ''), stderr: String(stderr ?? '') });
+        },
+      );
     } catch (err) {
       // Some spawn failures throw at once instead of calling back (EPERM, below).
       resolve({ code: (err as NodeJS.ErrnoException).code ?? 1, stdout: '', stderr: '' });
@@ -142,12 +152,18 @@ export async function pingRung(
   if (!summary) {
     const e = classifyPingError(`${r.stderr}\n${r.stdout}`);
     const reason: FailureReason =
-      e.kind === 'unavailable' ? 'icmp_unavailable' : e.kind === 'dns' ? 'dns_error' : e.kind === 'unreachable' ? 'unreachable' : 'internal_error';
+      e.kind === 'unavailable'
+        ? 'icmp_unavailable'
+        : e.kind === 'dns'
+          ? 'dns_error'
+          : e.kind === 'unreachable'
+            ? 'unreachable'
+            : 'internal_error';
     throw new ProbeError(
       reason,
       `ping: ${e.message}`,
       reason === 'icmp_unavailable'
-        ? 'ping needs NET_RAW or a net.ipv4.ping_group_range that includes the agent\'s group.'
+        ? "ping needs NET_RAW or a net.ipv4.ping_group_range that includes the agent's group."
         : undefined,
     );
   }

@@ -11,7 +11,8 @@ export function refusedAdvice(port: number, instance?: string): string {
   );
 }
 
-export const TIMEOUT_ADVICE = 'No answer in time: a firewall or routing drops the packets; try ping and a traceroute to the server.';
+export const TIMEOUT_ADVICE =
+  'No answer in time: a firewall or routing drops the packets; try ping and a traceroute to the server.';
 
 /** A SYN that got no answer at all: the one silence that is the network's. */
 export function connectTimeoutAdvice(port: number): string {
@@ -63,7 +64,7 @@ export const RESET_ADVICE =
 
 export const PROTOCOL_ADVICE =
   'The server answered with bytes that are not valid TDS for this step: something other than SQL Server ' +
-  '(a proxy, a broken middlebox, another service) answers after the PRELOGIN, or the server is faulty; check what listens on the port and the server\'s ERRORLOG.';
+  "(a proxy, a broken middlebox, another service) answers after the PRELOGIN, or the server is faulty; check what listens on the port and the server's ERRORLOG.";
 
 export const TLS_ADVICE =
   'The server certificate was not accepted: set trust_server_certificate: true for a self-signed certificate, ' +
@@ -76,7 +77,7 @@ export function loginAdvice(number?: number): string {
     case 18452:
       return 'The server refused a Windows (NTLM) login: check the domain, or use a SQL login without domain.';
     case 4060:
-      return 'The database cannot be opened for this login: check database: and the login\'s permissions.';
+      return "The database cannot be opened for this login: check database: and the login's permissions.";
     default:
       return 'Login failed: the server error log (ERRORLOG) names the reason for this login attempt.';
   }

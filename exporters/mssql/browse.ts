@@ -5,7 +5,13 @@ import { ProbeError, type Ladder } from '../ladder';
 import { buildUcastEx, buildUcastInst, findInstance, parseSvrResp, queryBrowser } from './browser';
 
 /** Resolves the instance's port through the Browser; see the README for the hidden-instance rule. */
-export async function browse(l: Ladder, address: string, browserPort: number, instance: string, fallbackPort?: number): Promise<number> {
+export async function browse(
+  l: Ladder,
+  address: string,
+  browserPort: number,
+  instance: string,
+  fallbackPort?: number,
+): Promise<number> {
   const wait = (): number => Math.max(50, Math.min(1500, l.remainingMs() / 3));
   const hidden = (why: string, browserAnswered: boolean): number => {
     l.fact('probe_mssql_instance_hidden', 1, { sql_instance: instance });
@@ -67,13 +73,14 @@ export async function browse(l: Ladder, address: string, browserPort: number, in
       'Check the instance name; a hidden instance is not announced: put its port in the target address (host:port).',
     );
   }
-  if (fallbackPort !== undefined) return hidden(`no answer from the Browser on UDP ${browserPort} (hidden instance or Browser stopped)`, false);
+  if (fallbackPort !== undefined)
+    return hidden(`no answer from the Browser on UDP ${browserPort} (hidden instance or Browser stopped)`, false);
   throw new ProbeError(
     'browser_no_answer',
     seen.refused
       ? `UDP ${browserPort} is closed: ICMP port unreachable (the Browser is not running, or a firewall rejects)`
       : `no answer from the SQL Server Browser on UDP ${browserPort}`,
-    'Is the SQL Server Browser service running, and does the firewall allow UDP 1434? Or put the instance\'s TCP port in the target address (host:port).',
+    "Is the SQL Server Browser service running, and does the firewall allow UDP 1434? Or put the instance's TCP port in the target address (host:port).",
   );
 }
 

@@ -48,7 +48,8 @@ const TRANSPORT_PARAMS: Record<string, number> = { np: 1, tcp: 1, via: 1, rpc: 1
 export function parseSvrResp(data: Uint8Array): SvrRespResult {
   const buf = Buffer.from(data.buffer, data.byteOffset, data.length);
   if (buf.length < 3) return { ok: false, error: `reply of ${buf.length} bytes is shorter than the 3-byte header` };
-  if (buf[0] !== SVR_RESP) return { ok: false, error: `reply starts with 0x${buf[0].toString(16)}, not SVR_RESP (0x05)` };
+  if (buf[0] !== SVR_RESP)
+    return { ok: false, error: `reply starts with 0x${buf[0].toString(16)}, not SVR_RESP (0x05)` };
   const size = buf.readUInt16LE(1);
   const available = buf.length - 3;
   const truncated = size > available;

@@ -12,7 +12,8 @@ export function patchAdvisoryFinding(a: Advisory, configuredMinimum: boolean): F
       code: 'mssql_patch_advisory',
       severity: 'critical',
       message: a.message,
-      advice: 'Install SQL Server 2000 Service Pack 4 (8.00.2039); until Service Pack 3 or later is installed, remote clients cannot log in.',
+      advice:
+        'Install SQL Server 2000 Service Pack 4 (8.00.2039); until Service Pack 3 or later is installed, remote clients cannot log in.',
     };
   }
   return {
@@ -41,7 +42,8 @@ export function encryptionFinding(mode: NonNullable<Prelogin['encryption']> | 's
     message: `encryption ${mode}: ${ENCRYPTION_MEANING[mode] ?? mode}`,
   };
   if (mode === 'not_supported') {
-    f.advice = 'Install a certificate for SQL Server (SQL Server Configuration Manager, Protocols, Certificate) so that logins are encrypted.';
+    f.advice =
+      'Install a certificate for SQL Server (SQL Server Configuration Manager, Protocols, Certificate) so that logins are encrypted.';
   }
   return f;
 }

@@ -14,7 +14,13 @@ import { NO_RESPONSE_ADVICE, STALLED_PRELOGIN_ADVICE } from './advice';
 import type { MssqlSettings } from './settings';
 
 /** The prelogin rung, with a dropped or silent connection explained in the operator's terms. */
-export function preloginPhase(l: Ladder, socket: net.Socket, s: MssqlSettings, signal: ProbeSignal, strict: boolean): Promise<Prelogin> {
+export function preloginPhase(
+  l: Ladder,
+  socket: net.Socket,
+  s: MssqlSettings,
+  signal: ProbeSignal,
+  strict: boolean,
+): Promise<Prelogin> {
   return doPrelogin(l, socket, s, signal, strict).catch((err: unknown) => {
     const c = classifyError(err, signal);
     if (c.reason === 'reset') {
@@ -32,20 +38,38 @@ export function preloginPhase(l: Ladder, socket: net.Socket, s: MssqlSettings, s
       if (received > 0) {
         throw new ProbeError('stalled', `the PRELOGIN answer stopped after ${received} bytes`, STALLED_PRELOGIN_ADVICE);
       }
-      throw new ProbeError('no_response', 'the TCP connection was accepted but the PRELOGIN got no answer before the deadline', NO_RESPONSE_ADVICE);
+      throw new ProbeError(
+        'no_response',
+        'the TCP connection was accepted but the PRELOGIN got no answer before the deadline',
+        NO_RESPONSE_ADVICE,
+      );
     }
     throw err;
   });
 }
 
-async function doPrelogin(l: Ladder, socket: net.Socket, s: MssqlSettings, signal: ProbeSignal, strict: boolean): Promise<Prelogin> {
+async function doPrelogin(
+  l: Ladder,
+  socket: net.Socket,
+  s: MssqlSettings,
+  signal: ProbeSignal,
+  strict: boolean,
+): Promise<Prelogin> {
   // Offering encryption (OFF = "available, not required") makes the answer tell the server's
   // policy: OFF available, REQ forced, NOT_SUP no certificate. Under TDS 8 the value is ignored.
-  const request = buildPrelogin({ encryption: strict ? Encrypt.NOT_SUP : Encrypt.OFF, instance: s.instance ?? '', threadId: process.pid });
+  const request = buildPrelogin({
+    encryption: strict ? Encrypt.NOT_SUP : Encrypt.OFF,
+    instance: s.instance ?? '',
+    threadId: process.pid,
+  });
   for (const p of encodeMessage(PacketType.PRELOGIN, request)) socket.write(p);
   const answer = await readMessage(socket, signal);
   if (answer.type !== PacketType.TABULAR_RESULT) {
-    throw new ProbeError('not_tds', `not a TDS server: PRELOGIN answered with packet type 0x${answer.type.toString(16)}`, NOT_TDS_ADVICE);
+    throw new ProbeError(
+      'not_tds',
+      `not a TDS server: PRELOGIN answered with packet type 0x${answer.type.toString(16)}`,
+      NOT_TDS_ADVICE,
+    );
   }
   const parsed = parsePrelogin(answer.payload);
   if (!parsed.ok) throw new ProbeError('protocol_error', `PRELOGIN answer cannot be read: ${parsed.error}`);
@@ -72,7 +96,9 @@ async function doPrelogin(l: Ladder, socket: net.Socket, s: MssqlSettings, signa
       'The port belongs to another instance: check the instance name or the port in the target address.',
     );
   }
-  l.debug(`prelogin: version ${typeof l.details.version === 'string' ? l.details.version : '?'} encryption ${p.encryption ?? '?'}`);
+  l.debug(
+    `prelogin: version ${typeof l.details.version === 'string' ? l.details.version : '?'} encryption ${p.encryption ?? '?'}`,
+  );
   return p;
 }
 

@@ -61,7 +61,14 @@ const HEALTH: readonly PackQuery[] = [
   GROUP BY s.database_id, s.status
 ELSE
   ${needServerState('sys.dm_exec_sessions')};`,
-    metrics: [g('mssql_connections', 'User sessions by database and state (running, sleeping, dormant, preconnect).', ['database', 'state'], ['connections'])],
+    metrics: [
+      g(
+        'mssql_connections',
+        'User sessions by database and state (running, sleeping, dormant, preconnect).',
+        ['database', 'state'],
+        ['connections'],
+      ),
+    ],
   },
   {
     id: 'health/databases',
@@ -91,11 +98,36 @@ FROM sys.dm_os_performance_counters AS p
 CROSS APPLY (SELECT SUBSTRING(RTRIM(p.object_name), CHARINDEX(N':', p.object_name) + 1, 128) AS obj) AS o
 WHERE o.obj IN (N'Locks', N'SQL Errors', N'SQL Statistics', N'Buffer Manager', N'Memory Manager');`,
     metrics: [
-      c('mssql_deadlocks_total', 'Lock requests that ended in a deadlock since the server started (counter Number of Deadlocks/sec, _Total).', [], ['deadlocks']),
-      c('mssql_user_errors_total', 'User errors since the server started (counter SQL Errors: Errors/sec, User Errors).', [], ['user_errors']),
-      c('mssql_batch_requests_total', 'Transact-SQL batches received since the server started (counter Batch Requests/sec).', [], ['batch_requests']),
-      g('mssql_page_life_expectancy_seconds', 'Seconds a page stays in the buffer pool without references (Buffer Manager: Page life expectancy).', [], ['page_life_expectancy']),
-      g('mssql_memory_grants_pending', 'Processes waiting for a workspace memory grant (Memory Manager: Memory Grants Pending).', [], ['memory_grants_pending']),
+      c(
+        'mssql_deadlocks_total',
+        'Lock requests that ended in a deadlock since the server started (counter Number of Deadlocks/sec, _Total).',
+        [],
+        ['deadlocks'],
+      ),
+      c(
+        'mssql_user_errors_total',
+        'User errors since the server started (counter SQL Errors: Errors/sec, User Errors).',
+        [],
+        ['user_errors'],
+      ),
+      c(
+        'mssql_batch_requests_total',
+        'Transact-SQL batches received since the server started (counter Batch Requests/sec).',
+        [],
+        ['batch_requests'],
+      ),
+      g(
+        'mssql_page_life_expectancy_seconds',
+        'Seconds a page stays in the buffer pool without references (Buffer Manager: Page life expectancy).',
+        [],
+        ['page_life_expectancy'],
+      ),
+      g(
+        'mssql_memory_grants_pending',
+        'Processes waiting for a workspace memory grant (Memory Manager: Memory Grants Pending).',
+        [],
+        ['memory_grants_pending'],
+      ),
     ],
   },
   {
@@ -111,9 +143,24 @@ WHERE RTRIM(p.object_name) LIKE N'%:Databases'
   AND p.instance_name NOT IN (N'_Total', N'mssqlsystemresource')
 GROUP BY p.instance_name;`,
     metrics: [
-      g('mssql_log_used_bytes', 'Transaction log space in use per database (Log File(s) Used Size).', ['database'], ['log_used_bytes']),
-      g('mssql_log_used_ratio', 'Share of the transaction log in use per database, 0 to 1 (Percent Log Used).', ['database'], ['log_used_ratio']),
-      c('mssql_log_growths_total', 'Times the transaction log of the database grew since the server started.', ['database'], ['log_growths']),
+      g(
+        'mssql_log_used_bytes',
+        'Transaction log space in use per database (Log File(s) Used Size).',
+        ['database'],
+        ['log_used_bytes'],
+      ),
+      g(
+        'mssql_log_used_ratio',
+        'Share of the transaction log in use per database, 0 to 1 (Percent Log Used).',
+        ['database'],
+        ['log_used_ratio'],
+      ),
+      c(
+        'mssql_log_growths_total',
+        'Times the transaction log of the database grew since the server started.',
+        ['database'],
+        ['log_growths'],
+      ),
     ],
   },
   {
@@ -128,7 +175,12 @@ GROUP BY p.instance_name;`,
 ELSE
   RAISERROR(N'VIEW ANY DEFINITION permission is needed: without it sys.master_files hides the files of other databases', 16, 1);`,
     metrics: [
-      g('mssql_database_file_size_bytes', 'Size of each data and log file (type rows, log, filestream, fulltext).', ['database', 'file', 'type'], ['size_bytes']),
+      g(
+        'mssql_database_file_size_bytes',
+        'Size of each data and log file (type rows, log, filestream, fulltext).',
+        ['database', 'file', 'type'],
+        ['size_bytes'],
+      ),
     ],
   },
   {
@@ -153,7 +205,12 @@ WHERE d.name <> N'tempdb' AND d.source_database_id IS NULL AND d.state <> 1
         ['database', 'type'],
         ['age_seconds'],
       ),
-      g('mssql_backup_missing', '1 when msdb records no backup of this type for the database.', ['database', 'type'], ['missing']),
+      g(
+        'mssql_backup_missing',
+        '1 when msdb records no backup of this type for the database.',
+        ['database', 'type'],
+        ['missing'],
+      ),
     ],
   },
   {
@@ -168,7 +225,14 @@ OUTER APPLY (
   ORDER BY x.instance_id DESC
 ) AS h
 WHERE j.enabled = 1;`,
-    metrics: [g('mssql_agent_job_failed', '1 when the last finished run of the enabled SQL Agent job failed.', ['job_name'], ['failed'])],
+    metrics: [
+      g(
+        'mssql_agent_job_failed',
+        '1 when the last finished run of the enabled SQL Agent job failed.',
+        ['job_name'],
+        ['failed'],
+      ),
+    ],
   },
   {
     id: 'health/availability',
@@ -179,7 +243,12 @@ FROM sys.dm_hadr_availability_replica_states AS s
 JOIN sys.availability_replicas AS r ON r.replica_id = s.replica_id
 JOIN sys.availability_groups AS g ON g.group_id = s.group_id;`,
     metrics: [
-      g('mssql_ag_replica_role', 'Role of each availability replica: 0 resolving, 1 primary, 2 secondary.', ['availability_group', 'replica'], ['role']),
+      g(
+        'mssql_ag_replica_role',
+        'Role of each availability replica: 0 resolving, 1 primary, 2 secondary.',
+        ['availability_group', 'replica'],
+        ['role'],
+      ),
       g(
         'mssql_ag_replica_synchronization_health',
         'Synchronization health of each availability replica: 0 not healthy, 1 partially healthy, 2 healthy.',
@@ -199,7 +268,12 @@ ELSE
   ${needServerState('sys.dm_exec_requests')};`,
     metrics: [
       g('mssql_blocked_sessions', 'Requests waiting on a lock held by another session.', [], ['blocked']),
-      g('mssql_blocked_longest_wait_seconds', 'Longest wait of a blocked request, 0 when none is blocked.', [], ['longest_wait_seconds']),
+      g(
+        'mssql_blocked_longest_wait_seconds',
+        'Longest wait of a blocked request, 0 when none is blocked.',
+        [],
+        ['longest_wait_seconds'],
+      ),
     ],
   },
 ];

@@ -62,7 +62,11 @@ export function parsePacketHeader(buf: Uint8Array, maxPacket = 32768): HeaderRes
 }
 
 /** Builds one packet. The caller splits payloads longer than the negotiated packet size. */
-export function encodePacket(type: number, payload: Uint8Array, opts: { eom?: boolean; packetId?: number } = {}): Buffer {
+export function encodePacket(
+  type: number,
+  payload: Uint8Array,
+  opts: { eom?: boolean; packetId?: number } = {},
+): Buffer {
   const out = Buffer.alloc(PACKET_HEADER_BYTES + payload.length);
   out[0] = type;
   out[1] = opts.eom === false ? 0x00 : STATUS_EOM;

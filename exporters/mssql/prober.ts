@@ -12,7 +12,13 @@ import { tlsOverTds } from './wire';
 import { encryptionFinding, untrustedCertificateFinding } from './findings';
 import { TLS_ADVICE, connectTimeoutAdvice, mssqlAdvice, refusedAdvice } from './advice';
 import { MSSQL_METRICS, MSSQL_PHASES } from './metrics';
-import { MSSQL_DEFAULTS, MSSQL_SETTINGS_SCHEMA, validateMssql, validateMssqlAddress, type MssqlSettings } from './settings';
+import {
+  MSSQL_DEFAULTS,
+  MSSQL_SETTINGS_SCHEMA,
+  validateMssql,
+  validateMssqlAddress,
+  type MssqlSettings,
+} from './settings';
 import { browse } from './browse';
 import { preloginPhase, tdsTlsOptions } from './handshake';
 import { loginAndQuery, queryFamilies } from './session';
@@ -46,7 +52,9 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
       let port = hp.port;
       if (s.instance !== undefined) {
         const instance = s.instance;
-        port = await l.phase('browser', () => browse(l, resolved.address, s.browser_port, instance, hasPort ? hp.port : undefined));
+        port = await l.phase('browser', () =>
+          browse(l, resolved.address, s.browser_port, instance, hasPort ? hp.port : undefined),
+        );
       }
 
       let socket: net.Socket | undefined;
@@ -66,17 +74,19 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
         if (s.encrypt === 'strict') {
           // TDS 8: TLS first (ALPN tds/8.0), then PRELOGIN inside it.
           tlsSocket = await l.phase('tls', () =>
-            startTls(tcp, { ...tdsTlsOptions(s, hp.host), ALPNProtocols: ['tds/8.0'] }, ctx.signal).catch((err: unknown) => {
-              const c = classifyError(err, ctx.signal);
-              if (c.reason !== 'tls_error') throw err;
-              throw new ProbeError(
-                'tls_error',
-                c.message,
-                /reset|closed|EOF|socket disconnected/i.test(c.message)
-                  ? 'The server closed the TLS handshake: it does not speak TDS 8 strict encryption; use encrypt: true.'
-                  : TLS_ADVICE,
-              );
-            }),
+            startTls(tcp, { ...tdsTlsOptions(s, hp.host), ALPNProtocols: ['tds/8.0'] }, ctx.signal).catch(
+              (err: unknown) => {
+                const c = classifyError(err, ctx.signal);
+                if (c.reason !== 'tls_error') throw err;
+                throw new ProbeError(
+                  'tls_error',
+                  c.message,
+                  /reset|closed|EOF|socket disconnected/i.test(c.message)
+                    ? 'The server closed the TLS handshake: it does not speak TDS 8 strict encryption; use encrypt: true.'
+                    : TLS_ADVICE,
+                );
+              },
+            ),
           );
           recordTls(l, 'SQL Server', tlsSocket);
           const secure = tlsSocket;
@@ -116,11 +126,13 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
             const judge = !loginWanted && !s.trust_server_certificate;
             const opts = tdsTlsOptions(s, hp.host);
             tlsSocket = await l.phase('tls', () =>
-              tlsOverTds(tcp, judge ? { ...opts, rejectUnauthorized: false } : opts, ctx.signal).catch((err: unknown) => {
-                const c = classifyError(err, ctx.signal);
-                if (c.reason === 'tls_error') throw new ProbeError('tls_error', c.message, c.advice ?? TLS_ADVICE);
-                throw err;
-              }),
+              tlsOverTds(tcp, judge ? { ...opts, rejectUnauthorized: false } : opts, ctx.signal).catch(
+                (err: unknown) => {
+                  const c = classifyError(err, ctx.signal);
+                  if (c.reason === 'tls_error') throw new ProbeError('tls_error', c.message, c.advice ?? TLS_ADVICE);
+                  throw err;
+                },
+              ),
             );
             recordTls(l, 'SQL Server', tlsSocket);
             if (judge && !tlsSocket.authorized) {
@@ -137,6 +149,9 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
 
       if (s.username === undefined) return;
       const advisory = advise(prelogin.version ?? { major: 0, minor: 0, build: 0, subbuild: 0 }, s.min_build);
-      await loginAndQuery(l, ctx.signal, s, resolved.address, hp.host, port, advisory, { target: ctx.target.name, module: ctx.module.name });
+      await loginAndQuery(l, ctx.signal, s, resolved.address, hp.host, port, advisory, {
+        target: ctx.target.name,
+        module: ctx.module.name,
+      });
     }),
 };

@@ -37,7 +37,11 @@ export function rowsToFacts(q: RowSpec, r: QueryRows): { facts: Fact[]; skipped:
   const valueColumns = q.values ?? (q.value_column !== undefined ? [q.value_column] : []);
   const values = valueColumns.map((v) => {
     const i = idx(v);
-    if (i < 0) throw new ProbeError('query_error', `the result has no column ${v} (columns: ${r.columns.join(', ').slice(0, 200)})`);
+    if (i < 0)
+      throw new ProbeError(
+        'query_error',
+        `the result has no column ${v} (columns: ${r.columns.join(', ').slice(0, 200)})`,
+      );
     return [v, i] as const;
   });
   const keys = (q.key_labels ?? []).map((k) => {
@@ -74,7 +78,9 @@ export function rowsToFacts(q: RowSpec, r: QueryRows): { facts: Fact[]; skipped:
         sampled = true;
       }
       const labels = q.value_label !== undefined ? { ...keyLabels, [q.value_label]: column } : keyLabels;
-      facts.push(keys.length || q.value_label !== undefined ? { metric: q.name, labels, value } : { metric: q.name, value });
+      facts.push(
+        keys.length || q.value_label !== undefined ? { metric: q.name, labels, value } : { metric: q.name, value },
+      );
     }
   });
   return { facts, skipped };

@@ -155,12 +155,20 @@ export function mapTediousError(
     if (phase === 'login') {
       return new ProbeError('stalled', `${stalledStep(ctx.tediousState)} before the deadline`, STALLED_LOGIN_ADVICE);
     }
-    return new ProbeError('stalled', `no answer to ${ctx.query ?? 'the query'} before the deadline`, STALLED_QUERY_ADVICE);
+    return new ProbeError(
+      'stalled',
+      `no answer to ${ctx.query ?? 'the query'} before the deadline`,
+      STALLED_QUERY_ADVICE,
+    );
   }
   if (code === 'ELOGIN' && phase === 'login' && !ctx.serverError) {
     // tedious says "Login failed." when the answer ends without LOGINACK; a server that
     // refuses a login always says why in an ERROR token.
-    return new ProbeError('protocol_error', 'the answer to LOGIN7 ended with neither a LOGINACK nor an error message', PROTOCOL_ADVICE);
+    return new ProbeError(
+      'protocol_error',
+      'the answer to LOGIN7 ended with neither a LOGINACK nor an error message',
+      PROTOCOL_ADVICE,
+    );
   }
   switch (code) {
     case 'ELOGIN':
@@ -172,7 +180,11 @@ export function mapTediousError(
       return new ProbeError('encryption_mismatch', msg, 'Set encrypt: true (the server forces encryption).');
     case 'ETIMEOUT':
       return phase === 'query'
-        ? new ProbeError('query_error', msg, 'The query ran past its timeout: raise queries[].timeout or make it cheaper.')
+        ? new ProbeError(
+            'query_error',
+            msg,
+            'The query ran past its timeout: raise queries[].timeout or make it cheaper.',
+          )
         : new ProbeError('timeout', msg, TIMEOUT_ADVICE);
     case 'EINSTLOOKUP':
       return new ProbeError('instance_not_found', msg);
@@ -180,7 +192,11 @@ export function mapTediousError(
     case 'EINTERFACENOTSUPP':
       return new ProbeError('protocol_error', msg);
     case 'EREQUEST': {
-      return new ProbeError('query_error', msg, 'Run the query by hand with the same login (permissions, object names).');
+      return new ProbeError(
+        'query_error',
+        msg,
+        'Run the query by hand with the same login (permissions, object names).',
+      );
     }
     case 'ECANCEL':
       return new ProbeError(phase === 'query' ? 'query_error' : 'timeout', msg);
@@ -206,13 +222,23 @@ export function mapTediousError(
       const c = classifyError(err, ctx.signal);
       if (c.reason === 'tls_error') return new ProbeError('tls_error', c.message, TLS_ADVICE);
       if (c.reason === 'reset') return new ProbeError('reset', c.message, RESET_ADVICE);
-      return new ProbeError(c.reason === 'internal_error' && phase === 'query' ? 'query_error' : c.reason, c.message, c.advice);
+      return new ProbeError(
+        c.reason === 'internal_error' && phase === 'query' ? 'query_error' : c.reason,
+        c.message,
+        c.advice,
+      );
     }
   }
 }
 
 /** tedious's connection settings from the module's. Reads ca_file. */
-function tediousConfig(s: MssqlSettings, address: string, host: string, port: number, remainingMs: number): ConnectionConfiguration {
+function tediousConfig(
+  s: MssqlSettings,
+  address: string,
+  host: string,
+  port: number,
+  remainingMs: number,
+): ConnectionConfiguration {
   const password = s.password?.reveal() ?? '';
   const authentication: ConnectionConfiguration['authentication'] = s.domain
     ? { type: 'ntlm', options: { userName: s.username as string, password, domain: s.domain } }
@@ -279,7 +305,9 @@ export async function loginAndQuery(
   const cap = setInterval(() => {
     const sock = (connection as unknown as { socket?: net.Socket } | undefined)?.socket;
     if (sock && sock.bytesRead > MAX_ANSWER_BYTES && !tokenError) {
-      tokenError = new TokenStreamError(`the server sent more than ${MAX_ANSWER_BYTES / (1 << 20)} MiB on one connection`);
+      tokenError = new TokenStreamError(
+        `the server sent more than ${MAX_ANSWER_BYTES / (1 << 20)} MiB on one connection`,
+      );
       l.debug(tokenError.message);
       sock.destroy(tokenError);
       connection?.close();
@@ -311,7 +339,9 @@ export async function loginAndQuery(
       c.on('error', (err: Error) => l.debug(`connection error: ${oneLine(err.message)}`));
       return new Promise<Connection>((resolve, reject) => {
         c.once('connect', (err?: Error) => (err ? reject(mapTediousError(err, 'login', mapCtx())) : resolve(c)));
-        c.once('end', () => reject(mapTediousError(Object.assign(new Error('connection closed'), { code: 'ECLOSE' }), 'login', mapCtx())));
+        c.once('end', () =>
+          reject(mapTediousError(Object.assign(new Error('connection closed'), { code: 'ECLOSE' }), 'login', mapCtx())),
+        );
         c.connect();
       });
     });
@@ -371,7 +401,12 @@ export async function loginAndQuery(
           if (pe.reason === 'protocol_error') throw pe;
           if (q.pack) {
             // A pack query fails alone: it joins the finding, and the probe and the other queries go on.
-            packFailures.push({ query: q.id, error: queryErrors[0]?.number, message: pe.message, advice: packAdvice(q.pack, queryErrors[0]?.number) });
+            packFailures.push({
+              query: q.id,
+              error: queryErrors[0]?.number,
+              message: pe.message,
+              advice: packAdvice(q.pack, queryErrors[0]?.number),
+            });
             continue;
           }
           l.fail('query', 'query_error', `query ${q.id}: ${pe.message}`, pe.advice);
@@ -404,7 +439,10 @@ function runQuery(
     const request = new (tedious().Request)(sql, (err) => {
       l.fact('probe_mssql_query_duration_seconds', (performance.now() - t0) / 1000, { query: name });
       if (err) reject(mapTediousError(err, 'query', mapCtx()));
-      else if (tooMany) reject(new ProbeError('query_error', `more than ${MAX_ROWS} rows`, 'Aggregate the query so it returns fewer rows.'));
+      else if (tooMany)
+        reject(
+          new ProbeError('query_error', `more than ${MAX_ROWS} rows`, 'Aggregate the query so it returns fewer rows.'),
+        );
       else resolve(out);
     });
     request.setTimeout(timeoutMs);

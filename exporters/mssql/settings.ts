@@ -89,7 +89,8 @@ export const MSSQL_SETTINGS_SCHEMA = {
     password: {
       type: 'string',
       pattern: ENV_REF,
-      description: 'Environment reference holding the password, such as ${MSSQL_PASSWORD}; inline passwords are rejected.',
+      description:
+        'Environment reference holding the password, such as ${MSSQL_PASSWORD}; inline passwords are rejected.',
     },
     domain: {
       type: 'string',
@@ -97,7 +98,12 @@ export const MSSQL_SETTINGS_SCHEMA = {
       maxLength: 255,
       description: 'Windows domain: log in with NTLM as DOMAIN\\username instead of SQL authentication.',
     },
-    database: { type: 'string', minLength: 1, maxLength: 128, description: 'Database to log in to (default: the login\'s default).' },
+    database: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 128,
+      description: "Database to log in to (default: the login's default).",
+    },
     encrypt: {
       enum: [true, false, 'strict'],
       description:
@@ -109,7 +115,11 @@ export const MSSQL_SETTINGS_SCHEMA = {
       description: 'Accept the server certificate without verifying it (self-signed certificates).',
     },
     server_name: { type: 'string', minLength: 1, description: 'Name expected in the server certificate.' },
-    ca_file: { type: 'string', minLength: 1, description: 'PEM file of CA certificates that sign the server certificate.' },
+    ca_file: {
+      type: 'string',
+      minLength: 1,
+      description: 'PEM file of CA certificates that sign the server certificate.',
+    },
     queries: {
       type: 'array',
       maxItems: 50,
@@ -119,7 +129,12 @@ export const MSSQL_SETTINGS_SCHEMA = {
         additionalProperties: false,
         required: ['name', 'help', 'query'],
         properties: {
-          name: { type: 'string', pattern: METRIC_NAME, maxLength: 200, description: 'Metric name, e.g. mssql_database_size_bytes.' },
+          name: {
+            type: 'string',
+            pattern: METRIC_NAME,
+            maxLength: 200,
+            description: 'Metric name, e.g. mssql_database_size_bytes.',
+          },
           help: { type: 'string', minLength: 1, maxLength: 500, description: 'HELP text of the metric.' },
           type: { enum: ['gauge', 'counter'], description: 'Metric type (default gauge).' },
           key_labels: {
@@ -142,11 +157,16 @@ export const MSSQL_SETTINGS_SCHEMA = {
             description: 'Label holding the column name of each of values (required with more than one).',
           },
           query: { type: 'string', minLength: 1, maxLength: 10000, description: 'The SQL batch to run.' },
-          timeout: { type: 'string', pattern: DURATION, description: 'Deadline of this query (default 5s), within the probe timeout.' },
+          timeout: {
+            type: 'string',
+            pattern: DURATION,
+            description: 'Deadline of this query (default 5s), within the probe timeout.',
+          },
           min_interval: {
             type: 'string',
             pattern: DURATION,
-            description: 'Run the query at most this often; probes in between export its last result again (default: every probe).',
+            description:
+              'Run the query at most this often; probes in between export its last result again (default: every probe).',
           },
         },
       },
@@ -155,14 +175,20 @@ export const MSSQL_SETTINGS_SCHEMA = {
       type: 'array',
       uniqueItems: true,
       items: { enum: [...QUERY_PACKS] },
-      description: 'Built-in queries run on the same login: health (connections, database state, backups, log, files, blocking, Agent jobs, availability groups, counters).',
+      description:
+        'Built-in queries run on the same login: health (connections, database state, backups, log, files, blocking, Agent jobs, availability groups, counters).',
     },
     min_build: {
       type: 'object',
-      description: 'Minimum build per major version ("15": "15.0.4355"); older builds set probe_mssql_patch_advisory 1.',
+      description:
+        'Minimum build per major version ("15": "15.0.4355"); older builds set probe_mssql_patch_advisory 1.',
       additionalProperties: false,
       patternProperties: {
-        '^[0-9]{1,2}$': { type: 'string', pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+(\\.[0-9]+)?$', description: 'A build such as 15.0.4355.' },
+        '^[0-9]{1,2}$': {
+          type: 'string',
+          pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+(\\.[0-9]+)?$',
+          description: 'A build such as 15.0.4355.',
+        },
       },
     },
   },
@@ -190,7 +216,9 @@ export function validateMssql(s: MssqlSettings): string[] {
     errors.push('password: a username needs password_file or password: ${VAR}');
   }
   if (s.encrypt === 'strict' && s.trust_server_certificate) {
-    errors.push('trust_server_certificate: strict encryption always verifies the certificate; use ca_file for a private or self-signed one');
+    errors.push(
+      'trust_server_certificate: strict encryption always verifies the certificate; use ca_file for a private or self-signed one',
+    );
   }
   if (s.queries.length > 0 && s.username === undefined) {
     errors.push('queries: need a username and password to log in');
@@ -206,7 +234,8 @@ export function validateMssql(s: MssqlSettings): string[] {
     if (builtin.has(q.name) || q.name.startsWith('probe_') || q.name.startsWith('portprobe_')) {
       errors.push(`queries[${i}].name: "${q.name}" is reserved for the exporter's own metrics`);
     }
-    if (packNames.has(q.name)) errors.push(`queries[${i}].name: "${q.name}" is a metric of query_packs ${packs.join(', ')}`);
+    if (packNames.has(q.name))
+      errors.push(`queries[${i}].name: "${q.name}" is a metric of query_packs ${packs.join(', ')}`);
     const prev = seen.get(q.name);
     if (prev !== undefined) errors.push(`queries[${i}].name: "${q.name}" is already used by queries[${prev}]`);
     seen.set(q.name, i);
@@ -226,17 +255,21 @@ export function validateMssql(s: MssqlSettings): string[] {
       if (values.indexOf(v) !== j) errors.push(`queries[${i}].${at}: "${v}" is listed twice`);
     });
     if (values.length > 1 && q.value_label === undefined) {
-      errors.push(`queries[${i}].value_label: needed to tell the ${values.length} values apart (e.g. value_label: column)`);
+      errors.push(
+        `queries[${i}].value_label: needed to tell the ${values.length} values apart (e.g. value_label: column)`,
+      );
     }
     if (q.value_label !== undefined) {
       if (RESERVED_LABELS.has(q.value_label)) errors.push(`queries[${i}].value_label: "${q.value_label}" is reserved`);
-      if (labels.includes(q.value_label)) errors.push(`queries[${i}].value_label: "${q.value_label}" is also a key label`);
+      if (labels.includes(q.value_label))
+        errors.push(`queries[${i}].value_label: "${q.value_label}" is also a key label`);
     }
   });
   for (const [major, build] of Object.entries(s.min_build ?? {})) {
     const b = parseBuild(build);
     if (!b) errors.push(`min_build.${major}: "${build}" is not a build number such as 15.0.4355`);
-    else if (String(b.major) !== major) errors.push(`min_build.${major}: build ${build} belongs to major version ${b.major}`);
+    else if (String(b.major) !== major)
+      errors.push(`min_build.${major}: build ${build} belongs to major version ${b.major}`);
   }
   return errors;
 }

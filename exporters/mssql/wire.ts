@@ -53,7 +53,13 @@ export function readMessage(socket: net.Socket, signal: ProbeSignal): Promise<Me
     const onEnd = (): void => {
       cleanup();
       if (first && first.length > 0 && !parsePacketHeader(first).ok) {
-        reject(new ProbeError('not_tds', `not a TDS server: the peer answered ${JSON.stringify(excerpt(first))}`, NOT_TDS_ADVICE));
+        reject(
+          new ProbeError(
+            'not_tds',
+            `not a TDS server: the peer answered ${JSON.stringify(excerpt(first))}`,
+            NOT_TDS_ADVICE,
+          ),
+        );
         return;
       }
       const e = new Error('connection closed by the server before it answered the PRELOGIN') as NodeJS.ErrnoException;

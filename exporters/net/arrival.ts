@@ -117,7 +117,10 @@ export class ArrivalWatch {
  * `arrivals` false only its connect is stamped. Undefined when there is no addon or this Node's
  * handle cannot adopt a descriptor: then the caller makes its own and times it on the event loop.
  */
-export function watchedHandle(family: 4 | 6, arrivals: boolean): { watch: ArrivalWatch; handle: TcpHandle } | undefined {
+export function watchedHandle(
+  family: 4 | 6,
+  arrivals: boolean,
+): { watch: ArrivalWatch; handle: TcpHandle } | undefined {
   const a = arrivalAddon();
   const b = a && nodeTcpBinding();
   if (!a || !b) return undefined;

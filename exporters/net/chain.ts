@@ -50,7 +50,11 @@ function earliest(certs: readonly ChainLink[]): number | undefined {
  * Expiries of a chain as Node built it. `trusted` says whether a certificate is one of the trust
  * anchors; `verified` is the socket's `authorized`. Pure.
  */
-export function chainExpiries(leaf: ChainLink | undefined, verified: boolean, trusted: (c: ChainLink) => boolean): ChainExpiries {
+export function chainExpiries(
+  leaf: ChainLink | undefined,
+  verified: boolean,
+  trusted: (c: ChainLink) => boolean,
+): ChainExpiries {
   const chain = chainList(leaf);
   // The store's suffix: the longest run of trusted certificates at the end, never the leaf.
   let sent = chain.length;
@@ -92,5 +96,9 @@ export function socketChainExpiries(socket: tls.TLSSocket, ca: tls.ConnectionOpt
   const leaf: Partial<ChainLink> | undefined = socket.getPeerCertificate(true);
   if (!leaf || !leaf.fingerprint256) return {};
   const anchors = trustAnchors(ca);
-  return chainExpiries(leaf as ChainLink, socket.authorized, (c) => c.raw !== undefined && anchors.has(c.raw.toString('base64')));
+  return chainExpiries(
+    leaf as ChainLink,
+    socket.authorized,
+    (c) => c.raw !== undefined && anchors.has(c.raw.toString('base64')),
+  );
 }

@@ -85,7 +85,13 @@ function connectError(status: number, address: string, port: number): Error {
   } catch {
     code = `E${-status}`;
   }
-  return Object.assign(new Error(`connect ${code} ${address}:${port}`), { code, errno: status, syscall: 'connect', address, port });
+  return Object.assign(new Error(`connect ${code} ${address}:${port}`), {
+    code,
+    errno: status,
+    syscall: 'connect',
+    address,
+    port,
+  });
 }
 
 /**
@@ -94,7 +100,13 @@ function connectError(status: number, address: string, port: number): Error {
  * is closed unread never uses (about a quarter less CPU per connect: BENCHMARKS.md).
  * Same contract as connectTcp: rejects with the connect error, or DeadlineError on abort.
  */
-export function connectOnly(address: string, family: 4 | 6, port: number, signal: ProbeSignal, stamp = false): Promise<Closable> {
+export function connectOnly(
+  address: string,
+  family: 4 | 6,
+  port: number,
+  signal: ProbeSignal,
+  stamp = false,
+): Promise<Closable> {
   if (signal.aborted) return Promise.reject(new DeadlineError(isShutdown(signal)));
   const b = tcpBinding();
   if (!b) return connectOnlyNet(address, family, port, signal, stamp);
@@ -139,7 +151,13 @@ export function connectOnly(address: string, family: 4 | 6, port: number, signal
 }
 
 /** connectOnly through `net` (PORTPROBE_NET_SOCKET_ONLY=1, or no usable bare handle). */
-async function connectOnlyNet(address: string, family: 4 | 6, port: number, signal: ProbeSignal, stamp: boolean): Promise<Closable> {
+async function connectOnlyNet(
+  address: string,
+  family: 4 | 6,
+  port: number,
+  signal: ProbeSignal,
+  stamp: boolean,
+): Promise<Closable> {
   const watched = stamp ? watchedSocket(family) : undefined;
   try {
     const socket = await connectTcp(address, port, signal, { noDelay: false, noRead: true, socket: watched?.socket });

@@ -127,7 +127,8 @@ export function tlsFacts(socket: tls.TLSSocket): Fact[] {
     }
   }
   const chain = socketChainExpiries(socket, trustAnchors.get(socket));
-  if (chain.earliestSeconds !== undefined) facts.push({ metric: 'probe_ssl_earliest_cert_expiry', value: chain.earliestSeconds });
+  if (chain.earliestSeconds !== undefined)
+    facts.push({ metric: 'probe_ssl_earliest_cert_expiry', value: chain.earliestSeconds });
   if (chain.lastChainSeconds !== undefined) {
     facts.push({ metric: 'probe_ssl_last_chain_expiry_timestamp_seconds', value: chain.lastChainSeconds });
   }

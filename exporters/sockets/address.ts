@@ -19,4 +19,3 @@ export function normalizeAddress(text: string, family: 4 | 6): string | undefine
   }
   return canon;
 }
-

@@ -72,7 +72,8 @@ type Table = SocketTable & {
 function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(new SocketSourceError('socket scan aborted at its deadline'));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new SocketSourceError('socket scan aborted at its deadline (systeminformation still running)'));
+    const onAbort = (): void =>
+      reject(new SocketSourceError('socket scan aborted at its deadline (systeminformation still running)'));
     signal.addEventListener('abort', onAbort, { once: true });
     p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
@@ -149,7 +150,8 @@ export class SocketsCollector implements Collector {
       return undefined;
     }
     this.netlinkWorked = true;
-    if (r.badLines > 0) this.logger.warn('sock_diag messages could not be parsed', { count: r.badLines, examples: r.badExamples });
+    if (r.badLines > 0)
+      this.logger.warn('sock_diag messages could not be parsed', { count: r.badLines, examples: r.badExamples });
     const ev = r.evaluation;
     const details = {
       source: 'netlink',
@@ -215,7 +217,10 @@ export class SocketsCollector implements Collector {
     if (signal.aborted) return this.failed(seconds(), 'socket scan aborted at its deadline');
     const ev = evaluate(table, this.settings);
     if (table.badLines > 0) {
-      this.logger.warn('socket table lines could not be parsed', { count: table.badLines, examples: table.badExamples });
+      this.logger.warn('socket table lines could not be parsed', {
+        count: table.badLines,
+        examples: table.badExamples,
+      });
     }
     const details: ScanDetails = {
       source: this.source,

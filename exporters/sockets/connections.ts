@@ -10,7 +10,10 @@ import type { Listener } from './procnet';
  * address (SO_REUSEPORT) share one count, given to the first of them. Sockets still waiting
  * in an accept queue are established too, so they count.
  */
-export function attributeConnections(listeners: Listener[], established: ReadonlyArray<ReadonlyMap<string, number>>): void {
+export function attributeConnections(
+  listeners: Listener[],
+  established: ReadonlyArray<ReadonlyMap<string, number>>,
+): void {
   const exact = new Map<string, Listener>();
   const wildcard = new Map<string, Listener>();
   for (const l of listeners) {
@@ -18,7 +21,8 @@ export function attributeConnections(listeners: Listener[], established: Readonl
     l.connections = 0;
     const key = `${l.family} ${l.address} ${l.port}`;
     if (!exact.has(key)) exact.set(key, l);
-    if ((l.address === '0.0.0.0' || l.address === '::') && !wildcard.has(`${l.family} ${l.port}`)) wildcard.set(`${l.family} ${l.port}`, l);
+    if ((l.address === '0.0.0.0' || l.address === '::') && !wildcard.has(`${l.family} ${l.port}`))
+      wildcard.set(`${l.family} ${l.port}`, l);
   }
   if (exact.size === 0) return;
   for (const m of established) {

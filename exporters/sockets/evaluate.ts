@@ -62,7 +62,12 @@ function cmp(a: string, b: string): number {
 
 /** protocol, port, address, process name: the order of the unexpected series. */
 function compareListeners(a: OwnedListener, b: OwnedListener): number {
-  return cmp(a.protocol, b.protocol) || a.port - b.port || cmp(a.address, b.address) || cmp(a.owner?.name ?? '', b.owner?.name ?? '');
+  return (
+    cmp(a.protocol, b.protocol) ||
+    a.port - b.port ||
+    cmp(a.address, b.address) ||
+    cmp(a.owner?.name ?? '', b.owner?.name ?? '')
+  );
 }
 
 export function evaluate(table: SocketTable, s: SocketsSettings): Evaluation {
@@ -73,7 +78,8 @@ export function evaluate(table: SocketTable, s: SocketsSettings): Evaluation {
   for (const e of s.expect) {
     const protocol = e.protocol ?? 'tcp';
     // Listener addresses are canonical already (parser, normalizeAddress); make this one so too.
-    const address = e.address === undefined ? undefined : (normalizeAddress(e.address, e.address.includes(':') ? 6 : 4) ?? e.address);
+    const address =
+      e.address === undefined ? undefined : (normalizeAddress(e.address, e.address.includes(':') ? 6 : 4) ?? e.address);
     let up = false;
     for (const l of table.listeners) {
       if (matches(e, l, address)) {
@@ -88,12 +94,16 @@ export function evaluate(table: SocketTable, s: SocketsSettings): Evaluation {
       if (other) {
         status.note =
           other.owner === null
-            ? 'a listener exists but its process is unknown (run the agent as root to see other users\' processes)'
+            ? "a listener exists but its process is unknown (run the agent as root to see other users' processes)"
             : `a listener exists but belongs to "${other.owner.name}" (pid ${other.owner.pid})`;
       }
     }
     expectations.push(status);
-    facts.push({ metric: M.listenerUp, labels: { protocol, port: String(e.port), address: address ?? '*' }, value: up ? 1 : 0 });
+    facts.push({
+      metric: M.listenerUp,
+      labels: { protocol, port: String(e.port), address: address ?? '*' },
+      value: up ? 1 : 0,
+    });
   }
 
   // Counts by protocol and port class: every combination, so the series set is stable.
@@ -139,7 +149,13 @@ export function evaluate(table: SocketTable, s: SocketsSettings): Evaluation {
   for (const u of unexpected) {
     facts.push({
       metric: M.unexpectedInfo,
-      labels: { protocol: u.protocol, address: u.address, port: String(u.port), port_class: portClass(u.port), process: u.process },
+      labels: {
+        protocol: u.protocol,
+        address: u.address,
+        port: String(u.port),
+        port_class: portClass(u.port),
+        process: u.process,
+      },
       value: 1,
     });
   }
@@ -169,13 +185,21 @@ export function evaluate(table: SocketTable, s: SocketsSettings): Evaluation {
  * set (SO_REUSEPORT groups, forked workers) are summed: each has a queue of its own. A source
  * that does not give a number (the limit, from /proc) gives no series for it.
  */
-function queueFacts(listeners: readonly OwnedListener[], expected: ReadonlySet<OwnedListener>, unexpected: readonly UnexpectedListener[]): Fact[] {
+function queueFacts(
+  listeners: readonly OwnedListener[],
+  expected: ReadonlySet<OwnedListener>,
+  unexpected: readonly UnexpectedListener[],
+): Fact[] {
   const reported = new Set<string>();
   for (const l of expected) if (l.protocol === 'tcp') reported.add(`${l.address} ${l.port}`);
   for (const u of unexpected) if (u.protocol === 'tcp') reported.add(`${u.address} ${u.port}`);
   if (reported.size === 0) return [];
-  const sums = new Map<string, { address: string; port: number; queue?: number; limit?: number; connections?: number }>();
-  const add = (a: number | undefined, b: number | undefined): number | undefined => (b === undefined ? a : (a ?? 0) + b);
+  const sums = new Map<
+    string,
+    { address: string; port: number; queue?: number; limit?: number; connections?: number }
+  >();
+  const add = (a: number | undefined, b: number | undefined): number | undefined =>
+    b === undefined ? a : (a ?? 0) + b;
   for (const l of listeners) {
     if (l.protocol !== 'tcp') continue;
     const key = `${l.address} ${l.port}`;

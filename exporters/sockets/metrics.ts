@@ -58,7 +58,7 @@ export const SOCKETS_METRICS: readonly MetricDef[] = [
   },
   {
     name: M.listenOverflows,
-    help: 'Times a listening socket\'s accept queue was full (kernel TcpExt ListenOverflows).',
+    help: "Times a listening socket's accept queue was full (kernel TcpExt ListenOverflows).",
     type: 'counter',
     labelNames: [],
   },
@@ -88,19 +88,19 @@ export const SOCKETS_METRICS: readonly MetricDef[] = [
   },
   {
     name: M.acceptQueue,
-    help: 'Connections waiting in a reported TCP listener\'s accept queue (ss -lt Recv-Q); netlink and procfs sources.',
+    help: "Connections waiting in a reported TCP listener's accept queue (ss -lt Recv-Q); netlink and procfs sources.",
     type: 'gauge',
     labelNames: ['protocol', 'address', 'port'],
   },
   {
     name: M.acceptQueueLimit,
-    help: 'The backlog a reported TCP listener\'s accept queue may reach (ss -lt Send-Q); netlink source only.',
+    help: "The backlog a reported TCP listener's accept queue may reach (ss -lt Send-Q); netlink source only.",
     type: 'gauge',
     labelNames: ['protocol', 'address', 'port'],
   },
   {
     name: M.connections,
-    help: 'Established TCP connections to a reported listener\'s address and port, those still waiting to be accepted included.',
+    help: "Established TCP connections to a reported listener's address and port, those still waiting to be accepted included.",
     type: 'gauge',
     labelNames: ['protocol', 'address', 'port'],
   },

@@ -214,7 +214,11 @@ export interface NetlinkScanResult {
 }
 
 /** The scan the worker runs: dumps, owners (with a cache kept between scans), evaluation. */
-export async function runNetlinkScan(dump: SockDiagDump, s: SocketsSettings, cache: InodeProcessCache): Promise<NetlinkScanResult> {
+export async function runNetlinkScan(
+  dump: SockDiagDump,
+  s: SocketsSettings,
+  cache: InodeProcessCache,
+): Promise<NetlinkScanResult> {
   const t = scanSockDiag(dump, {
     ipv6: s.ipv6,
     tcpStates: s.tcp_states,
@@ -226,7 +230,10 @@ export async function runNetlinkScan(dump: SockDiagDump, s: SocketsSettings, cac
     const owners = await cache.lookup(t.listeners, new AbortController().signal);
     for (const l of t.listeners) l.owner = owners.get(l.inode) ?? null;
   }
-  const evaluation = evaluate({ listeners: t.listeners, tcpStates: t.tcpStates, listenQueue: await readListenQueueCounters(s.procfs) }, s);
+  const evaluation = evaluate(
+    { listeners: t.listeners, tcpStates: t.tcpStates, listenQueue: await readListenQueueCounters(s.procfs) },
+    s,
+  );
   return {
     evaluation,
     listenersJson: JSON.stringify(t.listeners),
@@ -243,7 +250,8 @@ export async function runNetlinkScan(dump: SockDiagDump, s: SocketsSettings, cac
 }
 
 /** What the worker answers: the scan, or an error message with its code. */
-type WorkerReply = { id: number; ok: true; result: NetlinkScanResult } | { id: number; ok: false; message: string; code?: string };
+type WorkerReply =
+  { id: number; ok: true; result: NetlinkScanResult } | { id: number; ok: false; message: string; code?: string };
 
 /**
  * A worker thread that makes the dumps and parses them. One per collector; started on the first
@@ -296,7 +304,10 @@ export class SockDiagWorker {
     const ext = path.extname(__filename);
     const file = path.join(__dirname, `sockdiag-worker${ext}`);
     // The environment as this thread sees it now (PORTPROBE_SOCK_DIAG=off switches the addon off).
-    const w = new Worker(file, { env: { ...process.env }, execArgv: ext === '.ts' ? ['--require', 'ts-node/register/transpile-only'] : [] });
+    const w = new Worker(file, {
+      env: { ...process.env },
+      execArgv: ext === '.ts' ? ['--require', 'ts-node/register/transpile-only'] : [],
+    });
     w.unref();
     w.on('message', (m: WorkerReply) => {
       const p = this.waiting.get(m.id);

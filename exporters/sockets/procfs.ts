@@ -60,7 +60,9 @@ export async function readProcNetTable(
     if (err instanceof SocketSourceError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && family === 6) return parser.end();
-    throw new SocketSourceError(`cannot read ${file}: ${code ?? String(err)}; check the procfs setting and that the agent can read it`);
+    throw new SocketSourceError(
+      `cannot read ${file}: ${code ?? String(err)}; check the procfs setting and that the agent can read it`,
+    );
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
   }
@@ -114,7 +116,10 @@ export class InodeProcessCache {
    * socket's owner from the table (-1 unknown): processes running as that user are searched
    * first, newest first, since a new socket most likely belongs to a young process.
    */
-  async lookup(sockets: ReadonlyArray<{ inode: number; uid: number }>, signal: AbortSignal): Promise<Map<number, ProcessInfo | null>> {
+  async lookup(
+    sockets: ReadonlyArray<{ inode: number; uid: number }>,
+    signal: AbortSignal,
+  ): Promise<Map<number, ProcessInfo | null>> {
     const missing = new Set<number>();
     const uids = new Set<number>();
     let full = false;
@@ -180,7 +185,12 @@ export class InodeProcessCache {
    * Removes found inodes from `missing`. Unless `full`, trusts descriptors read in an earlier
    * walk; returns whether it did for any.
    */
-  private async walk(missing: Set<number>, uids: ReadonlySet<number>, full: boolean, signal: AbortSignal): Promise<boolean> {
+  private async walk(
+    missing: Set<number>,
+    uids: ReadonlySet<number>,
+    full: boolean,
+    signal: AbortSignal,
+  ): Promise<boolean> {
     let trusted = false;
     this.stats.walks++;
     if (full) this.stats.fullWalks++;
@@ -273,9 +283,17 @@ export async function readProcfsTables(procfs: string, ipv6: boolean, signal: Ab
   if (ipv6) tables.push(['tcp6', 'tcp', 6], ['udp6', 'udp', 6]);
   const buffer = Buffer.allocUnsafe(READ_CHUNK);
   const tallies: ProcNetTally[] = [];
-  for (const [f, p, fam] of tables) tallies.push(await readProcNetTable(path.join(procfs, 'net', f), p, fam, signal, buffer));
+  for (const [f, p, fam] of tables)
+    tallies.push(await readProcNetTable(path.join(procfs, 'net', f), p, fam, signal, buffer));
   const listenQueue = await readListenQueueCounters(procfs);
-  const out: ProcfsTables = { listeners: [], tcpStates: new Array<number>(16).fill(0), listenQueue, badLines: 0, badExamples: [], truncatedTables: [] };
+  const out: ProcfsTables = {
+    listeners: [],
+    tcpStates: new Array<number>(16).fill(0),
+    listenQueue,
+    badLines: 0,
+    badExamples: [],
+    truncatedTables: [],
+  };
   tallies.forEach((t, i) => {
     for (const l of t.listeners) out.listeners.push(l);
     if (t.protocol === 'tcp') for (let s = 0; s < 16; s++) out.tcpStates[s] += t.states[s];
@@ -283,6 +301,9 @@ export async function readProcfsTables(procfs: string, ipv6: boolean, signal: Ab
     for (const e of t.badExamples) if (out.badExamples.length < 3) out.badExamples.push(`${tables[i][0]}: ${e}`);
     if (t.truncatedLastLine) out.truncatedTables.push(tables[i][0]);
   });
-  attributeConnections(out.listeners, tallies.map((t) => t.established));
+  attributeConnections(
+    out.listeners,
+    tallies.map((t) => t.established),
+  );
   return out;
 }

@@ -211,7 +211,8 @@ export class ProcNetParser {
     const l: Listener = { protocol: this.protocol, family: this.family, address, port, inode, uid, owner: null };
     if (this.protocol === 'tcp') {
       // Token 4 is "tx_queue:rx_queue"; for a listener rx_queue is its accept queue.
-      const q = n > 4 && tok[9] - tok[8] === 17 && text.charCodeAt(tok[8] + 8) === 58 ? hex(text, tok[8] + 9, tok[9]) : -1;
+      const q =
+        n > 4 && tok[9] - tok[8] === 17 && text.charCodeAt(tok[8] + 8) === 58 ? hex(text, tok[8] + 9, tok[9]) : -1;
       if (q < 0) {
         this.bad(text, from, to);
         return;
@@ -293,7 +294,7 @@ export function formatIPv6(bytes: readonly number[]): string {
   for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8) | bytes[i + 1]);
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -309,7 +310,10 @@ export function formatIPv6(bytes: readonly number[]): string {
   const hexOf = (g: number): string => g.toString(16);
   if (bestLen < 2) return groups.map(hexOf).join(':');
   const head = groups.slice(0, bestStart).map(hexOf).join(':');
-  const tail = groups.slice(bestStart + bestLen).map(hexOf).join(':');
+  const tail = groups
+    .slice(bestStart + bestLen)
+    .map(hexOf)
+    .join(':');
   return `${head}::${tail}`;
 }
 

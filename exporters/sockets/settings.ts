@@ -70,7 +70,8 @@ export const SOCKETS_SETTINGS_SCHEMA: JsonSchema = {
     procfs: {
       type: 'string',
       minLength: 1,
-      description: "Root of the proc filesystem; set /host/proc when the agent reads the host's sockets from a container.",
+      description:
+        "Root of the proc filesystem; set /host/proc when the agent reads the host's sockets from a container.",
     },
     include_process: {
       type: 'boolean',
@@ -128,7 +129,8 @@ export const SOCKETS_SETTINGS_SCHEMA: JsonSchema = {
       type: 'integer',
       minimum: 0,
       maximum: 100000,
-      description: 'Cap on portprobe_unexpected_listener_info series; beyond it portprobe_unexpected_listeners_truncated is 1.',
+      description:
+        'Cap on portprobe_unexpected_listener_info series; beyond it portprobe_unexpected_listeners_truncated is 1.',
     },
   },
 };
@@ -194,7 +196,9 @@ export function validateSocketsSettings(s: SocketsSettings): string[] {
       problems.push(`expect[${i}].address: "${e.address}" is not an IP address such as 0.0.0.0 or ::1`);
     }
     if (e.process !== undefined && e.process.length > 15) {
-      problems.push(`expect[${i}].process: "${e.process}" is longer than the 15 characters the kernel keeps; use "${commName(e.process)}"`);
+      problems.push(
+        `expect[${i}].process: "${e.process}" is longer than the 15 characters the kernel keeps; use "${commName(e.process)}"`,
+      );
     }
     const key = `${e.protocol ?? 'tcp'}/${e.port}/${e.address ?? '*'}/${e.process ?? '*'}`;
     const first = seen.get(key);

@@ -20,7 +20,12 @@ let queue: Promise<void> = Promise.resolve();
 
 async function handle(m: { id: number; settings: SocketsSettings }): Promise<void> {
   if (dump === undefined) {
-    parentPort?.postMessage({ id: m.id, ok: false, message: `netlink unavailable: ${loadError}`, code: 'EUNAVAILABLE' });
+    parentPort?.postMessage({
+      id: m.id,
+      ok: false,
+      message: `netlink unavailable: ${loadError}`,
+      code: 'EUNAVAILABLE',
+    });
     return;
   }
   if (cache === undefined || cacheRoot !== m.settings.procfs) {

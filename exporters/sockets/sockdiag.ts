@@ -74,7 +74,7 @@ function ipv6Text(b: Uint8Array, at: number): string {
   for (let i = 0; i < 16; i += 2) g.push((b[at + i] << 8) | b[at + i + 1]);
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++;
       continue;
@@ -89,7 +89,10 @@ function ipv6Text(b: Uint8Array, at: number): string {
   }
   const hexOf = (x: number): string => x.toString(16);
   if (bestLen < 2) return g.map(hexOf).join(':');
-  return `${g.slice(0, bestStart).map(hexOf).join(':')}::${g.slice(bestStart + bestLen).map(hexOf).join(':')}`;
+  return `${g.slice(0, bestStart).map(hexOf).join(':')}::${g
+    .slice(bestStart + bestLen)
+    .map(hexOf)
+    .join(':')}`;
 }
 
 /**

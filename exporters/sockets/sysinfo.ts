@@ -58,7 +58,8 @@ export function fromSiConnections(rows: readonly SiConnection[]): SiTables {
       listening = state === 10;
     } else {
       // UDP has no state; a socket with no peer is a bound one.
-      listening = r.peerAddress === '*' || r.peerAddress === '' || r.peerPort === '*' || r.peerPort === '' || r.peerPort === '0';
+      listening =
+        r.peerAddress === '*' || r.peerAddress === '' || r.peerPort === '*' || r.peerPort === '' || r.peerPort === '0';
     }
     if (!listening) continue;
     const owner = r.pid && r.pid > 0 ? { pid: r.pid, name: r.process ?? '' } : null;

@@ -66,7 +66,8 @@ const BANNER_LIMITS = { maxLineBytes: 4096, maxBufferedBytes: 16384 };
 export const BANNER_ADVICE = {
   silent:
     'The TCP handshake completed, so the network path is fine: the service accepted the connection but sent no banner. It is hung or overloaded, or a service that waits for its client to speak first holds the port (then set send, or fix the port). Check the service and its logs, and what listens on this port.',
-  stalled: 'The service began to answer and stopped: it is hung or overloaded, not the network. Check the service and its logs.',
+  stalled:
+    'The service began to answer and stopped: it is hung or overloaded, not the network. Check the service and its logs.',
   tls: 'The port expects TLS from the first byte: set tls: true in the module, or point the target at the clear-text port.',
   other: 'Another service holds this port: check the port in the target and what listens there on the host (ss -ltnp).',
 } as const;
@@ -169,7 +170,8 @@ export const tcpProber: ProberDef<TcpSettings> = {
               l.details.banner = line.slice(0, 256);
               if (!new RegExp(s.expect_banner).test(line)) {
                 const look = classifyAnswer(Buffer.from(`${line}\n`, 'latin1'), true);
-                const known = look?.kind === 'http' || look?.kind === 'ssh' || look?.kind === 'tls' ? `: ${lookSays(look)}` : '';
+                const known =
+                  look?.kind === 'http' || look?.kind === 'ssh' || look?.kind === 'tls' ? `: ${lookSays(look)}` : '';
                 throw new ProbeError(
                   'banner_unexpected',
                   `banner ${JSON.stringify(line.slice(0, 120))} does not match /${s.expect_banner}/${known}`,

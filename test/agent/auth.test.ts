@@ -24,7 +24,13 @@ describe('BasicAuth', () => {
     expect(costOf(calls[0].hash)).toBe(6);
     expect(calls[0].hash).not.toBe(real);
     expect(costOf(calls[1].hash)).toBe(6);
-    const slow = new BasicAuth(new Map([['a', bcrypt.hashSync('x', 4)], ['b', '$2y$12$' + 'A'.repeat(53)]]), { verify });
+    const slow = new BasicAuth(
+      new Map([
+        ['a', bcrypt.hashSync('x', 4)],
+        ['b', '$2y$12$' + 'A'.repeat(53)],
+      ]),
+      { verify },
+    );
     expect(costOf(slow.dummyHash)).toBe(12);
   });
 
@@ -58,7 +64,10 @@ describe('BasicAuth', () => {
     ];
     // One source has its share: its next attempt is turned away, another source still gets in.
     expect(await auth.check(header('prometheus', 'bad2'), '10.6.6.6')).toBe('busy');
-    flood.push(auth.check(header('prometheus', 'bad3'), '10.6.6.7'), auth.check(header('prometheus', 'bad4'), '10.6.6.8'));
+    flood.push(
+      auth.check(header('prometheus', 'bad3'), '10.6.6.7'),
+      auth.check(header('prometheus', 'bad4'), '10.6.6.8'),
+    );
     // The whole queue is full now.
     expect(await auth.check(header('prometheus', 'bad5'), '10.6.6.9')).toBe('busy');
     expect(await auth.check(header('prometheus', 'right'), '10.0.0.1')).toBe('ok');

@@ -37,7 +37,11 @@ describe('expositionProblems', () => {
     ].join('\n');
     // promtool's own check passes it: the reason this checker exists.
     expect(() => execFileSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' })).not.toThrow();
-    expect(expositionProblems(text)).toEqual([expect.stringMatching(/^line 4: duplicate series probe_mssql_query_success\{query="q",target="t"\} \(first on line 3\)$/)]);
+    expect(expositionProblems(text)).toEqual([
+      expect.stringMatching(
+        /^line 4: duplicate series probe_mssql_query_success\{query="q",target="t"\} \(first on line 3\)$/,
+      ),
+    ]);
   });
 
   it.each([

@@ -1,5 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { COMMON_METRICS, FamilyRegistry, escapeLabelValue, formatValue, joinRendered, renderResult } from '../../agent/exposition';
+import {
+  COMMON_METRICS,
+  FamilyRegistry,
+  escapeLabelValue,
+  formatValue,
+  joinRendered,
+  renderResult,
+} from '../../agent/exposition';
 import { assertExposition } from '../helpers/exposition-check';
 import { ResultStore } from '../../agent/store';
 import { allFamilies } from '../../agent/agent';
@@ -19,7 +26,10 @@ const ok: ProbeResult = {
 const bad: ProbeResult = {
   success: false,
   durationSeconds: 1,
-  phases: [{ phase: 'resolve', seconds: 0.001 }, { phase: 'connect', seconds: 0.999 }],
+  phases: [
+    { phase: 'resolve', seconds: 0.001 },
+    { phase: 'connect', seconds: 0.999 },
+  ],
   failure: { phase: 'connect', reason: 'refused', message: 'connect ECONNREFUSED' },
   facts: [],
 };
@@ -36,7 +46,9 @@ describe('exposition', () => {
 
   it('renders every declared phase, 0 when not reached, and one failure_info series', () => {
     const families = new FamilyRegistry([...COMMON_METRICS, ...TLS_METRICS]);
-    const text = joinRendered(families, [renderResult(families, 'target="db"', ['resolve', 'connect', 'tls'], bad, 1700000000000)]).toString();
+    const text = joinRendered(families, [
+      renderResult(families, 'target="db"', ['resolve', 'connect', 'tls'], bad, 1700000000000),
+    ]).toString();
     assertExposition(text);
     expect(text).toContain('probe_success{target="db"} 0\n');
     expect(text).toContain('probe_phase_duration_seconds{target="db",phase="tls"} 0\n');
@@ -59,11 +71,14 @@ describe('exposition', () => {
     assertExposition(text);
     expect(text.match(/# HELP probe_success /g)?.length).toBe(1);
     const lines = text.split('\n').filter((l) => l.startsWith('probe_success'));
-    expect(lines).toEqual(['probe_success{target="a",module="m",env="x\\"y"} 1', 'probe_success{target="b",module="m"} 0']);
+    expect(lines).toEqual([
+      'probe_success{target="a",module="m",env="x\\"y"} 1',
+      'probe_success{target="b",module="m"} 0',
+    ]);
     expect(text).toContain('probe_tls_version_info{target="a",module="m",env="x\\"y",version="TLSv1.3"} 1');
   });
 
-  it('rewrites a target\'s memory in place and still matches a fresh rendering, whatever the lengths', () => {
+  it("rewrites a target's memory in place and still matches a fresh rendering, whatever the lengths", () => {
     const families = new FamilyRegistry(allFamilies());
     const store = new ResultStore(families);
     store.sync([
@@ -87,7 +102,13 @@ describe('exposition', () => {
       if (store.get('a')?.rendered === before) reused++;
       const fresh = joinRendered(families, [
         renderResult(families, 'target="a",module="m"', ['resolve', 'connect'], r, 1000 + i),
-        renderResult(families, 'target="b",module="m",zone="zürich→1"', ['resolve', 'connect'], seq[seq.length - 1 - i], 2000 + i),
+        renderResult(
+          families,
+          'target="b",module="m",zone="zürich→1"',
+          ['resolve', 'connect'],
+          seq[seq.length - 1 - i],
+          2000 + i,
+        ),
       ]);
       const text = store.exposition().toString();
       assertExposition(text);
@@ -101,7 +122,9 @@ describe('exposition', () => {
         if (names[names.length - 1] !== name) names.push(name);
       }
       expect(new Set(names).size).toBe(names.length);
-      expect(text).toContain(`probe_success{target="b",module="m",zone="zürich→1"} ${seq[seq.length - 1 - i].success ? 1 : 0}\n`);
+      expect(text).toContain(
+        `probe_success{target="b",module="m",zone="zürich→1"} ${seq[seq.length - 1 - i].success ? 1 : 0}\n`,
+      );
     }
     // Most results fit the memory of the previous one.
     expect(reused).toBeGreaterThanOrEqual(3);
@@ -111,14 +134,16 @@ describe('exposition', () => {
     const store = new ResultStore(new FamilyRegistry(allFamilies()));
     store.sync([{ name: 'a', module: 'm', prober: 'tcp', address: 'a:1', labels: {} }]);
     store.record('a', ['connect'], ok);
-    const text = store.exposition(Buffer.from('# HELP own_metric x\n# TYPE own_metric gauge\nown_metric 1\n')).toString();
+    const text = store
+      .exposition(Buffer.from('# HELP own_metric x\n# TYPE own_metric gauge\nown_metric 1\n'))
+      .toString();
     assertExposition(text);
     expect(text.startsWith('# HELP probe_success ')).toBe(true);
     expect(text.endsWith('\nown_metric 1\n')).toBe(true);
     expect(store.exposition().toString()).toBe(text.slice(0, text.indexOf('# HELP own_metric')));
   });
 
-  it('drops a target\'s series when it leaves the config, and results that arrive late', () => {
+  it("drops a target's series when it leaves the config, and results that arrive late", () => {
     const store = new ResultStore(new FamilyRegistry(allFamilies()));
     store.sync([
       { name: 'a', module: 'm', prober: 'tcp', address: 'a:1', labels: {} },
@@ -134,7 +159,7 @@ describe('exposition', () => {
     expect(text).not.toContain('target="b"');
   });
 
-  it('keeps a target\'s result when a reload leaves it unchanged, and resets it when its address changes', () => {
+  it("keeps a target's result when a reload leaves it unchanged, and resets it when its address changes", () => {
     const store = new ResultStore(new FamilyRegistry(allFamilies()));
     const a = { name: 'a', module: 'm', prober: 'tcp', address: 'a:1', labels: {} };
     store.sync([a]);
@@ -150,7 +175,12 @@ describe('exposition', () => {
     const r: ProbeResult = {
       ...ok,
       facts: [{ metric: 'mssql_sessions', value: 7, labels: { db: 'x' } }],
-      details: { customMetrics: [{ name: 'mssql_sessions', help: 'Sessions.', type: 'gauge', labelNames: ['db'] }, { name: 'bad name' }] },
+      details: {
+        customMetrics: [
+          { name: 'mssql_sessions', help: 'Sessions.', type: 'gauge', labelNames: ['db'] },
+          { name: 'bad name' },
+        ],
+      },
     };
     const text = joinRendered(families, [renderResult(families, '', [], r, 0)]).toString();
     assertExposition(text);
@@ -164,7 +194,10 @@ describe('exposition', () => {
       { name: 'a', module: 'm', prober: 'tcp', address: 'a:1', labels: { env: 'prod' } },
       { name: 'b', module: 'm', prober: 'tcp', address: 'b:1', labels: {} },
     ]);
-    store.record('a', ['resolve', 'connect', 'tls', 'banner'], { ...ok, facts: [...ok.facts, { metric: 'probe_tls_cert_not_after_timestamp_seconds', value: 1.8e9 }] });
+    store.record('a', ['resolve', 'connect', 'tls', 'banner'], {
+      ...ok,
+      facts: [...ok.facts, { metric: 'probe_tls_cert_not_after_timestamp_seconds', value: 1.8e9 }],
+    });
     store.record('b', ['resolve', 'connect', 'tls', 'banner'], bad);
     const out = execFileSync('promtool', ['check', 'metrics'], { input: store.exposition(), encoding: 'utf8' });
     expect(out).toBe('');

@@ -21,7 +21,10 @@ describe('HTTP answers to hostile requests', () => {
     peer = await listen(() => accepted++);
     const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-hard-'));
     const file = path.join(dir, 'c.yml');
-    writeFileSync(file, `global: {interval: 1h}\nmodules: {t: {prober: tcp, timeout: 1s}}\ntargets: [{name: a, module: t, address: "127.0.0.1:${peer.port}"}]\n`);
+    writeFileSync(
+      file,
+      `global: {interval: 1h}\nmodules: {t: {prober: tcp, timeout: 1s}}\ntargets: [{name: a, module: t, address: "127.0.0.1:${peer.port}"}]\n`,
+    );
     h = await startAgentHttp({ configFile: file, logger, build: { version: 't', revision: 't' } });
     base = h.base;
   });
@@ -64,9 +67,13 @@ describe('HTTP answers to hostile requests', () => {
 });
 
 describe('running out of file descriptors', () => {
-  it('is reported as the agent\'s own shortage, not as an unexplained internal error', () => {
+  it("is reported as the agent's own shortage, not as an unexplained internal error", () => {
     // The error Node raises when socket() or accept() hits the open-files limit.
-    const err = Object.assign(new Error('connect EMFILE 127.0.0.1:21 - Local (undefined:undefined)'), { code: 'EMFILE', errno: -24, syscall: 'connect' });
+    const err = Object.assign(new Error('connect EMFILE 127.0.0.1:21 - Local (undefined:undefined)'), {
+      code: 'EMFILE',
+      errno: -24,
+      syscall: 'connect',
+    });
     const c = classifyError(err);
     expect(c.reason).toBe('internal_error');
     expect(c.message).toBe('the agent ran out of file descriptors (EMFILE); the target was not tried');
@@ -79,7 +86,10 @@ describe('the "probe failed" log record', () => {
     const down = await closedPort();
     const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-logrec-'));
     const file = path.join(dir, 'c.yml');
-    writeFileSync(file, `global: {interval: 1h}\nmodules: {t: {prober: tcp, timeout: 1s}}\ntargets: [{name: down, module: t, address: "127.0.0.1:${down}"}]\n`);
+    writeFileSync(
+      file,
+      `global: {interval: 1h}\nmodules: {t: {prober: tcp, timeout: 1s}}\ntargets: [{name: down, module: t, address: "127.0.0.1:${down}"}]\n`,
+    );
     let out = '';
     const logger = createLogger('debug', format, { write: (s: string) => (out += s) });
     const agent = new Agent({ configFile: file, logger, build: { version: 't', revision: 't' } });
@@ -100,7 +110,7 @@ describe('the "probe failed" log record', () => {
     }
   });
 
-  it('renames a caller\'s field that clashes with the record\'s own keys', () => {
+  it("renames a caller's field that clashes with the record's own keys", () => {
     let out = '';
     const logger = createLogger('info', 'json', { write: (s: string) => (out += s) });
     logger.info('hello', { msg: 'theirs', level: 'x', time: 1 });

@@ -49,7 +49,10 @@ describe('HTTP endpoints', () => {
       `  - {name: down, module: tcp_connect, address: "127.0.0.1:${downPort}"}`,
       `  - {name: silent, module: tcp_connect, address: "127.0.0.1:${silent.port}"}`,
     ]);
-    h = await startAgentHttp({ configFile: file, logger, build: { version: '9.9.9', revision: 'abc' } }, { maxConcurrentProbes: 2 });
+    h = await startAgentHttp(
+      { configFile: file, logger, build: { version: '9.9.9', revision: 'abc' } },
+      { maxConcurrentProbes: 2 },
+    );
     base = h.base;
   });
 
@@ -61,7 +64,8 @@ describe('HTTP endpoints', () => {
 
   it('/metrics serves scheduled results and self metrics without probing inline', async () => {
     // Wait for the schedule to have run both targets once (interval 1s).
-    const allThree = (t: string): boolean => ['up', 'down', 'silent'].every((n) => t.includes(`probe_success{target="${n}"`));
+    const allThree = (t: string): boolean =>
+      ['up', 'down', 'silent'].every((n) => t.includes(`probe_success{target="${n}"`));
     for (let i = 0; i < 40 && !allThree((await get(base, '/metrics')).text); i++) {
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -70,7 +74,9 @@ describe('HTTP endpoints', () => {
     expect(m.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
     expect(m.text).toContain('probe_success{target="up",module="tcp_connect",env="test"} 1');
     expect(m.text).toContain('probe_success{target="down",module="tcp_connect"} 0');
-    expect(m.text).toContain('probe_failure_info{target="down",module="tcp_connect",phase="connect",reason="refused"} 1');
+    expect(m.text).toContain(
+      'probe_failure_info{target="down",module="tcp_connect",phase="connect",reason="refused"} 1',
+    );
     expect(m.text).toContain('portprobe_build_info{version="9.9.9",revision="abc",nodejs="' + process.version + '"} 1');
     expect(m.text).toContain('portprobe_config_last_reload_successful 1');
     expect(m.text).toContain('portprobe_arrival_stamps_enabled 1'); // npm install built the addon
@@ -87,11 +93,13 @@ describe('HTTP endpoints', () => {
 
   it('/metrics is gzip-compressed when the scraper asks for it', async () => {
     const res = await new Promise<{ headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
-      http.get(`${base}/metrics`, { headers: { 'accept-encoding': 'gzip' } }, (r) => {
-        const chunks: Buffer[] = [];
-        r.on('data', (c: Buffer) => chunks.push(c));
-        r.on('end', () => resolve({ headers: r.headers, body: Buffer.concat(chunks) }));
-      }).on('error', reject);
+      http
+        .get(`${base}/metrics`, { headers: { 'accept-encoding': 'gzip' } }, (r) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (c: Buffer) => chunks.push(c));
+          r.on('end', () => resolve({ headers: r.headers, body: Buffer.concat(chunks) }));
+        })
+        .on('error', reject);
     });
     expect(res.headers['content-encoding']).toBe('gzip');
     expect(gunzipSync(res.body).toString()).toContain('portprobe_build_info');
@@ -126,7 +134,11 @@ describe('HTTP endpoints', () => {
   it.each([
     ['/probe', 400, 'parameter "target" is required\n'],
     ['/probe?target=', 400, 'parameter "target" is required\n'],
-    ['/probe?target=evil.example.org:22', 400, 'unknown target "evil.example.org:22": /probe only runs targets from the config\n'],
+    [
+      '/probe?target=evil.example.org:22',
+      400,
+      'unknown target "evil.example.org:22": /probe only runs targets from the config\n',
+    ],
     ['/probe?target=up&target=down', 400, 'parameter "target" must be given once\n'],
     ['/probe?target=up&module=nope', 400, 'unknown module "nope"\n'],
     ['/probe?target=up&debug=yes', 400, 'parameter "debug" must be true or false\n'],
@@ -153,7 +165,7 @@ describe('HTTP endpoints', () => {
     expect((await get(base, '/-/ready')).status).toBe(200);
   });
 
-  it('reload: a bad config keeps the old one; a good one drops removed targets\' series', async () => {
+  it("reload: a bad config keeps the old one; a good one drops removed targets' series", async () => {
     writeFileSync(file, 'global: {interval: nope}\n');
     const bad = await get(base, '/-/reload', {}, 'POST');
     expect(bad.status).toBe(400);

@@ -9,7 +9,6 @@ import { runProbe } from '../../agent/runner';
 import { lastResortCounts } from '../../agent/last-resort';
 import { PROBERS } from '../../exporters';
 
-
 jest.setTimeout(30000);
 
 const quiet = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -45,12 +44,20 @@ it('in server mode an uncaught exception is counted and logged once, and the age
   const cfg = path.join(dir, 'c.yml');
   writeFileSync(
     cfg,
-    ['global: {interval: 1s}', 'modules: {tcp: {prober: tcp, timeout: 1s}}', 'targets:', `  - {name: up, module: tcp, address: "127.0.0.1:${peer.port}"}`].join('\n'),
+    [
+      'global: {interval: 1s}',
+      'modules: {tcp: {prober: tcp, timeout: 1s}}',
+      'targets:',
+      `  - {name: up, module: tcp, address: "127.0.0.1:${peer.port}"}`,
+    ].join('\n'),
   );
   // Stands in for a library whose 'error' event nobody listened to: the same throw, twice, from a
   // timer once the agent serves (not a hook of the agent's: node loads it before the agent).
   const thrower = path.join(dir, 'throw.js');
-  writeFileSync(thrower, "for (const ms of [1500, 1700]) setTimeout(() => { throw new Error('escaped from a socket parser'); }, ms).unref();\n");
+  writeFileSync(
+    thrower,
+    "for (const ms of [1500, 1700]) setTimeout(() => { throw new Error('escaped from a socket parser'); }, ms).unref();\n",
+  );
   const agent = await startAgent(cfg, [], { NODE_OPTIONS: `--require ${thrower}` });
   try {
     let text = '';
@@ -64,9 +71,14 @@ it('in server mode an uncaught exception is counted and logged once, and the age
     const probesBefore = Number(/portprobe_probes_total\{module="tcp",result="success"\} (\d+)/.exec(text)?.[1] ?? 0);
     await new Promise((r) => setTimeout(r, 2200));
     const later = await (await fetch(`${agent.base}/metrics`)).text();
-    expect(Number(/portprobe_probes_total\{module="tcp",result="success"\} (\d+)/.exec(later)?.[1] ?? 0)).toBeGreaterThan(probesBefore);
+    expect(
+      Number(/portprobe_probes_total\{module="tcp",result="success"\} (\d+)/.exec(later)?.[1] ?? 0),
+    ).toBeGreaterThan(probesBefore);
     expect(agent.proc.exitCode).toBeNull();
-    const logged = agent.logs().split('\n').filter((l) => l.includes('last-resort guard'));
+    const logged = agent
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes('last-resort guard'));
     expect(logged).toHaveLength(1);
     expect(logged[0]).toContain('escaped from a socket parser');
     expect(logged[0]).toContain('"kind":"uncaught_exception"');

@@ -44,7 +44,9 @@ describe('/probe reach and HTTP request limits', () => {
     expect(await ok.text()).toContain('probe_success 1');
     const noModule = await fetch(`${agent.base}/probe?target=127.0.0.1:${up.port}`);
     expect(noModule.status).toBe(400);
-    expect(await noModule.text()).toBe('parameter "module" is required for an address that is not a configured target\n');
+    expect(await noModule.text()).toBe(
+      'parameter "module" is required for an address that is not a configured target\n',
+    );
     const other = await fetch(`${agent.base}/probe?target=127.0.0.2:${up.port}&module=tcp_connect`);
     expect(other.status).toBe(400);
     const sneaky = await fetch(`${agent.base}/probe?target=127.0.0.1:${up.port}.evil.example&module=tcp_connect`);

@@ -9,7 +9,9 @@ import { parseConfig } from '../../config/load';
 import { silentLogger } from '../helpers/context';
 import { listen } from '../helpers/net';
 
-async function counter(c: { get(): Promise<{ values: { value: number; labels: Record<string, unknown> }[] }> }): Promise<number> {
+async function counter(c: {
+  get(): Promise<{ values: { value: number; labels: Record<string, unknown> }[] }>;
+}): Promise<number> {
   return (await c.get()).values.reduce((a, v) => a + v.value, 0);
 }
 
@@ -88,7 +90,12 @@ describe('reload while slots are due (fake clock; fire() observed, nothing probe
   });
 
   it('fires the slots that came due before the reload could run, once', async () => {
-    const y = ['modules: {t: {prober: tcp, timeout: 200ms}}', 'global: {interval: 1s}', 'targets:', ...['a', 'b', 'c', 'd'].map((n) => `  - {name: ${n}, module: t, address: "127.0.0.1:9"}`)].join('\n');
+    const y = [
+      'modules: {t: {prober: tcp, timeout: 200ms}}',
+      'global: {interval: 1s}',
+      'targets:',
+      ...['a', 'b', 'c', 'd'].map((n) => `  - {name: ${n}, module: t, address: "127.0.0.1:9"}`),
+    ].join('\n');
     const sched = new Scheduler({
       store: new ResultStore(new FamilyRegistry(allFamilies())),
       metrics: createSelfMetrics({ version: 't', revision: 't' }),

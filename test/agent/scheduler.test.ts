@@ -163,7 +163,12 @@ describe('Scheduler rings (fake clock; fire() observed, nothing probed)', () => 
   }
 
   const targets = (names: string[], extra = ''): string =>
-    ['modules: {t: {prober: tcp, timeout: 500ms}}', 'global: {interval: 1s}', 'targets:', ...names.map((n) => `  - {name: ${n}, module: t, address: "127.0.0.1:9"${extra}}`)].join('\n');
+    [
+      'modules: {t: {prober: tcp, timeout: 500ms}}',
+      'global: {interval: 1s}',
+      'targets:',
+      ...names.map((n) => `  - {name: ${n}, module: t, address: "127.0.0.1:9"${extra}}`),
+    ].join('\n');
 
   it('fires each target once per interval, at its own offset, interval/n apart', async () => {
     const names = Array.from({ length: 10 }, (_, i) => `t${i}`);
@@ -213,7 +218,12 @@ describe('Scheduler rings (fake clock; fire() observed, nothing probed)', () => 
   });
 
   const slow = (names: string[], interval = '30s', timeout = '5s'): string =>
-    [`modules: {t: {prober: tcp, timeout: ${timeout}}}`, `global: {interval: ${interval}}`, 'targets:', ...names.map((n) => `  - {name: ${n}, module: t, address: "127.0.0.1:9"}`)].join('\n');
+    [
+      `modules: {t: {prober: tcp, timeout: ${timeout}}}`,
+      `global: {interval: ${interval}}`,
+      'targets:',
+      ...names.map((n) => `  - {name: ${n}, module: t, address: "127.0.0.1:9"}`),
+    ].join('\n');
 
   it('probes every target once right after start, spread over the first 10 s, then on its own slot', async () => {
     const names = ['a', 'b', 'c', 'd'];
@@ -224,7 +234,9 @@ describe('Scheduler rings (fake clock; fire() observed, nothing probed)', () => 
     await sched.stop();
     for (const n of names) {
       const at = fires.filter((f) => f.name === n).map((f) => f.at - start);
-      const slots = [0, 1, 2].map((k) => nextSlot(start + k * 30_000, 30_000, offsets.get(n) as number) - start).filter((t) => t < 60_001);
+      const slots = [0, 1, 2]
+        .map((k) => nextSlot(start + k * 30_000, 30_000, offsets.get(n) as number) - start)
+        .filter((t) => t < 60_001);
       const early = at.filter((t) => !slots.includes(t));
       // At most one extra, early probe, within the first 10 s; none when the target's own slot
       // follows it within the module's timeout (5 s) + 1 s.

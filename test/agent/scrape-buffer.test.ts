@@ -94,16 +94,24 @@ describe('GET /metrics with a reused body buffer', () => {
   });
 
   const recordAll = (seconds: number): void => {
-    const r: ProbeResult = { success: true, durationSeconds: seconds, phases: [{ phase: 'connect', seconds }], facts: [], ipProtocol: 4 };
+    const r: ProbeResult = {
+      success: true,
+      durationSeconds: seconds,
+      phases: [{ phase: 'connect', seconds }],
+      facts: [],
+      ipProtocol: 4,
+    };
     for (let i = 0; i < N; i++) agent.store.record(`target-${i}`, ['resolve', 'connect'], r, 1_700_000_000_000);
   };
 
   // Probe and connect-phase durations: the first families of the body and one near its end.
   const durations = (text: string): Set<string> =>
     new Set(
-      [...text.matchAll(/^probe_duration_seconds\{[^}]*\} (\S+)$|^probe_phase_duration_seconds\{[^}]*phase="connect"\} (\S+)$/gm)].map(
-        (m) => m[1] ?? m[2],
-      ),
+      [
+        ...text.matchAll(
+          /^probe_duration_seconds\{[^}]*\} (\S+)$|^probe_phase_duration_seconds\{[^}]*phase="connect"\} (\S+)$/gm,
+        ),
+      ].map((m) => m[1] ?? m[2]),
     );
 
   it('a slow reader gets the body of its own scrape while later scrapes run', async () => {
@@ -126,7 +134,9 @@ describe('GET /metrics with a reused body buffer', () => {
     recordAll(0.002);
     const gz = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { 'accept-encoding': 'gzip' } });
     const gzText = await gz.text();
-    const plain = await (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { 'accept-encoding': 'identity' } })).text();
+    const plain = await (
+      await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { 'accept-encoding': 'identity' } })
+    ).text();
     recordAll(0.003);
     slow.stdin.end('go\n');
     await new Promise((r) => slow.on('exit', r));

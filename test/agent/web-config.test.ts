@@ -36,7 +36,10 @@ describe('--web.config.file', () => {
   const hash = bcrypt.hashSync('correct horse', 10);
   beforeAll(async () => {
     target = await listen();
-    agentConfig = write('agent.yml', `modules: {t: {prober: tcp}}\ntargets: [{name: a, module: t, address: "127.0.0.1:${target.port}"}]\n`);
+    agentConfig = write(
+      'agent.yml',
+      `modules: {t: {prober: tcp}}\ntargets: [{name: a, module: t, address: "127.0.0.1:${target.port}"}]\n`,
+    );
   });
   afterAll(() => target.close());
 
@@ -50,7 +53,9 @@ describe('--web.config.file', () => {
         expect(none.headers.get('www-authenticate')).toBe('Basic realm="portprobe"');
         expect(await none.text()).toBe('Unauthorized\n');
       }
-      const auth = (u: string, pw: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${pw}`).toString('base64')}` });
+      const auth = (u: string, pw: string) => ({
+        authorization: `Basic ${Buffer.from(`${u}:${pw}`).toString('base64')}`,
+      });
       expect((await fetch(`${agent.base}/metrics`, { headers: auth('prometheus', 'wrong') })).status).toBe(401);
       expect((await fetch(`${agent.base}/metrics`, { headers: auth('nobody', 'correct horse') })).status).toBe(401);
       const ok = await fetch(`${agent.base}/metrics`, { headers: auth('prometheus', 'correct horse') });
@@ -113,7 +118,7 @@ describe('--web.config.file', () => {
     }
   });
 
-  it('accepts an existing exporter\'s file with Go-only settings and says they are not applied', async () => {
+  it("accepts an existing exporter's file with Go-only settings and says they are not applied", async () => {
     const cert = selfSignedCert();
     const web = write(
       'go.yml',
@@ -136,7 +141,10 @@ describe('--web.config.file', () => {
   });
 
   it('rejects a bad web config with file:line errors, exit code 2', async () => {
-    const web = write('bad.yml', 'basic_auth_users:\n  admin: plaintext\ntls_server_config:\n  cert_file: /nonexistent/cert.pem\n');
+    const web = write(
+      'bad.yml',
+      'basic_auth_users:\n  admin: plaintext\ntls_server_config:\n  cert_file: /nonexistent/cert.pem\n',
+    );
     const errors = (() => {
       try {
         loadWebConfig(web);

@@ -11,7 +11,9 @@ const REPO = path.resolve(__dirname, '..', '..');
 const RULES = path.join(REPO, 'helm', 'portprobe', 'files', 'portprobe-rules.yml');
 const RUNBOOK = path.join(REPO, 'helm', 'portprobe', 'RUNBOOK.md');
 /** Every promtool unit-test file of this folder (portprobe-rules.test.yml, mssql-health.test.yml ...). */
-const UNIT_TEST_FILES = readdirSync(__dirname).filter((f) => f.endsWith('.test.yml')).sort();
+const UNIT_TEST_FILES = readdirSync(__dirname)
+  .filter((f) => f.endsWith('.test.yml'))
+  .sort();
 
 interface Rule {
   alert: string;
@@ -56,7 +58,7 @@ test('promtool check rules accepts the file', () => {
   expect(r.status).toBe(0);
 });
 
-test('the issue\'s alerts are all there, with unique names', () => {
+test("the issue's alerts are all there, with unique names", () => {
   expect(alerts.map((a) => a.alert).sort()).toEqual(
     [
       'PortprobeConfigReloadFailed',
@@ -104,7 +106,9 @@ describe.each(alerts.map((a) => [a.alert, a] as const))('%s', (_name, rule) => {
       return;
     }
     const metrics = rule.expr.match(/\b(probe|mssql)_[a-z_]+/g) ?? [];
-    const aggregated = rule.expr.match(/\b(max|min) by \(target, module[^)]*\) \(\s*(?:(?:rate|increase)\()?(probe|mssql)_[a-z_]+/g) ?? [];
+    const aggregated =
+      rule.expr.match(/\b(max|min) by \(target, module[^)]*\) \(\s*(?:(?:rate|increase)\()?(probe|mssql)_[a-z_]+/g) ??
+      [];
     expect(aggregated.length).toBe(metrics.length);
   });
 

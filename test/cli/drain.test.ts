@@ -16,8 +16,14 @@ it('SIGTERM finishes a large /metrics response to a slow reader, then exits 0', 
   // 400 targets whose every series carries 2 KB of labels: a /metrics body of several MB, more
   // than the loopback socket buffers hold, so it is still being written when SIGTERM comes.
   const pad = 'p'.repeat(1000);
-  const targets = Array.from({ length: 400 }, (_, i) => `  - {name: t${i}, module: c, address: "127.0.0.1:${down}", labels: {pa: "${pad}", pb: "${pad}"}}`);
-  writeFileSync(f, ['global: {interval: 2s}', 'modules: {c: {prober: tcp, timeout: 1s}}', 'targets:', ...targets].join('\n'));
+  const targets = Array.from(
+    { length: 400 },
+    (_, i) => `  - {name: t${i}, module: c, address: "127.0.0.1:${down}", labels: {pa: "${pad}", pb: "${pad}"}}`,
+  );
+  writeFileSync(
+    f,
+    ['global: {interval: 2s}', 'modules: {c: {prober: tcp, timeout: 1s}}', 'targets:', ...targets].join('\n'),
+  );
   const agent = await startAgent(f);
   try {
     // Wait until every target has a result.

@@ -27,15 +27,22 @@ it('a probe that finds no file descriptor names the shortage and what to raise',
     const out = await new Promise<string>((resolve) =>
       execFile(
         'bash',
-        ['-c', `ulimit -n 60 && exec "${process.execPath}" "${MAIN}" --once --config.file="${f}" --log.level=debug --log.format=json`],
+        [
+          '-c',
+          `ulimit -n 60 && exec "${process.execPath}" "${MAIN}" --once --config.file="${f}" --log.level=debug --log.format=json`,
+        ],
         { timeout: 25000, maxBuffer: 16 * 1024 * 1024 },
         (_err, stdout, stderr) => resolve(stdout + stderr),
       ),
     );
-    const failed = out.split('\n').filter((l) => l.includes('"msg":"probe failed"')).map((l) => JSON.parse(l) as Record<string, string>);
+    const failed = out
+      .split('\n')
+      .filter((l) => l.includes('"msg":"probe failed"'))
+      .map((l) => JSON.parse(l) as Record<string, string>);
     const short = failed.filter((r) => r.reason === 'internal_error');
     expect(short.length).toBeGreaterThan(0);
-    for (const r of short) expect(r.error).toBe('the agent ran out of file descriptors (EMFILE); the target was not tried');
+    for (const r of short)
+      expect(r.error).toBe('the agent ran out of file descriptors (EMFILE); the target was not tried');
     // The others connected and waited for a banner that never came.
     expect(failed.some((r) => r.reason === 'no_greeting')).toBe(true);
   } finally {

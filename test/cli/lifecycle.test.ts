@@ -13,11 +13,25 @@ describe('shutdown', () => {
       const silent = await listen();
       const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-life-'));
       const f = path.join(dir, 'c.yml');
-      const targets = Array.from({ length: 20 }, (_, i) => `  - {name: s${i}, module: slow, address: "127.0.0.1:${silent.port}"}`);
-      writeFileSync(f, ['global: {interval: 1m}', 'modules: {slow: {prober: tcp, timeout: 50s, tcp: {expect_banner: "."}}}', 'targets:', ...targets].join('\n'));
+      const targets = Array.from(
+        { length: 20 },
+        (_, i) => `  - {name: s${i}, module: slow, address: "127.0.0.1:${silent.port}"}`,
+      );
+      writeFileSync(
+        f,
+        [
+          'global: {interval: 1m}',
+          'modules: {slow: {prober: tcp, timeout: 50s, tcp: {expect_banner: "."}}}',
+          'targets:',
+          ...targets,
+        ].join('\n'),
+      );
       const agent = await startAgent(f);
       try {
-        const inFlight = fetch(`${agent.base}/probe?target=s0`).then(async (r) => ({ status: r.status, text: await r.text() }));
+        const inFlight = fetch(`${agent.base}/probe?target=s0`).then(async (r) => ({
+          status: r.status,
+          text: await r.text(),
+        }));
         await new Promise((r) => setTimeout(r, 300));
         const t0 = Date.now();
         agent.proc.kill(signal);

@@ -30,7 +30,16 @@ describe('portprobe command line', () => {
   it('--help lists every flag', async () => {
     const r = await run(['--help']);
     expect(r.code).toBe(0);
-    for (const f of ['--config.file', '--config.check', '--web.listen-address', '--web.config.file', '--log.level', '--log.format', '--once', '--version']) {
+    for (const f of [
+      '--config.file',
+      '--config.check',
+      '--web.listen-address',
+      '--web.config.file',
+      '--log.level',
+      '--log.format',
+      '--once',
+      '--version',
+    ]) {
       expect(r.stdout).toContain(f);
     }
   });
@@ -39,7 +48,10 @@ describe('portprobe command line', () => {
     [['--bogus'], 'portprobe: unknown flag --bogus (see --help)\n'],
     [['--log.level=loud'], 'portprobe: --log.level must be one of debug, info, warn, error, not "loud"\n'],
     [['--log.format=xml'], 'portprobe: --log.format must be logfmt or json, not "xml"\n'],
-    [['--web.listen-address=nowhere'], 'portprobe: --web.listen-address: "nowhere" is not host:port (e.g. :9821, 127.0.0.1:9821, [::1]:9821)\n'],
+    [
+      ['--web.listen-address=nowhere'],
+      'portprobe: --web.listen-address: "nowhere" is not host:port (e.g. :9821, 127.0.0.1:9821, [::1]:9821)\n',
+    ],
     [['--shard.count=2', '--shard.index=2'], 'portprobe: --shard.index 2 must be below --shard.count 2\n'],
     [['--config.file'], 'portprobe: --config.file needs a value\n'],
   ])('bad flags %j exit 2 with one line', async (args, msg) => {
@@ -91,12 +103,18 @@ describe('portprobe command line', () => {
 
   it('serves, reloads on SIGHUP, and exits promptly on SIGTERM', async () => {
     const l = await listen();
-    const f = write('serve.yml', `modules: {t: {prober: tcp}}\nglobal: {interval: 1s}\ntargets: [{name: a, module: t, address: "127.0.0.1:${l.port}"}]\n`);
+    const f = write(
+      'serve.yml',
+      `modules: {t: {prober: tcp}}\nglobal: {interval: 1s}\ntargets: [{name: a, module: t, address: "127.0.0.1:${l.port}"}]\n`,
+    );
     let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
     try {
       agent = await startAgent(f);
       expect((await fetch(`${agent.base}/-/ready`)).status).toBe(200);
-      writeFileSync(f, `modules: {t: {prober: tcp}}\nglobal: {interval: 1s}\ntargets: [{name: b, module: t, address: "127.0.0.1:${l.port}"}]\n`);
+      writeFileSync(
+        f,
+        `modules: {t: {prober: tcp}}\nglobal: {interval: 1s}\ntargets: [{name: b, module: t, address: "127.0.0.1:${l.port}"}]\n`,
+      );
       agent.proc.kill('SIGHUP');
       let text = '';
       for (let i = 0; i < 50; i++) {

@@ -10,8 +10,19 @@ it('hundreds of probes in flight at once: no listener-leak warning, no unhandled
   const silent = await listen();
   const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-scale-'));
   const f = path.join(dir, 'c.yml');
-  const targets = Array.from({ length: 300 }, (_, i) => `  - {name: t${i}, module: slow, address: "127.0.0.1:${silent.port}"}`);
-  writeFileSync(f, ['global: {interval: 1s, concurrency: 300}', 'modules: {slow: {prober: tcp, timeout: 900ms, tcp: {expect_banner: "."}}}', 'targets:', ...targets].join('\n'));
+  const targets = Array.from(
+    { length: 300 },
+    (_, i) => `  - {name: t${i}, module: slow, address: "127.0.0.1:${silent.port}"}`,
+  );
+  writeFileSync(
+    f,
+    [
+      'global: {interval: 1s, concurrency: 300}',
+      'modules: {slow: {prober: tcp, timeout: 900ms, tcp: {expect_banner: "."}}}',
+      'targets:',
+      ...targets,
+    ].join('\n'),
+  );
   const agent = await startAgent(f);
   try {
     await new Promise((r) => setTimeout(r, 2500));

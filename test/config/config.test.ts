@@ -13,7 +13,6 @@ import { errorsOf } from '../helpers/config';
 
 const TESTDATA = path.join(__dirname, '..', '..', 'config', 'testdata');
 
-
 describe('invalid configs: one exact message each', () => {
   const files = readdirSync(TESTDATA).filter((f) => f.startsWith('invalid-') && f.endsWith('.yml'));
   it('has a table to test', () => {
@@ -41,7 +40,10 @@ describe('valid configs', () => {
       tls: false,
       tls_config: {},
     });
-    expect(cfg.modules.get('tcp_tls')?.settings).toMatchObject({ tls: true, tls_config: { insecure_skip_verify: true } });
+    expect(cfg.modules.get('tcp_tls')?.settings).toMatchObject({
+      tls: true,
+      tls_config: { insecure_skip_verify: true },
+    });
     expect(cfg.targets.map((t) => [t.name, t.intervalMs, t.schedule])).toEqual([
       ['sql-primary', 15000, undefined],
       ['web', 60000, undefined],
@@ -55,7 +57,7 @@ describe('valid configs', () => {
     expect(cfg.targets.length).toBeGreaterThan(0);
   });
 
-  it('takes Prometheus\'s day, week and year units in durations', () => {
+  it("takes Prometheus's day, week and year units in durations", () => {
     const cfg = parseConfig(['global:', '  interval: 1d', '  timeout: 1w', ''].join('\n'), 'units.yml');
     expect(cfg.global.intervalMs).toBe(86_400_000);
     expect(cfg.global.timeoutMs).toBe(604_800_000);
@@ -72,11 +74,18 @@ describe('valid configs', () => {
 
   it('reports every problem at once, each with its own line', () => {
     const text = ['global:', '  interval: soon', '  timeout: 1x', 'bogus: 1', ''].join('\n');
-    expect(errorsOf(() => parseConfig(text, 'multi.yml'))).toEqual([
-      'multi.yml:4: bogus: unknown field (expected one of: ' + Object.keys((JSON.parse(schemaText()) as { properties: object }).properties).join(', ') + ')',
-      'multi.yml:2: global.interval: must be a duration such as 500ms, 15s, 1m or 1h30m',
-      'multi.yml:3: global.timeout: must be a duration such as 500ms, 15s, 1m or 1h30m',
-    ].sort((a, b) => a.localeCompare(b)).filter(Boolean).sort((a, b) => order(a) - order(b)));
+    expect(errorsOf(() => parseConfig(text, 'multi.yml'))).toEqual(
+      [
+        'multi.yml:4: bogus: unknown field (expected one of: ' +
+          Object.keys((JSON.parse(schemaText()) as { properties: object }).properties).join(', ') +
+          ')',
+        'multi.yml:2: global.interval: must be a duration such as 500ms, 15s, 1m or 1h30m',
+        'multi.yml:3: global.timeout: must be a duration such as 500ms, 15s, 1m or 1h30m',
+      ]
+        .sort((a, b) => a.localeCompare(b))
+        .filter(Boolean)
+        .sort((a, b) => order(a) - order(b)),
+    );
     function order(s: string): number {
       return Number(/:(\d+):/.exec(s)?.[1]);
     }
@@ -111,13 +120,20 @@ describe('secrets', () => {
     expect((viaEnv.modules.get('m')?.settings as { password: Secret }).password.reveal()).toBe('from-env-sentinel');
 
     const inline = errorsOf(() =>
-      parseConfig(`modules:\n  m:\n    prober: ${name}\n    ${name}:\n      username: u\n      password: hunter2\n`, 'c.yml'),
+      parseConfig(
+        `modules:\n  m:\n    prober: ${name}\n    ${name}:\n      username: u\n      password: hunter2\n`,
+        'c.yml',
+      ),
     );
     expect(inline.join('\n')).toContain(`modules.m.${name}.password: must be an environment reference`);
     expect(inline.join('\n')).not.toContain('hunter2');
 
     const unset = errorsOf(() =>
-      parseConfig(`modules:\n  m:\n    prober: ${name}\n    ${name}:\n      username: u\n      password: \${PP_UNSET_VAR}\n`, 'c.yml', {}),
+      parseConfig(
+        `modules:\n  m:\n    prober: ${name}\n    ${name}:\n      username: u\n      password: \${PP_UNSET_VAR}\n`,
+        'c.yml',
+        {},
+      ),
     );
     expect(unset).toEqual([`c.yml:6: modules.m.${name}.password: environment variable PP_UNSET_VAR is not set`]);
   });
@@ -209,14 +225,25 @@ describe('every error in one run', () => {
   });
 
   it('a rejected required value stops there: no follow-on errors about what it would have defined', () => {
-    const text = ['modules: {m: {prober: telnet}}', 'targets:', '  - {name: a, module: m, address: "127.0.0.1:1"}', ''].join('\n');
+    const text = [
+      'modules: {m: {prober: telnet}}',
+      'targets:',
+      '  - {name: a, module: m, address: "127.0.0.1:1"}',
+      '',
+    ].join('\n');
     const errors = errorsOf(() => parseConfig(text, 'p.yml'));
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(/^p\.yml:1: modules\.m\.prober: must be one of/);
   });
 
   it('a rejected list element stops there too (indices would shift)', () => {
-    const text = ['modules: {m: {prober: tcp}}', 'targets:', '  - 42', '  - {name: a, module: x, address: "127.0.0.1:1"}', ''].join('\n');
+    const text = [
+      'modules: {m: {prober: tcp}}',
+      'targets:',
+      '  - 42',
+      '  - {name: a, module: x, address: "127.0.0.1:1"}',
+      '',
+    ].join('\n');
     const errors = errorsOf(() => parseConfig(text, 'l.yml'));
     expect(errors.some((e) => e.includes('unknown module'))).toBe(false);
     expect(errors[0]).toMatch(/^l\.yml:3: targets\[0\]/);

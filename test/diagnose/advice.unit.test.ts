@@ -12,7 +12,9 @@ const failure = (phase: string, reason: ProbeFailure['reason'], advice?: string)
 
 describe('adviceFor', () => {
   it('a refused connection is explained in the terms of the service behind the port', () => {
-    expect(adviceFor('mssql', failure('connect', 'refused'))).toMatch(/SQL Server service running.*1433.*2433.*Windows firewall/);
+    expect(adviceFor('mssql', failure('connect', 'refused'))).toMatch(
+      /SQL Server service running.*1433.*2433.*Windows firewall/,
+    );
     expect(adviceFor('ftp', failure('connect', 'refused'))).toMatch(/FTP server running.*21, or 990 for implicit TLS/);
     const generic = adviceFor('tcp', failure('connect', 'refused'));
     expect(generic).toMatch(/^Nothing accepts connections on this port: is the service running/);
@@ -30,13 +32,15 @@ describe('adviceFor', () => {
     expect(adviceFor('ftp', failure('connect', 'timeout'))).toBe(generic);
   });
 
-  it('not_tds is SQL Server advice; the other reasons keep the rung\'s advice', () => {
+  it("not_tds is SQL Server advice; the other reasons keep the rung's advice", () => {
     expect(adviceFor('mssql', failure('prelogin', 'not_tds'))).toMatch(/^Something other than SQL Server answers/);
     expect(adviceFor('mssql', failure('tls', 'tls_error'))).toBe(adviceFor('tcp', failure('tls', 'tls_error')));
     expect(adviceFor('mssql', failure('tls', 'tls_error'))).toMatch(/^The TLS handshake failed/);
   });
 
-  it('a failure\'s own advice wins over the prober\'s and the rung\'s', () => {
-    expect(adviceFor('mssql', failure('connect', 'refused', 'port 2433 is the hidden instance'))).toBe('port 2433 is the hidden instance');
+  it("a failure's own advice wins over the prober's and the rung's", () => {
+    expect(adviceFor('mssql', failure('connect', 'refused', 'port 2433 is the hidden instance'))).toBe(
+      'port 2433 is the hidden instance',
+    );
   });
 });

@@ -16,21 +16,39 @@ describe('diagnose URLs', () => {
     ['tcp://db.example.org:1433', { prober: 'tcp', address: 'db.example.org:1433', settings: {} }],
     ['icmp://gw.example.org', { prober: 'icmp', address: 'gw.example.org', settings: {} }],
     ['ftp://files.example.org', { prober: 'ftp', address: 'files.example.org:21', settings: { tls: 'none' } }],
-    ['ftp://alice@files.example.org:2121/pub', { prober: 'ftp', address: 'files.example.org:2121', settings: { tls: 'none', username: 'alice', path: '/pub' } }],
+    [
+      'ftp://alice@files.example.org:2121/pub',
+      { prober: 'ftp', address: 'files.example.org:2121', settings: { tls: 'none', username: 'alice', path: '/pub' } },
+    ],
     ['ftps://files.example.org', { prober: 'ftp', address: 'files.example.org:21', settings: { tls: 'explicit' } }],
-    ['ftps://files.example.org:990', { prober: 'ftp', address: 'files.example.org:990', settings: { tls: 'implicit' } }],
+    [
+      'ftps://files.example.org:990',
+      { prober: 'ftp', address: 'files.example.org:990', settings: { tls: 'implicit' } },
+    ],
     ['mssql://db.example.org', { prober: 'mssql', address: 'db.example.org:1433', settings: {} }],
-    ['mssql://db.example.org/SQLEXPRESS', { prober: 'mssql', address: 'db.example.org', settings: { instance: 'SQLEXPRESS' } }],
-    ['mssql://db.example.org:2433/HIDDEN', { prober: 'mssql', address: 'db.example.org:2433', settings: { instance: 'HIDDEN' } }],
+    [
+      'mssql://db.example.org/SQLEXPRESS',
+      { prober: 'mssql', address: 'db.example.org', settings: { instance: 'SQLEXPRESS' } },
+    ],
+    [
+      'mssql://db.example.org:2433/HIDDEN',
+      { prober: 'mssql', address: 'db.example.org:2433', settings: { instance: 'HIDDEN' } },
+    ],
   ])('%s', (url, want) => {
     expect(parseDiagnoseUrl(url)).toEqual({ url, ...want });
   });
 
   it.each([
-    ['ftp://alice:hunter2@files.example.org', 'passwords do not belong on the command line: use --password-file=PATH or PORTPROBE_PASSWORD'],
+    [
+      'ftp://alice:hunter2@files.example.org',
+      'passwords do not belong on the command line: use --password-file=PATH or PORTPROBE_PASSWORD',
+    ],
     ['tcp://db.example.org', '"tcp://db.example.org": tcp:// needs a port'],
     ['http://x', 'unsupported scheme "http:" (use tcp, ftp, ftps, mssql or icmp)'],
-    ['not a url', '"not a url" is not a URL such as tcp://host:port, ftp://[user@]host[:port][/path], mssql://[user@]host[:port][/instance] or icmp://host'],
+    [
+      'not a url',
+      '"not a url" is not a URL such as tcp://host:port, ftp://[user@]host[:port][/path], mssql://[user@]host[:port][/instance] or icmp://host',
+    ],
     ['ftp://a%zz@files.example.org', '"ftp://a%zz@files.example.org": URI malformed'],
   ])('rejects %s', (url, msg) => {
     expect(() => parseDiagnoseUrl(url)).toThrow(new UsageError(msg));
@@ -69,7 +87,12 @@ describe('rungLines', () => {
       failure: { phase: 'connect', reason: 'refused', message: 'x' },
       facts: [],
     });
-    expect(lines.map((l) => `${l.phase}:${l.status}`)).toEqual(['resolve:ok', 'connect:failed', 'tls:not_reached', 'banner:not_reached']);
+    expect(lines.map((l) => `${l.phase}:${l.status}`)).toEqual([
+      'resolve:ok',
+      'connect:failed',
+      'tls:not_reached',
+      'banner:not_reached',
+    ]);
   });
 });
 
@@ -169,7 +192,9 @@ describe('portprobe diagnose, live', () => {
 
   it('usage errors exit 2', async () => {
     expect((await diagnose([])).code).toBe(2);
-    expect((await diagnose(['tcp://127.0.0.1:1', '--output=xml'])).err).toBe('portprobe diagnose: --output must be text or json\n');
+    expect((await diagnose(['tcp://127.0.0.1:1', '--output=xml'])).err).toBe(
+      'portprobe diagnose: --output must be text or json\n',
+    );
     expect((await diagnose(['tcp://127.0.0.1:1', '--password-file=/nonexistent'])).code).toBe(2);
   });
 });

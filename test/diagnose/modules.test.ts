@@ -38,7 +38,16 @@ describe('diagnose --help', () => {
   it('documents every flag it accepts, and exits 0', async () => {
     const r = await diagnose(['--help']);
     expect(r.code).toBe(0);
-    for (const flag of ['--config.file', '--module', '--set', '--ping[=required]', '--timeout', '--password-file', '--insecure', '--output']) {
+    for (const flag of [
+      '--config.file',
+      '--module',
+      '--set',
+      '--ping[=required]',
+      '--timeout',
+      '--password-file',
+      '--insecure',
+      '--output',
+    ]) {
       expect(r.out).toContain(flag);
     }
   });
@@ -59,12 +68,19 @@ describe('diagnose --help', () => {
 
 describe('--set: module settings checked by the prober schema', () => {
   it('types values by the schema: booleans, lists split on commas, strings kept as written, nested keys', () => {
-    expect(parseSets(['encrypt=true', 'min_build.8=8.0.2039', 'trust_server_certificate=false'], PROBERS.mssql.schema)).toEqual({
+    expect(
+      parseSets(['encrypt=true', 'min_build.8=8.0.2039', 'trust_server_certificate=false'], PROBERS.mssql.schema),
+    ).toEqual({
       encrypt: true,
       trust_server_certificate: false,
       min_build: { '8': '8.0.2039' },
     });
-    expect(parseSets(['data_channel=epsv,active', 'retrieve=0001', 'tls_config.insecure_skip_verify=true'], PROBERS.ftp.schema)).toEqual({
+    expect(
+      parseSets(
+        ['data_channel=epsv,active', 'retrieve=0001', 'tls_config.insecure_skip_verify=true'],
+        PROBERS.ftp.schema,
+      ),
+    ).toEqual({
       data_channel: ['epsv', 'active'],
       retrieve: '0001',
       tls_config: { insecure_skip_verify: true },
@@ -73,16 +89,40 @@ describe('--set: module settings checked by the prober schema', () => {
   });
 
   it.each([
-    [['mssql://127.0.0.1', '--set', 'encrypt=maybe'], 'portprobe diagnose: --set (mssql settings): encrypt: must be one of: true, false, strict\n'],
-    [['mssql://127.0.0.1', '--set', 'encryption=true'], 'portprobe diagnose: --set (mssql settings): encryption: unknown field'],
-    [['ftp://127.0.0.1', '--set', 'data_channel=epsv,carrier-pigeon'], 'portprobe diagnose: --set (ftp settings): data_channel[1]: must be one of: epsv, pasv, active\n'],
-    [['mssql://127.0.0.1', '--set', 'min_build.8=banana'], '--set (mssql settings): min_build[8]: must be a string matching'],
-    [['mssql://127.0.0.1', '--set', 'min_build.15=16.0.1000'], 'portprobe diagnose: settings (mssql): min_build.15: build 16.0.1000 belongs to major version 16\n'],
-    [['mssql://127.0.0.1', '--set', 'password=hunter2'], 'portprobe diagnose: --set password: secrets do not belong on the command line'],
+    [
+      ['mssql://127.0.0.1', '--set', 'encrypt=maybe'],
+      'portprobe diagnose: --set (mssql settings): encrypt: must be one of: true, false, strict\n',
+    ],
+    [
+      ['mssql://127.0.0.1', '--set', 'encryption=true'],
+      'portprobe diagnose: --set (mssql settings): encryption: unknown field',
+    ],
+    [
+      ['ftp://127.0.0.1', '--set', 'data_channel=epsv,carrier-pigeon'],
+      'portprobe diagnose: --set (ftp settings): data_channel[1]: must be one of: epsv, pasv, active\n',
+    ],
+    [
+      ['mssql://127.0.0.1', '--set', 'min_build.8=banana'],
+      '--set (mssql settings): min_build[8]: must be a string matching',
+    ],
+    [
+      ['mssql://127.0.0.1', '--set', 'min_build.15=16.0.1000'],
+      'portprobe diagnose: settings (mssql): min_build.15: build 16.0.1000 belongs to major version 16\n',
+    ],
+    [
+      ['mssql://127.0.0.1', '--set', 'password=hunter2'],
+      'portprobe diagnose: --set password: secrets do not belong on the command line',
+    ],
     [['ftp://127.0.0.1', '--set', 'data_channel'], 'portprobe diagnose: --set "data_channel": expected KEY=VALUE'],
     [['tcp://127.0.0.1:1', '--module', 'x'], 'portprobe diagnose: --module needs --config.file'],
-    [['some-target', '--config.file=/dev/null', '--insecure'], 'portprobe diagnose: --insecure goes with a URL; for a configured target set the prober\'s own setting with --set'],
-    [['some-target'], 'portprobe diagnose: "some-target" is not a URL; to diagnose a configured target, give its config: --config.file=FILE\n'],
+    [
+      ['some-target', '--config.file=/dev/null', '--insecure'],
+      "portprobe diagnose: --insecure goes with a URL; for a configured target set the prober's own setting with --set",
+    ],
+    [
+      ['some-target'],
+      'portprobe diagnose: "some-target" is not a URL; to diagnose a configured target, give its config: --config.file=FILE\n',
+    ],
   ])('%j is a usage error: %s', async (args, msg) => {
     const r = await diagnose(args);
     expect(r.code).toBe(2);
@@ -91,9 +131,16 @@ describe('--set: module settings checked by the prober schema', () => {
   });
 
   it('the timeout bounds the module: --timeout wins over the configured one', () => {
-    const f = configFile(['modules:', '  slow: {prober: tcp, timeout: 7s}', 'targets:', '  - {name: t, module: slow, address: "127.0.0.1:1"}']);
+    const f = configFile([
+      'modules:',
+      '  slow: {prober: tcp, timeout: 7s}',
+      'targets:',
+      '  - {name: t, module: slow, address: "127.0.0.1:1"}',
+    ]);
     expect(planDiagnose(parseDiagnoseArgs(['t', `--config.file=${f}`]), {}).module.timeoutSeconds).toBe(7);
-    expect(planDiagnose(parseDiagnoseArgs(['t', `--config.file=${f}`, '--timeout=2s']), {}).module.timeoutSeconds).toBe(2);
+    expect(planDiagnose(parseDiagnoseArgs(['t', `--config.file=${f}`, '--timeout=2s']), {}).module.timeoutSeconds).toBe(
+      2,
+    );
     expect(planDiagnose(parseDiagnoseArgs(['tcp://127.0.0.1:1']), {}).module.timeoutSeconds).toBe(10);
   });
 });
@@ -127,13 +174,21 @@ describe('a configured target, or a URL with a configured module', () => {
     const r = await diagnose([`tcp://127.0.0.1:${ssh.port}`, `--config.file=${cfg}`, '--module=ssh_banner']);
     expect(r.code).toBe(1);
     expect(r.out).toContain('result: FAILED at banner (banner_unexpected)');
-    const fixed = await diagnose([`tcp://127.0.0.1:${ssh.port}`, `--config.file=${cfg}`, '--module=ssh_banner', '--set', 'expect_banner=^220 ']);
+    const fixed = await diagnose([
+      `tcp://127.0.0.1:${ssh.port}`,
+      `--config.file=${cfg}`,
+      '--module=ssh_banner',
+      '--set',
+      'expect_banner=^220 ',
+    ]);
     expect(fixed.code).toBe(0);
     expect(fixed.out).toMatch(/✓ banner/);
   });
 
   it('names what is wrong: an unknown target or module, a module of another prober, a bad file', async () => {
-    expect((await diagnose(['nope', `--config.file=${cfg}`])).err).toBe(`portprobe diagnose: ${cfg}: no target "nope" (targets: jump-host)\n`);
+    expect((await diagnose(['nope', `--config.file=${cfg}`])).err).toBe(
+      `portprobe diagnose: ${cfg}: no target "nope" (targets: jump-host)\n`,
+    );
     expect((await diagnose(['tcp://127.0.0.1:1', `--config.file=${cfg}`, '--module=nope'])).err).toBe(
       `portprobe diagnose: ${cfg}: no module "nope" (modules: ssh_banner, ftp_active)\n`,
     );
@@ -163,12 +218,20 @@ describe('FTP modes, against vsftpd and a scripted peer', () => {
   });
 
   it('active mode and retrieve are reachable with --set; a mode not asked for is "not tested"', async () => {
-    const r = await diagnose([`ftp://127.0.0.1:${vs.port}/`, '--set', 'data_channel=epsv,active', '--set', `retrieve=${CANARY_NAME}`]);
+    const r = await diagnose([
+      `ftp://127.0.0.1:${vs.port}/`,
+      '--set',
+      'data_channel=epsv,active',
+      '--set',
+      `retrieve=${CANARY_NAME}`,
+    ]);
     expect(r.out).toMatch(/✓ data_epsv/);
     expect(r.out).toMatch(/✓ data_active/);
     expect(r.out).toMatch(/· data_pasv +not tested/);
     expect(r.code).toBe(0);
-    const j = JSON.parse((await diagnose([`ftp://127.0.0.1:${vs.port}/`, '--set', 'data_channel=active', '--output=json'])).out) as JsonOut;
+    const j = JSON.parse(
+      (await diagnose([`ftp://127.0.0.1:${vs.port}/`, '--set', 'data_channel=active', '--output=json'])).out,
+    ) as JsonOut;
     expect(j.success).toBe(true);
     expect(statuses(j)).toMatchObject({ data_active: 'ok', data_epsv: 'not_tested', data_pasv: 'not_tested' });
   });
@@ -184,7 +247,9 @@ describe('FTP modes, against vsftpd and a scripted peer', () => {
     expect(r.out).toMatch(/· data_active +not tested/);
     expect(r.out).toContain('result: FAILED at data_epsv (pasv_unreachable)');
     expect(r.out).toContain('also failed: data_pasv (pasv_unreachable)');
-    const j = JSON.parse((await diagnose([url, '--set', 'data_channel=epsv,pasv', '--timeout=5s', '--output=json'])).out) as JsonOut;
+    const j = JSON.parse(
+      (await diagnose([url, '--set', 'data_channel=epsv,pasv', '--timeout=5s', '--output=json'])).out,
+    ) as JsonOut;
     expect(j.success).toBe(false);
     expect(statuses(j)).toMatchObject({ data_epsv: 'failed', data_pasv: 'failed', data_active: 'not_tested' });
   });
@@ -192,24 +257,40 @@ describe('FTP modes, against vsftpd and a scripted peer', () => {
 
 describe('SQL Server settings through --set', () => {
   it('encrypt and trust_server_certificate add the TLS rung; min_build reaches the prober', async () => {
-    const peer = await startTdsPeer({ encryption: 'off', version: { major: 15, minor: 0, build: 2000, subbuild: 5 }, users: { probe: 'Pr0be-pass' } });
+    const peer = await startTdsPeer({
+      encryption: 'off',
+      version: { major: 15, minor: 0, build: 2000, subbuild: 5 },
+      users: { probe: 'Pr0be-pass' },
+    });
     try {
       const plain = await diagnose([`mssql://127.0.0.1:${peer.port}`]);
       expect(plain.code).toBe(0);
       expect(plain.out).not.toMatch(/✓ tls/);
-      const r = await diagnose([`mssql://127.0.0.1:${peer.port}`, '--set', 'encrypt=true', '--set', 'trust_server_certificate=true']);
+      const r = await diagnose([
+        `mssql://127.0.0.1:${peer.port}`,
+        '--set',
+        'encrypt=true',
+        '--set',
+        'trust_server_certificate=true',
+      ]);
       expect(r.code).toBe(0);
       expect(r.out).toMatch(/✓ tls/);
       expect(r.out).toMatch(/tls_version: TLS/);
       // Without credentials the version is known from PRELOGIN: the untrusted certificate is a finding.
       const versionOnly = await diagnose([`mssql://127.0.0.1:${peer.port}`, '--set', 'encrypt=true']);
       expect(versionOnly.code).toBe(0);
-      expect(versionOnly.out).toMatch(/\[warning\] mssql_certificate_untrusted: the server certificate is not trusted \(self-signed/);
+      expect(versionOnly.out).toMatch(
+        /\[warning\] mssql_certificate_untrusted: the server certificate is not trusted \(self-signed/,
+      );
       // A module that logs in must not send its password over an untrusted channel: tls_error.
-      const untrusted = await diagnose([`mssql://probe@127.0.0.1:${peer.port}`, '--set', 'encrypt=true'], { PORTPROBE_PASSWORD: 'Pr0be-pass' });
+      const untrusted = await diagnose([`mssql://probe@127.0.0.1:${peer.port}`, '--set', 'encrypt=true'], {
+        PORTPROBE_PASSWORD: 'Pr0be-pass',
+      });
       expect(untrusted.code).toBe(1);
       expect(untrusted.out).toContain('result: FAILED at tls (tls_error)');
-      const j = JSON.parse((await diagnose([`mssql://127.0.0.1:${peer.port}`, '--set', 'min_build.15=15.0.4355', '--output=json'])).out) as JsonOut;
+      const j = JSON.parse(
+        (await diagnose([`mssql://127.0.0.1:${peer.port}`, '--set', 'min_build.15=15.0.4355', '--output=json'])).out,
+      ) as JsonOut;
       expect(j.facts).toContainEqual({ metric: 'probe_mssql_patch_advisory', value: 1 });
     } finally {
       await peer.close();
@@ -227,7 +308,13 @@ describe('findings, rendered from the result', () => {
       { phase: 'connect', seconds: 0.002 },
       { phase: 'prelogin', seconds: 0.003 },
     ],
-    facts: [{ metric: 'probe_mssql_version_info', value: 1, labels: { version: '8.0.194', product: 'SQL Server 2000', level: 'RTM' } }],
+    facts: [
+      {
+        metric: 'probe_mssql_version_info',
+        value: 1,
+        labels: { version: '8.0.194', product: 'SQL Server 2000', level: 'RTM' },
+      },
+    ],
     findings: [
       { code: 'mssql_encryption', severity: 'info', message: 'encryption available, not forced' },
       {
@@ -254,7 +341,10 @@ describe('findings, rendered from the result', () => {
   it('JSON: the same findings, and success agrees with the text', () => {
     const j = JSON.parse(formatJson(plan, result)) as JsonOut;
     expect(j.success).toBe(true);
-    expect(j.findings.map((f) => `${f.severity}:${f.code}`)).toEqual(['critical:mssql_patch_advisory', 'info:mssql_encryption']);
+    expect(j.findings.map((f) => `${f.severity}:${f.code}`)).toEqual([
+      'critical:mssql_patch_advisory',
+      'info:mssql_encryption',
+    ]);
     expect(j.findings[0].advice).toBe('Install Service Pack 3 or later (SP4, 8.00.2039).');
   });
 });

@@ -48,7 +48,7 @@ describe('diagnose in a namespace that drops ICMP and the SYNs to one port', () 
     return { code: Number(m[1]), out: r.stdout.slice(0, m.index), ms: Number(m[2]) };
   }
 
-  it('--ping, not answered, service up: the ping is reported, the verdict is the service\'s, and all three agree', async () => {
+  it("--ping, not answered, service up: the ping is reported, the verdict is the service's, and all three agree", async () => {
     const text = await diagnoseInNs([`tcp://127.0.0.1:${SERVED}`, '--ping', '--timeout=3s']);
     expect(text.out).toMatch(/✗ icmp .*no answer.*\(ping not required: the ladder went on\)/);
     expect(text.out).toMatch(/✓ connect/);
@@ -57,7 +57,10 @@ describe('diagnose in a namespace that drops ICMP and the SYNs to one port', () 
     expect(text.code).toBe(0);
     const json = await diagnoseInNs([`tcp://127.0.0.1:${SERVED}`, '--ping', '--timeout=3s', '--output=json']);
     expect(json.code).toBe(0);
-    const j = JSON.parse(json.out) as { success: boolean; phases: { phase: string; status: string; optional?: boolean }[] };
+    const j = JSON.parse(json.out) as {
+      success: boolean;
+      phases: { phase: string; status: string; optional?: boolean }[];
+    };
     expect(j.success).toBe(true);
     expect(j.phases[0]).toMatchObject({ phase: 'icmp', status: 'failed', optional: true });
   });

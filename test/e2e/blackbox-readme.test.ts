@@ -16,7 +16,8 @@ jest.setTimeout(120_000);
 const README = readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
 const fileBlock = (name: string): string => {
   const found = markedBlocks(README).filter((b) => b.kind === 'file' && b.name === name);
-  if (found.length !== 1) throw new Error(`README.md: expected one "readme-test: file ${name}" block, found ${found.length}`);
+  if (found.length !== 1)
+    throw new Error(`README.md: expected one "readme-test: file ${name}" block, found ${found.length}`);
   return `${found[0].body}\n`;
 };
 
@@ -28,7 +29,7 @@ const HOSTS: Record<string, { ip: string; listen?: number }> = {
 
 type Sample = { metric: Record<string, string>; value: [number, string] };
 
-describe('the README\'s blackbox-style scrape_configs, with a real Prometheus and agent', () => {
+describe("the README's blackbox-style scrape_configs, with a real Prometheus and agent", () => {
   let ns: Netns;
   let dir: string;
   const children: ChildProcess[] = [];
@@ -45,7 +46,10 @@ describe('the README\'s blackbox-style scrape_configs, with a real Prometheus an
 
   /** An instant query, run from inside the namespace (Prometheus listens there). */
   const query = async (q: string): Promise<Sample[]> => {
-    const r = await ns.exec(['curl', '-sS', '--get', '--data-urlencode', `query=${q}`, `http://127.0.0.1:${promPort}/api/v1/query`], 10_000);
+    const r = await ns.exec(
+      ['curl', '-sS', '--get', '--data-urlencode', `query=${q}`, `http://127.0.0.1:${promPort}/api/v1/query`],
+      10_000,
+    );
     if (r.code !== 0) return [];
     const body = JSON.parse(r.stdout) as { status: string; data?: { result: Sample[] } };
     return body.status === 'success' ? (body.data?.result ?? []) : [];
@@ -67,16 +71,29 @@ describe('the README\'s blackbox-style scrape_configs, with a real Prometheus an
     dir = mkdtempSync(path.join(tmpdir(), 'portprobe-bbreadme-'));
     const etc = path.join('/etc/netns', ns.name);
     mkdirSync(etc, { recursive: true });
-    writeFileSync(path.join(etc, 'hosts'), ['127.0.0.1 localhost', ...Object.entries(HOSTS).map(([h, { ip }]) => `${ip} ${h}`), ''].join('\n'));
+    writeFileSync(
+      path.join(etc, 'hosts'),
+      ['127.0.0.1 localhost', ...Object.entries(HOSTS).map(([h, { ip }]) => `${ip} ${h}`), ''].join('\n'),
+    );
     for (const { ip, listen } of Object.values(HOSTS)) {
       execFileSync('ip', ['-n', ns.name, 'addr', 'add', `${ip}/32`, 'dev', 'lo']);
-      if (listen) start([process.execPath, '-e', `require('net').createServer((s)=>s.destroy()).listen(${listen},'${ip}')`], dir);
+      if (listen)
+        start([process.execPath, '-e', `require('net').createServer((s)=>s.destroy()).listen(${listen},'${ip}')`], dir);
     }
     writeFileSync(path.join(dir, 'portprobe.yml'), fileBlock('portprobe.yml'));
     writeFileSync(path.join(dir, 'prometheus.yml'), fileBlock('prometheus.yml'));
     start([process.execPath, MAIN, `--config.file=${path.join(dir, 'portprobe.yml')}`], dir);
     promPort = 9090;
-    start(['prometheus', `--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`, '--log.level=warn'], dir);
+    start(
+      [
+        'prometheus',
+        `--config.file=${path.join(dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${path.join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${promPort}`,
+        '--log.level=warn',
+      ],
+      dir,
+    );
     await waitFor('vector(1)', (r) => r.length === 1, 30_000);
   });
 
@@ -99,7 +116,11 @@ describe('the README\'s blackbox-style scrape_configs, with a real Prometheus an
   it('every address of the target list becomes an instance with its own probe_success', async () => {
     const r = await waitFor('probe_success{job="portprobe_tcp"}', (x) => x.length === 3);
     const byInstance = Object.fromEntries(r.map((s) => [s.metric.instance, s]));
-    expect(Object.keys(byInstance).sort()).toEqual(['files.example.org:21', 'mail.example.org:25', 'sql.example.org:1433']);
+    expect(Object.keys(byInstance).sort()).toEqual([
+      'files.example.org:21',
+      'mail.example.org:25',
+      'sql.example.org:1433',
+    ]);
     expect(byInstance['files.example.org:21'].value[1]).toBe('1');
     expect(byInstance['sql.example.org:1433'].value[1]).toBe('1');
     expect(byInstance['mail.example.org:25'].value[1]).toBe('0');
@@ -112,7 +133,14 @@ describe('the README\'s blackbox-style scrape_configs, with a real Prometheus an
     for (const s of up) expect(s.value[1]).toBe('1');
     const failed = await waitFor('probe_failure_info{job="portprobe_tcp"}', (x) => x.length === 1);
     expect(failed[0].metric).toMatchObject({ instance: 'mail.example.org:25', phase: 'connect', reason: 'refused' });
-    const connect = await waitFor('probe_phase_duration_seconds{job="portprobe_tcp",phase="connect"}', (x) => x.length === 3);
-    expect(connect.map((s) => s.metric.instance).sort()).toEqual(['files.example.org:21', 'mail.example.org:25', 'sql.example.org:1433']);
+    const connect = await waitFor(
+      'probe_phase_duration_seconds{job="portprobe_tcp",phase="connect"}',
+      (x) => x.length === 3,
+    );
+    expect(connect.map((s) => s.metric.instance).sort()).toEqual([
+      'files.example.org:21',
+      'mail.example.org:25',
+      'sql.example.org:1433',
+    ]);
   });
 });

@@ -23,7 +23,9 @@ jest.setTimeout(120_000);
 const REPO = path.join(__dirname, '..', '..');
 const pkg = readPackageJson(REPO);
 const TAG = `localhost/portprobe:e2e-${process.pid}`;
-const REVISION = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).stdout?.trim() || '0123456789abcdef0123456789abcdef01234567';
+const REVISION =
+  spawnSync('git', ['rev-parse', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).stdout?.trim() ||
+  '0123456789abcdef0123456789abcdef01234567';
 const CREATED = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'portprobe-image-'));
@@ -72,22 +74,33 @@ beforeAll(() => {
     'buildah',
     [
       'bud',
-      '--isolation', 'chroot',
+      '--isolation',
+      'chroot',
       '--pull=never',
-      '--volume', `${npmEtc}:/usr/local/etc:ro`,
-      '--ignorefile', 'helm/image/Dockerfile.dockerignore',
-      '--file', 'helm/image/Dockerfile',
-      '--build-arg', `VERSION=${pkg.version}`,
-      '--build-arg', `REVISION=${REVISION}`,
-      '--build-arg', `CREATED=${CREATED}`,
-      '--tag', TAG,
+      '--volume',
+      `${npmEtc}:/usr/local/etc:ro`,
+      '--ignorefile',
+      'helm/image/Dockerfile.dockerignore',
+      '--file',
+      'helm/image/Dockerfile',
+      '--build-arg',
+      `VERSION=${pkg.version}`,
+      '--build-arg',
+      `REVISION=${REVISION}`,
+      '--build-arg',
+      `CREATED=${CREATED}`,
+      '--tag',
+      TAG,
       '.',
     ],
     { cwd: REPO },
   );
   const t2 = performance.now();
-  timings.push(`base images ${built.length === 0 ? 'present' : `built (${built.join(', ')})`}: ${((t1 - t0) / 1000).toFixed(0)}s; image build: ${((t2 - t1) / 1000).toFixed(0)}s`);
-  config = (JSON.parse(sh('buildah', ['inspect', '--type', 'image', TAG])) as { OCIv1: { config: ImageConfig } }).OCIv1.config;
+  timings.push(
+    `base images ${built.length === 0 ? 'present' : `built (${built.join(', ')})`}: ${((t1 - t0) / 1000).toFixed(0)}s; image build: ${((t2 - t1) / 1000).toFixed(0)}s`,
+  );
+  config = (JSON.parse(sh('buildah', ['inspect', '--type', 'image', TAG])) as { OCIv1: { config: ImageConfig } }).OCIv1
+    .config;
   container = sh('buildah', ['from', '--pull=never', '--name', `portprobe-e2e-${process.pid}`, TAG]).trim();
   mounted = sh('buildah', ['mount', container]).trim();
   // The mount point of the config volume, made in the container's layer as a runtime makes it.
@@ -132,24 +145,48 @@ function inImage(args: string[], opts: { caps: Caps; isolatedNet?: boolean }): s
     'exec chroot "$root" "$@"',
   ].join('\n');
   return [
-    'unshare', '--mount', ...(opts.isolatedNet ? ['--net'] : []),
-    'sh', '-c', script, 'sh', mounted, roRoot, configDir, opts.isolatedNet ? 'net' : 'host',
+    'unshare',
+    '--mount',
+    ...(opts.isolatedNet ? ['--net'] : []),
+    'sh',
+    '-c',
+    script,
+    'sh',
+    mounted,
+    roRoot,
+    configDir,
+    opts.isolatedNet ? 'net' : 'host',
     // In the image from here on.
-    '/usr/bin/env', '-i', ...config.Env, 'HOME=/',
-    '/usr/bin/setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', ...capFlags, '--no-new-privs', '--',
-    '/bin/sh', '-c', 'cd "$0" && exec "$@"', config.WorkingDir,
+    '/usr/bin/env',
+    '-i',
+    ...config.Env,
+    'HOME=/',
+    '/usr/bin/setpriv',
+    `--reuid=${uid}`,
+    `--regid=${gid}`,
+    '--clear-groups',
+    ...capFlags,
+    '--no-new-privs',
+    '--',
+    '/bin/sh',
+    '-c',
+    'cd "$0" && exec "$@"',
+    config.WorkingDir,
     ...args,
   ];
 }
 
-function runInImage(args: string[], opts: { caps: Caps; isolatedNet?: boolean }): { status: number | null; stdout: string; stderr: string } {
+function runInImage(
+  args: string[],
+  opts: { caps: Caps; isolatedNet?: boolean },
+): { status: number | null; stdout: string; stderr: string } {
   const argv = inImage(args, opts);
   const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', timeout: 60_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 describe('the image, as built', () => {
-  test('runs as the chart\'s non-root user, on its port, starting the package bin with the launcher flags', () => {
+  test("runs as the chart's non-root user, on its port, starting the package bin with the launcher flags", () => {
     const values = parseYaml(readFileSync(path.join(REPO, 'helm', 'portprobe', 'values.yaml'), 'utf8')) as {
       podSecurityContext: { runAsUser: number; runAsGroup: number };
       port: number;
@@ -157,7 +194,10 @@ describe('the image, as built', () => {
     expect(config.User).toBe(`${values.podSecurityContext.runAsUser}:${values.podSecurityContext.runAsGroup}`);
     expect(config.User).not.toMatch(/^0:|^root/);
     expect(Object.keys(config.ExposedPorts)).toEqual([`${values.port}/tcp`]);
-    const launcher = readFileSync(path.join(REPO, 'agent', 'main.ts'), 'utf8').split('\n', 1)[0].replace('#!/usr/bin/env -S ', '').split(' ');
+    const launcher = readFileSync(path.join(REPO, 'agent', 'main.ts'), 'utf8')
+      .split('\n', 1)[0]
+      .replace('#!/usr/bin/env -S ', '')
+      .split(' ');
     expect(config.Entrypoint).toEqual([...launcher, `/opt/portprobe/${pkg.bin.portprobe}`]);
     expect(config.Cmd).toEqual(['--config.file=/opt/portprobe/config/default.yml']);
   });
@@ -179,17 +219,28 @@ describe('the image, as built', () => {
     const ping = path.join(mounted, 'usr', 'bin', 'ping');
     expect(sh('getcap', [ping]).trim()).toBe(`${ping} cap_net_raw=ep`);
     expect(statSync(ping).mode & 0o6000).toBe(0);
-    for (const absent of ['usr/bin/gcc', 'usr/bin/cc', 'usr/bin/make', 'root/.npm', 'opt/portprobe/native', 'opt/portprobe/agent']) {
+    for (const absent of [
+      'usr/bin/gcc',
+      'usr/bin/cc',
+      'usr/bin/make',
+      'root/.npm',
+      'opt/portprobe/native',
+      'opt/portprobe/agent',
+    ]) {
       expect([absent, existsSync(path.join(mounted, absent))]).toEqual([absent, false]);
     }
     // Every package the lockfile marks dev-only (jest, typescript, …) stays out; @types/node, say,
     // is also a dependency of a runtime dependency.
-    const lock = JSON.parse(readFileSync(path.join(REPO, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
+    const lock = JSON.parse(readFileSync(path.join(REPO, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { dev?: boolean }>;
+    };
     const devOnly = Object.keys(pkg.devDependencies).filter((d) => lock.packages[`node_modules/${d}`]?.dev === true);
     expect(devOnly).toEqual(expect.arrayContaining(['jest', 'typescript', 'ts-jest']));
     const present = devOnly.filter((d) => existsSync(path.join(mounted, 'opt', 'portprobe', 'node_modules', d)));
     expect(present).toEqual([]);
-    const maps = execFileSync('find', [path.join(mounted, 'opt', 'portprobe', 'dist'), '-name', '*.map'], { encoding: 'utf8' });
+    const maps = execFileSync('find', [path.join(mounted, 'opt', 'portprobe', 'dist'), '-name', '*.map'], {
+      encoding: 'utf8',
+    });
     expect(maps).toBe('');
   });
 });
@@ -197,10 +248,14 @@ describe('the image, as built', () => {
 describe('the image, running', () => {
   test('--version names the package version and the revision it was built from', () => {
     const r = runInImage([...config.Entrypoint, '--version'], { caps: 'none' });
-    expect([r.status, r.stdout, r.stderr]).toEqual([0, `portprobe ${pkg.version} (revision ${REVISION}, node ${process.version})\n`, '']);
+    expect([r.status, r.stdout, r.stderr]).toEqual([
+      0,
+      `portprobe ${pkg.version} (revision ${REVISION}, node ${process.version})\n`,
+      '',
+    ]);
   });
 
-  test('the default CMD config and the chart\'s default ConfigMap pass --config.check', () => {
+  test("the default CMD config and the chart's default ConfigMap pass --config.check", () => {
     const r = runInImage([...config.Entrypoint, ...config.Cmd, '--config.check'], { caps: 'none' });
     expect([r.status, r.stderr]).toEqual([0, '']);
     const renderer = Renderer.build();
@@ -214,7 +269,10 @@ describe('the image, running', () => {
     } finally {
       renderer.dispose();
     }
-    const chart = runInImage([...config.Entrypoint, '--config.file=/etc/portprobe/config/portprobe.yml', '--config.check'], { caps: 'none' });
+    const chart = runInImage(
+      [...config.Entrypoint, '--config.file=/etc/portprobe/config/portprobe.yml', '--config.check'],
+      { caps: 'none' },
+    );
     expect([chart.status, chart.stderr]).toEqual([0, '']);
   });
 
@@ -222,10 +280,21 @@ describe('the image, running', () => {
     const up = await listen();
     writeFileSync(
       path.join(configDir, 'portprobe.yml'),
-      ['global: {interval: 1s}', 'sockets: {interval: 1s, source: netlink}', 'modules: {tcp_connect: {prober: tcp, timeout: 900ms}}', 'targets:', `  - {name: local, module: tcp_connect, address: "127.0.0.1:${up.port}"}`].join('\n'),
+      [
+        'global: {interval: 1s}',
+        'sockets: {interval: 1s, source: netlink}',
+        'modules: {tcp_connect: {prober: tcp, timeout: 900ms}}',
+        'targets:',
+        `  - {name: local, module: tcp_connect, address: "127.0.0.1:${up.port}"}`,
+      ].join('\n'),
     );
     // startAgent adds --config.file, the listen address and the log format after the entrypoint.
-    const agent = await startAgent('/etc/portprobe/config/portprobe.yml', [], {}, inImage(config.Entrypoint, { caps: 'none' }));
+    const agent = await startAgent(
+      '/etc/portprobe/config/portprobe.yml',
+      [],
+      {},
+      inImage(config.Entrypoint, { caps: 'none' }),
+    );
     try {
       // The process is the agent itself (every step before it exec'd), as the image's user.
       const status = readFileSync(`/proc/${agent.proc.pid}/status`, 'utf8');
@@ -250,7 +319,12 @@ describe('the image, running', () => {
         metrics = await (await fetch(`${agent.base}/metrics`)).text();
       }
       expect(metrics).toMatch(/^portprobe_socket_scan_source_info\{source="netlink"\} 1$/m);
-      expect(metrics).toMatch(new RegExp(`^portprobe_build_info\\{version="${pkg.version.replace(/\./g, '\\.')}",revision="${REVISION}",nodejs="${process.version}"\\} 1$`, 'm'));
+      expect(metrics).toMatch(
+        new RegExp(
+          `^portprobe_build_info\\{version="${pkg.version.replace(/\./g, '\\.')}",revision="${REVISION}",nodejs="${process.version}"\\} 1$`,
+          'm',
+        ),
+      );
       expect(agent.logs()).not.toMatch(/EROFS|read-only file system/i);
     } finally {
       const { code } = await agent.stop();
@@ -263,12 +337,19 @@ describe('the image, running', () => {
     const icmpConfig = (): void =>
       writeFileSync(
         path.join(configDir, 'portprobe.yml'),
-        ['modules: {ping: {prober: icmp, timeout: 5s, icmp: {packets: 2}}}', 'targets:', '  - {name: loopback, module: ping, address: 127.0.0.1}'].join('\n'),
+        [
+          'modules: {ping: {prober: icmp, timeout: 5s, icmp: {packets: 2}}}',
+          'targets:',
+          '  - {name: loopback, module: ping, address: 127.0.0.1}',
+        ].join('\n'),
       );
 
     test('with NET_RAW, as the chart grants it, the agent pings', () => {
       icmpConfig();
-      const r = runInImage([...config.Entrypoint, '--config.file=/etc/portprobe/config/portprobe.yml', '--once'], { caps: 'NET_RAW', isolatedNet: true });
+      const r = runInImage([...config.Entrypoint, '--config.file=/etc/portprobe/config/portprobe.yml', '--once'], {
+        caps: 'NET_RAW',
+        isolatedNet: true,
+      });
       expect([r.status, r.stderr]).toEqual([0, expect.not.stringMatching(/level=(warn|error)/)]);
       expect(r.stdout).toMatch(/^probe_success\{target="loopback",module="ping"\} 1$/m);
       expect(r.stdout).toMatch(/^probe_icmp_packets_received\{target="loopback",module="ping"\} 2$/m);
@@ -276,10 +357,15 @@ describe('the image, running', () => {
 
     test('without NET_RAW the same probe fails, saying ICMP is unavailable', () => {
       icmpConfig();
-      const r = runInImage([...config.Entrypoint, '--config.file=/etc/portprobe/config/portprobe.yml', '--once'], { caps: 'none', isolatedNet: true });
+      const r = runInImage([...config.Entrypoint, '--config.file=/etc/portprobe/config/portprobe.yml', '--once'], {
+        caps: 'none',
+        isolatedNet: true,
+      });
       expect(r.status).toBe(0);
       expect(r.stdout).toMatch(/^probe_success\{target="loopback",module="ping"\} 0$/m);
-      expect(r.stdout).toMatch(/^probe_failure_info\{target="loopback",module="ping",phase="icmp",reason="icmp_unavailable"\} 1$/m);
+      expect(r.stdout).toMatch(
+        /^probe_failure_info\{target="loopback",module="ping",phase="icmp",reason="icmp_unavailable"\} 1$/m,
+      );
     });
   });
 });

@@ -4,7 +4,17 @@
 // may (and must) date probes with the native addon. Also: the tarball's contents, and the lockfile
 // that a fresh `npm install` must leave as it is.
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -45,7 +55,8 @@ let packed: string[];
 let unpacked: string;
 
 beforeAll(() => {
-  if (!existsSync(path.join(REPO, pkg.bin.portprobe))) throw new Error(`${pkg.bin.portprobe} is missing: run npm run build first`);
+  if (!existsSync(path.join(REPO, pkg.bin.portprobe)))
+    throw new Error(`${pkg.bin.portprobe} is missing: run npm run build first`);
   const r = npm(['pack', '--ignore-scripts', '--json', '--pack-destination', scratch]);
   expect([r.status, r.stderr]).toEqual([0, expect.any(String)]);
   const [info] = JSON.parse(r.stdout) as { filename: string; files: { path: string }[] }[];
@@ -83,7 +94,9 @@ describe('the tarball', () => {
     const stray = packed.filter((f) => /\.(map|ts|node)$/.test(f) || /^(test|bench|build|node_modules|helm)\//.test(f));
     expect(stray).toEqual([]);
     // No compiled file points at a map it does not have.
-    const pointing = packed.filter((f) => f.endsWith('.js') && readFileSync(path.join(unpacked, 'package', f), 'utf8').includes('sourceMappingURL'));
+    const pointing = packed.filter(
+      (f) => f.endsWith('.js') && readFileSync(path.join(unpacked, 'package', f), 'utf8').includes('sourceMappingURL'),
+    );
     expect(pointing).toEqual([]);
   });
 
@@ -97,7 +110,8 @@ describe('the tarball', () => {
         const spec = m[2];
         if (spec.startsWith('.')) {
           const base = path.posix.join(path.posix.dirname(f), spec);
-          if (![base, `${base}.js`, `${base}.json`, `${base}/index.js`].some((c) => packed.includes(c))) problems.push(`${f}: ${spec}`);
+          if (![base, `${base}.js`, `${base}.json`, `${base}/index.js`].some((c) => packed.includes(c)))
+            problems.push(`${f}: ${spec}`);
         } else if (spec.startsWith('node:') || builtinModules.includes(spec)) {
           continue;
         } else {
@@ -128,12 +142,23 @@ test('npm install in a fresh copy leaves package-lock.json byte for byte as comm
   writeFileSync(path.join(dir, 'package-lock.json'), lock);
   // Both ways npm may be set up: with and without resolved URLs in lockfiles.
   for (const omit of ['true', 'false']) {
-    const r = npm(['install', '--package-lock-only', '--ignore-scripts', '--prefer-offline', `--omit-lockfile-registry-resolved=${omit}`], { cwd: dir });
+    const r = npm(
+      [
+        'install',
+        '--package-lock-only',
+        '--ignore-scripts',
+        '--prefer-offline',
+        `--omit-lockfile-registry-resolved=${omit}`,
+      ],
+      { cwd: dir },
+    );
     expect([omit, r.status, r.stderr]).toEqual([omit, 0, expect.any(String)]);
     const after = readFileSync(path.join(dir, 'package-lock.json'));
     expect([omit, after.equals(lock)]).toEqual([omit, true]);
   }
-  const root = (JSON.parse(lock.toString('utf8')) as { packages: Record<string, { engines?: unknown; dependencies?: unknown }> }).packages[''];
+  const root = (
+    JSON.parse(lock.toString('utf8')) as { packages: Record<string, { engines?: unknown; dependencies?: unknown }> }
+  ).packages[''];
   expect(root.engines).toEqual(pkg.engines);
   expect(root.dependencies).toEqual(pkg.dependencies);
 });
@@ -146,7 +171,12 @@ describe('npm install -g of the tarball', () => {
     config = path.join(scratch, 'portprobe.yml');
     writeFileSync(
       config,
-      ['global: {interval: 1s}', 'modules: {tcp_connect: {prober: tcp, timeout: 900ms}}', 'targets:', `  - {name: local, module: tcp_connect, address: "127.0.0.1:${up.port}"}`].join('\n'),
+      [
+        'global: {interval: 1s}',
+        'modules: {tcp_connect: {prober: tcp, timeout: 900ms}}',
+        'targets:',
+        `  - {name: local, module: tcp_connect, address: "127.0.0.1:${up.port}"}`,
+      ].join('\n'),
     );
   });
   afterAll(async () => up?.close());
@@ -160,17 +190,37 @@ describe('npm install -g of the tarball', () => {
       symlinkSync('/bin/sh', path.join(bin, 'sh'));
     }
     for (const tool of ['cc', 'gcc', 'g++', 'make', 'python3']) {
-      expect([tool, spawnSync('/bin/sh', ['-c', `command -v ${tool}`], { env: { PATH: bin } }).status]).toEqual([tool, 127]);
+      expect([tool, spawnSync('/bin/sh', ['-c', `command -v ${tool}`], { env: { PATH: bin } }).status]).toEqual([
+        tool,
+        127,
+      ]);
     }
     return bin;
   }
 
   /** Installs the tarball into a new prefix; returns the install's output and the package folder. */
-  function install(name: string, env: NodeJS.ProcessEnv, flags: string[]): { out: string; dir: string; prefix: string } {
+  function install(
+    name: string,
+    env: NodeJS.ProcessEnv,
+    flags: string[],
+  ): { out: string; dir: string; prefix: string } {
     const prefix = path.join(scratch, name);
     // --allow-scripts: npm versions that hold back dependencies' install scripts must run this one.
     // --foreground-scripts: the script's output is shown, as it is for a user who asks for it.
-    const r = npm(['install', '-g', '--prefix', prefix, '--prefer-offline', '--foreground-scripts', `--allow-scripts=${tarball}`, ...flags, tarball], { env });
+    const r = npm(
+      [
+        'install',
+        '-g',
+        '--prefix',
+        prefix,
+        '--prefer-offline',
+        '--foreground-scripts',
+        `--allow-scripts=${tarball}`,
+        ...flags,
+        tarball,
+      ],
+      { env },
+    );
     const out = `${r.stdout}${r.stderr}`;
     expect([name, r.status, out]).toEqual([name, 0, expect.any(String)]);
     return { out, prefix, dir: path.join(prefix, 'lib', 'node_modules', 'portprobe') };
@@ -183,17 +233,25 @@ describe('npm install -g of the tarball', () => {
   async function checkInstalled(prefix: string, stampsEnabled: 0 | 1): Promise<void> {
     const bin = path.join(prefix, 'bin', 'portprobe');
     const version = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 20_000 });
-    expect([version.status, version.stdout]).toEqual([0, expect.stringMatching(new RegExp(`^portprobe ${pkg.version.replace(/\./g, '\\.')} `))]);
+    expect([version.status, version.stdout]).toEqual([
+      0,
+      expect.stringMatching(new RegExp(`^portprobe ${pkg.version.replace(/\./g, '\\.')} `)),
+    ]);
     // The installed copy finds its own config (the default) and passes the check.
     const check = spawnSync(bin, ['--config.check'], { encoding: 'utf8', timeout: 20_000 });
     expect([check.status, `${check.stdout}${check.stderr}`]).toEqual([0, expect.any(String)]);
     const once = spawnSync(bin, [`--config.file=${config}`, '--once'], { encoding: 'utf8', timeout: 30_000 });
-    expect([once.status, once.stdout]).toEqual([0, expect.stringContaining('probe_success{target="local",module="tcp_connect"} 1')]);
+    expect([once.status, once.stdout]).toEqual([
+      0,
+      expect.stringContaining('probe_success{target="local",module="tcp_connect"} 1'),
+    ]);
     const agent = await startAgent(config, [], {}, [bin]);
     try {
       const metrics = await (await fetch(`${agent.base}/metrics`)).text();
       expect(metrics).toMatch(new RegExp(`^portprobe_arrival_stamps_enabled ${stampsEnabled}$`, 'm'));
-      expect(metrics).toMatch(new RegExp(`^portprobe_build_info\\{version="${pkg.version.replace(/\./g, '\\.')}",`, 'm'));
+      expect(metrics).toMatch(
+        new RegExp(`^portprobe_build_info\\{version="${pkg.version.replace(/\./g, '\\.')}",`, 'm'),
+      );
     } finally {
       await agent.stop();
     }
@@ -215,7 +273,9 @@ describe('npm install -g of the tarball', () => {
     const log = path.join(dir, 'native', 'build.log');
     // The reason is the first error of the build: make's, as /bin/false says nothing.
     expect(lines).toEqual([
-      expect.stringMatching(/^portprobe: native addon not built: the build failed \(make: \*\*\* \[\S+: Release\/obj\.target\/arrival\/native\/arrival\.o\] Error 1\); probes are timed on the event loop \(portprobe_arrival_stamps_enabled 0\) and sockets are read from \/proc\. /),
+      expect.stringMatching(
+        /^portprobe: native addon not built: the build failed \(make: \*\*\* \[\S+: Release\/obj\.target\/arrival\/native\/arrival\.o\] Error 1\); probes are timed on the event loop \(portprobe_arrival_stamps_enabled 0\) and sockets are read from \/proc\. /,
+      ),
     ]);
     expect(lines[0].endsWith(` The build's output is in ${log}.`)).toBe(true);
     expect(out).not.toMatch(/gyp (ERR|info)/);
@@ -240,17 +300,22 @@ describe('npm install -g of the tarball', () => {
   });
 });
 
-test('the build script compiles against the running Node\'s own headers, with no nodedir configured and nothing downloaded', () => {
+test("the build script compiles against the running Node's own headers, with no nodedir configured and nothing downloaded", () => {
   expect(existsSync(path.join(NODE_PREFIX, 'include', 'node', 'node_version.h'))).toBe(true);
   const copy = path.join(scratch, 'headers-copy');
   execFileSync('cp', ['-r', path.join(unpacked, 'package'), copy]);
   // No npm configuration at all reaches node-gyp: only where npm's node-gyp is.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
-  const r = spawnSync(process.execPath, [path.join(copy, 'native', 'build.js')], { env: { ...env, npm_config_node_gyp: NODE_GYP }, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [path.join(copy, 'native', 'build.js')], {
+    env: { ...env, npm_config_node_gyp: NODE_GYP },
+    encoding: 'utf8',
+  });
   expect([r.status, r.stderr]).toEqual([0, 'portprobe: native addon built (arrival stamps on)\n']);
   expect(existsSync(path.join(copy, 'build', 'Release', 'arrival.node'))).toBe(true);
   // node-gyp records the headers it used: these, not a downloaded copy.
-  expect(readFileSync(path.join(copy, 'build', 'config.gypi'), 'utf8')).toContain(`"nodedir": ${JSON.stringify(NODE_PREFIX)}`);
+  expect(readFileSync(path.join(copy, 'build', 'config.gypi'), 'utf8')).toContain(
+    `"nodedir": ${JSON.stringify(NODE_PREFIX)}`,
+  );
 });
 
 describe('on an OS other than Linux', () => {
@@ -260,7 +325,9 @@ describe('on an OS other than Linux', () => {
     writeFileSync(pretend, "Object.defineProperty(process, 'platform', { value: 'darwin' });\n");
     const copy = path.join(scratch, 'os-copy');
     execFileSync('cp', ['-r', path.join(unpacked, 'package'), copy]);
-    const r = spawnSync(process.execPath, ['--require', pretend, path.join(copy, 'native', 'build.js')], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--require', pretend, path.join(copy, 'native', 'build.js')], {
+      encoding: 'utf8',
+    });
     expect([r.status, r.stdout, r.stderr]).toEqual([
       0,
       '',
@@ -279,12 +346,17 @@ describe('on an OS other than Linux', () => {
         encoding: 'utf8',
       });
       expect([os, r.status, r.stderr.slice(-2000)]).toEqual([os, 0, expect.any(String)]);
-      const built = execFileSync('find', [path.join(copy, 'build'), '-name', '*.node', '-o', '-name', '*.o'], { encoding: 'utf8' });
+      const built = execFileSync('find', [path.join(copy, 'build'), '-name', '*.node', '-o', '-name', '*.o'], {
+        encoding: 'utf8',
+      });
       expect([os, built]).toEqual([os, '']);
     }
     // And the same invocation for Linux does build it: the condition is what made the difference.
     rmSync(path.join(copy, 'build'), { recursive: true, force: true });
-    const linux = spawnSync(process.execPath, [NODE_GYP, 'rebuild', `--nodedir=${NODE_PREFIX}`], { cwd: copy, encoding: 'utf8' });
+    const linux = spawnSync(process.execPath, [NODE_GYP, 'rebuild', `--nodedir=${NODE_PREFIX}`], {
+      cwd: copy,
+      encoding: 'utf8',
+    });
     expect([linux.status, linux.stderr.slice(-2000)]).toEqual([0, expect.any(String)]);
     expect(existsSync(path.join(copy, 'build', 'Release', 'arrival.node'))).toBe(true);
   });

@@ -38,7 +38,10 @@ function chartScrapeConfigs(agentAddress: string): Record<string, unknown>[] {
     writeFileSync(
       values,
       stringify({
-        config: { modules: { ftp_passive: { prober: 'ftp' } }, targets: [{ name: 'files-up', module: 'ftp_passive', address: 'x:21' }] },
+        config: {
+          modules: { ftp_passive: { prober: 'ftp' } },
+          targets: [{ name: 'files-up', module: 'ftp_passive', address: 'x:21' }],
+        },
         serviceMonitor: { enabled: true },
         probeServiceMonitors: { enabled: true, targets: [{ name: 'files-up' }] },
       }),
@@ -177,12 +180,18 @@ describe('the chart rules on a real Prometheus scraping the agent', () => {
     const probed = await prom.waitFor('probe_success{job="portprobe-probe-files-up"}', (r) => r.length === 1);
     expect(probed[0].metric).toMatchObject({ target: 'files-up', module: 'ftp_passive' });
     expect(probed[0].value[1]).toBe('1');
-    const data = await prom.waitFor('probe_ftp_data_channel_success{job="portprobe", target="files-up"}', (r) => r.length === 2);
+    const data = await prom.waitFor(
+      'probe_ftp_data_channel_success{job="portprobe", target="files-up"}',
+      (r) => r.length === 2,
+    );
     expect(data.map((s) => [s.metric.mode, s.value[1]]).sort()).toEqual([
       ['epsv', '1'],
       ['pasv', '1'],
     ]);
-    const version = await prom.waitFor('probe_mssql_version_info{job="portprobe", target="sql-legacy"}', (r) => r.length === 1);
+    const version = await prom.waitFor(
+      'probe_mssql_version_info{job="portprobe", target="sql-legacy"}',
+      (r) => r.length === 1,
+    );
     expect(version[0].metric.version).toMatch(/^8\.0+\.760/);
     const reload = await prom.waitFor('portprobe_config_last_reload_successful', (r) => r.length === 1);
     expect(reload[0].value[1]).toBe('1');
@@ -215,9 +224,11 @@ describe('the chart rules on a real Prometheus scraping the agent', () => {
     expect(await prom.query('ALERTS{target="sql-legacy", alertname!="PortprobeMssqlPatchAdvisory"}')).toEqual([]);
   });
 
-  it('answers the dashboard\'s queries with the recorded series', async () => {
+  it("answers the dashboard's queries with the recorded series", async () => {
     type Panel = { title: string; targets: { refId: string; expr: string }[] };
-    const dashboard = JSON.parse(readFileSync(path.join(FILES, 'portprobe-dashboard.json'), 'utf8')) as { panels: Panel[] };
+    const dashboard = JSON.parse(readFileSync(path.join(FILES, 'portprobe-dashboard.json'), 'utf8')) as {
+      panels: Panel[];
+    };
     const panel = (title: string): Panel => dashboard.panels.find((p) => p.title === title) as Panel;
     const run = (title: string, refId = 'A'): ReturnType<PrometheusProcess['query']> => {
       const expr = panel(title).targets.find((t) => t.refId === refId)?.expr ?? '';
@@ -229,7 +240,12 @@ describe('the chart rules on a real Prometheus scraping the agent', () => {
       ['files-down', 'connect', 'refused'],
     ]);
     const modes = await run('FTP data channel by mode');
-    expect(modes.filter((s) => s.metric.target === 'files-up').map((s) => s.metric.mode).sort()).toEqual(['epsv', 'pasv']);
+    expect(
+      modes
+        .filter((s) => s.metric.target === 'files-up')
+        .map((s) => s.metric.mode)
+        .sort(),
+    ).toEqual(['epsv', 'pasv']);
     const versions = await run('SQL Server versions', 'A');
     expect(versions.map((s) => s.metric.target)).toEqual(['sql-legacy']);
     expect(versions[0].metric.product).toContain('2000');
@@ -240,7 +256,10 @@ describe('the chart rules on a real Prometheus scraping the agent', () => {
 
   it('fires PortprobeExpectedListenerMissing for the absent listener only', async () => {
     const up = await prom.waitFor(`portprobe_listener_up{port="${listener.port}"}`, (r) => r.length === 2);
-    expect(Object.fromEntries(up.map((s) => [s.metric.address, s.value[1]]))).toEqual({ '127.0.0.1': '1', '127.0.0.2': '0' });
+    expect(Object.fromEntries(up.map((s) => [s.metric.address, s.value[1]]))).toEqual({
+      '127.0.0.1': '1',
+      '127.0.0.2': '0',
+    });
     const firing = await prom.waitFor(
       'ALERTS{alertname="PortprobeExpectedListenerMissing", alertstate="firing"}',
       (r) => r.length > 0,

@@ -68,7 +68,7 @@ describe('a real Prometheus scrapes the agent', () => {
     expect(upSeries).toHaveLength(2);
   });
 
-  it('sees the agent\'s own metrics', async () => {
+  it("sees the agent's own metrics", async () => {
     const r = await prom.waitFor('portprobe_config_last_reload_successful', (x) => x.length === 1);
     expect(r[0].value[1]).toBe('1');
   });

@@ -21,7 +21,9 @@ describe('three agents as shards 0-2, one Prometheus', () => {
     const lines = ['global: {interval: 1s}', 'modules: {t: {prober: tcp, timeout: 900ms}}', 'targets:'];
     for (let i = 0; i < N; i++) lines.push(`  - {name: t${i}, module: t, address: "127.0.0.1:${peer.port}"}`);
     writeFileSync(cfg, lines.join('\n'));
-    agents = await Promise.all([0, 1, 2].map((i) => startAgent(cfg, [], { PORTPROBE_SHARD_COUNT: '3', POD_NAME: `portprobe-${i}` })));
+    agents = await Promise.all(
+      [0, 1, 2].map((i) => startAgent(cfg, [], { PORTPROBE_SHARD_COUNT: '3', POD_NAME: `portprobe-${i}` })),
+    );
     prom = await startPrometheus(
       [
         'global: {scrape_interval: 1s}',
@@ -47,7 +49,9 @@ describe('three agents as shards 0-2, one Prometheus', () => {
 
   it('each replica probes exactly its own shard and says so', async () => {
     const r = await prom.waitFor('count by (instance) (probe_success)', (x) => x.length === 3, 30000);
-    const perShard = [0, 1, 2].map((i) => Array.from({ length: N }, (_, k) => `t${k}`).filter((n) => shardOf(n, 3) === i).length);
+    const perShard = [0, 1, 2].map(
+      (i) => Array.from({ length: N }, (_, k) => `t${k}`).filter((n) => shardOf(n, 3) === i).length,
+    );
     const byInstance = Object.fromEntries(r.map((s) => [s.metric.instance, Number(s.value[1])]));
     agents.forEach((a, i) => expect(byInstance[`127.0.0.1:${a.port}`]).toBe(perShard[i]));
     const info = await prom.waitFor('portprobe_shard_info', (x) => x.length === 3);

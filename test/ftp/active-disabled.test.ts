@@ -16,9 +16,24 @@ interface ServerDef {
 }
 
 const SERVERS: ServerDef[] = [
-  { name: 'vsftpd (port_enable=NO)', user: vsftpdUser, start: (fx, o) => startVsftpd(fx, o), refusal: /^PORT: 550 Permission denied\./ },
-  { name: 'proftpd (<Limit PORT EPRT> DenyAll)', user: proftpdUser, start: startProftpd, refusal: /^PORT: 501 PORT: Operation not permitted/ },
-  { name: 'pyftpdlib (PORT and EPRT left out of proto_cmds)', user: pyftpdlibUser, start: startPyftpdlib, refusal: /^PORT: 500 Command "PORT" not understood/ },
+  {
+    name: 'vsftpd (port_enable=NO)',
+    user: vsftpdUser,
+    start: (fx, o) => startVsftpd(fx, o),
+    refusal: /^PORT: 550 Permission denied\./,
+  },
+  {
+    name: 'proftpd (<Limit PORT EPRT> DenyAll)',
+    user: proftpdUser,
+    start: startProftpd,
+    refusal: /^PORT: 501 PORT: Operation not permitted/,
+  },
+  {
+    name: 'pyftpdlib (PORT and EPRT left out of proto_cmds)',
+    user: pyftpdlibUser,
+    start: startPyftpdlib,
+    refusal: /^PORT: 500 Command "PORT" not understood/,
+  },
 ];
 
 describe.each(SERVERS)('$name', (server) => {
@@ -37,7 +52,9 @@ describe.each(SERVERS)('$name', (server) => {
 
   test('PORT refused → active_disabled with the server-side remedy; EPSV still passes', async () => {
     const r = await probeFtp(`${peer.host}:${peer.port}`, {
-      username: user.name, password: user.password, data_channel: ['active', 'epsv'],
+      username: user.name,
+      password: user.password,
+      data_channel: ['active', 'epsv'],
     });
     expect(r.failure).toMatchObject({ phase: 'data_active', reason: 'active_disabled' });
     expect(r.failure?.message).toMatch(server.refusal);

@@ -1,7 +1,15 @@
 // Active mode with a configured listener: the agent listens on the given address and port
 // range, skips ports already taken, and pyftpdlib connects back to it.
 import net from 'node:net';
-import { CANARY_BODY, CANARY_NAME, freePort, makeFixture, type Fixture, type FtpPeer, type PeerUser } from '../peers/ftp/common';
+import {
+  CANARY_BODY,
+  CANARY_NAME,
+  freePort,
+  makeFixture,
+  type Fixture,
+  type FtpPeer,
+  type PeerUser,
+} from '../peers/ftp/common';
 import { pyftpdlibUser, startPyftpdlib } from '../peers/ftp/pyftpdlib';
 import { fact, probeFtp } from './probe';
 
@@ -47,8 +55,11 @@ test('the listener uses the configured address and range, skipping a taken port'
   await new Promise<void>((r) => squatter.listen(first, '127.0.0.1', () => r()));
   try {
     const r = await probeFtp(`${peer.host}:${peer.port}`, {
-      username: user.name, password: user.password, retrieve: CANARY_NAME,
-      data_channel: ['active'], active_listen: { address: '127.0.0.1', ports: `${first}-${first + 1}` },
+      username: user.name,
+      password: user.password,
+      retrieve: CANARY_NAME,
+      data_channel: ['active'],
+      active_listen: { address: '127.0.0.1', ports: `${first}-${first + 1}` },
     });
     expect(r.success).toBe(true);
     expect(portInLog(r.log)).toBe(first + 1);
@@ -64,7 +75,8 @@ test('every port of the range taken → active_refused naming the range', async 
   await new Promise<void>((r) => squatter.listen(first, '127.0.0.1', () => r()));
   try {
     const r = await probeFtp(`${peer.host}:${peer.port}`, {
-      data_channel: ['active'], active_listen: { address: '127.0.0.1', ports: `${first}` },
+      data_channel: ['active'],
+      active_listen: { address: '127.0.0.1', ports: `${first}` },
     });
     expect(r.failure).toMatchObject({ phase: 'data_active', reason: 'active_refused' });
     expect(r.failure?.message).toContain(`ports ${first}`);
@@ -76,7 +88,8 @@ test('every port of the range taken → active_refused naming the range', async 
 test('the listener is closed after the probe', async () => {
   const port = await freePort();
   const r = await probeFtp(`${peer.host}:${peer.port}`, {
-    data_channel: ['active'], active_listen: { address: '127.0.0.1', ports: `${port}` },
+    data_channel: ['active'],
+    active_listen: { address: '127.0.0.1', ports: `${port}` },
   });
   expect(r.success).toBe(true);
   const refused = await new Promise<boolean>((resolve) => {
@@ -90,10 +103,11 @@ test('the listener is closed after the probe', async () => {
   expect(refused).toBe(true);
 });
 
-test('listening on 0.0.0.0 advertises the control connection\'s local address', async () => {
+test("listening on 0.0.0.0 advertises the control connection's local address", async () => {
   const port = await freePort();
   const r = await probeFtp(`${peer.host}:${peer.port}`, {
-    data_channel: ['active'], active_listen: { address: '0.0.0.0', ports: `${port}` },
+    data_channel: ['active'],
+    active_listen: { address: '0.0.0.0', ports: `${port}` },
   });
   expect(r.success).toBe(true);
   expect(r.log).toContain(`> PORT 127,0,0,1,${port >> 8},${port & 255}`);

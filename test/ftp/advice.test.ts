@@ -4,16 +4,21 @@ import type { Reply } from '../../exporters/ftp/reply';
 
 const reply = (code: number, text = 'no'): Reply => ({ code, lines: [text] });
 
-test.each([500, 501, 502, 504, 550])('PORT and EPRT refused with %i → active_disabled, remedy on the server', (code) => {
-  for (const verb of ['PORT', 'EPRT']) {
-    const e = dataFailure(verb, reply(code), 'active', 'none');
-    expect({ verb, reason: e.reason }).toEqual({ verb, reason: 'active_disabled' });
-    expect(e.advice).toMatch(/vsftpd port_enable=YES/);
-  }
-});
+test.each([500, 501, 502, 504, 550])(
+  'PORT and EPRT refused with %i → active_disabled, remedy on the server',
+  (code) => {
+    for (const verb of ['PORT', 'EPRT']) {
+      const e = dataFailure(verb, reply(code), 'active', 'none');
+      expect({ verb, reason: e.reason }).toEqual({ verb, reason: 'active_disabled' });
+      expect(e.advice).toMatch(/vsftpd port_enable=YES/);
+    }
+  },
+);
 
 test('EPRT 522 (address family not supported) is active_disabled, not a TLS demand', () => {
-  expect(dataFailure('EPRT', reply(522, 'Network protocol not supported, use (1)'), 'active', 'none').reason).toBe('active_disabled');
+  expect(dataFailure('EPRT', reply(522, 'Network protocol not supported, use (1)'), 'active', 'none').reason).toBe(
+    'active_disabled',
+  );
   expect(dataFailure('PBSZ', reply(522), 'epsv', 'none').reason).toBe('tls_required');
 });
 

@@ -40,11 +40,19 @@ test('promtool accepts the series of successful and failed FTP probes', async ()
   const user = vsftpdUser();
   const address = `${peer.host}:${peer.port}`;
   const results: [string, ProbeResult][] = [
-    ['tls', await probeFtp(address, {
-      // Verified against its own self-signed certificate, so the verified-chain family is there too.
-      username: user.name, password: user.password, tls: 'explicit', tls_config: { ca_file: fx.certFile },
-      retrieve: CANARY_NAME, data_channel: ['epsv', 'pasv', 'active'], pasv_mismatch: 'follow_control_address',
-    })],
+    [
+      'tls',
+      await probeFtp(address, {
+        // Verified against its own self-signed certificate, so the verified-chain family is there too.
+        username: user.name,
+        password: user.password,
+        tls: 'explicit',
+        tls_config: { ca_file: fx.certFile },
+        retrieve: CANARY_NAME,
+        data_channel: ['epsv', 'pasv', 'active'],
+        pasv_mismatch: 'follow_control_address',
+      }),
+    ],
     ['mismatch', await probeFtp(address, { data_channel: ['epsv', 'pasv'] })],
     ['badpass', await probeFtp(address, { username: user.name, password: 'wrong' })],
   ];
@@ -61,7 +69,9 @@ test('promtool accepts the series of successful and failed FTP probes', async ()
   expect(text).toContain('probe_failure_info{target="badpass",module="ftp",phase="login",reason="auth_failed"} 1');
   // The login failed: no mode was tested and no PASV reply parsed, so none of them is a series
   // (a 0 would fire PortprobeFtpDataChannelBroken for modes nobody tried).
-  expect(text).not.toMatch(/^probe_ftp_(data_channel_success|data_duration_seconds|transfer_bytes|pasv_address_mismatch)\{target="badpass"/m);
+  expect(text).not.toMatch(
+    /^probe_ftp_(data_channel_success|data_duration_seconds|transfer_bytes|pasv_address_mismatch)\{target="badpass"/m,
+  );
   expect(text).toContain(`probe_tls_cert_not_after_timestamp_seconds{target="tls",module="ftp"} ${fx.notAfter}`);
   expect(text).toContain(`probe_ssl_earliest_cert_expiry{target="tls",module="ftp"} ${fx.notAfter}`);
   expect(text).toContain(`probe_ssl_last_chain_expiry_timestamp_seconds{target="tls",module="ftp"} ${fx.notAfter}`);

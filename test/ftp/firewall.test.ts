@@ -77,7 +77,15 @@ afterAll(async () => {
   }
   ns?.remove();
   if (matrix.length > 0) {
-    process.stdout.write(['', '| fault | server | rung | reason | message (last run) | advice (first words) |', '|---|---|---|---|---|---|', ...matrix, ''].join('\n'));
+    process.stdout.write(
+      [
+        '',
+        '| fault | server | rung | reason | message (last run) | advice (first words) |',
+        '|---|---|---|---|---|---|',
+        ...matrix,
+        '',
+      ].join('\n'),
+    );
   }
 }, 30_000);
 
@@ -107,7 +115,9 @@ interface Fault {
 }
 
 const ALL = ['epsv', 'pasv', 'active'];
-const activeListen = (s: Server): Record<string, unknown> => ({ active_listen: { address: '127.0.0.1', ports: ACTIVE_PORTS[s] } });
+const activeListen = (s: Server): Record<string, unknown> => ({
+  active_listen: { address: '127.0.0.1', ports: ACTIVE_PORTS[s] },
+});
 const range = (r: Record<string, string>): string => {
   const all = Object.values(r).flatMap((x) => x.split('-').map(Number));
   return `${Math.min(...all)}-${Math.max(...all)}`;
@@ -175,32 +185,47 @@ test('with no rule every server passes every mode (the baseline the faults are m
 }, 30_000);
 
 describe.each(FAULTS)('$name', (fault) => {
-  test.each(['drop', 'reject'] as const)('%s: the same rung, reason and advice on every run, on all four servers', async (verdict) => {
-    setNftTable(ns, 'pp_fault', fault.rules(verdict));
-    try {
-      const reason = fault.reason || (verdict === 'drop' ? 'timeout' : 'refused');
-      // allSettled: a server that fails early must not leave its probes running into the next case.
-      const settled = await Promise.allSettled(
-        SERVERS.map(async (s) => {
-          const seen: string[] = [];
-          let last: Answer | undefined;
-          for (let i = 0; i < fault.runs; i++) {
-            last = await probe(s, fault.timeoutMs, fault.settings(s));
-            const r = last.result;
-            seen.push(`${r.failure?.phase}/${r.failure?.reason}`);
-            const modes = Object.fromEntries(Object.keys(fault.modes ?? {}).map((m) => [m, successOf(r, m)]));
-            const got = { server: s, run: i, modes, failure: `${r.failure?.phase}/${r.failure?.reason}`, message: r.failure?.message };
-            expect(got).toEqual({ ...got, modes: fault.modes ?? {}, failure: `${fault.phase}/${reason}` });
-          }
-          const f = last?.result.failure;
-          matrix.push(`| ${fault.name}, ${verdict} | ${s} | ${f?.phase} | ${f?.reason} | ${f?.message} | ${adviceHead(last?.advice)} |`);
-          expect({ server: s, seen }).toEqual({ server: s, seen: Array(fault.runs).fill(`${fault.phase}/${reason}`) });
-          expect(last?.advice).toMatch(fault.advice);
-        }),
-      );
-      for (const r of settled) if (r.status === 'rejected') throw r.reason;
-    } finally {
-      setNftTable(ns, 'pp_fault', '');
-    }
-  }, 120_000);
+  test.each(['drop', 'reject'] as const)(
+    '%s: the same rung, reason and advice on every run, on all four servers',
+    async (verdict) => {
+      setNftTable(ns, 'pp_fault', fault.rules(verdict));
+      try {
+        const reason = fault.reason || (verdict === 'drop' ? 'timeout' : 'refused');
+        // allSettled: a server that fails early must not leave its probes running into the next case.
+        const settled = await Promise.allSettled(
+          SERVERS.map(async (s) => {
+            const seen: string[] = [];
+            let last: Answer | undefined;
+            for (let i = 0; i < fault.runs; i++) {
+              last = await probe(s, fault.timeoutMs, fault.settings(s));
+              const r = last.result;
+              seen.push(`${r.failure?.phase}/${r.failure?.reason}`);
+              const modes = Object.fromEntries(Object.keys(fault.modes ?? {}).map((m) => [m, successOf(r, m)]));
+              const got = {
+                server: s,
+                run: i,
+                modes,
+                failure: `${r.failure?.phase}/${r.failure?.reason}`,
+                message: r.failure?.message,
+              };
+              expect(got).toEqual({ ...got, modes: fault.modes ?? {}, failure: `${fault.phase}/${reason}` });
+            }
+            const f = last?.result.failure;
+            matrix.push(
+              `| ${fault.name}, ${verdict} | ${s} | ${f?.phase} | ${f?.reason} | ${f?.message} | ${adviceHead(last?.advice)} |`,
+            );
+            expect({ server: s, seen }).toEqual({
+              server: s,
+              seen: Array(fault.runs).fill(`${fault.phase}/${reason}`),
+            });
+            expect(last?.advice).toMatch(fault.advice);
+          }),
+        );
+        for (const r of settled) if (r.status === 'rejected') throw r.reason;
+      } finally {
+        setNftTable(ns, 'pp_fault', '');
+      }
+    },
+    120_000,
+  );
 });

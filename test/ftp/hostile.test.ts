@@ -16,14 +16,16 @@ function run(cmd: string, args: string[]): Promise<{ code: number; stdout: strin
   });
 }
 
-
 /** Waits (bounded) for closed sockets to be released, then returns the count. */
 async function settledFds(target: number): Promise<number> {
   for (let i = 0; i < 50 && openFdCount() > target; i++) await new Promise((r) => setTimeout(r, 20));
   return openFdCount();
 }
 
-async function withPeer<T>(behaviour: HostileBehaviour, fn: (p: HostilePeer, address: string) => Promise<T>): Promise<T> {
+async function withPeer<T>(
+  behaviour: HostileBehaviour,
+  fn: (p: HostilePeer, address: string) => Promise<T>,
+): Promise<T> {
   const peer = await startHostile(behaviour);
   try {
     return await fn(peer, `${peer.host}:${peer.port}`);
@@ -92,11 +94,29 @@ const CASES: Case[] = [
   { behaviour: 'huge_banner', args: {}, phase: 'banner', reason: 'protocol_error' },
   { behaviour: 'too_many', args: {}, phase: 'banner', reason: 'too_many_connections' },
   { behaviour: 'not_ftp', args: {}, phase: 'banner', reason: 'banner_unexpected' },
-  { behaviour: 'stalled_data', args: { data_channel: ['epsv'] }, phase: 'data_epsv', reason: 'data_timeout', timeout: 1 },
-  { behaviour: 'stalled_data', args: { data_channel: ['active'] }, phase: 'data_active', reason: 'data_timeout', timeout: 1 },
+  {
+    behaviour: 'stalled_data',
+    args: { data_channel: ['epsv'] },
+    phase: 'data_epsv',
+    reason: 'data_timeout',
+    timeout: 1,
+  },
+  {
+    behaviour: 'stalled_data',
+    args: { data_channel: ['active'] },
+    phase: 'data_active',
+    reason: 'data_timeout',
+    timeout: 1,
+  },
   { behaviour: 'closed_data_port', args: { data_channel: ['epsv'] }, phase: 'data_epsv', reason: 'pasv_unreachable' },
   { behaviour: 'closed_data_port', args: { data_channel: ['pasv'] }, phase: 'data_pasv', reason: 'pasv_unreachable' },
-  { behaviour: 'active_never_connects', args: { data_channel: ['active'] }, phase: 'data_active', reason: 'active_refused', timeout: 1 },
+  {
+    behaviour: 'active_never_connects',
+    args: { data_channel: ['active'] },
+    phase: 'data_active',
+    reason: 'active_refused',
+    timeout: 1,
+  },
   // Silence after the greeting is a hung server (stalled), not a dropped packet (timeout).
   { behaviour: 'mute_passive', args: { data_channel: ['pasv'] }, phase: 'data_pasv', reason: 'stalled', timeout: 1 },
   { behaviour: 'mute_passive', args: { data_channel: ['epsv'] }, phase: 'data_epsv', reason: 'stalled', timeout: 1 },
@@ -105,8 +125,20 @@ const CASES: Case[] = [
   { behaviour: 'mute_type', args: { data_channel: ['epsv'] }, phase: 'data_epsv', reason: 'stalled', timeout: 1 },
   // In active mode silence cannot be told from a connect-back that never came (pyftpdlib answers
   // PORT, vsftpd answers LIST, only once it has connected): active_refused, whose message says so.
-  { behaviour: 'mute_port', args: { data_channel: ['active'] }, phase: 'data_active', reason: 'active_refused', timeout: 1 },
-  { behaviour: 'mute_list', args: { data_channel: ['active'] }, phase: 'data_active', reason: 'active_refused', timeout: 1 },
+  {
+    behaviour: 'mute_port',
+    args: { data_channel: ['active'] },
+    phase: 'data_active',
+    reason: 'active_refused',
+    timeout: 1,
+  },
+  {
+    behaviour: 'mute_list',
+    args: { data_channel: ['active'] },
+    phase: 'data_active',
+    reason: 'active_refused',
+    timeout: 1,
+  },
   { behaviour: 'mute_list', args: { data_channel: ['epsv'] }, phase: 'data_epsv', reason: 'stalled', timeout: 1 },
   { behaviour: 'active_425', args: { data_channel: ['active'] }, phase: 'data_active', reason: 'active_refused' },
 ];
@@ -122,7 +154,9 @@ describe.each(CASES)('$behaviour $args.data_channel', (c) => {
       if (c.reason === 'stalled') {
         // A greeting cut short is the greeting rung's own stall; later rungs stall after a greeting.
         expect(r.failure?.advice).toMatch(
-          c.phase === 'banner' ? /^The FTP service began its greeting and stopped/ : /^The FTP server answered the greeting and earlier commands, then stopped answering/,
+          c.phase === 'banner'
+            ? /^The FTP service began its greeting and stopped/
+            : /^The FTP server answered the greeting and earlier commands, then stopped answering/,
         );
         expect(r.failure?.advice).not.toMatch(/firewall/i);
       }

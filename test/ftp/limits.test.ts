@@ -79,7 +79,7 @@ describe.each(SERVERS)('$name with one client allowed', (server) => {
     fx?.cleanup();
   });
 
-  test('a second session → too_many_connections, with the server\'s words', async () => {
+  test("a second session → too_many_connections, with the server's words", async () => {
     const held = await holdSession(peer.host, peer.port);
     try {
       const r = await probeFtp(`${peer.host}:${peer.port}`);

@@ -55,9 +55,15 @@ async function main(): Promise<void> {
     const p = proftpdUser();
     peers.proftpd = { peer: await startProftpd(fx, { tls: 'off', passivePorts: PASSIVE_PORTS.proftpd }, p), user: p };
     const u = pureftpdUser();
-    peers['pure-ftpd'] = { peer: await startPureftpd(fx, { tls: 'off', passivePorts: PASSIVE_PORTS['pure-ftpd'] }, u), user: u };
+    peers['pure-ftpd'] = {
+      peer: await startPureftpd(fx, { tls: 'off', passivePorts: PASSIVE_PORTS['pure-ftpd'] }, u),
+      user: u,
+    };
     const y = pyftpdlibUser();
-    peers.pyftpdlib = { peer: await startPyftpdlib(fx, { tls: 'off', passivePorts: PASSIVE_PORTS.pyftpdlib }, y), user: y };
+    peers.pyftpdlib = {
+      peer: await startPyftpdlib(fx, { tls: 'off', passivePorts: PASSIVE_PORTS.pyftpdlib }, y),
+      user: y,
+    };
   } catch (e) {
     await stopAll();
     process.stdout.write(`${JSON.stringify({ error: String(e) })}\n`);
@@ -94,7 +100,9 @@ async function main(): Promise<void> {
     );
   });
   rl.on('close', () => {
-    void Promise.allSettled(running).then(stopAll).then(() => process.exit(0));
+    void Promise.allSettled(running)
+      .then(stopAll)
+      .then(() => process.exit(0));
   });
 }
 

@@ -38,9 +38,14 @@ afterAll(async () => {
 
 function once(configFile: string, env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, `--config.file=${configFile}`, '--once', '--log.level=error'], { timeout: 30000, env }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [MAIN, `--config.file=${configFile}`, '--once', '--log.level=error'],
+      { timeout: 30000, env },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -65,8 +70,15 @@ test('--once prints the FTP series of one target per server', async () => {
         secret = `password: \${FTP_PW_${i}}`;
       }
       lines.push(
-        `  m${i}:`, '    prober: ftp', '    timeout: 10s', '    ftp:', `      username: ${user.name}`, `      ${secret}`,
-        '      tls: explicit', `      tls_config: {ca_file: ${fx.certFile}}`, `      retrieve: ${CANARY_NAME}`,
+        `  m${i}:`,
+        '    prober: ftp',
+        '    timeout: 10s',
+        '    ftp:',
+        `      username: ${user.name}`,
+        `      ${secret}`,
+        '      tls: explicit',
+        `      tls_config: {ca_file: ${fx.certFile}}`,
+        `      retrieve: ${CANARY_NAME}`,
         '      data_channel: [epsv, pasv, active]',
       );
       targets.push(`  - {name: ${name}, module: m${i}, address: "127.0.0.1:${peer.port}"}`);

@@ -1,5 +1,13 @@
 // PASV (227) and EPSV (229) replies, PORT/EPRT arguments, port ranges, host comparison.
-import { formatEprt, formatPort, ipv4Kind, parseEpsv, parsePasv, parsePortRange, sameHost } from '../../exporters/ftp/passive';
+import {
+  formatEprt,
+  formatPort,
+  ipv4Kind,
+  parseEpsv,
+  parsePasv,
+  parsePortRange,
+  sameHost,
+} from '../../exporters/ftp/passive';
 
 describe('parsePasv', () => {
   test.each([

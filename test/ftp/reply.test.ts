@@ -156,6 +156,9 @@ describe('secrets in replies', () => {
   it('the reply code is read before scrubbing, so a secret that starts like a reply cannot change it', () => {
     const out = parseReplies(Buffer.from('220 welcome\r\n230 in as 220 w\r\n'), { secrets: ['220 w'] });
     expect(out.error).toBeUndefined();
-    expect(out.replies.map((r) => [r.code, r.lines[0]])).toEqual([[220, 'welcome'], [230, 'in as <secret>']]);
+    expect(out.replies.map((r) => [r.code, r.lines[0]])).toEqual([
+      [220, 'welcome'],
+      [230, 'in as <secret>'],
+    ]);
   });
 });

@@ -4,8 +4,14 @@
 // servers probed in clear text, and a port with nothing listening.
 import net from 'node:net';
 import {
-  CANARY_BODY, CANARY_NAME, freePort, makeFixture,
-  type Fixture, type FtpPeer, type PeerOptions, type PeerUser,
+  CANARY_BODY,
+  CANARY_NAME,
+  freePort,
+  makeFixture,
+  type Fixture,
+  type FtpPeer,
+  type PeerOptions,
+  type PeerUser,
 } from '../peers/ftp/common';
 import { startVsftpd, vsftpdUser } from '../peers/ftp/vsftpd';
 import { startProftpd, proftpdUser } from '../peers/ftp/proftpd';
@@ -37,7 +43,10 @@ async function connectionsDuring<T>(fn: () => Promise<T>): Promise<{ value: T; h
   const hosts: string[] = [];
   // eslint-disable-next-line @typescript-eslint/unbound-method -- called below on the socket the spy receives
   const original = net.Socket.prototype.connect;
-  const spy = jest.spyOn(net.Socket.prototype, 'connect').mockImplementation(function (this: net.Socket, ...args: unknown[]) {
+  const spy = jest.spyOn(net.Socket.prototype, 'connect').mockImplementation(function (
+    this: net.Socket,
+    ...args: unknown[]
+  ) {
     const first = Array.isArray(args[0]) ? (args[0] as unknown[])[0] : args[0];
     if (first && typeof first === 'object' && 'host' in first) hosts.push(String(first.host));
     else if (typeof args[1] === 'string') hosts.push(args[1]);
@@ -70,7 +79,16 @@ describe.each(SERVERS)('$name', (server) => {
   test('anonymous login and LIST over EPSV, PASV and active', async () => {
     const r = await probeFtp(address, { data_channel: [...ALL_MODES] });
     expect(r.success).toBe(true);
-    expect(phaseNames(r)).toEqual(['resolve', 'connect', 'banner', 'login', 'data_epsv', 'data_pasv', 'data_active', 'quit']);
+    expect(phaseNames(r)).toEqual([
+      'resolve',
+      'connect',
+      'banner',
+      'login',
+      'data_epsv',
+      'data_pasv',
+      'data_active',
+      'quit',
+    ]);
     expect(fact(r, 'probe_ftp_status_code', { phase: 'banner' })).toBe(220);
     expect(fact(r, 'probe_ftp_status_code', { phase: 'login' })).toBe(230);
     expect(fact(r, 'probe_ftp_status_code', { phase: 'quit' })).toBe(221);
@@ -88,7 +106,10 @@ describe.each(SERVERS)('$name', (server) => {
 
   test('user login and RETR of the canary in every mode, clear text', async () => {
     const r = await probeFtp(address, {
-      username: user.name, password: user.password, retrieve: CANARY_NAME, data_channel: [...ALL_MODES],
+      username: user.name,
+      password: user.password,
+      retrieve: CANARY_NAME,
+      data_channel: [...ALL_MODES],
     });
     expect(r.success).toBe(true);
     for (const mode of ALL_MODES) {
@@ -101,8 +122,12 @@ describe.each(SERVERS)('$name', (server) => {
 
   test('explicit FTPS: AUTH TLS, protected data in every mode, certificate facts', async () => {
     const r = await probeFtp(address, {
-      username: user.name, password: user.password, retrieve: CANARY_NAME,
-      tls: 'explicit', tls_config: INSECURE, data_channel: [...ALL_MODES],
+      username: user.name,
+      password: user.password,
+      retrieve: CANARY_NAME,
+      tls: 'explicit',
+      tls_config: INSECURE,
+      data_channel: [...ALL_MODES],
     });
     expect(r.success).toBe(true);
     expect(phaseNames(r)).toContain('tls');
@@ -113,7 +138,9 @@ describe.each(SERVERS)('$name', (server) => {
 
   test('explicit FTPS with certificate verification against the test CA', async () => {
     const r = await probeFtp(address, {
-      tls: 'explicit', tls_config: { ca_file: fx.certFile }, data_channel: ['epsv'],
+      tls: 'explicit',
+      tls_config: { ca_file: fx.certFile },
+      data_channel: ['epsv'],
     });
     expect(r.success).toBe(true);
   });
@@ -148,7 +175,9 @@ describe.each(SERVERS)('$name', (server) => {
     });
 
     test('fail: mismatch reported, nothing connects to the advertised address, EPSV still works', async () => {
-      const { value: r, hosts } = await connectionsDuring(() => probeFtp(masqAddress, { data_channel: ['epsv', 'pasv'] }));
+      const { value: r, hosts } = await connectionsDuring(() =>
+        probeFtp(masqAddress, { data_channel: ['epsv', 'pasv'] }),
+      );
       expect(r.success).toBe(false);
       expect(r.failure).toMatchObject({ phase: 'data_pasv', reason: 'pasv_address_mismatch' });
       expect(r.failure?.message).toContain('advertises 127.0.0.2:');
@@ -196,8 +225,12 @@ describe.each(SERVERS)('$name', (server) => {
 
     test('probed with explicit TLS → success', async () => {
       const r = await probeFtp(`${strict.host}:${strict.port}`, {
-        username: user.name, password: user.password, tls: 'explicit', tls_config: INSECURE,
-        retrieve: CANARY_NAME, data_channel: ['epsv', 'pasv'],
+        username: user.name,
+        password: user.password,
+        tls: 'explicit',
+        tls_config: INSECURE,
+        retrieve: CANARY_NAME,
+        data_channel: ['epsv', 'pasv'],
       });
       expect(r.success).toBe(true);
       expect(fact(r, 'probe_ftp_transfer_bytes', { mode: 'pasv' })).toBe(CANARY_BODY.length);
@@ -205,26 +238,31 @@ describe.each(SERVERS)('$name', (server) => {
   });
 
   // Only servers that speak implicit TLS get this block (pure-ftpd and pyftpdlib do not).
-  if (server.implicitTls) describe('implicit TLS', () => {
-    let implicit: FtpPeer;
-    beforeAll(async () => {
-      implicit = await server.start(fx, { tls: 'implicit' }, user);
-    });
-    afterAll(async () => {
-      await implicit?.stop();
-    });
-
-    test('TLS before the banner, then login and protected transfers', async () => {
-      const r = await probeFtp(`${implicit.host}:${implicit.port}`, {
-        username: user.name, password: user.password, tls: 'implicit', tls_config: INSECURE,
-        retrieve: CANARY_NAME, data_channel: [...ALL_MODES],
+  if (server.implicitTls)
+    describe('implicit TLS', () => {
+      let implicit: FtpPeer;
+      beforeAll(async () => {
+        implicit = await server.start(fx, { tls: 'implicit' }, user);
       });
-      expect(r.success).toBe(true);
-      expect(phaseNames(r).slice(0, 4)).toEqual(['resolve', 'connect', 'tls', 'banner']);
-      expect(fact(r, 'probe_tls_cert_not_after_timestamp_seconds')).toBe(fx.notAfter);
-      for (const mode of ALL_MODES) expect(fact(r, 'probe_ftp_transfer_bytes', { mode })).toBe(CANARY_BODY.length);
+      afterAll(async () => {
+        await implicit?.stop();
+      });
+
+      test('TLS before the banner, then login and protected transfers', async () => {
+        const r = await probeFtp(`${implicit.host}:${implicit.port}`, {
+          username: user.name,
+          password: user.password,
+          tls: 'implicit',
+          tls_config: INSECURE,
+          retrieve: CANARY_NAME,
+          data_channel: [...ALL_MODES],
+        });
+        expect(r.success).toBe(true);
+        expect(phaseNames(r).slice(0, 4)).toEqual(['resolve', 'connect', 'tls', 'banner']);
+        expect(fact(r, 'probe_tls_cert_not_after_timestamp_seconds')).toBe(fx.notAfter);
+        for (const mode of ALL_MODES) expect(fact(r, 'probe_ftp_transfer_bytes', { mode })).toBe(CANARY_BODY.length);
+      });
     });
-  });
 });
 
 test('a port with no server → refused at connect', async () => {
@@ -234,5 +272,7 @@ test('a port with no server → refused at connect', async () => {
   expect(r.failure).toMatchObject({ phase: 'connect', reason: 'refused' });
   expect(phaseNames(r)).toEqual(['resolve', 'connect']);
   // Nothing past connect ran: no data-channel mode is exported as failed.
-  expect(r.facts.filter((f) => f.metric.startsWith('probe_ftp_data_') || f.metric === 'probe_ftp_pasv_address_mismatch')).toEqual([]);
+  expect(
+    r.facts.filter((f) => f.metric.startsWith('probe_ftp_data_') || f.metric === 'probe_ftp_pasv_address_mismatch'),
+  ).toEqual([]);
 }, 10000);

@@ -67,7 +67,9 @@ describe('validate', () => {
   const v = (s: Partial<FtpSettings>): string[] => ftpProber.validate?.({ ...ftpProber.defaults, ...s }) ?? [];
   test('defaults are fine', () => expect(v({})).toEqual([]));
   test('path and retrieve together', () => {
-    expect(v({ path: '/pub', retrieve: 'x' })).toEqual(['retrieve: set either path (LIST) or retrieve (RETR), not both']);
+    expect(v({ path: '/pub', retrieve: 'x' })).toEqual([
+      'retrieve: set either path (LIST) or retrieve (RETR), not both',
+    ]);
   });
   test('active_listen without active mode', () => {
     expect(v({ active_listen: { ports: '50000-50001' } })).toEqual([
@@ -94,7 +96,17 @@ describe('validateAddress', () => {
 });
 
 test('phases and families are declared', () => {
-  expect(ftpProber.phases).toEqual(['resolve', 'connect', 'banner', 'tls', 'login', 'data_epsv', 'data_pasv', 'data_active', 'quit']);
+  expect(ftpProber.phases).toEqual([
+    'resolve',
+    'connect',
+    'banner',
+    'tls',
+    'login',
+    'data_epsv',
+    'data_pasv',
+    'data_active',
+    'quit',
+  ]);
   const names = ftpProber.metrics.map((m) => m.name);
   expect(names).toEqual(
     expect.arrayContaining([

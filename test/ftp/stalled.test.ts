@@ -22,7 +22,9 @@ test('PASS never answered → stalled at login, with advice about the service, n
   const r = await probeFtp(`${peer.host}:${peer.port}`, { username: user.name, password: user.password }, 2);
   expect(r.failure).toMatchObject({ phase: 'login', reason: 'stalled' });
   expect(r.failure?.message).toMatch(/^PASS: no reply before the deadline/);
-  expect(r.failure?.advice).toMatch(/^The FTP server answered the greeting and earlier commands, then stopped answering/);
+  expect(r.failure?.advice).toMatch(
+    /^The FTP server answered the greeting and earlier commands, then stopped answering/,
+  );
   expect(r.failure?.advice).not.toMatch(/firewall|ping|traceroute/i);
   expect(fact(r, 'probe_ftp_status_code', { phase: 'login' })).toBe(331);
   expect(fact(r, 'probe_ftp_data_channel_success', { mode: 'epsv' })).toBeUndefined();

@@ -23,10 +23,45 @@ function onlyConfigErrors(fn: () => unknown): void {
 }
 
 // Values shaped like a config: right keys, wrong or right types at every depth.
-const scalar = fc.oneof(fc.string({ maxLength: 20 }), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.constantFrom('15s', '1m', 'tcp', 'ftp', 'mssql', '${X}', '127.0.0.1:21'));
-const keys = fc.constantFrom('global', 'modules', 'targets', 'sockets', 'probe_api', 'interval', 'timeout', 'prober', 'tcp', 'ftp', 'mssql', 'name', 'module', 'address', 'labels', 'password', 'password_file', 'data_channel', 'tls', 'queries', 'expect', 'x');
+const scalar = fc.oneof(
+  fc.string({ maxLength: 20 }),
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.constantFrom('15s', '1m', 'tcp', 'ftp', 'mssql', '${X}', '127.0.0.1:21'),
+);
+const keys = fc.constantFrom(
+  'global',
+  'modules',
+  'targets',
+  'sockets',
+  'probe_api',
+  'interval',
+  'timeout',
+  'prober',
+  'tcp',
+  'ftp',
+  'mssql',
+  'name',
+  'module',
+  'address',
+  'labels',
+  'password',
+  'password_file',
+  'data_channel',
+  'tls',
+  'queries',
+  'expect',
+  'x',
+);
 const tree = fc.letrec((tie) => ({
-  node: fc.oneof({ depthSize: 'small' }, scalar, fc.array(tie('node'), { maxLength: 4 }), fc.dictionary(keys, tie('node'), { maxKeys: 5 })),
+  node: fc.oneof(
+    { depthSize: 'small' },
+    scalar,
+    fc.array(tie('node'), { maxLength: 4 }),
+    fc.dictionary(keys, tie('node'), { maxKeys: 5 }),
+  ),
 })).node;
 
 describe('config loader never throws anything but ConfigError', () => {
@@ -49,9 +84,23 @@ describe('config loader never throws anything but ConfigError', () => {
   it('on web configs', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-fuzz-web-'));
     const f = path.join(dir, 'web.yml');
-    const webKeys = fc.constantFrom('tls_server_config', 'basic_auth_users', 'http_server_config', 'cert_file', 'key_file', 'client_auth_type', 'headers', 'x');
+    const webKeys = fc.constantFrom(
+      'tls_server_config',
+      'basic_auth_users',
+      'http_server_config',
+      'cert_file',
+      'key_file',
+      'client_auth_type',
+      'headers',
+      'x',
+    );
     const webTree = fc.letrec((tie) => ({
-      node: fc.oneof({ depthSize: 'small' }, scalar, fc.array(tie('node'), { maxLength: 3 }), fc.dictionary(webKeys, tie('node'), { maxKeys: 4 })),
+      node: fc.oneof(
+        { depthSize: 'small' },
+        scalar,
+        fc.array(tie('node'), { maxLength: 3 }),
+        fc.dictionary(webKeys, tie('node'), { maxKeys: 4 }),
+      ),
     })).node;
     fc.assert(
       fc.property(fc.dictionary(webKeys, webTree, { maxKeys: 4 }), (obj) => {

@@ -51,11 +51,19 @@ test('parseEpsv never throws; any result is a port in range', () => {
 });
 
 test('parseEpsv reads back any delimiter and port', () => {
-  const delimiter = fc.integer({ min: 33, max: 126 }).map((c) => String.fromCharCode(c)).filter((d) => !/[0-9()]/.test(d));
+  const delimiter = fc
+    .integer({ min: 33, max: 126 })
+    .map((c) => String.fromCharCode(c))
+    .filter((d) => !/[0-9()]/.test(d));
   fc.assert(
-    fc.property(delimiter, port, fc.string({ maxLength: 30 }).filter((s) => !s.includes('(')), (d, p, text) => {
-      expect(parseEpsv(`${text}(${d}${d}${d}${p}${d})`)).toBe(p);
-    }),
+    fc.property(
+      delimiter,
+      port,
+      fc.string({ maxLength: 30 }).filter((s) => !s.includes('(')),
+      (d, p, text) => {
+        expect(parseEpsv(`${text}(${d}${d}${d}${p}${d})`)).toBe(p);
+      },
+    ),
     { numRuns: RUNS },
   );
 });

@@ -80,7 +80,10 @@ test('well-formed replies round-trip', () => {
           lines.length === 1
             ? `${code} ${lines[0]}\r\n`
             : // inner lines are prefixed with a space so none can look like the terminator
-              `${code}-${lines[0]}\r\n${lines.slice(1, -1).map((l) => ` ${l}\r\n`).join('')}${code} ${lines[lines.length - 1]}\r\n`,
+              `${code}-${lines[0]}\r\n${lines
+                .slice(1, -1)
+                .map((l) => ` ${l}\r\n`)
+                .join('')}${code} ${lines[lines.length - 1]}\r\n`,
         )
         .join('');
       const data = Buffer.from(wire, 'utf8');
@@ -90,7 +93,9 @@ test('well-formed replies round-trip', () => {
       expect(r.replies.map((x) => x.code)).toEqual(replies.map((x) => x.code));
       r.replies.forEach((got, i) => {
         const want = replies[i].lines;
-        expect(got.lines).toEqual(want.length === 1 ? want : [want[0], ...want.slice(1, -1).map((l) => ` ${l}`), want[want.length - 1]]);
+        expect(got.lines).toEqual(
+          want.length === 1 ? want : [want[0], ...want.slice(1, -1).map((l) => ` ${l}`), want[want.length - 1]],
+        );
       });
     }),
     { numRuns: RUNS },

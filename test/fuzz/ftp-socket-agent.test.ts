@@ -10,8 +10,14 @@ import { clientHello } from '../../exporters/silence';
 import { selfSignedCert } from '../helpers/net';
 import { makeFixture } from '../peers/ftp/common';
 import { pyftpdlibUser, startPyftpdlib } from '../peers/ftp/pyftpdlib';
-import { ftpCase, recordServerFlights, startFtpFuzzPeer, startTlsFuzzPeer, tlsCase, type TlsTarget } from '../peers/fuzz-peers';
-
+import {
+  ftpCase,
+  recordServerFlights,
+  startFtpFuzzPeer,
+  startTlsFuzzPeer,
+  tlsCase,
+  type TlsTarget,
+} from '../peers/fuzz-peers';
 
 // Long enough for several hundred hostile cases; FUZZ_RUNS (fuzz:long) runs it longer.
 const RUN_MS = process.env.FUZZ_RUNS ? 120000 : 12000;
@@ -76,10 +82,22 @@ async function run(cleanup: (() => unknown)[]): Promise<void> {
       '  tcp_tls: {prober: tcp, tcp: {tls: true, tls_config: {insecure_skip_verify: true}, expect_banner: "."}}',
       'targets:',
       `  - {name: healthy, module: ftp_healthy, address: "127.0.0.1:${healthy.port}"}`,
-      ...Array.from({ length: 40 }, (_, i) => `  - {name: hostile-ftp-${i}, module: ftp_hostile, address: "127.0.0.1:${ftpPeer.port}"}`),
-      ...Array.from({ length: 10 }, (_, i) => `  - {name: hostile-implicit-${i}, module: ftp_implicit, address: "127.0.0.1:${tlsPeers[0].port}"}`),
-      ...Array.from({ length: 10 }, (_, i) => `  - {name: hostile-explicit-${i}, module: ftp_explicit, address: "127.0.0.1:${tlsPeers[1].port}"}`),
-      ...Array.from({ length: 10 }, (_, i) => `  - {name: hostile-tcp-tls-${i}, module: tcp_tls, address: "127.0.0.1:${tlsPeers[2].port}"}`),
+      ...Array.from(
+        { length: 40 },
+        (_, i) => `  - {name: hostile-ftp-${i}, module: ftp_hostile, address: "127.0.0.1:${ftpPeer.port}"}`,
+      ),
+      ...Array.from(
+        { length: 10 },
+        (_, i) => `  - {name: hostile-implicit-${i}, module: ftp_implicit, address: "127.0.0.1:${tlsPeers[0].port}"}`,
+      ),
+      ...Array.from(
+        { length: 10 },
+        (_, i) => `  - {name: hostile-explicit-${i}, module: ftp_explicit, address: "127.0.0.1:${tlsPeers[1].port}"}`,
+      ),
+      ...Array.from(
+        { length: 10 },
+        (_, i) => `  - {name: hostile-tcp-tls-${i}, module: tcp_tls, address: "127.0.0.1:${tlsPeers[2].port}"}`,
+      ),
       '',
     ].join('\n'),
   );
@@ -106,7 +124,9 @@ async function run(cleanup: (() => unknown)[]): Promise<void> {
       healthySuccessFirst ??= ok;
       if (up !== 1) failures.push(`scrape ${scrapes}: probe_success of the healthy target is ${up}`);
     }
-    for (const m of text.matchAll(/^probe_failure_info\{target="hostile[^"]*",module="[^"]*",phase="[^"]*",reason="([^"]+)"\} 1$/gm)) {
+    for (const m of text.matchAll(
+      /^probe_failure_info\{target="hostile[^"]*",module="[^"]*",phase="[^"]*",reason="([^"]+)"\} 1$/gm,
+    )) {
       hostileReasons.add(m[1]);
     }
   }

@@ -13,14 +13,12 @@ const preloginish = fc.oneof(
   fc
     .array(fc.tuple(fc.integer({ min: 0, max: 8 }), fc.uint8Array({ maxLength: 40 })), { maxLength: 10 })
     .map((opts) => new Uint8Array(encodePreloginOptions(opts))),
-  fc
-    .tuple(fc.uint8Array({ maxLength: 80 }), fc.nat(200), fc.uint8Array({ maxLength: 8 }))
-    .map(([noise, at, patch]) => {
-      const b = Buffer.from(buildPrelogin({ instance: 'X' }));
-      const out = Buffer.concat([b, Buffer.from(noise)]);
-      out.set(patch.subarray(0, Math.max(0, out.length - (at % out.length))), at % out.length);
-      return new Uint8Array(out);
-    }),
+  fc.tuple(fc.uint8Array({ maxLength: 80 }), fc.nat(200), fc.uint8Array({ maxLength: 8 })).map(([noise, at, patch]) => {
+    const b = Buffer.from(buildPrelogin({ instance: 'X' }));
+    const out = Buffer.concat([b, Buffer.from(noise)]);
+    out.set(patch.subarray(0, Math.max(0, out.length - (at % out.length))), at % out.length);
+    return new Uint8Array(out);
+  }),
 );
 
 const respish = fc.oneof(
@@ -28,7 +26,23 @@ const respish = fc.oneof(
   fc
     .tuple(
       fc.array(
-        fc.constantFrom('ServerName', 'InstanceName', 'IsClustered', 'Version', 'tcp', 'np', 'via', 'bv', 'rpc', '', 'Yes', '1433', '99999', 'x', '16.0.1000.6'),
+        fc.constantFrom(
+          'ServerName',
+          'InstanceName',
+          'IsClustered',
+          'Version',
+          'tcp',
+          'np',
+          'via',
+          'bv',
+          'rpc',
+          '',
+          'Yes',
+          '1433',
+          '99999',
+          'x',
+          '16.0.1000.6',
+        ),
         { maxLength: 40 },
       ),
       fc.integer({ min: -5, max: 5 }),

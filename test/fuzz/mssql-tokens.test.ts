@@ -57,7 +57,9 @@ test(
             const badReason = r.failure?.reason === 'internal_error';
             const lateVerdict = r.durationSeconds > PROBE_MS / 1000 + 1;
             if ((badReason || lateVerdict) && wrong.length < 20) {
-              wrong.push(`case ${n} (${w.current.kind}, ${w.current.payload.toString('hex').slice(0, 120)}): ${JSON.stringify(r.failure)} in ${r.durationSeconds}s`);
+              wrong.push(
+                `case ${n} (${w.current.kind}, ${w.current.payload.toString('hex').slice(0, 120)}): ${JSON.stringify(r.failure)} in ${r.durationSeconds}s`,
+              );
             }
           }
         }),
@@ -73,7 +75,10 @@ test(
     console.log(
       `mssql token fuzz: ${RUNS} cases in ${seconds.toFixed(1)} s, ${uncaught.length} uncaught, ` +
         `${tediousLines} console.error lines from tedious; verdicts:\n` +
-        [...reasons.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => `  ${k} ${v}`).join('\n'),
+        [...reasons.entries()]
+          .sort((a, b) => b[1] - a[1])
+          .map(([k, v]) => `  ${k} ${v}`)
+          .join('\n'),
     );
     expect(uncaught.map(String)).toEqual([]);
     expect(wrong).toEqual([]);

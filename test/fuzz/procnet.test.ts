@@ -21,7 +21,10 @@ const line = fc
     fc.oneof(fc.nat(), fc.string({ maxLength: 12 })),
     fc.constantFrom(' ', '  ', '\t', ''),
   )
-  .map(([sl, la, lp, ra, rp, st, mid, uid, inode, sep]) => `${sl}: ${la}:${lp}${sep} ${ra}:${rp} ${st} ${mid} ${uid} 0 ${inode} 1 0000\n`);
+  .map(
+    ([sl, la, lp, ra, rp, st, mid, uid, inode, sep]) =>
+      `${sl}: ${la}:${lp}${sep} ${ra}:${rp} ${st} ${mid} ${uid} 0 ${inode} 1 0000\n`,
+  );
 
 describe('/proc/net parser never throws', () => {
   it.each([
@@ -31,19 +34,23 @@ describe('/proc/net parser never throws', () => {
     ['udp', 6],
   ] as const)('%s v%d: kernel-shaped lines with wrong fields, split anywhere', (proto, family) => {
     fc.assert(
-      fc.property(fc.array(fc.oneof(line, fc.string({ maxLength: 120 })), { maxLength: 12 }), fc.nat(400), (lines, cut) => {
-        const text = HEADER + lines.join('');
-        const whole = parseProcNet(text, proto, family);
-        for (const l of whole.listeners) {
-          expect(Number.isInteger(l.port)).toBe(true);
-          expect(l.port).toBeGreaterThanOrEqual(0);
-          expect(l.port).toBeLessThanOrEqual(0xffff);
-        }
-        const p = new ProcNetParser(proto, family);
-        p.push(text.slice(0, cut));
-        p.push(text.slice(cut));
-        expect(p.end()).toEqual(whole);
-      }),
+      fc.property(
+        fc.array(fc.oneof(line, fc.string({ maxLength: 120 })), { maxLength: 12 }),
+        fc.nat(400),
+        (lines, cut) => {
+          const text = HEADER + lines.join('');
+          const whole = parseProcNet(text, proto, family);
+          for (const l of whole.listeners) {
+            expect(Number.isInteger(l.port)).toBe(true);
+            expect(l.port).toBeGreaterThanOrEqual(0);
+            expect(l.port).toBeLessThanOrEqual(0xffff);
+          }
+          const p = new ProcNetParser(proto, family);
+          p.push(text.slice(0, cut));
+          p.push(text.slice(cut));
+          expect(p.end()).toEqual(whole);
+        },
+      ),
       { numRuns: RUNS },
     );
   });

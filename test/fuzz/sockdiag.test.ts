@@ -8,25 +8,33 @@ import { done, errorFrame, frame, record, reply, type RecordSpec } from '../sock
 const RUNS = Number(process.env.FUZZ_RUNS ?? 2_000);
 
 const ipv4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((b) => b.join('.'));
-const ipv6 = fc.oneof(fc.constant('::'), fc.constant('::1'), fc.constant('fe80::1'), fc.constant('2001:db8::a:b'), ipv4.map((a) => `::ffff:${a}`));
-const attr = fc.tuple(fc.integer({ min: 1, max: 30 }), fc.uint8Array({ maxLength: 40 }));
-const spec: fc.Arbitrary<RecordSpec> = fc.oneof(
-  fc.record({ family: fc.constant(4 as const), src: ipv4 }),
-  fc.record({ family: fc.constant(6 as const), src: ipv6 }),
-).chain((base) =>
-  fc.record({
-    family: fc.constant(base.family),
-    src: fc.constant(base.src),
-    state: fc.oneof(fc.constant(10), fc.constant(1), fc.constant(7), fc.integer({ min: 0, max: 15 })),
-    sport: fc.nat(65535),
-    dport: fc.nat(65535),
-    rqueue: fc.nat(),
-    wqueue: fc.nat(),
-    uid: fc.nat(),
-    inode: fc.nat(),
-    attrs: fc.array(attr, { maxLength: 3 }),
-  }),
+const ipv6 = fc.oneof(
+  fc.constant('::'),
+  fc.constant('::1'),
+  fc.constant('fe80::1'),
+  fc.constant('2001:db8::a:b'),
+  ipv4.map((a) => `::ffff:${a}`),
 );
+const attr = fc.tuple(fc.integer({ min: 1, max: 30 }), fc.uint8Array({ maxLength: 40 }));
+const spec: fc.Arbitrary<RecordSpec> = fc
+  .oneof(
+    fc.record({ family: fc.constant(4 as const), src: ipv4 }),
+    fc.record({ family: fc.constant(6 as const), src: ipv6 }),
+  )
+  .chain((base) =>
+    fc.record({
+      family: fc.constant(base.family),
+      src: fc.constant(base.src),
+      state: fc.oneof(fc.constant(10), fc.constant(1), fc.constant(7), fc.integer({ min: 0, max: 15 })),
+      sport: fc.nat(65535),
+      dport: fc.nat(65535),
+      rqueue: fc.nat(),
+      wqueue: fc.nat(),
+      uid: fc.nat(),
+      inode: fc.nat(),
+      attrs: fc.array(attr, { maxLength: 3 }),
+    }),
+  );
 
 /** What a well-formed reply must parse to: the listeners and the state counts. */
 function expected(records: RecordSpec[], protocol: 'tcp' | 'udp') {
@@ -37,7 +45,14 @@ function expected(records: RecordSpec[], protocol: 'tcp' | 'udp') {
     states,
     listeners: records
       .filter((r) => r.state === wanted)
-      .map((r) => [r.family, r.sport, r.inode, r.uid, protocol === 'tcp' ? r.rqueue : undefined, protocol === 'tcp' ? r.wqueue : undefined]),
+      .map((r) => [
+        r.family,
+        r.sport,
+        r.inode,
+        r.uid,
+        protocol === 'tcp' ? r.rqueue : undefined,
+        protocol === 'tcp' ? r.wqueue : undefined,
+      ]),
   };
 }
 
@@ -51,7 +66,9 @@ describe('sock_diag parser', () => {
         expect(t.truncated).toBe(false);
         expect(t.badMessages).toBe(0);
         expect(t.states).toEqual(want.states);
-        expect(t.listeners.map((l) => [l.family, l.port, l.inode, l.uid, l.acceptQueue, l.acceptQueueLimit])).toEqual(want.listeners);
+        expect(t.listeners.map((l) => [l.family, l.port, l.inode, l.uid, l.acceptQueue, l.acceptQueueLimit])).toEqual(
+          want.listeners,
+        );
         const est = protocol === 'tcp' ? records.filter((r) => r.state === 1).length : 0;
         expect([...t.established.values()].reduce((a, b) => a + b, 0)).toBe(est);
       }),
@@ -92,7 +109,8 @@ describe('sock_diag parser', () => {
           frames[i] = f;
           const t = parseSockDiag(Buffer.concat([...frames, done()]), 'tcp');
           const honest = parseSockDiag(reply(records), 'tcp');
-          const key = (l: { port: number; inode: number; address: string }): string => `${l.address} ${l.port} ${l.inode}`;
+          const key = (l: { port: number; inode: number; address: string }): string =>
+            `${l.address} ${l.port} ${l.inode}`;
           const known = new Set(honest.listeners.map(key));
           for (const l of t.listeners) expect(known.has(key(l))).toBe(true);
           for (const l of t.listeners) {
@@ -124,11 +142,26 @@ describe('sock_diag parser', () => {
     const big = Buffer.alloc(body.length + 3);
     body.copy(big, 3);
     expect(parseSockDiag(big.subarray(3), 'tcp')).toEqual(parseSockDiag(body, 'tcp'));
-    expect(parseSockDiag(body, 'tcp').listeners[0]).toMatchObject({ address: '::1', port: 443, acceptQueue: 3, acceptQueueLimit: 128, inode: 42 });
+    expect(parseSockDiag(body, 'tcp').listeners[0]).toMatchObject({
+      address: '::1',
+      port: 443,
+      acceptQueue: 3,
+      acceptQueueLimit: 128,
+      inode: 42,
+    });
   });
 
   describe('exact cases', () => {
-    const listener: RecordSpec = { family: 4, state: 10, sport: 1433, src: '10.0.0.5', rqueue: 7, wqueue: 64, inode: 9, attrs: [[1, Uint8Array.of(1, 2, 3, 4)]] };
+    const listener: RecordSpec = {
+      family: 4,
+      state: 10,
+      sport: 1433,
+      src: '10.0.0.5',
+      rqueue: 7,
+      wqueue: 64,
+      inode: 9,
+      attrs: [[1, Uint8Array.of(1, 2, 3, 4)]],
+    };
     const withAttrLen = (len: number): Buffer => {
       const f = frame(20, record(listener));
       f.writeUInt16LE(len, 16 + 72);
@@ -159,7 +192,11 @@ describe('sock_diag parser', () => {
     });
 
     it('a record of the other family than asked is bad; the address text is canonical', () => {
-      const t = parseSockDiag(reply([listener, { family: 6, state: 10, sport: 22, src: '2001:db8:0:0:1:0:0:0' }]), 'tcp', { family: 6 });
+      const t = parseSockDiag(
+        reply([listener, { family: 6, state: 10, sport: 22, src: '2001:db8:0:0:1:0:0:0' }]),
+        'tcp',
+        { family: 6 },
+      );
       expect(t.listeners.map((l) => l.address)).toEqual(['2001:db8:0:0:1::']);
       expect(t.badMessages).toBe(1);
       const mapped = parseSockDiag(reply([{ family: 6, state: 1, sport: 80, src: '::ffff:192.0.2.1' }]), 'tcp');

@@ -33,7 +33,12 @@ function answer(rng: Rng, flights: Buffer[]): { kind: Kind; bytes: Buffer } {
       return { kind, bytes: b };
     }
     case 'http':
-      return { kind, bytes: Buffer.from(`HTTP/1.${rng.int(2)} ${100 + rng.int(500)} ${rng.pick(['Bad Request', '', 'x'.repeat(rng.int(300))])}\r\n${rng.chance(0.5) ? 'Connection: close\r\n\r\n' : ''}`) };
+      return {
+        kind,
+        bytes: Buffer.from(
+          `HTTP/1.${rng.int(2)} ${100 + rng.int(500)} ${rng.pick(['Bad Request', '', 'x'.repeat(rng.int(300))])}\r\n${rng.chance(0.5) ? 'Connection: close\r\n\r\n' : ''}`,
+        ),
+      };
     case 'random':
       return { kind, bytes: rng.bytes(1 + rng.int(1200)) };
     default:
@@ -99,7 +104,10 @@ test(`${CASES} hostile answers to the second look: a silence verdict every time`
             return { outcome, fault: `${c.kind} gave ${verdict}: ${r.failure?.message}` };
           } else if (c.kind === 'flight' && verdict !== 'banner/tls_expected') {
             return { outcome, fault: `a real flight gave ${verdict}: ${r.failure?.message}` };
-          } else if (c.kind === 'http' && !(verdict === 'banner/banner_unexpected' && /an HTTP server answers/.test(r.failure?.message ?? ''))) {
+          } else if (
+            c.kind === 'http' &&
+            !(verdict === 'banner/banner_unexpected' && /an HTTP server answers/.test(r.failure?.message ?? ''))
+          ) {
             return { outcome, fault: `an HTTP status line gave ${verdict}: ${r.failure?.message}` };
           }
           return { outcome };

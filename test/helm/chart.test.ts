@@ -21,7 +21,9 @@ type Obj = Rendered['objects'][number];
 type Any = any;
 
 const CI_DIR = path.join(CHART, 'ci');
-const CI_FILES = readdirSync(CI_DIR).filter((f) => f.endsWith('-values.yaml')).sort();
+const CI_FILES = readdirSync(CI_DIR)
+  .filter((f) => f.endsWith('-values.yaml'))
+  .sort();
 
 const K8S_MODELS: Record<string, new (data: Any) => { validate(): void }> = {
   'v1/ConfigMap': ConfigMap,
@@ -43,7 +45,9 @@ const CRD_VALIDATORS: Record<string, ValidateFunction> = {
   'monitoring.coreos.com/v1/PrometheusRule': ajv.getSchema('crds#/definitions/PrometheusRule') as ValidateFunction,
 };
 
-const grafanaProvisioning = new Ajv({ allErrors: true, strict: true }).compile(JSON.parse(readText(__dirname, 'grafana-alert-provisioning.schema.json')));
+const grafanaProvisioning = new Ajv({ allErrors: true, strict: true }).compile(
+  JSON.parse(readText(__dirname, 'grafana-alert-provisioning.schema.json')),
+);
 
 function ajvErrors(v: ValidateFunction): string {
   return (v.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
@@ -152,7 +156,11 @@ function checkInvariants(r: Rendered): void {
 
   const icmp = Object.values((r.values.config as Any)?.modules ?? {}).some((m: Any) => m.prober === 'icmp');
   const webValues = (r.values.webConfig as Any) ?? {};
-  const web = { enabled: webValues.enabled === true, tls: webValues.enabled && webValues.tls, auth: webValues.enabled && webValues.authentication };
+  const web = {
+    enabled: webValues.enabled === true,
+    tls: webValues.enabled && webValues.tls,
+    auth: webValues.enabled && webValues.authentication,
+  };
   for (const w of workloads(r)) {
     const spec = w.spec;
     const podLabels = spec.template.metadata.labels;
@@ -195,7 +203,10 @@ function checkInvariants(r: Rendered): void {
     }
     // Liveness and readiness the kubelet can pass: HTTPS when the agent serves TLS, a TCP
     // connect when it asks for credentials the kubelet does not have.
-    for (const [probe, p] of [[c.livenessProbe, '/-/healthy'], [c.readinessProbe, '/-/ready']] as const) {
+    for (const [probe, p] of [
+      [c.livenessProbe, '/-/healthy'],
+      [c.readinessProbe, '/-/ready'],
+    ] as const) {
       if (web.auth) {
         expect(probe.tcpSocket).toEqual({ port: 'http' });
         expect(probe.httpGet).toBeUndefined();
@@ -207,7 +218,11 @@ function checkInvariants(r: Rendered): void {
       expect(c.args).toContain('--web.config.file=/etc/portprobe/web/config/web.yml');
       const vol = pod.volumes.find((v: Any) => v.name === 'web-config');
       expect(vol.secret.secretName).toBe((r.values.webConfig as Any).secretName);
-      expect(c.volumeMounts).toContainEqual({ name: 'web-config', mountPath: '/etc/portprobe/web/config', readOnly: true });
+      expect(c.volumeMounts).toContainEqual({
+        name: 'web-config',
+        mountPath: '/etc/portprobe/web/config',
+        readOnly: true,
+      });
     } else {
       expect(c.args.some((a: string) => a.startsWith('--web.config.file'))).toBe(false);
     }
@@ -243,8 +258,12 @@ function checkInvariants(r: Rendered): void {
       for (const s of selected) expect(s.spec.ports.map((p: Any) => p.name)).toContain(ep.port);
       // Every monitor follows the agent's web config.
       expect(ep.scheme).toBe(web.tls ? 'https' : 'http');
-      expect(ep.tlsConfig).toEqual(web.enabled && Object.keys(webValues.scrapeTlsConfig ?? {}).length ? webValues.scrapeTlsConfig : undefined);
-      expect(ep.basicAuth).toEqual(web.enabled && Object.keys(webValues.scrapeBasicAuth ?? {}).length ? webValues.scrapeBasicAuth : undefined);
+      expect(ep.tlsConfig).toEqual(
+        web.enabled && Object.keys(webValues.scrapeTlsConfig ?? {}).length ? webValues.scrapeTlsConfig : undefined,
+      );
+      expect(ep.basicAuth).toEqual(
+        web.enabled && Object.keys(webValues.scrapeBasicAuth ?? {}).length ? webValues.scrapeBasicAuth : undefined,
+      );
     }
   }
   // PodDisruptionBudget and NetworkPolicy select the probing pods.
@@ -256,7 +275,8 @@ function checkInvariants(r: Rendered): void {
   }
   for (const cm of ofKind(r, 'ConfigMap').filter((o) => o.metadata.labels?.grafana_alert !== undefined)) {
     const doc = parseYaml(cm.data['portprobe-alerts.yaml']);
-    if (!grafanaProvisioning(doc)) throw new Error(`${cm.source}: not Grafana's alert provisioning format: ${ajvErrors(grafanaProvisioning)}`);
+    if (!grafanaProvisioning(doc))
+      throw new Error(`${cm.source}: not Grafana's alert provisioning format: ${ajvErrors(grafanaProvisioning)}`);
   }
   loadRenderedConfigs(r);
 }
@@ -274,7 +294,7 @@ describe('render harness', () => {
     expect(goChecks()).toEqual({ gofmt: '', vet: '' });
   }, 120_000);
 
-  test('its Go tests, which pin it to helm\'s behaviour, pass', () => {
+  test("its Go tests, which pin it to helm's behaviour, pass", () => {
     const r = goTest();
     expect([r.status, r.out]).toEqual([0, expect.stringMatching(/^ok\s/m)]);
   }, 120_000);
@@ -314,20 +334,25 @@ describe('values', () => {
     ['a misspelt key', { serviceMonitor: { enabeld: true } }, '/serviceMonitor'],
     ['an unknown pull policy', { image: { pullPolicy: 'Sometimes' } }, '/image/pullPolicy'],
     ['zero shards', { sharding: { shards: 0 } }, '/sharding/shards'],
-    ['a relative secret mount', { secretMounts: [{ name: 'x', secretName: 'x', mountPath: 'secrets' }] }, '/secretMounts/0/mountPath'],
+    [
+      'a relative secret mount',
+      { secretMounts: [{ name: 'x', secretName: 'x', mountPath: 'secrets' }] },
+      '/secretMounts/0/mountPath',
+    ],
     ['a bad scrape interval', { serviceMonitor: { interval: '30 seconds' } }, '/serviceMonitor/interval'],
     ['an unknown top-level key', { replicas: 2 }, ''],
   ])('the schema rejects %s', (_what, override, at) => {
     const values = { ...parseYaml(readText(CHART, 'values.yaml')), ...override };
     for (const [k, v] of Object.entries(override)) {
       const base = parseYaml(readText(CHART, 'values.yaml'))[k];
-      if (base && typeof base === 'object' && !Array.isArray(base) && typeof v === 'object') values[k] = { ...base, ...v };
+      if (base && typeof base === 'object' && !Array.isArray(base) && typeof v === 'object')
+        values[k] = { ...base, ...v };
     }
     expect(valuesSchema(values)).toBe(false);
     expect((valuesSchema.errors ?? []).map((e) => e.instancePath)).toContain(at);
   });
 
-  test('values.schema.json carries the agent\'s current config schema for config and daemonset.config', () => {
+  test("values.schema.json carries the agent's current config schema for config and daemonset.config", () => {
     const text = readText(CHART, 'values.schema.json');
     // What validates must match; descriptions may lag. If this fails, run
     //   npm run schema
@@ -369,7 +394,9 @@ describe('rendering', () => {
     checkInvariants(r);
     expect(r.objects.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'Service', 'ServiceAccount']);
     const d = one(r, 'Deployment');
-    expect(container(d).image).toBe(`ghcr.io/portprobe/portprobe:${parseYaml(readText(CHART, 'Chart.yaml')).appVersion}`);
+    expect(container(d).image).toBe(
+      `ghcr.io/portprobe/portprobe:${parseYaml(readText(CHART, 'Chart.yaml')).appVersion}`,
+    );
     expect(d.spec.template.metadata.annotations['checksum/config']).toMatch(/^[0-9a-f]{64}$/);
     expect(one(r, 'Service').spec.type).toBe('ClusterIP');
   });
@@ -398,7 +425,10 @@ describe('rendering', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-values-'));
     try {
       const f = path.join(dir, 'v.yaml');
-      writeFileSync(f, 'config: {modules: {ping: {prober: icmp}}, targets: [{name: gw, module: ping, address: 192.0.2.1}]}\n');
+      writeFileSync(
+        f,
+        'config: {modules: {ping: {prober: icmp}}, targets: [{name: gw, module: ping, address: 192.0.2.1}]}\n',
+      );
       for (const extra of [[], [path.join(CI_DIR, 'sharding-values.yaml')]]) {
         const r = renderer.render([f, ...extra]);
         const probing = workloads(r);
@@ -417,7 +447,9 @@ describe('rendering', () => {
     try {
       const f = path.join(dir, 'v.yaml');
       writeFileSync(f, 'probeServiceMonitors: {enabled: true, targets: [{name: nowhere}]}\n');
-      expect(() => renderer.render([f])).toThrow('probeServiceMonitors.targets: "nowhere" is not a target in config.targets');
+      expect(() => renderer.render([f])).toThrow(
+        'probeServiceMonitors.targets: "nowhere" is not a target in config.targets',
+      );
       writeFileSync(f, 'secretMounts: [{name: s, secretName: s, mountPath: /etc/portprobe/config/creds}]\n');
       expect(() => renderer.render([f])).toThrow('mount secrets outside /etc/portprobe/config');
     } finally {
@@ -447,9 +479,15 @@ describe('alert rules: one source for the PrometheusRule and the Grafana-managed
       const r = renderer.render([path.join(CI_DIR, 'grafana-alerts-values.yaml')], { chart });
       const prom = one(r, 'PrometheusRule').spec.groups.at(-1);
       expect(prom.name).toBe('portprobe.newcomer');
-      const grafana = parseYaml(one(r, 'ConfigMap', 'portprobe-grafana-alerts').data['portprobe-alerts.yaml']).groups.at(-1);
+      const grafana = parseYaml(
+        one(r, 'ConfigMap', 'portprobe-grafana-alerts').data['portprobe-alerts.yaml'],
+      ).groups.at(-1);
       expect(grafana.name).toBe('portprobe.newcomer');
-      expect(grafana.rules[0]).toMatchObject({ title: 'PortprobeNewcomerBroken', for: '3m', annotations: { summary: '{{ $labels.target }} is broken ({{ $values.A.Value }})' } });
+      expect(grafana.rules[0]).toMatchObject({
+        title: 'PortprobeNewcomerBroken',
+        for: '3m',
+        annotations: { summary: '{{ $labels.target }} is broken ({{ $values.A.Value }})' },
+      });
       expect(grafana.rules[0].data[0].model.expr).toBe(prom.rules[0].expr);
       checkInvariants(r);
     } finally {
@@ -499,7 +537,10 @@ describe('alert rules: one source for the PrometheusRule and the Grafana-managed
     const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-values-'));
     try {
       const f = path.join(dir, 'v.yaml');
-      writeFileSync(f, 'grafanaAlerts: {enabled: true}\nprometheusRule: {additionalRules: [{name: x, rules: [{alert: PortprobeTargetDown, expr: vector(1)}]}]}\n');
+      writeFileSync(
+        f,
+        'grafanaAlerts: {enabled: true}\nprometheusRule: {additionalRules: [{name: x, rules: [{alert: PortprobeTargetDown, expr: vector(1)}]}]}\n',
+      );
       expect(() => renderer.render([f])).toThrow('grafanaAlerts: alert "PortprobeTargetDown" appears twice');
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -509,9 +550,21 @@ describe('alert rules: one source for the PrometheusRule and the Grafana-managed
 
 describe('refusals with a reason', () => {
   test.each([
-    ['TLS without saying how Prometheus verifies it', 'webConfig: {enabled: true, secretName: w, tls: true}\nserviceMonitor: {enabled: true}\n', 'webConfig.scrapeTlsConfig: the agent serves TLS'],
-    ['authentication without credentials for Prometheus', 'webConfig: {enabled: true, secretName: w, authentication: true}\nserviceMonitor: {enabled: true}\n', 'webConfig.authentication: give Prometheus credentials'],
-    ['a web config without its Secret', 'webConfig: {enabled: true}\n', 'webConfig.secretName: the Secret holding web.yml'],
+    [
+      'TLS without saying how Prometheus verifies it',
+      'webConfig: {enabled: true, secretName: w, tls: true}\nserviceMonitor: {enabled: true}\n',
+      'webConfig.scrapeTlsConfig: the agent serves TLS',
+    ],
+    [
+      'authentication without credentials for Prometheus',
+      'webConfig: {enabled: true, secretName: w, authentication: true}\nserviceMonitor: {enabled: true}\n',
+      'webConfig.authentication: give Prometheus credentials',
+    ],
+    [
+      'a web config without its Secret',
+      'webConfig: {enabled: true}\n',
+      'webConfig.secretName: the Secret holding web.yml',
+    ],
     [
       'a NetworkPolicy with an active-mode module on a random port',
       'networkPolicy: {enabled: true}\nconfig: {modules: {a: {prober: ftp, ftp: {data_channel: [active]}}}}\n',
@@ -535,10 +588,17 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
   'targets-values.yaml': (r) => {
     const d = one(r, 'Deployment');
     const c = container(d);
-    expect(c.volumeMounts).toContainEqual({ name: 'ftp-credentials', mountPath: '/etc/portprobe/secrets/ftp', readOnly: true });
+    expect(c.volumeMounts).toContainEqual({
+      name: 'ftp-credentials',
+      mountPath: '/etc/portprobe/secrets/ftp',
+      readOnly: true,
+    });
     const vol = d.spec.template.spec.volumes.find((v: Any) => v.name === 'ftp-credentials');
     expect(vol.secret).toEqual({ secretName: 'ftp-monitor', defaultMode: 0o440 });
-    expect(c.env).toContainEqual({ name: 'MSSQL_PASSWORD', valueFrom: { secretKeyRef: { name: 'mssql-monitor', key: 'password' } } });
+    expect(c.env).toContainEqual({
+      name: 'MSSQL_PASSWORD',
+      valueFrom: { secretKeyRef: { name: 'mssql-monitor', key: 'password' } },
+    });
     const cfg = parseYaml(one(r, 'ConfigMap').data['portprobe.yml']);
     expect(cfg.targets.map((t: Any) => t.name)).toEqual(['files-primary', 'sql-primary', 'gateway-ssh']);
     expect(loadRenderedConfigs(r)).toBe(1);
@@ -547,13 +607,22 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
     const sm = one(r, 'ServiceMonitor');
     expect(sm.metadata.labels?.release).toBe('kube-prometheus-stack');
     const ep = sm.spec.endpoints[0];
-    expect(ep).toMatchObject({ port: 'http', path: '/metrics', interval: '15s', scrapeTimeout: '10s', honorLabels: true });
+    expect(ep).toMatchObject({
+      port: 'http',
+      path: '/metrics',
+      interval: '15s',
+      scrapeTimeout: '10s',
+      honorLabels: true,
+    });
     expect(ep.metricRelabelings).toEqual([{ sourceLabels: ['__name__'], regex: 'nodejs_.*', action: 'drop' }]);
     expect(ep.relabelings[0]).toEqual({ sourceLabels: ['__meta_kubernetes_pod_node_name'], targetLabel: 'node' });
   },
   'probe-servicemonitors-values.yaml': (r) => {
     const sms = ofKind(r, 'ServiceMonitor');
-    expect(sms.map((s) => s.metadata.name).sort()).toEqual(['portprobe-probe-mail-relay', 'portprobe-probe-web-frontend']);
+    expect(sms.map((s) => s.metadata.name).sort()).toEqual([
+      'portprobe-probe-mail-relay',
+      'portprobe-probe-web-frontend',
+    ]);
     const web = sms.find((s) => s.metadata.name.endsWith('web-frontend')) as Obj;
     expect(web.spec.endpoints[0]).toMatchObject({
       path: '/probe',
@@ -562,7 +631,11 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
       scrapeTimeout: '30s',
     });
     const mail = sms.find((s) => s.metadata.name.endsWith('mail-relay')) as Obj;
-    expect(mail.spec.endpoints[0]).toMatchObject({ params: { target: ['Mail_Relay'], module: ['tcp_connect'] }, interval: '2m', scrapeTimeout: '20s' });
+    expect(mail.spec.endpoints[0]).toMatchObject({
+      params: { target: ['Mail_Relay'], module: ['tcp_connect'] },
+      interval: '2m',
+      scrapeTimeout: '20s',
+    });
     // /probe output carries no target labels; the ServiceMonitor adds them as /metrics has them.
     expect(web.spec.endpoints[0].relabelings).toEqual([
       { targetLabel: 'target', replacement: 'web-frontend' },
@@ -596,7 +669,9 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
     expect(cm.metadata.namespace).toBe('grafana');
     expect(cm.metadata.labels?.grafana_dashboard).toBe('1');
     expect(cm.metadata.annotations).toEqual({ grafana_folder: 'Network' });
-    expect(JSON.parse(cm.data['portprobe.json'])).toEqual(JSON.parse(readText(CHART, 'files', 'portprobe-dashboard.json')));
+    expect(JSON.parse(cm.data['portprobe.json'])).toEqual(
+      JSON.parse(readText(CHART, 'files', 'portprobe-dashboard.json')),
+    );
   },
   'daemonset-values.yaml': (r) => {
     const ds = one(r, 'DaemonSet');
@@ -604,7 +679,12 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
     expect(ds.spec.template.spec.dnsPolicy).toBe('ClusterFirstWithHostNet');
     expect(container(ds).args).toContain('--web.listen-address=:9822');
     const cfg = parseYaml(one(r, 'ConfigMap', 'portprobe-sockets').data['portprobe.yml']);
-    expect(cfg.sockets).toMatchObject({ enabled: true, procfs: '/host/proc', include_process: false, max_unexpected_series: 50 });
+    expect(cfg.sockets).toMatchObject({
+      enabled: true,
+      procfs: '/host/proc',
+      include_process: false,
+      max_unexpected_series: 50,
+    });
     expect(cfg.targets).toBeUndefined();
     expect(one(r, 'Service', 'portprobe-sockets').spec.clusterIP).toBe('None');
     expect(loadRenderedConfigs(r)).toBe(2);
@@ -616,7 +696,9 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: false, runAsUser: 0 });
     expect(pod.tolerations).toBeUndefined();
     expect(pod.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux' });
-    expect(parseYaml(one(r, 'ConfigMap', 'portprobe-sockets').data['portprobe.yml']).sockets.include_process).toBe(true);
+    expect(parseYaml(one(r, 'ConfigMap', 'portprobe-sockets').data['portprobe.yml']).sockets.include_process).toBe(
+      true,
+    );
     // The remote-probe Deployment stays unprivileged.
     const d = one(r, 'Deployment');
     expect(d.spec.template.spec.securityContext.runAsNonRoot).toBe(true);
@@ -624,7 +706,9 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
   'networkpolicy-values.yaml': (r) => {
     const np = one(r, 'NetworkPolicy');
     expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
-    expect(np.spec.ingress[0].from[0].namespaceSelector.matchLabels).toEqual({ 'kubernetes.io/metadata.name': 'monitoring' });
+    expect(np.spec.ingress[0].from[0].namespaceSelector.matchLabels).toEqual({
+      'kubernetes.io/metadata.name': 'monitoring',
+    });
     expect(np.spec.egress[0].ports.map((p: Any) => p.port)).toEqual([53, 53]);
     expect(np.spec.egress[1]).toEqual({
       to: [{ ipBlock: { cidr: '10.0.0.0/8' } }],
@@ -675,19 +759,28 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
     expect(c.volumeMounts).toContainEqual({ name: 'web-tls', mountPath: '/etc/portprobe/web/tls', readOnly: true });
     const pod = one(r, 'Deployment').spec.template.spec;
     expect(pod.volumes.find((v: Any) => v.name === 'web-tls').secret.secretName).toBe('portprobe-web-tls');
-    expect(pod.volumes.find((v: Any) => v.name === 'web-config').secret.items).toEqual([{ key: 'web.yml', path: 'web.yml' }]);
+    expect(pod.volumes.find((v: Any) => v.name === 'web-config').secret.items).toEqual([
+      { key: 'web.yml', path: 'web.yml' },
+    ]);
     const sms = ofKind(r, 'ServiceMonitor');
     expect(sms).toHaveLength(2); // /metrics and the /probe monitor of "gateway"
     for (const sm of sms) {
       expect(sm.spec.endpoints[0]).toMatchObject({
         scheme: 'https',
-        tlsConfig: { ca: { secret: { name: 'portprobe-web-tls', key: 'ca.crt' } }, serverName: 'portprobe.monitoring.svc' },
+        tlsConfig: {
+          ca: { secret: { name: 'portprobe-web-tls', key: 'ca.crt' } },
+          serverName: 'portprobe.monitoring.svc',
+        },
       });
     }
   },
   'webconfig-basicauth-values.yaml': (r) => {
     expect(r.notes).toContain("curl -sk -u USER 'https://127.0.0.1:9821/probe?target=NAME&debug=true'");
-    expect(workloads(r).map((w) => w.kind).sort()).toEqual(['DaemonSet', 'Deployment']);
+    expect(
+      workloads(r)
+        .map((w) => w.kind)
+        .sort(),
+    ).toEqual(['DaemonSet', 'Deployment']);
     for (const w of workloads(r)) {
       expect(container(w).livenessProbe.tcpSocket).toEqual({ port: 'http' });
       expect(container(w).args).toContain('--web.config.file=/etc/portprobe/web/config/web.yml');
@@ -699,8 +792,15 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
   },
   'daemonset-secretmounts-values.yaml': (r) => {
     const ds = one(r, 'DaemonSet');
-    expect(container(ds).volumeMounts).toContainEqual({ name: 'shared-ca', mountPath: '/etc/portprobe/secrets/ca', readOnly: true });
-    expect(ds.spec.template.spec.volumes.find((v: Any) => v.name === 'shared-ca').secret).toEqual({ secretName: 'internal-ca', defaultMode: 0o440 });
+    expect(container(ds).volumeMounts).toContainEqual({
+      name: 'shared-ca',
+      mountPath: '/etc/portprobe/secrets/ca',
+      readOnly: true,
+    });
+    expect(ds.spec.template.spec.volumes.find((v: Any) => v.name === 'shared-ca').secret).toEqual({
+      secretName: 'internal-ca',
+      defaultMode: 0o440,
+    });
     // The host's /proc is still there, read-only.
     expect(container(ds).volumeMounts).toContainEqual({ name: 'host-proc', mountPath: '/host/proc', readOnly: true });
   },
@@ -726,16 +826,25 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
     expect(cert.expr).toMatch(/\) \/ 86400 < 30$/);
     expect(cert.annotations.description).toContain('under the 30-day threshold');
     const shipped = rulesFile().groups.flatMap((g: Any) => g.rules);
-    expect(cert.expr).toBe(shipped.find((x: Any) => x.alert === cert.alert).expr.trim().replace(/< 14$/, '< 30'));
+    expect(cert.expr).toBe(
+      shipped
+        .find((x: Any) => x.alert === cert.alert)
+        .expr.trim()
+        .replace(/< 14$/, '< 30'),
+    );
     const own = one(r, 'PrometheusRule').spec.groups.at(-1);
     expect(own.name).toBe('site.portprobe');
     expect(own.rules[0]).toMatchObject({ alert: 'MssqlReplicaLagging', for: '2m' });
     expect(own.rules[1]).toEqual({ record: 'portprobe:probe_success:ratio', expr: 'avg by (module) (probe_success)' });
     // Rules not overridden keep the file's for:.
-    expect(byName('PortprobeFtpPasvAddressMismatch').for).toBe(shipped.find((x: Any) => x.alert === 'PortprobeFtpPasvAddressMismatch').for);
+    expect(byName('PortprobeFtpPasvAddressMismatch').for).toBe(
+      shipped.find((x: Any) => x.alert === 'PortprobeFtpPasvAddressMismatch').for,
+    );
   },
   'grafana-alerts-values.yaml': (r) => {
-    expect(r.notes).toContain('Grafana alerting: ConfigMap portprobe-grafana-alerts (sidecar label grafana_alert), folder Network, data source prom-main.');
+    expect(r.notes).toContain(
+      'Grafana alerting: ConfigMap portprobe-grafana-alerts (sidecar label grafana_alert), folder Network, data source prom-main.',
+    );
     const cm = one(r, 'ConfigMap', 'portprobe-grafana-alerts');
     expect(cm.metadata.namespace).toBe('grafana');
     expect(cm.metadata.labels?.grafana_alert).toBe('1');
@@ -752,7 +861,10 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
         const [query, condition] = rule.data;
         expect(rule.condition).toBe(condition.refId);
         expect(query).toMatchObject({ refId: 'A', datasourceUid: 'prom-main', model: { expr: p.expr, instant: true } });
-        expect(condition.model).toMatchObject({ type: 'math', expression: 'is_number($A) || is_nan($A) || is_inf($A)' });
+        expect(condition.model).toMatchObject({
+          type: 'math',
+          expression: 'is_number($A) || is_nan($A) || is_inf($A)',
+        });
         expect(rule.for).toBe(p.for);
         expect(rule.labels).toEqual(p.labels);
         expect(rule.labels.team).toBe('network');
@@ -765,7 +877,9 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
     }
     const uids = doc.groups.flatMap((g: Any) => g.rules.map((x: Any) => x.uid));
     expect(new Set(uids).size).toBe(uids.length);
-    const cert = doc.groups.flatMap((g: Any) => g.rules).find((x: Any) => x.title === 'PortprobeTlsCertificateExpiringSoon');
+    const cert = doc.groups
+      .flatMap((g: Any) => g.rules)
+      .find((x: Any) => x.title === 'PortprobeTlsCertificateExpiringSoon');
     expect(cert.data[0].model.expr).toMatch(/< 21$/);
     expect(cert.annotations.summary).toContain('{{ $values.A.Value | printf "%.1f" }}');
   },
@@ -777,7 +891,10 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
     const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-values-'));
     try {
       const f = path.join(dir, 'v.yaml');
-      writeFileSync(f, 'global: {imageRegistry: mirror.local:5000/}\nimage: {repository: team/portprobe, tag: "1.2"}\n');
+      writeFileSync(
+        f,
+        'global: {imageRegistry: mirror.local:5000/}\nimage: {repository: team/portprobe, tag: "1.2"}\n',
+      );
       expect(container(one(renderer.render([f]), 'Deployment')).image).toBe('mirror.local:5000/team/portprobe:1.2');
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -790,7 +907,10 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
       expect(c.image).toBe(`ghcr.io/portprobe/portprobe:${parseYaml(readText(CHART, 'Chart.yaml')).appVersion}`);
       expect(c.envFrom).toEqual([{ secretRef: { name: 'probe-credentials' } }]);
       expect(c.volumeMounts).toContainEqual({ name: 'internal-ca', mountPath: '/etc/portprobe/ca', readOnly: true });
-      expect(w.spec.template.spec.volumes).toContainEqual({ name: 'internal-ca', configMap: { name: 'internal-ca-bundle' } });
+      expect(w.spec.template.spec.volumes).toContainEqual({
+        name: 'internal-ca',
+        configMap: { name: 'internal-ca-bundle' },
+      });
     }
   },
   'existing-configmap-values.yaml': (r) => {
@@ -803,4 +923,3 @@ const FEATURES: Record<string, (r: Rendered) => void> = {
     expect(d.spec.template.spec.imagePullSecrets).toEqual([{ name: 'registry-credentials' }]);
   },
 };
-

@@ -72,9 +72,7 @@ function expressions(): { where: string; expr: string }[] {
 
 /** Grafana's variables replaced by what Grafana would send for "All". */
 function interpolate(expr: string): string {
-  return expr
-    .replace(/\$__rate_interval|\$__interval|\$__range/g, '5m')
-    .replace(/\$\{?(job|target)\}?/g, '.+');
+  return expr.replace(/\$__rate_interval|\$__interval|\$__range/g, '5m').replace(/\$\{?(job|target)\}?/g, '.+');
 }
 
 test('is a current Grafana dashboard with a stable uid', () => {
@@ -100,7 +98,8 @@ test('panels have unique ids, fit the 24-column grid and do not overlap', () => 
     for (let j = i + 1; j < boxes.length; j++) {
       const a = boxes[i];
       const b = boxes[j];
-      if (a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h) overlaps.push(`${a.title} / ${b.title}`);
+      if (a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h)
+        overlaps.push(`${a.title} / ${b.title}`);
     }
   }
   expect(overlaps).toEqual([]);
@@ -190,10 +189,15 @@ test('an alert list shows the Grafana-managed portprobe rules (and ruler-backed 
   const lists = panels.filter((p) => p.type === 'alertlist');
   expect(lists).toHaveLength(1);
   const [list] = lists;
-  expect(list.options).toMatchObject({ alertName: 'Portprobe', dashboardAlerts: false, stateFilter: { firing: true, pending: true, normal: false } });
+  expect(list.options).toMatchObject({
+    alertName: 'Portprobe',
+    dashboardAlerts: false,
+    stateFilter: { firing: true, pending: true, normal: false },
+  });
   // Its filter matches every alert the chart ships, so none is missing from the list.
   const rules = parseYaml(readFileSync(path.join(CHART, 'files', 'portprobe-rules.yml'), 'utf8'));
-  for (const g of rules.groups) for (const r of g.rules) if (r.alert) expect(r.alert.startsWith(list.options.alertName)).toBe(true);
+  for (const g of rules.groups)
+    for (const r of g.rules) if (r.alert) expect(r.alert.startsWith(list.options.alertName)).toBe(true);
   const stat = panels.find((p) => p.title === 'Firing portprobe alerts');
   expect(stat.targets[0].expr).toContain('ALERTS{alertname=~"Portprobe.*"');
   expect(list.description).toContain('Grafana-managed');

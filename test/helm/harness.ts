@@ -55,12 +55,19 @@ export class Renderer {
   }
 
   /** Renders the chart; throws with the template error when rendering fails. */
-  render(valueFiles: readonly string[], opts: { setStrings?: Record<string, string>; namespace?: string; chart?: string } = {}): Rendered {
+  render(
+    valueFiles: readonly string[],
+    opts: { setStrings?: Record<string, string>; namespace?: string; chart?: string } = {},
+  ): Rendered {
     const args = ['-chart', opts.chart ?? CHART, '-name', 'portprobe', '-namespace', opts.namespace ?? 'monitoring'];
     for (const f of valueFiles) args.push('-values', f);
     for (const [k, v] of Object.entries(opts.setStrings ?? {})) args.push('-set-string', `${k}=${v}`);
     const out = execRender(this.binary, args);
-    const parsed = JSON.parse(out) as { values: Record<string, unknown>; manifests: { source: string; content: string }[] | null; notes: string };
+    const parsed = JSON.parse(out) as {
+      values: Record<string, unknown>;
+      manifests: { source: string; content: string }[] | null;
+      notes: string;
+    };
     const objects: Rendered['objects'] = [];
     for (const m of parsed.manifests ?? []) {
       for (const doc of parseAllDocuments(m.content)) {

@@ -61,7 +61,7 @@ test('builds on the Node 20 bookworm images that test/e2e/image-build.test.ts st
   expect(stages.map((s) => s[0].args)).toEqual(['${BUILD_IMAGE} AS build', '${NODE_IMAGE}']);
 });
 
-test('runs as the chart\'s non-root user on the chart\'s port, starting the package bin', () => {
+test("runs as the chart's non-root user on the chart's port, starting the package bin", () => {
   const user = runtime.find((i) => i.op === 'USER')?.args;
   expect(user).toBe(`${values.podSecurityContext.runAsUser}:${values.podSecurityContext.runAsGroup}`);
   expect(values.podSecurityContext.runAsUser).toBeGreaterThan(0);

@@ -14,7 +14,10 @@ export interface AgentHttp {
 }
 
 /** Loads the config (which must be valid) and serves the app; `app` adds HTTP options. */
-export async function startAgentHttp(opts: AgentOptions, app: Omit<HttpOptions, 'agent' | 'logger' | 'reload'> = {}): Promise<AgentHttp> {
+export async function startAgentHttp(
+  opts: AgentOptions,
+  app: Omit<HttpOptions, 'agent' | 'logger' | 'reload'> = {},
+): Promise<AgentHttp> {
   const agent = new Agent(opts);
   expect(agent.reload().ok).toBe(true);
   const server = http.createServer(createApp({ agent, logger: opts.logger, reload: () => agent.reload(), ...app }));

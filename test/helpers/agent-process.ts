@@ -22,7 +22,13 @@ export async function startAgent(
 ): Promise<AgentProcess> {
   const proc = spawn(
     command[0],
-    [...command.slice(1), `--config.file=${configFile}`, '--web.listen-address=127.0.0.1:0', '--log.format=json', ...args],
+    [
+      ...command.slice(1),
+      `--config.file=${configFile}`,
+      '--web.listen-address=127.0.0.1:0',
+      '--log.format=json',
+      ...args,
+    ],
     { env: { ...process.env, ...env } },
   );
   let logs = '';

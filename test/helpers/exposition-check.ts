@@ -109,7 +109,8 @@ export function expositionProblems(text: string): string[] {
         if (f.type !== undefined) problems.push(`line ${n}: second # TYPE for ${name}`);
         if (!TYPES.has(rest ?? '')) problems.push(`line ${n}: unknown type ${rest ?? ''} for ${name}`);
         f.type = rest;
-        if (rest === 'counter' && !name.endsWith('_total')) problems.push(`line ${n}: counter ${name} does not end in _total`);
+        if (rest === 'counter' && !name.endsWith('_total'))
+          problems.push(`line ${n}: counter ${name} does not end in _total`);
       }
       return;
     }
@@ -137,7 +138,8 @@ export function expositionProblems(text: string): string[] {
       return;
     }
     const v = vm[1];
-    if (!/^([+-]?(NaN|Inf)|[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)$/i.test(v)) problems.push(`line ${n}: ${name}: bad value ${v}`);
+    if (!/^([+-]?(NaN|Inf)|[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)$/i.test(v))
+      problems.push(`line ${n}: ${name}: bad value ${v}`);
     const seen = new Set<string>();
     for (const [ln] of labels) {
       if (!LABEL_NAME.test(ln) || ln.startsWith('__')) problems.push(`line ${n}: ${name}: bad label name ${ln}`);
@@ -190,7 +192,11 @@ export function installExpositionTap(report: (problem: string) => void): void {
     proto[TAPPED] = state;
     // eslint-disable-next-line @typescript-eslint/unbound-method -- called below on the stream it is installed on
     const push = proto.push;
-    proto.push = function (this: http.IncomingMessage & { [BODY]?: Buffer[] }, chunk: unknown, encoding?: BufferEncoding): boolean {
+    proto.push = function (
+      this: http.IncomingMessage & { [BODY]?: Buffer[] },
+      chunk: unknown,
+      encoding?: BufferEncoding,
+    ): boolean {
       // Only client-side responses carry a statusCode; server-side requests do not.
       if (this.statusCode !== undefined && EXPOSITION_TYPE.test(String(this.headers?.['content-type'] ?? ''))) {
         const parts = (this[BODY] ??= []);

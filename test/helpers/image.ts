@@ -8,7 +8,18 @@
 // committed under the official names, so the Dockerfile's FROM lines resolve to them, and they stay
 // in buildah's storage for later runs; when one is missing it is built again.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -17,9 +28,18 @@ export const BUILD_IMAGE = 'docker.io/library/node:20-bookworm';
 
 /** Runs a command, returning stdout; throws with its output when it fails. */
 export function sh(cmd: string, args: string[], opts: { cwd?: string; timeout?: number; input?: string } = {}): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: opts.cwd, timeout: opts.timeout ?? 1_200_000, input: opts.input, maxBuffer: 256 * 1024 * 1024 });
+  const r = spawnSync(cmd, args, {
+    encoding: 'utf8',
+    cwd: opts.cwd,
+    timeout: opts.timeout ?? 1_200_000,
+    input: opts.input,
+    maxBuffer: 256 * 1024 * 1024,
+  });
   if (r.error) throw new Error(`${cmd} ${args.join(' ')}: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status}:\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-4000)}`);
+  if (r.status !== 0)
+    throw new Error(
+      `${cmd} ${args.join(' ')} exited with ${r.status}:\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-4000)}`,
+    );
   return r.stdout;
 }
 
@@ -34,14 +54,20 @@ interface AptSource {
 
 /** The Debian bookworm entries of this machine's APT sources (one-line and deb822 formats). */
 export function debianSources(): AptSource[] {
-  const files = ['/etc/apt/sources.list', ...(existsSync('/etc/apt/sources.list.d') ? readdirSync('/etc/apt/sources.list.d').map((f) => path.join('/etc/apt/sources.list.d', f)) : [])];
+  const files = [
+    '/etc/apt/sources.list',
+    ...(existsSync('/etc/apt/sources.list.d')
+      ? readdirSync('/etc/apt/sources.list.d').map((f) => path.join('/etc/apt/sources.list.d', f))
+      : []),
+  ];
   const out: AptSource[] = [];
   const wanted = (suite: string): boolean => /^bookworm(-updates|-security)?$/.test(suite);
   for (const f of files.filter((x) => existsSync(x))) {
     const text = readFileSync(f, 'utf8');
     if (f.endsWith('.sources')) {
       for (const stanza of text.split(/\n\s*\n/)) {
-        const field = (name: string): string[] => new RegExp(`^${name}:\\s*(.+)$`, 'mi').exec(stanza)?.[1].trim().split(/\s+/) ?? [];
+        const field = (name: string): string[] =>
+          new RegExp(`^${name}:\\s*(.+)$`, 'mi').exec(stanza)?.[1].trim().split(/\s+/) ?? [];
         if (!field('Types').includes('deb')) continue;
         const suites = field('Suites').filter(wanted);
         if (!field('Components').includes('main')) continue;
@@ -60,7 +86,8 @@ export function debianSources(): AptSource[] {
 /** The mirror that serves bookworm itself. */
 export function debianMirror(): string {
   const main = debianSources().find((s) => s.suites.includes('bookworm'));
-  if (!main) throw new Error('no Debian bookworm mirror in /etc/apt/sources.list*: the image stand-ins are made from it');
+  if (!main)
+    throw new Error('no Debian bookworm mirror in /etc/apt/sources.list*: the image stand-ins are made from it');
   return main.uri;
 }
 
@@ -71,8 +98,10 @@ function nodeInstall(): { node: string; npm: string; include: string } {
   const npmCli = realpathSync(execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim());
   const npm = path.dirname(path.dirname(npmCli)); // …/node_modules/npm
   const include = path.join(prefix, 'include', 'node');
-  if (!existsSync(path.join(include, 'node_version.h'))) throw new Error(`Node's headers are not in ${include}: the build stand-in needs them`);
-  if (!process.version.startsWith('v20.')) throw new Error(`the stand-ins are for node:20 images, and this is Node ${process.version}`);
+  if (!existsSync(path.join(include, 'node_version.h')))
+    throw new Error(`Node's headers are not in ${include}: the build stand-in needs them`);
+  if (!process.version.startsWith('v20.'))
+    throw new Error(`the stand-ins are for node:20 images, and this is Node ${process.version}`);
   return { node, npm, include };
 }
 
@@ -92,12 +121,18 @@ function buildSlim(log: (line: string) => void): void {
     writeFileSync(path.join(root, 'etc', 'apt', 'sources.list'), '');
     writeFileSync(
       path.join(root, 'etc', 'apt', 'sources.list.d', 'debian.sources'),
-      sources.map((s) => `Types: deb\nURIs: ${s.uri}\nSuites: ${s.suites.join(' ')}\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n`).join('\n'),
+      sources
+        .map(
+          (s) =>
+            `Types: deb\nURIs: ${s.uri}\nSuites: ${s.suites.join(' ')}\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n`,
+        )
+        .join('\n'),
     );
     // What an image does not carry: the build host's resolver, apt's lists and caches.
     rmSync(path.join(root, 'etc', 'resolv.conf'), { force: true });
     for (const dir of ['var/lib/apt/lists', 'var/cache/apt']) {
-      for (const f of readdirSync(path.join(root, dir))) if (f !== 'partial' && f !== 'archives') rmSync(path.join(root, dir, f), { recursive: true, force: true });
+      for (const f of readdirSync(path.join(root, dir)))
+        if (f !== 'partial' && f !== 'archives') rmSync(path.join(root, dir, f), { recursive: true, force: true });
     }
     rmSync(path.join(root, 'var', 'cache', 'apt', 'archives'), { recursive: true, force: true });
     mkdirSync(path.join(root, 'var', 'cache', 'apt', 'archives', 'partial'), { recursive: true });
@@ -119,10 +154,14 @@ function buildSlim(log: (line: string) => void): void {
       sh('buildah', ['umount', ctr]);
       sh('buildah', [
         'config',
-        '--env', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-        '--env', `NODE_VERSION=${process.version.slice(1)}`,
-        '--cmd', 'node',
-        '--label', 'org.opencontainers.image.description=stand-in for node:20-bookworm-slim, made by the portprobe tests',
+        '--env',
+        'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+        '--env',
+        `NODE_VERSION=${process.version.slice(1)}`,
+        '--cmd',
+        'node',
+        '--label',
+        'org.opencontainers.image.description=stand-in for node:20-bookworm-slim, made by the portprobe tests',
         ctr,
       ]);
       sh('buildah', ['commit', '--quiet', ctr, SLIM_IMAGE]);
@@ -140,10 +179,21 @@ function buildFull(log: (line: string) => void): void {
   const ctr = sh('buildah', ['from', '--pull=never', SLIM_IMAGE]).trim();
   try {
     sh('buildah', [
-      'run', '--isolation', 'chroot', ctr, '--', 'sh', '-c',
+      'run',
+      '--isolation',
+      'chroot',
+      ctr,
+      '--',
+      'sh',
+      '-c',
       'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gcc g++ make python3 libc6-dev && rm -rf /var/lib/apt/lists/*',
     ]);
-    sh('buildah', ['config', '--label', 'org.opencontainers.image.description=stand-in for node:20-bookworm, made by the portprobe tests', ctr]);
+    sh('buildah', [
+      'config',
+      '--label',
+      'org.opencontainers.image.description=stand-in for node:20-bookworm, made by the portprobe tests',
+      ctr,
+    ]);
     sh('buildah', ['commit', '--quiet', ctr, BUILD_IMAGE]);
   } finally {
     sh('buildah', ['rm', ctr]);

@@ -55,10 +55,27 @@ export function selfSignedCert(days = 30): SelfSignedCert {
   const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-cert-'));
   const certFile = path.join(dir, 'cert.pem');
   const keyFile = path.join(dir, 'key.pem');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile,
-    '-days', String(days), '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      String(days),
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
   const end = execFileSync('openssl', ['x509', '-in', certFile, '-noout', '-enddate'], { encoding: 'utf8' });
   const notAfterSeconds = Date.parse(end.trim().replace(/^notAfter=/, '')) / 1000;
   return { dir, certFile, keyFile, notAfterSeconds };
@@ -69,13 +86,20 @@ export function selfSignedCert(days = 30): SelfSignedCert {
  * loop is busy). `code` runs after `s` is bound to a free loopback port and its port printed.
  */
 export async function pythonListener(backlog: number, code: string[]): Promise<{ port: number; stop: () => void }> {
-  const py = spawn('python3', ['-c', [
-    'import socket, threading, time',
-    's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
-    `s.bind(("127.0.0.1", 0)); s.listen(${backlog})`,
-    'print(s.getsockname()[1], flush=True)',
-    ...code,
-  ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const py = spawn(
+    'python3',
+    [
+      '-c',
+      [
+        'import socket, threading, time',
+        's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
+        `s.bind(("127.0.0.1", 0)); s.listen(${backlog})`,
+        'print(s.getsockname()[1], flush=True)',
+        ...code,
+      ].join('\n'),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const port = await new Promise<number>((resolve, reject) => {
     py.once('error', reject);
     py.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim())));

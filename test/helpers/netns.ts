@@ -27,10 +27,15 @@ export function createNetns(tag: string): Netns {
     name,
     exec: (argv, timeoutMs = 20000) =>
       new Promise((resolve) => {
-        execFile('ip', ['netns', 'exec', name, ...argv], { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
-          const code = err ? ((err as { code?: number }).code ?? 1) : 0;
-          resolve({ stdout, stderr, code: typeof code === 'number' ? code : 1 });
-        });
+        execFile(
+          'ip',
+          ['netns', 'exec', name, ...argv],
+          { timeout: timeoutMs, encoding: 'utf8' },
+          (err, stdout, stderr) => {
+            const code = err ? ((err as { code?: number }).code ?? 1) : 0;
+            resolve({ stdout, stderr, code: typeof code === 'number' ? code : 1 });
+          },
+        );
       }),
     remove: () => {
       try {
@@ -58,7 +63,13 @@ export function dropTcpPort(ns: Netns, port: number): void {
 /** argv that runs a TypeScript file under node with ts-node (transpile only). */
 export function tsNodeArgv(file: string, args: string[] = []): string[] {
   const root = path.join(__dirname, '..', '..');
-  return [process.execPath, '-r', path.join(root, 'node_modules', 'ts-node', 'register', 'transpile-only'), file, ...args];
+  return [
+    process.execPath,
+    '-r',
+    path.join(root, 'node_modules', 'ts-node', 'register', 'transpile-only'),
+    file,
+    ...args,
+  ];
 }
 
 /** Sets a sysctl of the namespace (its own TCP stack: e.g. net.ipv4.tcp_syn_retries). */

@@ -25,7 +25,14 @@ export function markedBlocks(text: string): MarkedBlock[] {
       else name = w;
     }
     const fenceAt = m.index + m[0].indexOf('```');
-    out.push({ line: text.slice(0, fenceAt).split('\n').length, kind: m[1] as 'file' | 'run', args, name, lang: m[3], body: m[4] });
+    out.push({
+      line: text.slice(0, fenceAt).split('\n').length,
+      kind: m[1] as 'file' | 'run',
+      args,
+      name,
+      lang: m[3],
+      body: m[4],
+    });
   }
   return out;
 }

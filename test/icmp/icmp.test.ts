@@ -111,7 +111,8 @@ describe('icmp through nftables inside a network namespace', () => {
 
   it('every other echo request dropped: packet_loss with the counts', async () => {
     execFileSync('ip', ['netns', 'exec', ns.name, 'nft', '-f', '-'], {
-      input: 'table inet pp_icmp {\n chain out {\n  type filter hook output priority 0; policy accept;\n  icmp type echo-request numgen inc mod 2 == 1 drop\n }\n}\n',
+      input:
+        'table inet pp_icmp {\n chain out {\n  type filter hook output priority 0; policy accept;\n  icmp type echo-request numgen inc mod 2 == 1 drop\n }\n}\n',
     });
     const r = await probe({ packets: 4 }, 5000);
     expect(r.failure).toMatchObject({ phase: 'icmp', reason: 'packet_loss' });
@@ -122,7 +123,21 @@ describe('icmp through nftables inside a network namespace', () => {
   });
 
   it('all echo requests dropped: timeout (no reply) within the deadline', async () => {
-    execFileSync('ip', ['netns', 'exec', ns.name, 'nft', 'add', 'rule', 'inet', 'pp_icmp', 'out', 'icmp', 'type', 'echo-request', 'drop']);
+    execFileSync('ip', [
+      'netns',
+      'exec',
+      ns.name,
+      'nft',
+      'add',
+      'rule',
+      'inet',
+      'pp_icmp',
+      'out',
+      'icmp',
+      'type',
+      'echo-request',
+      'drop',
+    ]);
     const r = await probe({ packets: 2 }, 1500);
     expect(r.failure).toMatchObject({ phase: 'icmp', reason: 'timeout' });
     // The probe ends at its deadline instead of waiting for ping's own: its duration, measured by

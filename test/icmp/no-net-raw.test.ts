@@ -16,13 +16,40 @@ test('without NET_RAW under no_new_privs, ping with a file capability is reporte
   const ping = spawnSync('sh', ['-c', 'command -v ping'], { encoding: 'utf8' }).stdout.trim();
   expect(spawnSync('getcap', [ping], { encoding: 'utf8' }).stdout).toContain('cap_net_raw=ep');
   const cfg = path.join(dir, 'portprobe.yml');
-  writeFileSync(cfg, ['modules: {ping: {prober: icmp, timeout: 5s, icmp: {packets: 1}}}', 'targets:', '  - {name: loopback, module: ping, address: 127.0.0.1}'].join('\n'));
+  writeFileSync(
+    cfg,
+    [
+      'modules: {ping: {prober: icmp, timeout: 5s, icmp: {packets: 1}}}',
+      'targets:',
+      '  - {name: loopback, module: ping, address: 127.0.0.1}',
+    ].join('\n'),
+  );
   const r = spawnSync(
     'setpriv',
-    ['--reuid=65532', '--regid=65532', '--clear-groups', '--bounding-set=-all', '--inh-caps=-all', '--no-new-privs', '--', process.execPath, MAIN, `--config.file=${cfg}`, '--once', '--log.level=debug', '--log.format=json'],
+    [
+      '--reuid=65532',
+      '--regid=65532',
+      '--clear-groups',
+      '--bounding-set=-all',
+      '--inh-caps=-all',
+      '--no-new-privs',
+      '--',
+      process.execPath,
+      MAIN,
+      `--config.file=${cfg}`,
+      '--once',
+      '--log.level=debug',
+      '--log.format=json',
+    ],
     { encoding: 'utf8', timeout: 30_000 },
   );
-  expect([r.status, r.stdout, r.stderr.slice(0, 2000)]).toEqual([0, expect.stringMatching(/^probe_failure_info\{target="loopback",module="ping",phase="icmp",reason="icmp_unavailable"\} 1$/m), expect.any(String)]);
+  expect([r.status, r.stdout, r.stderr.slice(0, 2000)]).toEqual([
+    0,
+    expect.stringMatching(
+      /^probe_failure_info\{target="loopback",module="ping",phase="icmp",reason="icmp_unavailable"\} 1$/m,
+    ),
+    expect.any(String),
+  ]);
   // The log of the failed probe says why and what to grant.
   expect(r.stderr).toMatch(/EPERM \(it needs NET_RAW, which this process may not have\)/);
 });

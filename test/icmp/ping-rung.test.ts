@@ -12,7 +12,10 @@ jest.setTimeout(30000);
 
 describe('the optional ping rung before a ladder', () => {
   it('is configured per module, and not on icmp modules', () => {
-    const cfg = parseConfig('modules: {m: {prober: tcp, ping: {required: true}}, n: {prober: ftp, ping: {}}}\n', 'p.yml');
+    const cfg = parseConfig(
+      'modules: {m: {prober: tcp, ping: {required: true}}, n: {prober: ftp, ping: {}}}\n',
+      'p.yml',
+    );
     expect(cfg.modules.get('m')?.ping).toEqual({ required: true, packets: 2 });
     expect(cfg.modules.get('n')?.ping).toEqual({ required: false, packets: 2 });
     expect(() => parseConfig('modules: {i: {prober: icmp, ping: {}}}\n', 'p.yml')).toThrow(ConfigError);
@@ -23,7 +26,13 @@ describe('the optional ping rung before a ladder', () => {
     try {
       const r = await runProbe({
         target: { name: 't', address: `127.0.0.1:${l.port}`, labels: {} },
-        module: { name: 'm', prober: 'tcp', timeoutSeconds: 5, ping: { required: false, packets: 2 }, settings: mergeDefaults(PROBERS.tcp.defaults as Record<string, unknown>, {}) },
+        module: {
+          name: 'm',
+          prober: 'tcp',
+          timeoutSeconds: 5,
+          ping: { required: false, packets: 2 },
+          settings: mergeDefaults(PROBERS.tcp.defaults as Record<string, unknown>, {}),
+        },
         logger: silentLogger,
       });
       expect(r.success).toBe(true);
@@ -38,7 +47,8 @@ describe('the optional ping rung before a ladder', () => {
     const ns = createNetns('pingrung');
     beforeAll(() => {
       execFileSync('ip', ['netns', 'exec', ns.name, 'nft', '-f', '-'], {
-        input: 'table inet pp {\n chain out {\n  type filter hook output priority 0; policy accept;\n  icmp type echo-request drop\n }\n}\n',
+        input:
+          'table inet pp {\n chain out {\n  type filter hook output priority 0; policy accept;\n  icmp type echo-request drop\n }\n}\n',
       });
     });
     afterAll(() => ns.remove());
@@ -46,7 +56,9 @@ describe('the optional ping rung before a ladder', () => {
     const probeInNs = async (required: boolean): Promise<ProbeResult> => {
       const cli = tsNodeArgv(path.join(__dirname, '..', 'helpers', 'probe-cli.ts'), [
         JSON.stringify({ prober: 'tcp', address: '127.0.0.1:7001', timeoutMs: 3000, ping: { required, packets: 1 } }),
-      ]).map((a) => `'${a}'`).join(' ');
+      ])
+        .map((a) => `'${a}'`)
+        .join(' ');
       const script = `${process.execPath} -e "require('net').createServer(()=>{}).listen(7001,'127.0.0.1')" & sleep 0.5; ${cli}; kill %1`;
       const out = await ns.exec(['bash', '-c', script]);
       return (JSON.parse(out.stdout) as { result: ProbeResult }).result;

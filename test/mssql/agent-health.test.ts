@@ -54,11 +54,15 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test('/metrics: both targets\' pack series, each family once, the permission-bound queries at 0 for the narrow login', async () => {
+test("/metrics: both targets' pack series, each family once, the permission-bound queries at 0 for the narrow login", async () => {
   let text = '';
   for (let t = 0; t < 100; t++) {
     text = await (await fetch(`${agent.base}/metrics`)).text();
-    if (/mssql_database_state\{[^}]*target="sql-full"/.test(text) && /mssql_database_state\{[^}]*target="sql-narrow"/.test(text)) break;
+    if (
+      /mssql_database_state\{[^}]*target="sql-full"/.test(text) &&
+      /mssql_database_state\{[^}]*target="sql-narrow"/.test(text)
+    )
+      break;
     await new Promise((r) => setTimeout(r, 100));
   }
   assertExposition(text, '/metrics');

@@ -62,7 +62,12 @@ test(`${CASES_PER_TARGET} hostile answers to LOGIN7 and ${CASES_PER_TARGET} to t
   let scrapes = 0;
   const healthyRuns = new Set<string>();
   // The first scheduled run of the healthy target, before the hostile cases start.
-  for (let t = 0; t < 100 && !/probe_success\{[^}]*target="healthy"[^}]*\} 1/.test(await (await fetch(`${agent.base}/metrics`)).text()); t++) {
+  for (
+    let t = 0;
+    t < 100 &&
+    !/probe_success\{[^}]*target="healthy"[^}]*\} 1/.test(await (await fetch(`${agent.base}/metrics`)).text());
+    t++
+  ) {
     await new Promise((r) => setTimeout(r, 100));
   }
   // /probe runs a probe in the agent now; the scheduler probes every target each second besides.
@@ -91,7 +96,10 @@ test(`${CASES_PER_TARGET} hostile answers to LOGIN7 and ${CASES_PER_TARGET} to t
   const lastResort = metrics.split('\n').filter((l) => l.startsWith('portprobe_last_resort_errors_total{'));
   console.log(
     `agent beside a hostile TDS peer: ${loginCases} LOGIN7 cases, ${batchCases} query cases, ${scrapes} scrapes; verdicts:\n` +
-      [...reasons.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => `  ${k} ${v}`).join('\n') +
+      [...reasons.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `  ${k} ${v}`)
+        .join('\n') +
       `\n${lastResort.join('\n')}`,
   );
   expect(agent.proc.exitCode).toBeNull();

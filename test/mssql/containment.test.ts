@@ -42,7 +42,9 @@ describe('token streams tedious cannot parse', () => {
   });
 
   test('a token the login state does not expect (a ROW without COLMETADATA): protocol_error at login', async () => {
-    const p = await peer({ loginReply: () => Buffer.concat([Buffer.from([0xd1, 0x01]), done(DoneStatus.FINAL, 0, 0, 0x74000004)]) });
+    const p = await peer({
+      loginReply: () => Buffer.concat([Buffer.from([0xd1, 0x01]), done(DoneStatus.FINAL, 0, 0, 0x74000004)]),
+    });
     const r = await probe(p.port);
     expect(r.failure).toMatchObject({ phase: 'login', reason: 'protocol_error' });
   });

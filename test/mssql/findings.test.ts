@@ -15,16 +15,27 @@ import { selfSignedCertExpiringIn } from '../peers/tds/cert';
 const cleanups = cleanupsAfterEach();
 const peer = tdsPeers(cleanups);
 
-const probe = (address: string, s: Partial<MssqlSettings> = {}): Promise<ProbeResult> => runProber(mssqlProber, address, s, 3000);
+const probe = (address: string, s: Partial<MssqlSettings> = {}): Promise<ProbeResult> =>
+  runProber(mssqlProber, address, s, 3000);
 const finding = (r: ProbeResult, code: string): Finding | undefined => r.findings?.find((f) => f.code === code);
 const creds = { username: 'monitor', password: new Secret('s3cr3t-pw') };
 const sql2000 = (build: number) => ({ version: { major: 8, minor: 0, build, subbuild: 0 } });
 
 describe('mssql_patch_advisory: the advisory text the prober computes, with a severity', () => {
   test.each([
-    [194, 'critical', /SQL Server 2000 build 8\.00\.194 is below 8\.00\.760: remote connections are refused until Service Pack 3/, /Service Pack 4/],
+    [
+      194,
+      'critical',
+      /SQL Server 2000 build 8\.00\.194 is below 8\.00\.760: remote connections are refused until Service Pack 3/,
+      /Service Pack 4/,
+    ],
     [534, 'critical', /below 8\.00\.760/, /remote clients cannot log in/],
-    [760, 'warning', /SQL Server 2000 build 8\.00\.760 is below 8\.00\.2039: apply Service Pack 4/, /Service Pack 4 \(8\.00\.2039\)/],
+    [
+      760,
+      'warning',
+      /SQL Server 2000 build 8\.00\.760 is below 8\.00\.2039: apply Service Pack 4/,
+      /Service Pack 4 \(8\.00\.2039\)/,
+    ],
   ])('SQL Server 2000 build 8.00.%d: %s', async (build, severity, message, advice) => {
     const p = await peer(sql2000(build));
     const r = await probe(`127.0.0.1:${p.port}`);
@@ -89,12 +100,19 @@ describe('Browser findings', () => {
 
   test('mssql_hidden_instance (info): the Browser answers without the instance; the probe went to the port in the address', async () => {
     const p = await peer({ instanceName: 'HIDDEN' });
-    const b = await startBrowserPeer({ instances: [{ name: 'OTHER', tcpPort: 1 }, { name: 'HIDDEN', tcpPort: p.port, hidden: true }] });
+    const b = await startBrowserPeer({
+      instances: [
+        { name: 'OTHER', tcpPort: 1 },
+        { name: 'HIDDEN', tcpPort: p.port, hidden: true },
+      ],
+    });
     cleanups.push(() => b.close());
     const r = await probe(`127.0.0.1:${p.port}`, { instance: 'HIDDEN', browser_port: b.port });
     expect(r.success).toBe(true);
     expect(finding(r, 'mssql_hidden_instance')).toMatchObject({ severity: 'info' });
-    expect(finding(r, 'mssql_hidden_instance')?.message).toMatch(new RegExp(`does not list HIDDEN.*probed the port in the target address, ${p.port}`));
+    expect(finding(r, 'mssql_hidden_instance')?.message).toMatch(
+      new RegExp(`does not list HIDDEN.*probed the port in the target address, ${p.port}`),
+    );
   });
 
   test('mssql_hidden_instance (warning): no Browser answer at all, probed the fallback port', async () => {
@@ -139,7 +157,11 @@ describe('Force Encryption with a self-signed certificate', () => {
     expect(r.failure).toBeUndefined();
     expect(r.success).toBe(true);
     expect(r.phases.map((x) => x.phase)).toEqual(['resolve', 'connect', 'prelogin', 'tls']);
-    expect(r.facts).toContainEqual({ metric: 'probe_mssql_version_info', value: 1, labels: { version: '15.0.4355.3', product: 'SQL Server 2019', level: 'CU25' } });
+    expect(r.facts).toContainEqual({
+      metric: 'probe_mssql_version_info',
+      value: 1,
+      labels: { version: '15.0.4355.3', product: 'SQL Server 2019', level: 'CU25' },
+    });
     expect(r.facts).toContainEqual({ metric: 'probe_mssql_encryption_info', value: 1, labels: { mode: 'required' } });
     const f = finding(r, 'mssql_certificate_untrusted');
     expect(f).toMatchObject({ severity: 'warning' });

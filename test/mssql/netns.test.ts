@@ -33,7 +33,8 @@ beforeAll(async () => {
   runner.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   answers = readline.createInterface({ input: runner.stdout })[Symbol.asyncIterator]();
   const first = await answers.next();
-  if (first.done || !(JSON.parse(first.value) as { ready?: boolean }).ready) throw new Error(`the netns runner did not start: ${stderr}`);
+  if (first.done || !(JSON.parse(first.value) as { ready?: boolean }).ready)
+    throw new Error(`the netns runner did not start: ${stderr}`);
 });
 
 afterAll(async () => {
@@ -82,32 +83,185 @@ interface Fault {
 
 const FAULTS: Fault[] = [
   // TCP 1433: the SYN and its SYN-ACK
-  { name: 'TCP 1433 SYN dropped', rules: ['tcp dport 1433 tcp flags syn drop'], settings: {}, phase: 'connect', reason: 'timeout', advice: /firewall drops/ },
-  { name: 'TCP 1433 SYN rejected (port unreachable)', rules: ['tcp dport 1433 tcp flags syn reject'], settings: {}, phase: 'connect', reason: 'refused', advice: /Connection refused on 1433/ },
-  { name: 'TCP 1433 SYN rejected (admin prohibited)', rules: ['tcp dport 1433 tcp flags syn reject with icmpx type admin-prohibited'], settings: {}, phase: 'connect', reason: 'unreachable', advice: /no route/ },
-  { name: 'TCP 1433 SYN-ACK dropped', rules: ['tcp sport 1433 tcp flags & (syn | ack) == syn | ack drop'], settings: {}, phase: 'connect', reason: 'timeout', advice: /firewall drops/ },
-  { name: 'TCP 1433 SYN-ACK rejected (reset to the server)', rules: ['tcp sport 1433 tcp flags & (syn | ack) == syn | ack reject with tcp reset'], settings: {}, phase: 'connect', reason: 'timeout', advice: /firewall drops/ },
+  {
+    name: 'TCP 1433 SYN dropped',
+    rules: ['tcp dport 1433 tcp flags syn drop'],
+    settings: {},
+    phase: 'connect',
+    reason: 'timeout',
+    advice: /firewall drops/,
+  },
+  {
+    name: 'TCP 1433 SYN rejected (port unreachable)',
+    rules: ['tcp dport 1433 tcp flags syn reject'],
+    settings: {},
+    phase: 'connect',
+    reason: 'refused',
+    advice: /Connection refused on 1433/,
+  },
+  {
+    name: 'TCP 1433 SYN rejected (admin prohibited)',
+    rules: ['tcp dport 1433 tcp flags syn reject with icmpx type admin-prohibited'],
+    settings: {},
+    phase: 'connect',
+    reason: 'unreachable',
+    advice: /no route/,
+  },
+  {
+    name: 'TCP 1433 SYN-ACK dropped',
+    rules: ['tcp sport 1433 tcp flags & (syn | ack) == syn | ack drop'],
+    settings: {},
+    phase: 'connect',
+    reason: 'timeout',
+    advice: /firewall drops/,
+  },
+  {
+    name: 'TCP 1433 SYN-ACK rejected (reset to the server)',
+    rules: ['tcp sport 1433 tcp flags & (syn | ack) == syn | ack reject with tcp reset'],
+    settings: {},
+    phase: 'connect',
+    reason: 'timeout',
+    advice: /firewall drops/,
+  },
   // PRELOGIN on the established connection
-  { name: 'PRELOGIN dropped', rules: [`tcp dport 1433 ${NOT_SYN} ${PAYLOAD.any} drop`], settings: {}, phase: 'prelogin', reason: 'no_response', advice: /network path is fine/ },
-  { name: 'PRELOGIN rejected (reset)', rules: [`tcp dport 1433 ${NOT_SYN} ${PAYLOAD.any} reject with tcp reset`], settings: {}, phase: 'prelogin', reason: 'reset', advice: /accepts connections but drops them/ },
-  { name: 'PRELOGIN answer dropped', rules: [`tcp sport 1433 ${NOT_SYN} ${PAYLOAD.any} drop`], settings: {}, phase: 'prelogin', reason: 'no_response', advice: /network path is fine/ },
-  { name: 'PRELOGIN answer rejected (reset to the server)', rules: [`tcp sport 1433 ${NOT_SYN} ${PAYLOAD.any} reject with tcp reset`], settings: {}, phase: 'prelogin', reason: 'no_response', advice: /network path is fine/ },
+  {
+    name: 'PRELOGIN dropped',
+    rules: [`tcp dport 1433 ${NOT_SYN} ${PAYLOAD.any} drop`],
+    settings: {},
+    phase: 'prelogin',
+    reason: 'no_response',
+    advice: /network path is fine/,
+  },
+  {
+    name: 'PRELOGIN rejected (reset)',
+    rules: [`tcp dport 1433 ${NOT_SYN} ${PAYLOAD.any} reject with tcp reset`],
+    settings: {},
+    phase: 'prelogin',
+    reason: 'reset',
+    advice: /accepts connections but drops them/,
+  },
+  {
+    name: 'PRELOGIN answer dropped',
+    rules: [`tcp sport 1433 ${NOT_SYN} ${PAYLOAD.any} drop`],
+    settings: {},
+    phase: 'prelogin',
+    reason: 'no_response',
+    advice: /network path is fine/,
+  },
+  {
+    name: 'PRELOGIN answer rejected (reset to the server)',
+    rules: [`tcp sport 1433 ${NOT_SYN} ${PAYLOAD.any} reject with tcp reset`],
+    settings: {},
+    phase: 'prelogin',
+    reason: 'no_response',
+    advice: /network path is fine/,
+  },
   // LOGIN7 after a valid PRELOGIN
-  { name: 'LOGIN7 dropped', rules: [`tcp dport 1433 ${PAYLOAD.login7} drop`], settings: creds, phase: 'login', reason: 'stalled', advice: /logon trigger/ },
-  { name: 'LOGIN7 rejected (reset)', rules: [`tcp dport 1433 ${PAYLOAD.login7} reject with tcp reset`], settings: creds, phase: 'login', reason: 'reset', advice: /ERRORLOG/ },
-  { name: 'LOGIN7 answer dropped', rules: [`tcp sport 1433 ${PAYLOAD.loginAnswer} drop`], settings: creds, phase: 'login', reason: 'stalled', advice: /logon trigger/ },
+  {
+    name: 'LOGIN7 dropped',
+    rules: [`tcp dport 1433 ${PAYLOAD.login7} drop`],
+    settings: creds,
+    phase: 'login',
+    reason: 'stalled',
+    advice: /logon trigger/,
+  },
+  {
+    name: 'LOGIN7 rejected (reset)',
+    rules: [`tcp dport 1433 ${PAYLOAD.login7} reject with tcp reset`],
+    settings: creds,
+    phase: 'login',
+    reason: 'reset',
+    advice: /ERRORLOG/,
+  },
+  {
+    name: 'LOGIN7 answer dropped',
+    rules: [`tcp sport 1433 ${PAYLOAD.loginAnswer} drop`],
+    settings: creds,
+    phase: 'login',
+    reason: 'stalled',
+    advice: /logon trigger/,
+  },
   // The server's side is aborted: the client's retransmission then meets a closed connection.
-  { name: 'LOGIN7 answer rejected (reset to the server)', rules: [`tcp sport 1433 ${PAYLOAD.loginAnswer} reject with tcp reset`], settings: creds, phase: 'login', reason: 'reset', advice: /ERRORLOG/ },
+  {
+    name: 'LOGIN7 answer rejected (reset to the server)',
+    rules: [`tcp sport 1433 ${PAYLOAD.loginAnswer} reject with tcp reset`],
+    settings: creds,
+    phase: 'login',
+    reason: 'reset',
+    advice: /ERRORLOG/,
+  },
   // The version query after a good login
-  { name: 'SELECT @@VERSION dropped', rules: [`tcp dport 1433 ${PAYLOAD.versionQuery} drop`], settings: creds, phase: 'query', reason: 'stalled', advice: /accepted the login, then did not answer/ },
-  { name: 'SELECT @@VERSION rejected (reset)', rules: [`tcp dport 1433 ${PAYLOAD.versionQuery} reject with tcp reset`], settings: creds, phase: 'query', reason: 'reset', advice: /ERRORLOG/ },
-  { name: 'query answer dropped', rules: [`tcp sport 1433 ${PAYLOAD.queryAnswer} drop`], settings: creds, phase: 'query', reason: 'stalled', advice: /accepted the login, then did not answer/ },
-  { name: 'query answer rejected (reset to the server)', rules: [`tcp sport 1433 ${PAYLOAD.queryAnswer} reject with tcp reset`], settings: creds, phase: 'query', reason: 'reset', advice: /ERRORLOG/ },
+  {
+    name: 'SELECT @@VERSION dropped',
+    rules: [`tcp dport 1433 ${PAYLOAD.versionQuery} drop`],
+    settings: creds,
+    phase: 'query',
+    reason: 'stalled',
+    advice: /accepted the login, then did not answer/,
+  },
+  {
+    name: 'SELECT @@VERSION rejected (reset)',
+    rules: [`tcp dport 1433 ${PAYLOAD.versionQuery} reject with tcp reset`],
+    settings: creds,
+    phase: 'query',
+    reason: 'reset',
+    advice: /ERRORLOG/,
+  },
+  {
+    name: 'query answer dropped',
+    rules: [`tcp sport 1433 ${PAYLOAD.queryAnswer} drop`],
+    settings: creds,
+    phase: 'query',
+    reason: 'stalled',
+    advice: /accepted the login, then did not answer/,
+  },
+  {
+    name: 'query answer rejected (reset to the server)',
+    rules: [`tcp sport 1433 ${PAYLOAD.queryAnswer} reject with tcp reset`],
+    settings: creds,
+    phase: 'query',
+    reason: 'reset',
+    advice: /ERRORLOG/,
+  },
   // UDP 1434: the Browser request and its reply
-  { name: 'Browser request dropped', rules: ['udp dport 1434 drop'], settings: instance, address: '127.0.0.1', phase: 'browser', reason: 'browser_no_answer', advice: /UDP 1434/, message: /^no answer/ },
-  { name: 'Browser request rejected', rules: ['udp dport 1434 reject'], settings: instance, address: '127.0.0.1', phase: 'browser', reason: 'browser_no_answer', advice: /UDP 1434/, message: /ICMP port unreachable/ },
-  { name: 'Browser reply dropped', rules: ['udp sport 1434 drop'], settings: instance, address: '127.0.0.1', phase: 'browser', reason: 'browser_no_answer', advice: /UDP 1434/ },
-  { name: 'Browser reply rejected', rules: ['udp sport 1434 reject'], settings: instance, address: '127.0.0.1', phase: 'browser', reason: 'browser_no_answer', advice: /UDP 1434/ },
+  {
+    name: 'Browser request dropped',
+    rules: ['udp dport 1434 drop'],
+    settings: instance,
+    address: '127.0.0.1',
+    phase: 'browser',
+    reason: 'browser_no_answer',
+    advice: /UDP 1434/,
+    message: /^no answer/,
+  },
+  {
+    name: 'Browser request rejected',
+    rules: ['udp dport 1434 reject'],
+    settings: instance,
+    address: '127.0.0.1',
+    phase: 'browser',
+    reason: 'browser_no_answer',
+    advice: /UDP 1434/,
+    message: /ICMP port unreachable/,
+  },
+  {
+    name: 'Browser reply dropped',
+    rules: ['udp sport 1434 drop'],
+    settings: instance,
+    address: '127.0.0.1',
+    phase: 'browser',
+    reason: 'browser_no_answer',
+    advice: /UDP 1434/,
+  },
+  {
+    name: 'Browser reply rejected',
+    rules: ['udp sport 1434 reject'],
+    settings: instance,
+    address: '127.0.0.1',
+    phase: 'browser',
+    reason: 'browser_no_answer',
+    advice: /UDP 1434/,
+  },
 ];
 
 test('without rules every rung passes (the rules below are what breaks them)', async () => {

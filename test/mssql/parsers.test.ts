@@ -1,9 +1,4 @@
-import {
-  MessageFramer,
-  encodeMessage,
-  encodePacket,
-  parsePacketHeader,
-} from '../../exporters/mssql/packet';
+import { MessageFramer, encodeMessage, encodePacket, parsePacketHeader } from '../../exporters/mssql/packet';
 import {
   Encrypt,
   PreloginOption,
@@ -13,12 +8,7 @@ import {
   instanceValidity,
   parsePrelogin,
 } from '../../exporters/mssql/prelogin';
-import {
-  buildUcastInst,
-  findInstance,
-  parseRespData,
-  parseSvrResp,
-} from '../../exporters/mssql/browser';
+import { buildUcastInst, findInstance, parseRespData, parseSvrResp } from '../../exporters/mssql/browser';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/[^0-9a-fA-F]/g, ''), 'hex');
 
@@ -37,9 +27,18 @@ describe('TDS packet header', () => {
   });
   test('short, unknown type, lying lengths', () => {
     expect(parsePacketHeader(Buffer.from([0x12, 1, 0]))).toMatchObject({ ok: false, error: /short packet header/ });
-    expect(parsePacketHeader(Buffer.from('SSH-2.0-OpenSSH_9.2\r\n'))).toMatchObject({ ok: false, error: /unknown TDS packet type 0x53/ });
-    expect(parsePacketHeader(hex('04 01 00 04 00 00 01 00'))).toMatchObject({ ok: false, error: /shorter than its own header/ });
-    expect(parsePacketHeader(hex('04 01 FF FF 00 00 01 00'), 4096)).toMatchObject({ ok: false, error: /exceeds the limit of 4096/ });
+    expect(parsePacketHeader(Buffer.from('SSH-2.0-OpenSSH_9.2\r\n'))).toMatchObject({
+      ok: false,
+      error: /unknown TDS packet type 0x53/,
+    });
+    expect(parsePacketHeader(hex('04 01 00 04 00 00 01 00'))).toMatchObject({
+      ok: false,
+      error: /shorter than its own header/,
+    });
+    expect(parsePacketHeader(hex('04 01 FF FF 00 00 01 00'), 4096)).toMatchObject({
+      ok: false,
+      error: /exceeds the limit of 4096/,
+    });
   });
   test('framer reassembles a message split across packets and chunks', () => {
     const payload = Buffer.alloc(10000, 7);
@@ -122,7 +121,10 @@ describe('PRELOGIN', () => {
   test('malformed answers are error values', () => {
     expect(parsePrelogin(Buffer.alloc(0))).toMatchObject({ ok: false, error: /no terminator/ });
     expect(parsePrelogin(hex('FF'))).toMatchObject({ ok: false, error: /empty/ });
-    expect(parsePrelogin(hex('01 00 06 00 01 FF 00'))).toMatchObject({ ok: false, error: /first option is not VERSION/ });
+    expect(parsePrelogin(hex('01 00 06 00 01 FF 00'))).toMatchObject({
+      ok: false,
+      error: /first option is not VERSION/,
+    });
     expect(parsePrelogin(hex('00 00 06 00 06 FF 09 00'))).toMatchObject({ ok: false, error: /points outside/ });
     expect(parsePrelogin(hex('00 00 00 00 06 FF'))).toMatchObject({ ok: false, error: /points outside/ });
     expect(parsePrelogin(hex('00 00 0B 00 06 00 00 0B 00 06 FF'))).toMatchObject({ ok: false, error: /twice/ });
@@ -173,7 +175,14 @@ describe('Browser SVR_RESP', () => {
     expect(buildUcastInst('YUKONSTD').equals(hex('04 59 55 4b 4f 4e 53 54 44 00'))).toBe(true);
     const r = parseSvrResp(SPEC_UCAST_INST);
     expect(r.ok && r.instances).toEqual([
-      { serverName: 'ILSUNG1', instanceName: 'YUKONSTD', isClustered: false, version: '9.00.1399.06', tcpPort: 57137, other: {} },
+      {
+        serverName: 'ILSUNG1',
+        instanceName: 'YUKONSTD',
+        isClustered: false,
+        version: '9.00.1399.06',
+        tcpPort: 57137,
+        other: {},
+      },
     ]);
   });
   test('truncated reply keeps the complete records', () => {
@@ -186,12 +195,22 @@ describe('Browser SVR_RESP', () => {
     expect(parseSvrResp(SPEC_UCAST_INST.subarray(0, 40))).toMatchObject({ ok: false });
   });
   test('empty fields, transports and bad records', () => {
-    const r = parseRespData('ServerName;;InstanceName;;IsClustered;;Version;;;;ServerName;H;InstanceName;B;IsClustered;Yes;Version;16.0.1000.6;via;H,0:1433;bv;i;g;i;g;o;tcp;2433;;');
+    const r = parseRespData(
+      'ServerName;;InstanceName;;IsClustered;;Version;;;;ServerName;H;InstanceName;B;IsClustered;Yes;Version;16.0.1000.6;via;H,0:1433;bv;i;g;i;g;o;tcp;2433;;',
+    );
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.instances[0]).toMatchObject({ serverName: '', instanceName: '', version: '' });
-    expect(r.instances[1]).toMatchObject({ instanceName: 'B', isClustered: true, tcpPort: 2433, other: { via: 'H,0:1433', bv: 'i;g;i;g;o' } });
-    expect(parseRespData('ServerName;H;InstanceName;X;Version;1;tcp;99999;;')).toMatchObject({ ok: false, error: /not a port/ });
+    expect(r.instances[1]).toMatchObject({
+      instanceName: 'B',
+      isClustered: true,
+      tcpPort: 2433,
+      other: { via: 'H,0:1433', bv: 'i;g;i;g;o' },
+    });
+    expect(parseRespData('ServerName;H;InstanceName;X;Version;1;tcp;99999;;')).toMatchObject({
+      ok: false,
+      error: /not a port/,
+    });
     expect(parseRespData('ServerName;H;Version;1;;')).toMatchObject({ ok: false, error: /without InstanceName/ });
     expect(parseRespData('')).toEqual({ ok: true, instances: [], skipped: [] });
     expect(parseSvrResp(hex('05 00'))).toMatchObject({ ok: false, error: /shorter/ });

@@ -55,7 +55,9 @@ function tedious(
       });
       r.on('row', (cols: { value: unknown }[]) => out.rows.push(cols.map((x) => x.value)));
       r.on('columnMetadata', (cols) => {
-        out.types = (Array.isArray(cols) ? cols : Object.values(cols)).map((x: { type: { name: string }; dataLength?: number }) => `${x.type.name}(${x.dataLength})`);
+        out.types = (Array.isArray(cols) ? cols : Object.values(cols)).map(
+          (x: { type: { name: string }; dataLength?: number }) => `${x.type.name}(${x.dataLength})`,
+        );
       });
       if (o.batch) c.execSqlBatch(r);
       else c.execSql(r);
@@ -92,8 +94,14 @@ describe('TDS test peer accepted by tedious', () => {
       users: { sa: 'pw' },
       queries: {
         'select name, size_mb from dbs': {
-          columns: [{ name: 'name', type: 'nvarchar' }, { name: 'size_mb', type: 'float' }],
-          rows: [['master', 6.5], ['tempdb', 16]],
+          columns: [
+            { name: 'name', type: 'nvarchar' },
+            { name: 'size_mb', type: 'float' },
+          ],
+          rows: [
+            ['master', 6.5],
+            ['tempdb', 16],
+          ],
         },
         [TYPED_SQL]: TYPED,
         'select cntr_value from sys.dm_os_performance_counters': DENIED_SERVER_STATE,
@@ -111,7 +119,10 @@ describe('TDS test peer accepted by tedious', () => {
     expect(String(v.rows[0][0])).toMatch(/^Microsoft SQL Server 2019 - 15\.0\.4355\.3 /);
     const q = await tedious(p, { sql: 'SELECT name, size_mb FROM dbs;', batch: true });
     expect(q.error).toBeUndefined();
-    expect(q.rows).toEqual([['master', 6.5], ['tempdb', 16]]);
+    expect(q.rows).toEqual([
+      ['master', 6.5],
+      ['tempdb', 16],
+    ]);
     expect(p.batches).toContain('select name, size_mb from dbs');
   });
 
@@ -158,7 +169,7 @@ describe('TDS test peer accepted by tedious', () => {
     ]);
   });
 
-  test('a denied permission: both of SQL Server\'s errors (300, then 297) reach the client', async () => {
+  test("a denied permission: both of SQL Server's errors (300, then 297) reach the client", async () => {
     const p = await peer('off');
     const q = await tedious(p, { sql: 'select cntr_value from sys.dm_os_performance_counters', batch: true });
     expect(q.errorNumbers).toEqual([300, 297]);
@@ -182,14 +193,17 @@ describe('TDS test peer accepted by FreeTDS tsql', () => {
       env: { TDSVER: 'auto' },
     });
 
-  test.each(['off', 'required', 'not_supported'] as PeerEncryption[])('encryption %s: logs in and runs a query', async (encryption) => {
-    p = await startTdsPeer({ encryption, version: VERSION, users: { sa: 'pw' } });
-    const r = await tsql('pw');
-    expect(r.stdout).toContain('Microsoft SQL Server 2019 - 15.0.4355.3');
-    expect(r.stdout).toContain('(1 row affected)');
-    expect(p.logins).toEqual(['sa']);
-    expect(p.batches).toContain('select @@version');
-  });
+  test.each(['off', 'required', 'not_supported'] as PeerEncryption[])(
+    'encryption %s: logs in and runs a query',
+    async (encryption) => {
+      p = await startTdsPeer({ encryption, version: VERSION, users: { sa: 'pw' } });
+      const r = await tsql('pw');
+      expect(r.stdout).toContain('Microsoft SQL Server 2019 - 15.0.4355.3');
+      expect(r.stdout).toContain('(1 row affected)');
+      expect(p.logins).toEqual(['sa']);
+      expect(p.batches).toContain('select @@version');
+    },
+  );
 
   test('tinyint, smallint, int, bigint, float and nvarchar columns, and a row of NULLs', async () => {
     p = await startTdsPeer({ version: VERSION, users: { sa: 'pw' }, queries: { [TYPED_SQL]: TYPED } });
@@ -205,10 +219,13 @@ describe('TDS test peer accepted by FreeTDS tsql', () => {
     expect(r.stdout).toContain('(2 rows affected)');
   });
 
-  test('a denied permission: tsql prints both of SQL Server\'s messages, 300 then 297', async () => {
+  test("a denied permission: tsql prints both of SQL Server's messages, 300 then 297", async () => {
     const sql = 'select cntr_value from sys.dm_os_performance_counters';
     p = await startTdsPeer({ version: VERSION, users: { sa: 'pw' }, queries: { [sql]: DENIED_SERVER_STATE } });
-    const r = await run('tsql', ['-H', '127.0.0.1', '-p', String(p.port), '-U', 'sa', '-P', 'pw'], { input: `${sql}\ngo\nexit\n`, env: { TDSVER: 'auto' } });
+    const r = await run('tsql', ['-H', '127.0.0.1', '-p', String(p.port), '-U', 'sa', '-P', 'pw'], {
+      input: `${sql}\ngo\nexit\n`,
+      env: { TDSVER: 'auto' },
+    });
     const out = `${r.stdout}${r.stderr}`;
     const m300 = out.indexOf('Msg 300 (severity 14');
     const m297 = out.indexOf('Msg 297 (severity 16');
@@ -232,7 +249,19 @@ describe('TDS test peer accepted by nmap ms-sql-info', () => {
     try {
       const r = await run(
         'nmap',
-        ['--datadir', data.dir, '-Pn', '-n', '-p', String(p.port), '--script', 'ms-sql-info', '--script-args', `mssql.instance-port=${p.port}`, '127.0.0.1'],
+        [
+          '--datadir',
+          data.dir,
+          '-Pn',
+          '-n',
+          '-p',
+          String(p.port),
+          '--script',
+          'ms-sql-info',
+          '--script-args',
+          `mssql.instance-port=${p.port}`,
+          '127.0.0.1',
+        ],
         { timeoutMs: 60000 },
       );
       expect(r.stdout).toContain('number: 16.00.4135.04');

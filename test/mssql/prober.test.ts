@@ -27,7 +27,9 @@ const probe = (address: string, s: Partial<MssqlSettings> = {}, timeoutMs = 3000
   runProber(mssqlProber, address, s, timeoutMs);
 
 const fact = (r: ProbeResult, metric: string, labels?: Record<string, string>): number | undefined =>
-  r.facts.find((f) => f.metric === metric && (labels === undefined || JSON.stringify(f.labels ?? {}) === JSON.stringify(labels)))?.value;
+  r.facts.find(
+    (f) => f.metric === metric && (labels === undefined || JSON.stringify(f.labels ?? {}) === JSON.stringify(labels)),
+  )?.value;
 
 const phases = (r: ProbeResult): string[] => r.phases.map((p) => p.phase);
 
@@ -40,7 +42,9 @@ describe('prelogin without credentials (the default mode)', () => {
     expect(r.failure).toBeUndefined();
     expect(r.success).toBe(true);
     expect(phases(r)).toEqual(['resolve', 'connect', 'prelogin']);
-    expect(fact(r, 'probe_mssql_version_info', { version: '16.0.4135.4', product: 'SQL Server 2022', level: 'CU14' })).toBe(1);
+    expect(
+      fact(r, 'probe_mssql_version_info', { version: '16.0.4135.4', product: 'SQL Server 2022', level: 'CU14' }),
+    ).toBe(1);
     expect(fact(r, 'probe_mssql_encryption_info', { mode: 'off' })).toBe(1);
     expect(fact(r, 'probe_mssql_patch_advisory')).toBe(0);
     expect(r.details).toMatchObject({ versionName: 'SQL Server 2022 CU14', build: '16.00.4135', encryption: 'off' });
@@ -56,7 +60,9 @@ describe('prelogin without credentials (the default mode)', () => {
     const p = await peer({ version: { major: 8, minor: 0, build, subbuild: 0 } });
     const r = await probe(`127.0.0.1:${p.port}`);
     expect(r.success).toBe(true);
-    expect(fact(r, 'probe_mssql_version_info', { version: `8.0.${build}.0`, product: 'SQL Server 2000', level })).toBe(1);
+    expect(fact(r, 'probe_mssql_version_info', { version: `8.0.${build}.0`, product: 'SQL Server 2000', level })).toBe(
+      1,
+    );
     expect(fact(r, 'probe_mssql_patch_advisory')).toBe(advisory);
     if (message) expect(r.details?.advisory).toMatch(message);
     else expect(r.details?.advisory).toBeUndefined();
@@ -151,8 +157,14 @@ describe('login and queries', () => {
     const p = await peer({
       queries: {
         'select db, size_bytes from sizes': {
-          columns: [{ name: 'db', type: 'nvarchar' }, { name: 'size_bytes', type: 'int' }],
-          rows: [['master', 6291456], ['tempdb', 16777216]],
+          columns: [
+            { name: 'db', type: 'nvarchar' },
+            { name: 'size_bytes', type: 'int' },
+          ],
+          rows: [
+            ['master', 6291456],
+            ['tempdb', 16777216],
+          ],
         },
         'select count(*) as n from sys.sessions': { columns: [{ name: 'n', type: 'int' }], rows: [[7]] },
         'select 1/0': { error: { number: 8134, message: 'Divide by zero error encountered.' } },
@@ -164,10 +176,42 @@ describe('login and queries', () => {
       {
         ...creds,
         queries: [
-          { name: 'mssql_db_size_bytes', help: 'Size of each database.', type: 'gauge', key_labels: ['db'], value_column: 'size_bytes', query: 'SELECT db, size_bytes FROM sizes', timeout: '2s' },
-          { name: 'mssql_bad', help: 'Fails.', type: 'gauge', key_labels: [], value_column: 'x', query: 'select 1/0', timeout: '2s' },
-          { name: 'mssql_slow', help: 'Too slow.', type: 'gauge', key_labels: [], value_column: 'n', query: 'waitfor delay', timeout: '200ms' },
-          { name: 'mssql_sessions', help: 'Sessions.', type: 'gauge', key_labels: [], value_column: 'n', query: 'select count(*) as n from sys.sessions', timeout: '2s' },
+          {
+            name: 'mssql_db_size_bytes',
+            help: 'Size of each database.',
+            type: 'gauge',
+            key_labels: ['db'],
+            value_column: 'size_bytes',
+            query: 'SELECT db, size_bytes FROM sizes',
+            timeout: '2s',
+          },
+          {
+            name: 'mssql_bad',
+            help: 'Fails.',
+            type: 'gauge',
+            key_labels: [],
+            value_column: 'x',
+            query: 'select 1/0',
+            timeout: '2s',
+          },
+          {
+            name: 'mssql_slow',
+            help: 'Too slow.',
+            type: 'gauge',
+            key_labels: [],
+            value_column: 'n',
+            query: 'waitfor delay',
+            timeout: '200ms',
+          },
+          {
+            name: 'mssql_sessions',
+            help: 'Sessions.',
+            type: 'gauge',
+            key_labels: [],
+            value_column: 'n',
+            query: 'select count(*) as n from sys.sessions',
+            timeout: '2s',
+          },
         ],
       },
       5000,
@@ -205,7 +249,10 @@ describe('named instances through the Browser', () => {
 
   test('a hidden instance: no Browser answer, but the configured port speaks TDS', async () => {
     const p = await peer({ instanceName: 'SECRET' });
-    const b = await browser([{ name: 'SECRET', tcpPort: p.port, hidden: true }, { name: 'OTHER', tcpPort: 1 }]);
+    const b = await browser([
+      { name: 'SECRET', tcpPort: p.port, hidden: true },
+      { name: 'OTHER', tcpPort: 1 },
+    ]);
     const r = await probe(`127.0.0.1:${p.port}`, { instance: 'SECRET', browser_port: b.port });
     expect(r.failure).toBeUndefined();
     expect(fact(r, 'probe_mssql_instance_hidden', { sql_instance: 'SECRET' })).toBe(1);
@@ -214,7 +261,10 @@ describe('named instances through the Browser', () => {
   });
 
   test('an unknown instance without a port: instance_not_found naming what the Browser lists', async () => {
-    const b = await browser([{ name: 'SALES', tcpPort: 1 }, { name: 'HR', tcpPort: 2 }]);
+    const b = await browser([
+      { name: 'SALES', tcpPort: 1 },
+      { name: 'HR', tcpPort: 2 },
+    ]);
     const r = await probe('127.0.0.1', { instance: 'MISSING', browser_port: b.port });
     expect(r.failure).toMatchObject({ phase: 'browser', reason: 'instance_not_found' });
     expect(r.failure?.message).toMatch(/lists SALES, HR/);
@@ -330,7 +380,11 @@ describe('deadlines and local trouble', () => {
   test('a server that never answers LOGIN7: stalled at login, within the probe', async () => {
     const p = await peer({ stallLogin: true });
     const r = await probe(`127.0.0.1:${p.port}`, creds, 800);
-    expect(r.failure).toMatchObject({ phase: 'login', reason: 'stalled', message: 'LOGIN7 got no answer before the deadline' });
+    expect(r.failure).toMatchObject({
+      phase: 'login',
+      reason: 'stalled',
+      message: 'LOGIN7 got no answer before the deadline',
+    });
     expect(phases(r)).toEqual(['resolve', 'connect', 'prelogin', 'login']);
   });
 });
@@ -351,7 +405,9 @@ describe('TDS 8 strict encryption', () => {
     expect(phases(r)).toEqual(['resolve', 'connect', 'tls', 'prelogin', 'login', 'query']);
     expect(fact(r, 'probe_mssql_encryption_info', { mode: 'strict' })).toBe(1);
     expect(fact(r, 'probe_tls_version_info', { version: 'TLSv1.3' })).toBe(1);
-    expect(fact(r, 'probe_mssql_version_info', { version: '16.0.4135.4', product: 'SQL Server 2022', level: 'CU14' })).toBe(1);
+    expect(
+      fact(r, 'probe_mssql_version_info', { version: '16.0.4135.4', product: 'SQL Server 2022', level: 'CU14' }),
+    ).toBe(1);
   });
 
   test('a strict server probed the TDS 7 way: reset at prelogin, advice names encrypt: strict', async () => {

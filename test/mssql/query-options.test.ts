@@ -57,7 +57,8 @@ async function probe(p: TdsPeer, settings: Partial<MssqlSettings>): Promise<{ r:
   return { r, text };
 }
 
-const samples = (text: string, metric: string): string[] => text.split('\n').filter((l) => l.startsWith(`${metric}{`) || l.startsWith(`${metric} `));
+const samples = (text: string, metric: string): string[] =>
+  text.split('\n').filter((l) => l.startsWith(`${metric}{`) || l.startsWith(`${metric} `));
 const ran = (p: TdsPeer, sql: string): number => p.batches.filter((b) => b === sql).length;
 
 test('values + value_label: one series per value column, NULL values skipped one by one', async () => {
@@ -72,18 +73,34 @@ test('values + value_label: one series per value column, NULL values skipped one
     'mssql_io_total{db="erp",kind="writes"} 41000',
   ]);
   expect(text).toContain('# TYPE mssql_io_total counter');
-  expect(samples(text, 'probe_mssql_query_rows_skipped')).toEqual(['probe_mssql_query_rows_skipped{query="mssql_io_total"} 1']);
+  expect(samples(text, 'probe_mssql_query_rows_skipped')).toEqual([
+    'probe_mssql_query_rows_skipped{query="mssql_io_total"} 1',
+  ]);
 });
 
 test('min_interval: within it the last result is exported again with its age and no round trip; after it the query runs again', async () => {
-  const p = await peer({ queries: { 'select db, reads, writes, stall_ms from io': IO, 'select 1 as n': { columns: [{ name: 'n', type: 'int' }], rows: [[1]] } } });
-  const settings = { queries: [{ ...ioQuery, min_interval: '1m' }, { name: 'mssql_one', help: 'One.', value_column: 'n', query: 'select 1 as n' }] };
+  const p = await peer({
+    queries: {
+      'select db, reads, writes, stall_ms from io': IO,
+      'select 1 as n': { columns: [{ name: 'n', type: 'int' }], rows: [[1]] },
+    },
+  });
+  const settings = {
+    queries: [
+      { ...ioQuery, min_interval: '1m' },
+      { name: 'mssql_one', help: 'One.', value_column: 'n', query: 'select 1 as n' },
+    ],
+  };
   const sql = 'select db, reads, writes, stall_ms from io';
 
   const first = await probe(p, settings);
   expect(ran(p, sql)).toBe(1);
-  expect(samples(first.text, 'probe_mssql_query_result_age_seconds')).toEqual(['probe_mssql_query_result_age_seconds{query="mssql_io_total"} 0']);
-  expect(samples(first.text, 'probe_mssql_query_duration_seconds').some((l) => l.includes('query="mssql_io_total"'))).toBe(true);
+  expect(samples(first.text, 'probe_mssql_query_result_age_seconds')).toEqual([
+    'probe_mssql_query_result_age_seconds{query="mssql_io_total"} 0',
+  ]);
+  expect(
+    samples(first.text, 'probe_mssql_query_duration_seconds').some((l) => l.includes('query="mssql_io_total"')),
+  ).toBe(true);
 
   now += 42_000;
   const second = await probe(p, settings);
@@ -92,21 +109,46 @@ test('min_interval: within it the last result is exported again with its age and
   expect(ran(p, 'select 1 as n')).toBe(2);
   expect(second.r.success).toBe(true);
   expect(samples(second.text, 'mssql_io_total')).toEqual(samples(first.text, 'mssql_io_total'));
-  expect(samples(second.text, 'probe_mssql_query_success')).toContain('probe_mssql_query_success{query="mssql_io_total"} 1');
-  expect(samples(second.text, 'probe_mssql_query_rows_skipped')).toContain('probe_mssql_query_rows_skipped{query="mssql_io_total"} 1');
-  expect(samples(second.text, 'probe_mssql_query_result_age_seconds')).toEqual(['probe_mssql_query_result_age_seconds{query="mssql_io_total"} 42']);
+  expect(samples(second.text, 'probe_mssql_query_success')).toContain(
+    'probe_mssql_query_success{query="mssql_io_total"} 1',
+  );
+  expect(samples(second.text, 'probe_mssql_query_rows_skipped')).toContain(
+    'probe_mssql_query_rows_skipped{query="mssql_io_total"} 1',
+  );
+  expect(samples(second.text, 'probe_mssql_query_result_age_seconds')).toEqual([
+    'probe_mssql_query_result_age_seconds{query="mssql_io_total"} 42',
+  ]);
   // It did not run, so it has no duration of its own in this probe.
-  expect(samples(second.text, 'probe_mssql_query_duration_seconds').some((l) => l.includes('query="mssql_io_total"'))).toBe(false);
+  expect(
+    samples(second.text, 'probe_mssql_query_duration_seconds').some((l) => l.includes('query="mssql_io_total"')),
+  ).toBe(false);
 
   now += 18_000;
   const third = await probe(p, settings);
   expect(ran(p, sql)).toBe(2);
-  expect(samples(third.text, 'probe_mssql_query_result_age_seconds')).toEqual(['probe_mssql_query_result_age_seconds{query="mssql_io_total"} 0']);
+  expect(samples(third.text, 'probe_mssql_query_result_age_seconds')).toEqual([
+    'probe_mssql_query_result_age_seconds{query="mssql_io_total"} 0',
+  ]);
 });
 
 test('min_interval keeps successes only: a failed query runs again at the next probe', async () => {
-  const p = await peer({ queries: { 'select n from flaky': { error: { number: 1205, message: 'Transaction (Process ID 57) was deadlocked on lock resources with another process and has been chosen as the deadlock victim. Rerun the transaction.', class: 13 } } } });
-  const settings = { queries: [{ name: 'mssql_flaky', help: 'Flaky.', value_column: 'n', query: 'select n from flaky', min_interval: '10m' }] };
+  const p = await peer({
+    queries: {
+      'select n from flaky': {
+        error: {
+          number: 1205,
+          message:
+            'Transaction (Process ID 57) was deadlocked on lock resources with another process and has been chosen as the deadlock victim. Rerun the transaction.',
+          class: 13,
+        },
+      },
+    },
+  });
+  const settings = {
+    queries: [
+      { name: 'mssql_flaky', help: 'Flaky.', value_column: 'n', query: 'select n from flaky', min_interval: '10m' },
+    ],
+  };
   const first = await probe(p, settings);
   expect(first.r.failure).toMatchObject({ phase: 'query', reason: 'query_error' });
   expect(samples(first.text, 'probe_mssql_query_result_age_seconds')).toEqual([]);
@@ -117,14 +159,29 @@ test('min_interval keeps successes only: a failed query runs again at the next p
 });
 
 test('min_interval results belong to their target and module, and a changed query text never reuses them', async () => {
-  const p = await peer({ queries: { 'select db, reads, writes, stall_ms from io': IO, 'select db, reads, writes, stall_ms from io where 1 = 1': IO } });
+  const p = await peer({
+    queries: {
+      'select db, reads, writes, stall_ms from io': IO,
+      'select db, reads, writes, stall_ms from io where 1 = 1': IO,
+    },
+  });
   await probe(p, { queries: [{ ...ioQuery, min_interval: '1m' }] });
-  await probe(p, { queries: [{ ...ioQuery, min_interval: '1m', query: 'select db, reads, writes, stall_ms from io where 1 = 1' }] });
+  await probe(p, {
+    queries: [{ ...ioQuery, min_interval: '1m', query: 'select db, reads, writes, stall_ms from io where 1 = 1' }],
+  });
   expect(ran(p, 'select db, reads, writes, stall_ms from io where 1 = 1')).toBe(1);
   expect(queryResults.size).toBe(2);
   // The same module and query for another target (and another module for the same target): their own results.
-  for (const [target, module] of [['other-target', 'test_mssql'], ['test-target', 'other_module']]) {
-    const t = probeContext(mssqlProber, `127.0.0.1:${p.port}`, { ...LOGIN, queries: [{ ...ioQuery, min_interval: '1m' }] }, 5000);
+  for (const [target, module] of [
+    ['other-target', 'test_mssql'],
+    ['test-target', 'other_module'],
+  ]) {
+    const t = probeContext(
+      mssqlProber,
+      `127.0.0.1:${p.port}`,
+      { ...LOGIN, queries: [{ ...ioQuery, min_interval: '1m' }] },
+      5000,
+    );
     const ctx = { ...t.ctx, target: { ...t.ctx.target, name: target }, module: { ...t.ctx.module, name: module } };
     try {
       expect((await mssqlProber.run(ctx)).success).toBe(true);
@@ -137,7 +194,13 @@ test('min_interval results belong to their target and module, and a changed quer
 });
 
 test('one login per probe: @@VERSION, the health pack and the configured queries all run on it', async () => {
-  const p = await peer({ queries: { ...healthQueries(), 'select db, reads, writes, stall_ms from io': IO, 'select 1 as n': { columns: [{ name: 'n', type: 'int' }], rows: [[1]] } } });
+  const p = await peer({
+    queries: {
+      ...healthQueries(),
+      'select db, reads, writes, stall_ms from io': IO,
+      'select 1 as n': { columns: [{ name: 'n', type: 'int' }], rows: [[1]] },
+    },
+  });
   const settings: Partial<MssqlSettings> = {
     query_packs: ['health'],
     queries: [ioQuery, { name: 'mssql_one', help: 'One.', value_column: 'n', query: 'select 1 as n' }],

@@ -15,12 +15,26 @@ beforeAll(async () => {
     users: { monitor: 's3cr3t-pw' },
     queries: {
       'select db, size from sizes': {
-        columns: [{ name: 'db', type: 'nvarchar' }, { name: 'size', type: 'int' }],
-        rows: [['master', 10], ['offline_db', null], ['tempdb', 20], ['restoring_db', null]],
+        columns: [
+          { name: 'db', type: 'nvarchar' },
+          { name: 'size', type: 'int' },
+        ],
+        rows: [
+          ['master', 10],
+          ['offline_db', null],
+          ['tempdb', 20],
+          ['restoring_db', null],
+        ],
       },
       'select db, state from states': {
-        columns: [{ name: 'db', type: 'nvarchar' }, { name: 'state', type: 'nvarchar' }],
-        rows: [['master', '1'], ['tempdb', 'n/a']],
+        columns: [
+          { name: 'db', type: 'nvarchar' },
+          { name: 'state', type: 'nvarchar' },
+        ],
+        rows: [
+          ['master', '1'],
+          ['tempdb', 'n/a'],
+        ],
       },
       'select n from nothing': { columns: [{ name: 'n', type: 'int' }], rows: [[null]] },
     },
@@ -28,10 +42,22 @@ beforeAll(async () => {
 });
 afterAll(() => peer.close());
 
-const query = (name: string, sql: string, keys: string[], value: string) => ({ name, help: `${name}.`, key_labels: keys, value_column: value, query: sql, timeout: '2s' });
+const query = (name: string, sql: string, keys: string[], value: string) => ({
+  name,
+  help: `${name}.`,
+  key_labels: keys,
+  value_column: value,
+  query: sql,
+  timeout: '2s',
+});
 
 async function probe(queries: ReturnType<typeof query>[]): Promise<{ r: ProbeResult; text: string }> {
-  const r = await runProber(mssqlProber, `127.0.0.1:${peer.port}`, { username: 'monitor', password: new Secret('s3cr3t-pw'), queries }, 3000);
+  const r = await runProber(
+    mssqlProber,
+    `127.0.0.1:${peer.port}`,
+    { username: 'monitor', password: new Secret('s3cr3t-pw'), queries },
+    3000,
+  );
   const families = new FamilyRegistry([...COMMON_METRICS, ...mssqlProber.metrics]);
   const rendered = renderResult(families, '', mssqlProber.phases, r, Date.now());
   // The whole exposition, HELP and TYPE included, must be clean: one series each, no split family.
@@ -51,7 +77,9 @@ test('NULL values: the rows are skipped and counted, the other rows are exported
   const { r, text } = await probe([query('mssql_db_size', 'SELECT db, size FROM sizes', ['db'], 'size')]);
   expect(r.failure).toBeUndefined();
   expect(samples(text, 'mssql_db_size')).toEqual(['mssql_db_size{db="master"} 10', 'mssql_db_size{db="tempdb"} 20']);
-  expect(samples(text, 'probe_mssql_query_rows_skipped')).toEqual(['probe_mssql_query_rows_skipped{query="mssql_db_size"} 2']);
+  expect(samples(text, 'probe_mssql_query_rows_skipped')).toEqual([
+    'probe_mssql_query_rows_skipped{query="mssql_db_size"} 2',
+  ]);
   expect(samples(text, 'probe_mssql_query_success')).toEqual([
     'probe_mssql_query_success{query="version"} 1',
     'probe_mssql_query_success{query="mssql_db_size"} 1',
@@ -62,7 +90,9 @@ test('a single NULL row is skipped, not a failure', async () => {
   const { r, text } = await probe([query('mssql_n', 'select n from nothing', [], 'n')]);
   expect(r.failure).toBeUndefined();
   expect(samples(text, 'mssql_n')).toEqual([]);
-  expect(samples(text, 'probe_mssql_query_rows_skipped')).toEqual(['probe_mssql_query_rows_skipped{query="mssql_n"} 1']);
+  expect(samples(text, 'probe_mssql_query_rows_skipped')).toEqual([
+    'probe_mssql_query_rows_skipped{query="mssql_n"} 1',
+  ]);
 });
 
 test('a non-numeric value fails the query once, naming the column and the row; the other queries still run', async () => {
@@ -79,5 +109,7 @@ test('a non-numeric value fails the query once, naming the column and the row; t
   ]);
   // No half of a failed query: none of its samples, no skipped count.
   expect(samples(text, 'mssql_db_state')).toEqual([]);
-  expect(samples(text, 'probe_mssql_query_rows_skipped')).toEqual(['probe_mssql_query_rows_skipped{query="mssql_db_size"} 2']);
+  expect(samples(text, 'probe_mssql_query_rows_skipped')).toEqual([
+    'probe_mssql_query_rows_skipped{query="mssql_db_size"} 2',
+  ]);
 });

@@ -28,23 +28,36 @@ test('a PRELOGIN answer that stops half-way: stalled at prelogin', async () => {
   const server = net.createServer((s) => {
     s.on('error', () => undefined);
     // A TDS header announcing 40 bytes, and 12 of them.
-    s.once('data', () => s.write(Buffer.from([0x04, 0x01, 0x00, 0x28, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x10, 0x00])));
+    s.once('data', () =>
+      s.write(Buffer.from([0x04, 0x01, 0x00, 0x28, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x10, 0x00])),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const held = new Set<net.Socket>();
   server.on('connection', (s) => held.add(s));
-  cleanups.push(() => new Promise((resolve) => {
-    for (const s of held) s.destroy();
-    server.close(() => resolve());
-  }));
+  cleanups.push(
+    () =>
+      new Promise((resolve) => {
+        for (const s of held) s.destroy();
+        server.close(() => resolve());
+      }),
+  );
   const r = await probe((server.address() as net.AddressInfo).port);
-  expect(r.failure).toMatchObject({ phase: 'prelogin', reason: 'stalled', message: 'the PRELOGIN answer stopped after 12 bytes' });
+  expect(r.failure).toMatchObject({
+    phase: 'prelogin',
+    reason: 'stalled',
+    message: 'the PRELOGIN answer stopped after 12 bytes',
+  });
 });
 
 test('LOGIN7 never answered after a valid PRELOGIN: stalled at login, advice names the login trigger and the authentication backend', async () => {
   const p = await peer({ stallLogin: true });
   const r = await probe(p.port, creds);
-  expect(r.failure).toMatchObject({ phase: 'login', reason: 'stalled', message: 'LOGIN7 got no answer before the deadline' });
+  expect(r.failure).toMatchObject({
+    phase: 'login',
+    reason: 'stalled',
+    message: 'LOGIN7 got no answer before the deadline',
+  });
   expect(r.failure?.advice).toMatch(/hung or overloaded/);
   expect(r.failure?.advice).toMatch(/logon trigger/);
   expect(r.failure?.advice).toMatch(/authentication backend/);
@@ -53,14 +66,22 @@ test('LOGIN7 never answered after a valid PRELOGIN: stalled at login, advice nam
 test('the version query never answered after a good login: stalled at query', async () => {
   const p = await peer({ stallSql: (sql) => sql === 'select @@version' });
   const r = await probe(p.port, creds);
-  expect(r.failure).toMatchObject({ phase: 'query', reason: 'stalled', message: 'no answer to SELECT @@VERSION before the deadline' });
+  expect(r.failure).toMatchObject({
+    phase: 'query',
+    reason: 'stalled',
+    message: 'no answer to SELECT @@VERSION before the deadline',
+  });
   expect(r.failure?.advice).toMatch(/accepted the login, then did not answer the query/);
 });
 
 test("tedious's session settings after LOGINACK never answered: stalled at login, naming that step", async () => {
   const p = await peer({ stallSql: (sql) => sql.startsWith('set ') });
   const r = await probe(p.port, creds);
-  expect(r.failure).toMatchObject({ phase: 'login', reason: 'stalled', message: 'the session settings sent after LOGINACK got no answer before the deadline' });
+  expect(r.failure).toMatchObject({
+    phase: 'login',
+    reason: 'stalled',
+    message: 'the session settings sent after LOGINACK got no answer before the deadline',
+  });
 });
 
 test('a custom query past its own timeout stays query_error (the server answered the cancel); the probe goes on', async () => {
@@ -70,7 +91,10 @@ test('a custom query past its own timeout stays query_error (the server answered
   const r = await runProber(
     mssqlProber,
     `127.0.0.1:${p.port}`,
-    { ...creds, queries: [{ name: 'mssql_slow', help: 'Slow.', value_column: 'n', query: 'waitfor delay', timeout: '100ms' }] },
+    {
+      ...creds,
+      queries: [{ name: 'mssql_slow', help: 'Slow.', value_column: 'n', query: 'waitfor delay', timeout: '100ms' }],
+    },
     2000,
   );
   expect(r.failure).toMatchObject({ phase: 'query', reason: 'query_error' });

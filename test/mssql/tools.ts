@@ -11,7 +11,11 @@ export interface RunResult {
 }
 
 /** Runs a program with a hard time limit; a missing program rejects (the test then fails). */
-export function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -48,10 +52,14 @@ export function patchedNmapDatadir(): { dir: string; cleanup: () => void } {
       'local status, instances = Helper.GetDiscoveredInstances(host, port)\n      if status then',
       'local instances = Helper.GetDiscoveredInstances(host, port)\n      if instances then',
     ],
-    ['if #output > 0 then\n        return outlib.sorted_by_key(output)', 'if next(output) then\n        return outlib.sorted_by_key(output)'],
+    [
+      'if #output > 0 then\n        return outlib.sorted_by_key(output)',
+      'if next(output) then\n        return outlib.sorted_by_key(output)',
+    ],
   ];
   for (const [from, to] of fixes) {
-    if (!src.includes(from)) throw new Error(`nselib/mssql.lua does not contain the expected code: ${from.split('\n')[0]}`);
+    if (!src.includes(from))
+      throw new Error(`nselib/mssql.lua does not contain the expected code: ${from.split('\n')[0]}`);
     src = src.replace(from, to);
   }
   writeFileSync(lib, src);

@@ -43,7 +43,7 @@ describe('ReadQueue', () => {
     expect(paused()).toBe(false);
   });
 
-  it('gives what was queued before the end, then rejects with ECONNRESET and the reader\'s message', async () => {
+  it("gives what was queued before the end, then rejects with ECONNRESET and the reader's message", async () => {
     const { q } = queue();
     q.push('last');
     q.end();

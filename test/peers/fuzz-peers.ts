@@ -86,7 +86,32 @@ function validReply(cmd: string, dataPort: number): string {
   }
 }
 
-const CODES = ['220', '221', '226', '227', '229', '230', '150', '120', '125', '200', '331', '332', '421', '425', '426', '450', '500', '530', '550', '999', '000', '22', '2200', 'abc'];
+const CODES = [
+  '220',
+  '221',
+  '226',
+  '227',
+  '229',
+  '230',
+  '150',
+  '120',
+  '125',
+  '200',
+  '331',
+  '332',
+  '421',
+  '425',
+  '426',
+  '450',
+  '500',
+  '530',
+  '550',
+  '999',
+  '000',
+  '22',
+  '2200',
+  'abc',
+];
 
 /** A reply-shaped or random byte stream for one answer. */
 function mutatedReply(rng: Rng, valid: string, dataPort: number): Buffer {
@@ -96,7 +121,10 @@ function mutatedReply(rng: Rng, valid: string, dataPort: number): Buffer {
     case 1: {
       // multi-line, properly closed or not
       const code = rng.pick(CODES);
-      const lines = Array.from({ length: rng.int(80) }, (_, i) => `${rng.chance(0.1) ? rng.pick(CODES) : code}${rng.pick(['-', ' ', ''])}line ${i}`);
+      const lines = Array.from(
+        { length: rng.int(80) },
+        (_, i) => `${rng.chance(0.1) ? rng.pick(CODES) : code}${rng.pick(['-', ' ', ''])}line ${i}`,
+      );
       if (rng.chance(0.5)) lines.unshift(`${code}-start`);
       if (rng.chance(0.6)) lines.push(`${code} end`);
       return Buffer.from(lines.join(rng.pick([CRLF, '\n', '\r'])) + CRLF);
@@ -130,9 +158,11 @@ function mutatedReply(rng: Rng, valid: string, dataPort: number): Buffer {
         ]) + CRLF,
       );
     case 8: // a preliminary reply only, or the wrong completion
-      return Buffer.from(`${rng.pick(['150', '120', '125', '110'])} wait${CRLF}${rng.chance(0.5) ? `${rng.pick(CODES)} then${CRLF}` : ''}`);
-    case 9: // flipped bits in the valid reply
-    {
+      return Buffer.from(
+        `${rng.pick(['150', '120', '125', '110'])} wait${CRLF}${rng.chance(0.5) ? `${rng.pick(CODES)} then${CRLF}` : ''}`,
+      );
+    case 9: {
+      // flipped bits in the valid reply
       const b = Buffer.from(valid);
       for (let i = 0; i < 1 + rng.int(3); i++) b[rng.int(b.length)] ^= 1 << rng.int(8);
       return b;
@@ -140,7 +170,11 @@ function mutatedReply(rng: Rng, valid: string, dataPort: number): Buffer {
     case 10: // many short replies
       return Buffer.from(Array.from({ length: rng.int(100) }, () => `${rng.pick(CODES)} x${CRLF}`).join(''));
     case 11: // UTF-8 and invalid UTF-8
-      return Buffer.concat([Buffer.from(`${rng.pick(CODES)} `), Buffer.from([0xc3, 0x28, 0xe2, 0x82, 0xf0, 0x9f, 0x98]), Buffer.from('é ✓\r\n')]);
+      return Buffer.concat([
+        Buffer.from(`${rng.pick(CODES)} `),
+        Buffer.from([0xc3, 0x28, 0xe2, 0x82, 0xf0, 0x9f, 0x98]),
+        Buffer.from('é ✓\r\n'),
+      ]);
     case 12: // nothing (then the idle close)
       return Buffer.alloc(0);
     default:
@@ -151,7 +185,9 @@ function mutatedReply(rng: Rng, valid: string, dataPort: number): Buffer {
 /** Splits bytes into 1..4 chunks at random points. */
 function split(rng: Rng, b: Buffer): Buffer[] {
   if (b.length < 2 || rng.chance(0.6)) return [b];
-  const cuts = [...new Set(Array.from({ length: 1 + rng.int(3) }, () => 1 + rng.int(b.length - 1)))].sort((x, y) => x - y);
+  const cuts = [...new Set(Array.from({ length: 1 + rng.int(3) }, () => 1 + rng.int(b.length - 1)))].sort(
+    (x, y) => x - y,
+  );
   const out: Buffer[] = [];
   let prev = 0;
   for (const c of [...cuts, b.length]) {
@@ -165,7 +201,14 @@ export function ftpCase(seed: number, dataPort: number): FtpCase {
   const rng = new Rng(prng(seed));
   // How broken this case is: from "one rung in fifty broken" to "everything random".
   const breakage = rng.pick([0.02, 0.05, 0.1, 0.2, 0.4, 1]);
-  const modes = rng.pick([['epsv'], ['pasv'], ['active'], ['epsv', 'pasv'], ['epsv', 'pasv', 'active'], ['active', 'epsv']]);
+  const modes = rng.pick([
+    ['epsv'],
+    ['pasv'],
+    ['active'],
+    ['epsv', 'pasv'],
+    ['epsv', 'pasv', 'active'],
+    ['active', 'epsv'],
+  ]);
   const settings: Record<string, unknown> = {
     data_channel: modes,
     pasv_mismatch: rng.pick(['fail', 'follow_control_address']),
@@ -402,7 +445,11 @@ function mutateFlight(rng: Rng, flight: Buffer): Buffer {
       return b;
     }
     case 6: // random bytes after a valid header
-      return Buffer.concat([Buffer.from([0x16, 0x03, rng.int(5)]), Buffer.from([rng.int(256), rng.int(256)]), rng.bytes(rng.int(600))]);
+      return Buffer.concat([
+        Buffer.from([0x16, 0x03, rng.int(5)]),
+        Buffer.from([rng.int(256), rng.int(256)]),
+        rng.bytes(rng.int(600)),
+      ]);
     case 7: // an alert, valid or not
       return Buffer.from([0x15, 0x03, rng.int(5), 0x00, 0x02, rng.pick([1, 2, 3]), rng.int(256)]);
     case 8: // the first record only, then garbage
@@ -418,7 +465,10 @@ export function tlsCase(seed: number, flights: Buffer[], only?: TlsTarget): TlsC
   const target = only ?? drawn;
   const flight = rng.pick(flights);
   const first = rng.chance(0.15) ? flight : rng.chance(0.85) ? mutateFlight(rng, flight) : rng.bytes(rng.int(2000));
-  const answer: Answer = { chunks: split(rng, first), after: rng.chance(0.2) ? rng.pick<After>(['end', 'reset']) : 'stay' };
+  const answer: Answer = {
+    chunks: split(rng, first),
+    after: rng.chance(0.2) ? rng.pick<After>(['end', 'reset']) : 'stay',
+  };
   const later: Answer[] = Array.from({ length: rng.int(3) }, () => ({
     chunks: split(rng, rng.chance(0.5) ? mutateFlight(rng, flight) : rng.bytes(rng.int(400))),
     after: rng.chance(0.3) ? rng.pick<After>(['end', 'reset']) : 'stay',

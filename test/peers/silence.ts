@@ -88,7 +88,10 @@ export async function startPythonHttp(dir: string): Promise<SilencePeer> {
  * as implicit-FTPS servers do. (openssl s_server serves one connection at a time: while the
  * probe's own connection waits in its handshake, a second connection is never read.)
  */
-export async function startTlsServer(certFile: string, keyFile: string): Promise<SilencePeer & { close(): Promise<void> }> {
+export async function startTlsServer(
+  certFile: string,
+  keyFile: string,
+): Promise<SilencePeer & { close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
   const server = tls.createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile) }, (s) => {
     s.on('error', () => undefined);

@@ -84,8 +84,13 @@ describe('plain HTTP with basic auth', () => {
   let target: Awaited<ReturnType<typeof listen>>;
   beforeAll(async () => {
     target = await listen();
-    const cfg = write('agent.yml', `modules: {t: {prober: tcp}}\ntargets: [{name: a, module: t, address: "127.0.0.1:${target.port}"}]\n`);
-    agent = await startAgent(cfg, [`--web.config.file=${write('web.yml', `basic_auth_users:\n  prometheus: "${hash}"\n  grafana: "${hash2}"\n`)}`]);
+    const cfg = write(
+      'agent.yml',
+      `modules: {t: {prober: tcp}}\ntargets: [{name: a, module: t, address: "127.0.0.1:${target.port}"}]\n`,
+    );
+    agent = await startAgent(cfg, [
+      `--web.config.file=${write('web.yml', `basic_auth_users:\n  prometheus: "${hash}"\n  grafana: "${hash2}"\n`)}`,
+    ]);
   });
   afterAll(async () => {
     await agent.stop();
@@ -124,13 +129,17 @@ describe('plain HTTP with basic auth', () => {
     const pool = new http.Agent({ keepAlive: true, maxSockets: 150 });
     const once = (i: number, k: number): Promise<void> =>
       new Promise((resolve) => {
-        const req = http.get(`${agent.base}/metrics`, { agent: pool, localAddress: '127.0.0.2', headers: { authorization: auth('prometheus', `wrong-${i}-${k}`) } }, (res) => {
-          res.resume();
-          res.on('end', () => {
-            answers.set(res.statusCode ?? 0, (answers.get(res.statusCode ?? 0) ?? 0) + 1);
-            resolve();
-          });
-        });
+        const req = http.get(
+          `${agent.base}/metrics`,
+          { agent: pool, localAddress: '127.0.0.2', headers: { authorization: auth('prometheus', `wrong-${i}-${k}`) } },
+          (res) => {
+            res.resume();
+            res.on('end', () => {
+              answers.set(res.statusCode ?? 0, (answers.get(res.statusCode ?? 0) ?? 0) + 1);
+              resolve();
+            });
+          },
+        );
         req.on('error', () => resolve());
       });
     const flooders = Array.from({ length: 150 }, async (_, i) => {
@@ -161,8 +170,14 @@ describe('HTTPS', () => {
     target = await listen();
     const cert = selfSignedCert();
     ca = readFileSync(cert.certFile);
-    const cfg = write('agent-tls.yml', `modules: {t: {prober: tcp}}\ntargets: [{name: a, module: t, address: "127.0.0.1:${target.port}"}]\n`);
-    const web = write('web-tls.yml', `tls_server_config:\n  cert_file: ${cert.certFile}\n  key_file: ${cert.keyFile}\nbasic_auth_users:\n  prometheus: "${hash}"\n`);
+    const cfg = write(
+      'agent-tls.yml',
+      `modules: {t: {prober: tcp}}\ntargets: [{name: a, module: t, address: "127.0.0.1:${target.port}"}]\n`,
+    );
+    const web = write(
+      'web-tls.yml',
+      `tls_server_config:\n  cert_file: ${cert.certFile}\n  key_file: ${cert.keyFile}\nbasic_auth_users:\n  prometheus: "${hash}"\n`,
+    );
     agent = await startAgent(cfg, [`--web.config.file=${web}`]);
   });
   afterAll(async () => {

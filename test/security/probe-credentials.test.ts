@@ -48,7 +48,12 @@ describe('/probe with a module that carries credentials', () => {
         `  - {name: other, module: anon, address: "127.0.0.1:${other.port}"}`,
       ].join('\n'),
     );
-    h = await startAgentHttp({ configFile: file, logger, build: { version: 't', revision: 't' }, env: { PP_CREDS_PW: 'relay-me-not-42' } });
+    h = await startAgentHttp({
+      configFile: file,
+      logger,
+      build: { version: 't', revision: 't' },
+      env: { PP_CREDS_PW: 'relay-me-not-42' },
+    });
     base = h.base;
   });
 

@@ -47,8 +47,11 @@ async function echoingPeer(shape: (pw: string) => string) {
 }
 
 describe.each([
-  ['echoed after padding, past the prober\'s reply cut', (pw: string) => `530 ${'.'.repeat(190)}${pw}\r\n`],
-  ['split over two reply lines', (pw: string) => `530-first half ${pw.slice(0, 9)}\r\n530 second half ${pw.slice(9)}\r\n`],
+  ["echoed after padding, past the prober's reply cut", (pw: string) => `530 ${'.'.repeat(190)}${pw}\r\n`],
+  [
+    'split over two reply lines',
+    (pw: string) => `530-first half ${pw.slice(0, 9)}\r\n530 second half ${pw.slice(9)}\r\n`,
+  ],
   ['with one character changed', (pw: string) => `530 not "${pw.slice(0, 8)}#${pw.slice(9)}"\r\n`],
   ['malformed, past the malformed-line cut', (pw: string) => `5x0 ${'-'.repeat(70)}${pw}\r\n`],
 ] as const)('a peer echoing the password %s', (_label, shape) => {

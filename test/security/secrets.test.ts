@@ -19,9 +19,14 @@ writeFileSync(pwFile, `${SENTINEL}\n`);
 
 function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, timeout: 30000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr });
-    });
+    execFile(
+      process.execPath,
+      [MAIN, ...args],
+      { env: { ...process.env, ...env }, timeout: 30000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr });
+      },
+    );
   });
 }
 
@@ -74,8 +79,12 @@ describe('a secret never leaks', () => {
         await new Promise((r) => setTimeout(r, 100));
         metrics = await (await fetch(`${agent.base}/metrics`)).text();
       }
-      expect(metrics).toContain('probe_failure_info{target="ftp-env",module="ftp_env",phase="login",reason="auth_failed"} 1');
-      expect(metrics).toContain('probe_failure_info{target="sql",module="mssql_file",phase="login",reason="auth_failed"} 1');
+      expect(metrics).toContain(
+        'probe_failure_info{target="ftp-env",module="ftp_env",phase="login",reason="auth_failed"} 1',
+      );
+      expect(metrics).toContain(
+        'probe_failure_info{target="sql",module="mssql_file",phase="login",reason="auth_failed"} 1',
+      );
       seen += metrics;
       for (const t of ['ftp-env', 'ftp-file', 'sql']) {
         seen += await (await fetch(`${agent.base}/probe?target=${t}`)).text();
@@ -87,7 +96,10 @@ describe('a secret never leaks', () => {
       // A broken config with the secret's variable next to the error, then a reload.
       writeFileSync(cfgFile.replace('.yml', '-broken.yml'), '');
       const original = readFileSync(cfgFile, 'utf8');
-      writeFileSync(cfgFile, original.replace('password: "${PP_SENTINEL_PW}"', `password: "${SENTINEL}"`).replace('global: {', 'global: {{'));
+      writeFileSync(
+        cfgFile,
+        original.replace('password: "${PP_SENTINEL_PW}"', `password: "${SENTINEL}"`).replace('global: {', 'global: {{'),
+      );
       const reload = await fetch(`${agent.base}/-/reload`, { method: 'POST' });
       expect(reload.status).toBe(400);
       seen += await reload.text();
@@ -113,7 +125,10 @@ describe('a secret never leaks', () => {
     expect(once.code).toBe(0);
     expect(once.out).toContain('reason="auth_failed"');
     const broken = path.join(dir, 'broken.yml');
-    writeFileSync(broken, `modules:\n  m:\n    prober: ftp\n    ftp:\n      password: "${SENTINEL}\n      username: [probe\n`);
+    writeFileSync(
+      broken,
+      `modules:\n  m:\n    prober: ftp\n    ftp:\n      password: "${SENTINEL}\n      username: [probe\n`,
+    );
     const bad = await run([`--config.file=${broken}`, '--config.check'], env);
     expect(bad.code).toBe(2);
     const inline = path.join(dir, 'inline.yml');

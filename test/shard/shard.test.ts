@@ -40,7 +40,10 @@ describe('shard assignment', () => {
 describe('shard flags', () => {
   it('reads index and count from flags or the environment', () => {
     expect(parseFlags(['--shard.count=3', '--shard.index=2'], {})).toMatchObject({ shardCount: 3, shardIndex: 2 });
-    expect(parseFlags([], { PORTPROBE_SHARD_COUNT: '4', PORTPROBE_SHARD_INDEX: '1' })).toMatchObject({ shardCount: 4, shardIndex: 1 });
+    expect(parseFlags([], { PORTPROBE_SHARD_COUNT: '4', PORTPROBE_SHARD_INDEX: '1' })).toMatchObject({
+      shardCount: 4,
+      shardIndex: 1,
+    });
   });
   it('derives the index from a StatefulSet pod name, with replicas per shard', () => {
     expect(parseFlags([], { PORTPROBE_SHARD_COUNT: '3', POD_NAME: 'portprobe-2' })).toMatchObject({ shardIndex: 2 });

@@ -13,7 +13,13 @@ const details = (r: CollectorResult): ScanDetails => r.details as unknown as Sca
 const fact = (r: CollectorResult, metric: string, labels: Record<string, string> = {}): number | undefined =>
   r.facts.find((f) => f.metric === metric && Object.entries(labels).every(([k, v]) => f.labels?.[k] === v))?.value;
 
-const ALL_TABLES = { tcp: 'tcp-v4.txt', tcp6: 'tcp6.txt', udp: 'udp.txt', udp6: 'udp6.txt', netstat: 'netstat.txt' } as const;
+const ALL_TABLES = {
+  tcp: 'tcp-v4.txt',
+  tcp6: 'tcp6.txt',
+  udp: 'udp.txt',
+  udp6: 'udp6.txt',
+  netstat: 'netstat.txt',
+} as const;
 const PROCS = [
   { pid: 1, comm: 'systemd', inodes: [] },
   { pid: 210, comm: 'sshd', inodes: [1002, 2004] },
@@ -33,7 +39,9 @@ function collector(over: Partial<SocketsSettings> = {}, logger = silentLogger) {
 
 test('owners from the fd walk, newest process first, unknown when no process holds the inode', async () => {
   tree = new FixtureProc(ALL_TABLES, PROCS);
-  const r = await collector({ expect: [{ port: 3306, protocol: 'tcp', address: '127.0.0.1', process: 'mysqld' }] }).scan(signal());
+  const r = await collector({
+    expect: [{ port: 3306, protocol: 'tcp', address: '127.0.0.1', process: 'mysqld' }],
+  }).scan(signal());
   expect(r.success).toBe(true);
   const byPort = new Map(details(r).listeners.map((l) => [`${l.protocol} ${l.address} ${l.port}`, l]));
   expect(byPort.get('tcp 127.0.0.1 3306')?.owner).toEqual({ pid: 331, name: 'mysqld' }); // the forked worker
@@ -77,7 +85,10 @@ test('the fd walk runs only when a new inode appears; gone sockets leave the cac
   expect(details(await c.scan(signal())).processWalks).toBe(1);
 
   // A new listener owned by a new process: one walk, and its owner is found.
-  tree.appendTable('tcp', '   8: 00000000:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 9001 1 0000000000000000 100 0 0 10 0\n');
+  tree.appendTable(
+    'tcp',
+    '   8: 00000000:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 9001 1 0000000000000000 100 0 0 10 0\n',
+  );
   tree.addProcess({ pid: 700, comm: 'node', inodes: [9001] });
   const third = details(await c.scan(signal()));
   expect(third.processWalks).toBe(2);
@@ -88,7 +99,10 @@ test('the fd walk runs only when a new inode appears; gone sockets leave the cac
   // before and misses it; the next scan's full walk finds it.
   fs.unlinkSync(path.join(tree.root, '210', 'fd', '3'));
   fs.symlinkSync('socket:[9100]', path.join(tree.root, '210', 'fd', '3'));
-  tree.appendTable('tcp', '   9: 00000000:2328 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 9100 1 0000000000000000 100 0 0 10 0\n');
+  tree.appendTable(
+    'tcp',
+    '   9: 00000000:2328 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 9100 1 0000000000000000 100 0 0 10 0\n',
+  );
   const reuse = details(await c.scan(signal()));
   expect(reuse.processWalks).toBe(3);
   expect(reuse.ownersDeferred).toBe(1);
@@ -99,7 +113,10 @@ test('the fd walk runs only when a new inode appears; gone sockets leave the cac
 
   // A socket that is gone before anyone finds its process costs one quick walk, never a full one.
   const withShortLived = fs.readFileSync(path.join(tree.root, 'net', 'udp'), 'latin1');
-  tree.appendTable('udp', ' 2000: 0100007F:9C41 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 9200 2 0000000000000000 0\n');
+  tree.appendTable(
+    'udp',
+    ' 2000: 0100007F:9C41 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 9200 2 0000000000000000 0\n',
+  );
   expect(details(await c.scan(signal())).ownersDeferred).toBe(1);
   tree.setTable('udp', withShortLived);
   const gone = details(await c.scan(signal()));
@@ -150,9 +167,13 @@ test('garbage lines and a truncated table: the scan succeeds and says what it sk
 test('an unreadable procfs: a failed result naming the file, never a throw', async () => {
   tree = new FixtureProc({});
   const missing = path.join(tree.root, 'nope');
-  const r = await socketsCollector.create({ ...SOCKETS_DEFAULTS, procfs: missing, source: 'procfs' }, silentLogger).scan(signal());
+  const r = await socketsCollector
+    .create({ ...SOCKETS_DEFAULTS, procfs: missing, source: 'procfs' }, silentLogger)
+    .scan(signal());
   expect(r.success).toBe(false);
-  expect(r.error).toBe(`cannot read ${missing}/net/tcp: ENOENT; check the procfs setting and that the agent can read it`);
+  expect(r.error).toBe(
+    `cannot read ${missing}/net/tcp: ENOENT; check the procfs setting and that the agent can read it`,
+  );
   expect(r.facts.map((f) => [f.metric, f.value])).toEqual([
     ['portprobe_socket_scan_success', 0],
     ['portprobe_socket_scan_duration_seconds', expect.any(Number)],

@@ -7,7 +7,7 @@ const HEADER = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->wh
 const row = (sl: number, local: string, remote: string, st: string, queues: string, inode: number): string =>
   `  ${sl}: ${local} ${remote} ${st} ${queues} 00:00000000 00000000     0        0 ${inode} 1 0000000000000000 100 0 0 10 0\n`;
 
-test('/proc: a listener\'s rx_queue is its accept queue; established rows are counted by local end', () => {
+test("/proc: a listener's rx_queue is its accept queue; established rows are counted by local end", () => {
   const text =
     HEADER +
     row(0, '0100007F:0599', '00000000:0000', '0A', '00000000:00000005', 11) +
@@ -34,8 +34,23 @@ test('/proc: a listener row without a queue field is a bad line, not a listener'
 });
 
 test('connections go to the exact address first, then the wildcard of their family, once per label set', () => {
-  const l = (family: 4 | 6, address: string, port: number): Listener => ({ protocol: 'tcp', family, address, port, inode: 0, uid: 0, owner: null });
-  const listeners = [l(4, '0.0.0.0', 80), l(4, '0.0.0.0', 80), l(4, '10.0.0.5', 8080), l(6, '::', 80), l(6, '::1', 443), { ...l(4, '0.0.0.0', 53), protocol: 'udp' as const }];
+  const l = (family: 4 | 6, address: string, port: number): Listener => ({
+    protocol: 'tcp',
+    family,
+    address,
+    port,
+    inode: 0,
+    uid: 0,
+    owner: null,
+  });
+  const listeners = [
+    l(4, '0.0.0.0', 80),
+    l(4, '0.0.0.0', 80),
+    l(4, '10.0.0.5', 8080),
+    l(6, '::', 80),
+    l(6, '::1', 443),
+    { ...l(4, '0.0.0.0', 53), protocol: 'udp' as const },
+  ];
   attributeConnections(listeners, [
     new Map([
       ['4 10.0.0.5 80', 3],

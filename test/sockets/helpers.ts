@@ -21,7 +21,8 @@ export class FixtureProc {
 
   constructor(tables: Partial<Record<'tcp' | 'tcp6' | 'udp' | 'udp6' | 'netstat', string>>, procs: FakeProcess[] = []) {
     fs.mkdirSync(path.join(this.root, 'net'));
-    for (const [name, fixture] of Object.entries(tables)) this.setTable(name, fs.readFileSync(path.join(FIXTURES, fixture), 'latin1'));
+    for (const [name, fixture] of Object.entries(tables))
+      this.setTable(name, fs.readFileSync(path.join(FIXTURES, fixture), 'latin1'));
     for (const p of procs) this.addProcess(p);
     // Not processes: must be ignored by the walk.
     fs.mkdirSync(path.join(this.root, 'sys'));
@@ -129,7 +130,10 @@ export function parseSsListeners(out: string): string[] {
     if (f.length < 6) continue;
     const [netid, , , , local] = f;
     const cut = local.lastIndexOf(':');
-    let address = local.slice(0, cut).replace(/^\[|\]$/g, '').replace(/%.*$/, '');
+    let address = local
+      .slice(0, cut)
+      .replace(/^\[|\]$/g, '')
+      .replace(/%.*$/, '');
     if (address.startsWith('::ffff:') || address.startsWith('::FFFF:')) address = address.toLowerCase();
     keys.push(`${netid} ${address} ${local.slice(cut + 1)}`);
   }
@@ -186,13 +190,19 @@ export class Stuck {
 
 /** Recv-Q and Send-Q of a TCP listener as `ss -ltnH` prints them. */
 export function ssQueue(port: number, netns?: string): { recvQ: number; sendQ: number } {
-  const cmd = netns ? ['ip', 'netns', 'exec', netns, 'ss', '-ltnH', `sport = :${port}`] : ['ss', '-ltnH', `sport = :${port}`];
+  const cmd = netns
+    ? ['ip', 'netns', 'exec', netns, 'ss', '-ltnH', `sport = :${port}`]
+    : ['ss', '-ltnH', `sport = :${port}`];
   const out = execFileSync(cmd[0], cmd.slice(1), { encoding: 'utf8' }).trim().split(/\s+/);
   return { recvQ: Number(out[1]), sendQ: Number(out[2]) };
 }
 
 /** Waits until `ss` shows the listener's Recv-Q at `queue` (the last ACKs may still be in flight). */
-export async function untilSsQueue(port: number, queue: number, netns?: string): Promise<{ recvQ: number; sendQ: number }> {
+export async function untilSsQueue(
+  port: number,
+  queue: number,
+  netns?: string,
+): Promise<{ recvQ: number; sendQ: number }> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     const got = ssQueue(port, netns);

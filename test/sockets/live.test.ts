@@ -14,7 +14,10 @@ const signal = (): AbortSignal => new AbortController().signal;
 const details = (r: CollectorResult): ScanDetails => r.details as unknown as ScanDetails;
 const key = (l: { protocol: string; address: string; port: number }): string => `${l.protocol} ${l.address} ${l.port}`;
 const procfsCollector = (over: Partial<SocketsSettings> = {}) =>
-  socketsCollector.create({ ...SOCKETS_DEFAULTS, source: 'procfs', max_unexpected_series: 100000, ...over }, silentLogger);
+  socketsCollector.create(
+    { ...SOCKETS_DEFAULTS, source: 'procfs', max_unexpected_series: 100000, ...over },
+    silentLogger,
+  );
 
 let holder: SocketHolder;
 beforeAll(async () => {
@@ -48,7 +51,13 @@ test('finds exactly the listeners a process opened, with class and process name'
         f.labels.address === s.address &&
         f.labels.protocol === s.protocol,
     );
-    expect(info?.labels).toEqual({ protocol: s.protocol, address: s.address, port: String(s.port), port_class: portClass(s.port), process: 'node' });
+    expect(info?.labels).toEqual({
+      protocol: s.protocol,
+      address: s.address,
+      port: String(s.port),
+      port_class: portClass(s.port),
+      process: 'node',
+    });
   }
 });
 
@@ -61,7 +70,8 @@ async function compareWithSs(): Promise<{ problems: string[]; stable: string[]; 
   const stable = before.filter((k) => after.includes(k));
   const seenBySs = [...before, ...after];
   const problems: string[] = [];
-  for (const s of stable) if (!scanned.some((k) => matchesSs(s, k))) problems.push(`ss saw ${s} throughout, the scan did not`);
+  for (const s of stable)
+    if (!scanned.some((k) => matchesSs(s, k))) problems.push(`ss saw ${s} throughout, the scan did not`);
   for (const k of scanned) if (!seenBySs.some((s) => matchesSs(s, k))) problems.push(`the scan saw ${k}, ss did not`);
   return { problems, stable, scanned };
 }
@@ -87,7 +97,11 @@ test('the listener set equals what ss -ltnuH reports', async () => {
  * One comparison of systeminformation with procfs scans taken just before and after it.
  * Returns the disagreements; sockets that came and went between the scans cannot be judged.
  */
-async function compareWithSystemInformation(): Promise<{ problems: string[]; tcpStable: number; si: Awaited<ReturnType<typeof readSiTables>> }> {
+async function compareWithSystemInformation(): Promise<{
+  problems: string[];
+  tcpStable: number;
+  si: Awaited<ReturnType<typeof readSiTables>>;
+}> {
   const procBefore = details(await procfsCollector().scan(signal()));
   const si = await readSiTables();
   const procAfter = details(await procfsCollector().scan(signal()));
@@ -126,7 +140,14 @@ test('systeminformation and procfs agree on the sockets both see', async () => {
 test('the systeminformation source as a whole: a successful scan with the same expectations', async () => {
   const tcp = holder.sockets[0];
   const r = await socketsCollector
-    .create({ ...SOCKETS_DEFAULTS, source: 'systeminformation', expect: [{ port: tcp.port, protocol: 'tcp', address: tcp.address, process: 'node' }] }, silentLogger)
+    .create(
+      {
+        ...SOCKETS_DEFAULTS,
+        source: 'systeminformation',
+        expect: [{ port: tcp.port, protocol: 'tcp', address: tcp.address, process: 'node' }],
+      },
+      silentLogger,
+    )
     .scan(signal());
   expect(r.success).toBe(true);
   expect(details(r).source).toBe('systeminformation');
@@ -147,12 +168,15 @@ test('expectation up, then down when the listener closes; the fd walk only for n
         { port: tcp.port, protocol: 'tcp', process: 'not-node' },
       ],
     });
-    const up = (r: CollectorResult): number[] => r.facts.filter((f) => f.metric === 'portprobe_listener_up').map((f) => f.value);
+    const up = (r: CollectorResult): number[] =>
+      r.facts.filter((f) => f.metric === 'portprobe_listener_up').map((f) => f.value);
     const first = await c.scan(signal());
     expect(up(first)).toEqual([1, 1, 0]);
     expect(details(first).expectations[2].note).toBe(`a listener exists but belongs to "node" (pid ${extra.pid})`);
     // expected sockets are not unexpected
-    expect(first.facts.some((f) => f.metric === 'portprobe_unexpected_listener_info' && f.labels?.port === String(tcp.port))).toBe(false);
+    expect(
+      first.facts.some((f) => f.metric === 'portprobe_unexpected_listener_info' && f.labels?.port === String(tcp.port)),
+    ).toBe(false);
     const walks = details(first).processWalks;
 
     await extra.close(0);

@@ -23,7 +23,11 @@ function fact(r: CollectorResult, metric: string, labels: Record<string, string>
   return r.facts.find((f) => f.metric === metric && Object.entries(labels).every(([k, v]) => f.labels?.[k] === v));
 }
 
-function collector(source: SocketsSettings['source'], over: Partial<SocketsSettings> = {}, logger: ProbeLogger = silentLogger) {
+function collector(
+  source: SocketsSettings['source'],
+  over: Partial<SocketsSettings> = {},
+  logger: ProbeLogger = silentLogger,
+) {
   return socketsCollector.create({ ...SOCKETS_DEFAULTS, source, ...over }, logger);
 }
 
@@ -46,8 +50,12 @@ describe('the addon', () => {
 
   it('refuses bad arguments with an error instead of crashing', () => {
     const { dump } = loadSockDiag();
-    expect(() => (dump as unknown as (...a: unknown[]) => unknown)(5, 6, 0, 0)).toThrow('dump(family 4|6, protocol, states, ext)');
-    expect(() => (dump as unknown as (...a: unknown[]) => unknown)('4')).toThrow('dump(family 4|6, protocol, states, ext)');
+    expect(() => (dump as unknown as (...a: unknown[]) => unknown)(5, 6, 0, 0)).toThrow(
+      'dump(family 4|6, protocol, states, ext)',
+    );
+    expect(() => (dump as unknown as (...a: unknown[]) => unknown)('4')).toThrow(
+      'dump(family 4|6, protocol, states, ext)',
+    );
   });
 
   it('keeps TIME_WAIT rows in the kernel when the state filter leaves them out', async () => {
@@ -156,7 +164,12 @@ describe('netlink with real sockets', () => {
     try {
       const p4 = u4.address().port;
       const p6 = u6.address().port;
-      const c = collector('netlink', { expect: [{ port: p4, protocol: 'udp', address: '127.0.0.1' }, { port: p6, protocol: 'udp', address: '::1', process: 'node' }] });
+      const c = collector('netlink', {
+        expect: [
+          { port: p4, protocol: 'udp', address: '127.0.0.1' },
+          { port: p6, protocol: 'udp', address: '::1', process: 'node' },
+        ],
+      });
       const r = await c.scan(signal());
       c.close();
       expect(fact(r, 'portprobe_listener_up', { protocol: 'udp', port: String(p4) })?.value).toBe(1);
@@ -168,14 +181,16 @@ describe('netlink with real sockets', () => {
           ['::1', process.pid],
         ]),
       );
-      expect(r.facts.filter((f) => f.labels?.protocol === 'udp' && f.metric.startsWith('portprobe_listener_accept'))).toEqual([]);
+      expect(
+        r.facts.filter((f) => f.labels?.protocol === 'udp' && f.metric.startsWith('portprobe_listener_accept')),
+      ).toEqual([]);
     } finally {
       u4.close();
       u6.close();
     }
   });
 
-  it('finds what ss finds for our sockets, with ss\'s Recv-Q and Send-Q', async () => {
+  it("finds what ss finds for our sockets, with ss's Recv-Q and Send-Q", async () => {
     const c = collector('netlink', { include_process: false });
     const r = await c.scan(signal());
     c.close();
@@ -186,7 +201,12 @@ describe('netlink with real sockets', () => {
     ] as const) {
       const ss = ssQueue(port);
       const l = details(r).listeners.find((x) => x.protocol === 'tcp' && x.port === port);
-      expect([address, l?.address, l?.acceptQueue, l?.acceptQueueLimit]).toEqual([address, address, ss.recvQ, ss.sendQ]);
+      expect([address, l?.address, l?.acceptQueue, l?.acceptQueueLimit]).toEqual([
+        address,
+        address,
+        ss.recvQ,
+        ss.sendQ,
+      ]);
     }
   });
 
@@ -216,7 +236,11 @@ describe('netlink with real sockets', () => {
     const before = process.env.PORTPROBE_SOCK_DIAG;
     const warnings: unknown[][] = [];
     const infos: unknown[][] = [];
-    const logger: ProbeLogger = { ...silentLogger, warn: (...a: unknown[]) => warnings.push(a), info: (...a: unknown[]) => infos.push(a) };
+    const logger: ProbeLogger = {
+      ...silentLogger,
+      warn: (...a: unknown[]) => warnings.push(a),
+      info: (...a: unknown[]) => infos.push(a),
+    };
     try {
       // Resolved while the addon is usable, refused when the worker loads it.
       const auto = collector('auto', { expect: expectations() }, logger);
@@ -240,7 +264,9 @@ describe('netlink with real sockets', () => {
     }
     expect(resolveSource({ ...SOCKETS_DEFAULTS, source: 'auto' })).toBe('netlink');
     expect(resolveSource({ ...SOCKETS_DEFAULTS, source: 'auto' }, 'linux', 'not built')).toBe('procfs');
-    expect(resolveSource({ ...SOCKETS_DEFAULTS, source: 'auto', procfs: '/nonexistent' }, 'darwin')).toBe('systeminformation');
+    expect(resolveSource({ ...SOCKETS_DEFAULTS, source: 'auto', procfs: '/nonexistent' }, 'darwin')).toBe(
+      'systeminformation',
+    );
   });
 });
 
@@ -255,7 +281,10 @@ describe('after netlink has worked', () => {
       process.env.PORTPROBE_SOCK_DIAG = 'off';
       (c as unknown as { netlink?: { close(): void } }).netlink?.close();
       const r = await c.scan(signal());
-      expect([r.success, r.error]).toEqual([false, 'socket scan via netlink failed: netlink unavailable: PORTPROBE_SOCK_DIAG=off']);
+      expect([r.success, r.error]).toEqual([
+        false,
+        'socket scan via netlink failed: netlink unavailable: PORTPROBE_SOCK_DIAG=off',
+      ]);
       expect(fact(r, 'portprobe_socket_scan_source_info', {})?.labels).toEqual({ source: 'netlink' });
     } finally {
       c.close();
@@ -273,7 +302,9 @@ describe('deadlines and closing', () => {
     ac.abort();
     const r = await pending;
     expect(r.success).toBe(false);
-    expect(r.error).toBe('socket scan via netlink failed: socket scan aborted at its deadline (netlink dump still running)');
+    expect(r.error).toBe(
+      'socket scan via netlink failed: socket scan aborted at its deadline (netlink dump still running)',
+    );
     const again = await c.scan(signal());
     expect(again.success).toBe(true);
     c.close();
@@ -294,7 +325,7 @@ describe('a network namespace with its own sockets', () => {
     execFileSync('ip', ['netns', 'del', ns]);
   });
 
-  it('sees the namespace\'s listener, queue and TIME_WAIT count, and none of the host\'s', async () => {
+  it("sees the namespace's listener, queue and TIME_WAIT count, and none of the host's", async () => {
     stuck = await Stuck.start('127.0.0.1', 16, 3, ['ip', 'netns', 'exec', ns]);
     expect(await untilSsQueue(stuck.port, 3, ns)).toEqual({ recvQ: 3, sendQ: 16 });
     // Two TIME_WAIT sockets inside the namespace: a client that closes first, twice.
@@ -320,11 +351,19 @@ describe('a network namespace with its own sockets', () => {
         c.close();
         process.stdout.write(JSON.stringify({ facts: r.facts, listeners: r.details.listeners, timeWaitFrom: r.details.timeWaitFrom }));
       });`;
-    const out = execFileSync('ip', ['netns', 'exec', ns, process.execPath, '--require', 'ts-node/register/transpile-only', '-e', script], {
-      cwd: REPO,
-      encoding: 'utf8',
-    });
-    const r = JSON.parse(out) as { facts: Fact[]; listeners: Array<{ protocol: string; address: string; port: number }>; timeWaitFrom: string };
+    const out = execFileSync(
+      'ip',
+      ['netns', 'exec', ns, process.execPath, '--require', 'ts-node/register/transpile-only', '-e', script],
+      {
+        cwd: REPO,
+        encoding: 'utf8',
+      },
+    );
+    const r = JSON.parse(out) as {
+      facts: Fact[];
+      listeners: Array<{ protocol: string; address: string; port: number }>;
+      timeWaitFrom: string;
+    };
     const asResult = { success: true, durationSeconds: 0, facts: r.facts } as CollectorResult;
     expect(queueSeries(asResult, '127.0.0.1', stuck.port)).toEqual({ queue: 3, limit: 16, connections: 3 });
     expect(r.listeners.map((l) => `${l.protocol} ${l.address} ${l.port}`)).toEqual([`tcp 127.0.0.1 ${stuck.port}`]);

@@ -61,7 +61,9 @@ describe('PortprobeListenerNotAccepting on a real Prometheus scraping the agent'
       stringify({
         global: { scrape_interval: '1s', evaluation_interval: '1s' },
         rule_files: ['portprobe-rules.yml'],
-        scrape_configs: [{ job_name: 'portprobe', scrape_interval: '1s', static_configs: [{ targets: [`127.0.0.1:${agent.port}`] }] }],
+        scrape_configs: [
+          { job_name: 'portprobe', scrape_interval: '1s', static_configs: [{ targets: [`127.0.0.1:${agent.port}`] }] },
+        ],
       }),
       { 'portprobe-rules.yml': fastRules() },
     );
@@ -76,18 +78,30 @@ describe('PortprobeListenerNotAccepting on a real Prometheus scraping the agent'
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('scrapes both listeners\' queues, backlogs and connections from the netlink source', async () => {
+  it("scrapes both listeners' queues, backlogs and connections from the netlink source", async () => {
     const q = await prom.waitFor('portprobe_listener_accept_queue_limit', (r) => r.length === 2);
     const by = (rows: typeof q) => Object.fromEntries(rows.map((s) => [s.metric.port, s.value[1]]));
     expect(by(q)).toEqual({ [String(stuck.port)]: '4', [String(healthyPort)]: '8' });
-    expect(by(await prom.query('portprobe_listener_accept_queue'))).toEqual({ [String(stuck.port)]: '4', [String(healthyPort)]: '0' });
-    expect(by(await prom.query('portprobe_listener_connections'))).toEqual({ [String(stuck.port)]: '4', [String(healthyPort)]: '3' });
+    expect(by(await prom.query('portprobe_listener_accept_queue'))).toEqual({
+      [String(stuck.port)]: '4',
+      [String(healthyPort)]: '0',
+    });
+    expect(by(await prom.query('portprobe_listener_connections'))).toEqual({
+      [String(stuck.port)]: '4',
+      [String(healthyPort)]: '3',
+    });
     const source = await prom.query('portprobe_socket_scan_source_info');
     expect(source.map((s) => s.metric.source)).toEqual(['netlink']);
   });
 
   it('fires for the listener that does not accept, and only for it', async () => {
-    const firing = await prom.waitFor('ALERTS{alertname="PortprobeListenerNotAccepting", alertstate="firing"}', (r) => r.length > 0, 30_000);
-    expect(firing.map((s) => [s.metric.address, s.metric.port, s.metric.severity])).toEqual([['127.0.0.1', String(stuck.port), 'critical']]);
+    const firing = await prom.waitFor(
+      'ALERTS{alertname="PortprobeListenerNotAccepting", alertstate="firing"}',
+      (r) => r.length > 0,
+      30_000,
+    );
+    expect(firing.map((s) => [s.metric.address, s.metric.port, s.metric.severity])).toEqual([
+      ['127.0.0.1', String(stuck.port), 'critical'],
+    ]);
   });
 });

@@ -14,7 +14,8 @@ import {
 } from '../../exporters/sockets/procnet';
 
 const fixture = (name: string): string => fs.readFileSync(path.join(__dirname, 'fixtures', name), 'latin1');
-const brief = (ls: Listener[]): string[] => ls.map((l) => `${l.protocol}${l.family} ${l.address} ${l.port} uid=${l.uid} inode=${l.inode}`);
+const brief = (ls: Listener[]): string[] =>
+  ls.map((l) => `${l.protocol}${l.family} ${l.address} ${l.port} uid=${l.uid} inode=${l.inode}`);
 
 describe('parseProcNet on fixtures', () => {
   test('IPv4 TCP: listeners only, every socket counted by state', () => {
@@ -126,7 +127,15 @@ describe('parseProcNet on fixtures', () => {
 });
 
 describe('streaming', () => {
-  const files = ['tcp-v4.txt', 'tcp6.txt', 'tcp6-mapped.txt', 'udp.txt', 'odd-spacing.txt', 'truncated.txt', 'garbage.txt'];
+  const files = [
+    'tcp-v4.txt',
+    'tcp6.txt',
+    'tcp6-mapped.txt',
+    'udp.txt',
+    'odd-spacing.txt',
+    'truncated.txt',
+    'garbage.txt',
+  ];
   const familyOf = (f: string): 4 | 6 => (f.includes('6') ? 6 : 4);
   const protoOf = (f: string): 'tcp' | 'udp' => (f.startsWith('udp') ? 'udp' : 'tcp');
 
@@ -141,21 +150,17 @@ describe('streaming', () => {
 
   test('any split into chunks gives the same tally', () => {
     fc.assert(
-      fc.property(
-        fc.constantFrom(...files),
-        fc.array(fc.nat(), { maxLength: 12 }),
-        (f, cuts) => {
-          const text = fixture(f);
-          const points = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
-          const p = new ProcNetParser(protoOf(f), familyOf(f));
-          let prev = 0;
-          for (const c of [...points, text.length]) {
-            p.push(text.slice(prev, c));
-            prev = c;
-          }
-          expect(p.end()).toEqual(parseProcNet(text, protoOf(f), familyOf(f)));
-        },
-      ),
+      fc.property(fc.constantFrom(...files), fc.array(fc.nat(), { maxLength: 12 }), (f, cuts) => {
+        const text = fixture(f);
+        const points = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
+        const p = new ProcNetParser(protoOf(f), familyOf(f));
+        let prev = 0;
+        for (const c of [...points, text.length]) {
+          p.push(text.slice(prev, c));
+          prev = c;
+        }
+        expect(p.end()).toEqual(parseProcNet(text, protoOf(f), familyOf(f)));
+      }),
       { numRuns: 300 },
     );
   });

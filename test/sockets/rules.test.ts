@@ -50,7 +50,10 @@ describe('settings', () => {
       include_process: false,
       ipv6: false,
       tcp_states: true,
-      expect: [{ port: 1433, protocol: 'tcp', address: '0.0.0.0', process: 'sqlservr' }, { port: 53, protocol: 'udp' }],
+      expect: [
+        { port: 1433, protocol: 'tcp', address: '0.0.0.0', process: 'sqlservr' },
+        { port: 53, protocol: 'udp' },
+      ],
       allow: { ports: [22, '32768-60999'], processes: ['sshd'] },
       max_unexpected_series: 50,
     };
@@ -153,7 +156,12 @@ describe('evaluate', () => {
   test('expectation addresses in any spelling match the canonical listener address', () => {
     const ev = evaluate(
       table(listener('tcp', '::ffff:127.0.0.1', 8443), listener('udp', 'fe80::1', 547)),
-      settings({ expect: [{ port: 8443, address: '::FFFF:127.0.0.1' }, { port: 547, protocol: 'udp', address: 'FE80:0:0:0:0:0:0:1' }] }),
+      settings({
+        expect: [
+          { port: 8443, address: '::FFFF:127.0.0.1' },
+          { port: 547, protocol: 'udp', address: 'FE80:0:0:0:0:0:0:1' },
+        ],
+      }),
     );
     expect(of(ev.facts, 'portprobe_listener_up').map((f) => [f.labels?.address, f.value])).toEqual([
       ['::ffff:127.0.0.1', 1],
@@ -171,10 +179,19 @@ describe('evaluate', () => {
 
   test('port classes: every protocol x class series, counted per socket', () => {
     const ev = evaluate(
-      table(listener('tcp', '0.0.0.0', 22), listener('tcp', '::', 22), listener('tcp', '127.0.0.1', 8080), listener('udp', '0.0.0.0', 50000)),
+      table(
+        listener('tcp', '0.0.0.0', 22),
+        listener('tcp', '::', 22),
+        listener('tcp', '127.0.0.1', 8080),
+        listener('udp', '0.0.0.0', 50000),
+      ),
       settings(),
     );
-    expect(of(ev.facts, 'portprobe_listening_sockets').map((f) => `${f.labels?.protocol} ${f.labels?.port_class} ${f.value}`)).toEqual([
+    expect(
+      of(ev.facts, 'portprobe_listening_sockets').map(
+        (f) => `${f.labels?.protocol} ${f.labels?.port_class} ${f.value}`,
+      ),
+    ).toEqual([
       'tcp well_known 2',
       'tcp registered 1',
       'tcp dynamic 0',
@@ -244,7 +261,12 @@ describe('evaluate', () => {
       'listen=2',
       'closing=0',
     ]);
-    expect(of(evaluate({ listeners: [], tcpStates: states }, settings({ tcp_states: false })).facts, 'portprobe_tcp_connection_states')).toEqual([]);
+    expect(
+      of(
+        evaluate({ listeners: [], tcpStates: states }, settings({ tcp_states: false })).facts,
+        'portprobe_tcp_connection_states',
+      ),
+    ).toEqual([]);
   });
 
   test('every declared family except the listen-queue counters appears even on an empty host', () => {
@@ -252,7 +274,10 @@ describe('evaluate', () => {
     const seen = new Set(ev.facts.map((f) => f.metric));
     // Per-listener series need a listener; the scan's own series come from the collector.
     const declared = SOCKETS_METRICS.map((m) => m.name).filter(
-      (n) => !/listen_(overflows|drops)_total|unexpected_listener_info|scan_(success|duration|source)|accept_queue|listener_connections/.test(n),
+      (n) =>
+        !/listen_(overflows|drops)_total|unexpected_listener_info|scan_(success|duration|source)|accept_queue|listener_connections/.test(
+          n,
+        ),
     );
     for (const n of declared) expect(seen).toContain(n);
   });
@@ -341,7 +366,9 @@ describe('per-listener accept queue and connections', () => {
     connections: conns,
   });
   const series = (facts: Fact[]) =>
-    facts.filter((f) => /accept_queue|listener_connections/.test(f.metric)).map((f) => `${f.metric}{${f.labels?.address}:${f.labels?.port}} ${f.value}`);
+    facts
+      .filter((f) => /accept_queue|listener_connections/.test(f.metric))
+      .map((f) => `${f.metric}{${f.labels?.address}:${f.labels?.port}} ${f.value}`);
 
   test('expected and capped unexpected listeners get them, summed over a SO_REUSEPORT group; UDP and the rest do not', () => {
     const listeners = [
@@ -352,7 +379,14 @@ describe('per-listener accept queue and connections', () => {
       L('127.0.0.1', 9001, 9, 16, 9),
       L('0.0.0.0', 53, undefined, undefined, undefined, 'udp'),
     ];
-    const ev = evaluate({ listeners }, settings({ expect: [{ port: 1433 }, { port: 53, protocol: 'udp' }], allow: { ports: [80], processes: [] }, max_unexpected_series: 1 }));
+    const ev = evaluate(
+      { listeners },
+      settings({
+        expect: [{ port: 1433 }, { port: 53, protocol: 'udp' }],
+        allow: { ports: [80], processes: [] },
+        max_unexpected_series: 1,
+      }),
+    );
     expect(series(ev.facts)).toEqual([
       'portprobe_listener_accept_queue{0.0.0.0:1433} 5',
       'portprobe_listener_accept_queue_limit{0.0.0.0:1433} 256',
@@ -361,11 +395,18 @@ describe('per-listener accept queue and connections', () => {
       'portprobe_listener_accept_queue_limit{127.0.0.1:9000} 16',
       'portprobe_listener_connections{127.0.0.1:9000} 1',
     ]);
-    expect(ev.facts.find((f) => f.metric === 'portprobe_listener_accept_queue')?.labels).toEqual({ protocol: 'tcp', address: '0.0.0.0', port: '1433' });
+    expect(ev.facts.find((f) => f.metric === 'portprobe_listener_accept_queue')?.labels).toEqual({
+      protocol: 'tcp',
+      address: '0.0.0.0',
+      port: '1433',
+    });
   });
 
   test('a source without the backlog (/proc) gives no limit series', () => {
     const ev = evaluate({ listeners: [L('0.0.0.0', 22, 0, undefined, 4)] }, settings({ expect: [{ port: 22 }] }));
-    expect(series(ev.facts)).toEqual(['portprobe_listener_accept_queue{0.0.0.0:22} 0', 'portprobe_listener_connections{0.0.0.0:22} 4']);
+    expect(series(ev.facts)).toEqual([
+      'portprobe_listener_accept_queue{0.0.0.0:22} 0',
+      'portprobe_listener_connections{0.0.0.0:22} 4',
+    ]);
   });
 });

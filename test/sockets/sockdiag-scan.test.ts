@@ -4,7 +4,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SockDiagError, scanSockDiag, sockstatInUse, sockstatTimeWait, type SockDiagDump } from '../../exporters/sockets/netlink';
+import {
+  SockDiagError,
+  scanSockDiag,
+  sockstatInUse,
+  sockstatTimeWait,
+  type SockDiagDump,
+} from '../../exporters/sockets/netlink';
 import { errorFrame, reply, type RecordSpec } from './sockdiag-frames';
 
 interface Call {
@@ -25,7 +31,16 @@ function fake(answers: Record<string, Buffer | Error>): { dump: SockDiagDump; ca
   return { dump, calls };
 }
 
-const L = (over: Partial<RecordSpec>): RecordSpec => ({ family: 4, state: 10, sport: 1433, src: '0.0.0.0', rqueue: 2, wqueue: 128, inode: 1, ...over });
+const L = (over: Partial<RecordSpec>): RecordSpec => ({
+  family: 4,
+  state: 10,
+  sport: 1433,
+  src: '0.0.0.0',
+  rqueue: 2,
+  wqueue: 128,
+  inode: 1,
+  ...over,
+});
 
 let dir: string;
 beforeEach(() => {
@@ -44,8 +59,16 @@ test('sockstat: the tw field of the TCP line, or undefined', () => {
 test('with sockstat readable, TIME_WAIT is left out of the request and counted from sockstat', () => {
   fs.writeFileSync(path.join(dir, 'sockstat'), SOCKSTAT);
   const { dump, calls } = fake({
-    tcp4: reply([L({}), L({ state: 1, sport: 1433, src: '10.0.0.1' }), L({ state: 1, sport: 1433, src: '10.0.0.1' }), L({ state: 1, sport: 40000, src: '10.0.0.1' })]),
-    tcp6: reply([L({ family: 6, src: '::', sport: 22, rqueue: 0, wqueue: 4096 }), L({ family: 6, state: 1, src: '::ffff:10.0.0.1', sport: 22 })]),
+    tcp4: reply([
+      L({}),
+      L({ state: 1, sport: 1433, src: '10.0.0.1' }),
+      L({ state: 1, sport: 1433, src: '10.0.0.1' }),
+      L({ state: 1, sport: 40000, src: '10.0.0.1' }),
+    ]),
+    tcp6: reply([
+      L({ family: 6, src: '::', sport: 22, rqueue: 0, wqueue: 4096 }),
+      L({ family: 6, state: 1, src: '::ffff:10.0.0.1', sport: 22 }),
+    ]),
     udp4: reply([L({ state: 7, sport: 53, src: '127.0.0.53' })]),
   });
   const t = scanSockDiag(dump, { ipv6: true, tcpStates: true, sockstat: path.join(dir, 'sockstat'), procNet: dir });
@@ -59,7 +82,9 @@ test('with sockstat readable, TIME_WAIT is left out of the request and counted f
   expect(t.tcpStates[6]).toBe(104211);
   expect(t.tcpStates[1]).toBe(4);
   expect(t.tcpStates[10]).toBe(2);
-  expect(t.listeners.map((l) => [l.protocol, l.address, l.port, l.acceptQueue, l.acceptQueueLimit, l.connections])).toEqual([
+  expect(
+    t.listeners.map((l) => [l.protocol, l.address, l.port, l.acceptQueue, l.acceptQueueLimit, l.connections]),
+  ).toEqual([
     ['tcp', '0.0.0.0', 1433, 2, 128, 2],
     ['tcp', '::', 22, 0, 4096, 1],
     ['udp', '127.0.0.53', 53, undefined, undefined, undefined],
@@ -81,7 +106,9 @@ test('a kernel without IPv6 (tcp6 refused) gives the IPv4 tables; a refused tcp4
   const v6less = fake({ tcp6: errorFrame(97), udp6: errorFrame(97), tcp4: reply([L({})]) });
   expect(scanSockDiag(v6less.dump, { ipv6: true, tcpStates: false }).listeners).toHaveLength(1);
   const refused = fake({ tcp4: errorFrame(1) });
-  expect(() => scanSockDiag(refused.dump, { ipv6: true, tcpStates: false })).toThrow(new SockDiagError('sock_diag tcp dump refused by the kernel (errno 1)'));
+  expect(() => scanSockDiag(refused.dump, { ipv6: true, tcpStates: false })).toThrow(
+    new SockDiagError('sock_diag tcp dump refused by the kernel (errno 1)'),
+  );
 });
 
 test('no UDP diag module (ENOENT): UDP comes from /proc/net/udp*', () => {
@@ -93,11 +120,13 @@ test('no UDP diag module (ENOENT): UDP comes from /proc/net/udp*', () => {
   const { dump } = fake({ udp4: errorFrame(2), udp6: errorFrame(2) });
   const t = scanSockDiag(dump, { ipv6: true, tcpStates: false, procNet: dir });
   expect(t.udpFromProc).toBe(true);
-  expect(t.listeners.map((l) => [l.protocol, l.address, l.port, l.inode, l.uid])).toEqual([['udp', '127.0.0.53', 53, 4242, 101]]);
+  expect(t.listeners.map((l) => [l.protocol, l.address, l.port, l.inode, l.uid])).toEqual([
+    ['udp', '127.0.0.53', 53, 4242, 101],
+  ]);
   const noProc = fake({ udp4: errorFrame(2) });
-  expect(() => scanSockDiag(noProc.dump, { ipv6: false, tcpStates: false, procNet: path.join(dir, 'nothing') })).toThrow(
-    /the kernel has no UDP sock_diag and .*nothing\/udp cannot be read/,
-  );
+  expect(() =>
+    scanSockDiag(noProc.dump, { ipv6: false, tcpStates: false, procNet: path.join(dir, 'nothing') }),
+  ).toThrow(/the kernel has no UDP sock_diag and .*nothing\/udp cannot be read/);
 });
 
 test('a dump that cannot be made (no permission) throws with its code', () => {
@@ -116,7 +145,10 @@ test('a dump that cannot be made (no permission) throws with its code', () => {
 
 test('a cut dump is reported as a truncated table, an interrupted one as interrupted', () => {
   const whole = reply([L({}), L({ sport: 1434 })]);
-  const { dump } = fake({ tcp4: whole.subarray(0, whole.length - 30), udp4: reply([L({ state: 7, sport: 53 })], 2 | 0x10) });
+  const { dump } = fake({
+    tcp4: whole.subarray(0, whole.length - 30),
+    udp4: reply([L({ state: 7, sport: 53 })], 2 | 0x10),
+  });
   const t = scanSockDiag(dump, { ipv6: false, tcpStates: false });
   expect(t.truncatedTables).toEqual(['tcp']);
   expect(t.interrupted).toBe(true);
@@ -125,15 +157,34 @@ test('a cut dump is reported as a truncated table, an interrupted one as interru
 
 test('sockstat6 with no IPv6 sockets of a protocol: that dump is skipped (unless TIME_WAIT rows must be dumped)', () => {
   const six = 'TCP6: inuse 0\nUDP6: inuse 2\nUDPLITE6: inuse 0\n';
-  expect([sockstatInUse(six, 'TCP6'), sockstatInUse(six, 'UDP6'), sockstatInUse(six, 'RAW6')]).toEqual([0, 2, undefined]);
+  expect([sockstatInUse(six, 'TCP6'), sockstatInUse(six, 'UDP6'), sockstatInUse(six, 'RAW6')]).toEqual([
+    0,
+    2,
+    undefined,
+  ]);
   fs.writeFileSync(path.join(dir, 'sockstat'), SOCKSTAT);
   fs.writeFileSync(path.join(dir, 'sockstat6'), six);
   const a = fake({});
-  scanSockDiag(a.dump, { ipv6: true, tcpStates: true, sockstat: path.join(dir, 'sockstat'), sockstat6: path.join(dir, 'sockstat6') });
+  scanSockDiag(a.dump, {
+    ipv6: true,
+    tcpStates: true,
+    sockstat: path.join(dir, 'sockstat'),
+    sockstat6: path.join(dir, 'sockstat6'),
+  });
   expect(a.calls.map((c) => `${c.protocol === 6 ? 'tcp' : 'udp'}${c.family}`)).toEqual(['tcp4', 'udp4', 'udp6']);
   const b = fake({});
-  scanSockDiag(b.dump, { ipv6: true, tcpStates: true, sockstat: path.join(dir, 'missing'), sockstat6: path.join(dir, 'sockstat6') });
-  expect(b.calls.map((c) => `${c.protocol === 6 ? 'tcp' : 'udp'}${c.family}`)).toEqual(['tcp4', 'tcp6', 'udp4', 'udp6']);
+  scanSockDiag(b.dump, {
+    ipv6: true,
+    tcpStates: true,
+    sockstat: path.join(dir, 'missing'),
+    sockstat6: path.join(dir, 'sockstat6'),
+  });
+  expect(b.calls.map((c) => `${c.protocol === 6 ? 'tcp' : 'udp'}${c.family}`)).toEqual([
+    'tcp4',
+    'tcp6',
+    'udp4',
+    'udp6',
+  ]);
   const c = fake({});
   scanSockDiag(c.dump, { ipv6: true, tcpStates: false, sockstat6: path.join(dir, 'unreadable') });
   expect(c.calls).toHaveLength(4);

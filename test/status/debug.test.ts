@@ -54,10 +54,14 @@ describe('/probe?debug=true against real probes', () => {
   it('a SQL Server: the version the PRELOGIN told, before the series', async () => {
     const text = await (await fetch(`${agent.base}/probe?target=sql&debug=true`)).text();
     expect(text).toContain('Result: probe succeeded');
-    expect(text).toContain('Found on the way:\n  mssql_version: 8.0.760.0 SQL Server 2000 SP3\n  mssql_encryption: off\n');
+    expect(text).toContain(
+      'Found on the way:\n  mssql_version: 8.0.760.0 SQL Server 2000 SP3\n  mssql_encryption: off\n',
+    );
     expect(text.indexOf('Findings')).toBeLessThan(text.indexOf('Metrics that would have been returned:'));
     // The prober's own advisory for 8.00.760 (SP3, below SP4), rendered from its finding.
-    expect(text).toMatch(/\n {2}\[warning\] mssql_patch_advisory: SQL Server 2000 build 8\.00\.760 is below 8\.00\.2039[^\n]*\n {6}what to do: [^\n]*Service Pack 4/);
+    expect(text).toMatch(
+      /\n {2}\[warning\] mssql_patch_advisory: SQL Server 2000 build 8\.00\.760 is below 8\.00\.2039[^\n]*\n {6}what to do: [^\n]*Service Pack 4/,
+    );
   });
 });
 
@@ -69,8 +73,17 @@ describe('debugText renders any finding', () => {
       phases: [],
       facts: [],
       findings: [
-        { code: 'tls_cert_expiry', severity: 'warning', message: 'the certificate expires in 9 days', advice: 'Renew it.' },
-        { code: 'ftp_pasv_mismatch_followed', severity: 'info', message: 'PASV named 10.0.0.5; the control address was used' },
+        {
+          code: 'tls_cert_expiry',
+          severity: 'warning',
+          message: 'the certificate expires in 9 days',
+          advice: 'Renew it.',
+        },
+        {
+          code: 'ftp_pasv_mismatch_followed',
+          severity: 'info',
+          message: 'PASV named 10.0.0.5; the control address was used',
+        },
         { code: 'some_future_code', severity: 'critical', message: 'something bad' },
       ],
     };
@@ -92,7 +105,9 @@ describe('/probe?debug=true for a probe with more than one failed rung', () => {
       const result = await runProber(ftpProber, `127.0.0.1:${peer.port}`, { data_channel: ['epsv', 'pasv'] }, 4000);
       const text = debugText(result, 'probe_success 0\n', 'ftp');
       expect(text).toMatch(/\nResult: failed at phase data_epsv: pasv_unreachable: EPSV data port /);
-      expect(text).toMatch(/\nAlso failed at phase data_pasv: pasv_unreachable: PASV data port [^\n]*\n {2}What to check: The server's passive data port is not reachable/);
+      expect(text).toMatch(
+        /\nAlso failed at phase data_pasv: pasv_unreachable: PASV data port [^\n]*\n {2}What to check: The server's passive data port is not reachable/,
+      );
     } finally {
       await peer.stop();
     }

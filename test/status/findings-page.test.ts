@@ -26,7 +26,11 @@ const SQL2000: ProbeResult = {
     { phase: 'prelogin', seconds: 0.0021 },
   ],
   facts: [
-    { metric: 'probe_mssql_version_info', value: 1, labels: { version: '8.0.194.0', product: 'SQL Server 2000', level: 'RTM' } },
+    {
+      metric: 'probe_mssql_version_info',
+      value: 1,
+      labels: { version: '8.0.194.0', product: 'SQL Server 2000', level: 'RTM' },
+    },
     { metric: 'probe_mssql_encryption_info', value: 1, labels: { mode: 'off' } },
   ],
   findings: [
@@ -38,7 +42,11 @@ const SQL2000: ProbeResult = {
       message: 'SQL Server 2000 build 8.00.194 is below 8.00.760: remote connections are refused',
       advice: 'Install Service Pack 3 or later (SP4, 8.00.2039).',
     },
-    { code: 'mssql_hidden_instance', severity: 'warning', message: 'SQLEXPRESS is hidden: the Browser does not list it' },
+    {
+      code: 'mssql_hidden_instance',
+      severity: 'warning',
+      message: 'SQLEXPRESS is hidden: the Browser does not list it',
+    },
   ],
 };
 
@@ -64,8 +72,17 @@ const FTP_PASV_BROKEN: ProbeResult = {
   ],
   details: { ping: 'answered' },
   findings: [
-    { code: 'tls_cert_expiry', severity: 'warning', message: 'the certificate expires in 9 days', advice: 'Renew the certificate.' },
-    { code: 'ftp_pasv_mismatch_followed', severity: 'info', message: 'PASV named 10.0.0.5; the control address was used instead' },
+    {
+      code: 'tls_cert_expiry',
+      severity: 'warning',
+      message: 'the certificate expires in 9 days',
+      advice: 'Renew the certificate.',
+    },
+    {
+      code: 'ftp_pasv_mismatch_followed',
+      severity: 'info',
+      message: 'PASV named 10.0.0.5; the control address was used instead',
+    },
   ],
 };
 
@@ -73,7 +90,11 @@ describe('findings on the status page, in headless Chromium', () => {
   let browser: Browser;
   let html: string;
   beforeAll(async () => {
-    const agent = new Agent({ configFile: '/nonexistent.yml', logger: createLogger('error', 'logfmt', new PassThrough()), build: { version: 'test', revision: 'test' } });
+    const agent = new Agent({
+      configFile: '/nonexistent.yml',
+      logger: createLogger('error', 'logfmt', new PassThrough()),
+      build: { version: 'test', revision: 'test' },
+    });
     agent.store.sync([
       { name: 'sql-2000', module: 'sql_version', prober: 'mssql', address: 'db.example.org\\SQLEXPRESS', labels: {} },
       { name: 'ftp-files', module: 'ftp_modes', prober: 'ftp', address: 'files.example.org:21', labels: {} },
@@ -84,7 +105,15 @@ describe('findings on the status page, in headless Chromium', () => {
     await agent.stop();
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
     });
   });
   afterAll(async () => {
@@ -94,7 +123,9 @@ describe('findings on the status page, in headless Chromium', () => {
   it('shows every finding with its severity and advice, most severe first, and the facts beside them', async () => {
     const page = await browser.newPage({ viewport: { width: 1500, height: 700 } });
     await page.setContent(html);
-    expect(await page.locator('tr[data-target]').evaluateAll((t) => t.map((x) => x.getAttribute('data-target')))).toEqual(['ftp-files', 'sql-2000']);
+    expect(
+      await page.locator('tr[data-target]').evaluateAll((t) => t.map((x) => x.getAttribute('data-target'))),
+    ).toEqual(['ftp-files', 'sql-2000']);
     const sql = page.locator('tr[data-target="sql-2000"] li.finding');
     expect(await sql.evaluateAll((li) => li.map((x) => `${x.className}|${x.getAttribute('data-code')}`))).toEqual([
       'finding critical|mssql_patch_advisory',
@@ -111,9 +142,15 @@ describe('findings on the status page, in headless Chromium', () => {
     const ftp = page.locator('tr[data-target="ftp-files"]');
     expect(await ftp.locator('li.finding').count()).toBe(2);
     expect(await ftp.locator('.bars span[data-phase="data_pasv"].failed').count()).toBe(1);
-    expect(await ftp.locator('.bars span[data-phase="icmp"]').getAttribute('title')).toBe('icmp: round trip 0.310 ms avg, 2 of 2 replies');
+    expect(await ftp.locator('.bars span[data-phase="icmp"]').getAttribute('title')).toBe(
+      'icmp: round trip 0.310 ms avg, 2 of 2 replies',
+    );
     // The critical finding is red, the warning amber: severity reads at a glance.
-    const colour = (sel: string): Promise<string> => page.locator(sel).first().evaluate((e) => getComputedStyle(e).color);
+    const colour = (sel: string): Promise<string> =>
+      page
+        .locator(sel)
+        .first()
+        .evaluate((e) => getComputedStyle(e).color);
     expect(await colour('li.finding.critical .sev')).toBe('rgb(179, 38, 30)');
     expect(await colour('li.finding.warning .sev')).not.toBe(await colour('li.finding.critical .sev'));
     await page.screenshot({ path: path.join(tmpdir(), 'portprobe-status-findings.png'), fullPage: true });

@@ -52,12 +52,22 @@ describe('status page in headless Chromium', () => {
     agent = await startAgent(f);
     for (let i = 0; i < 50; i++) {
       const text = await (await fetch(`${agent.base}/metrics`)).text();
-      if ((text.match(/^probe_success\{/gm) ?? []).length === 5 && text.includes('portprobe_socket_scan_success 1')) break;
+      if ((text.match(/^probe_success\{/gm) ?? []).length === 5 && text.includes('portprobe_socket_scan_success 1'))
+        break;
       await new Promise((r) => setTimeout(r, 100));
     }
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   });
 
@@ -113,7 +123,9 @@ describe('status page in headless Chromium', () => {
     const page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
     await page.goto(`${agent.base}/`);
     // Failing targets first (by name), then the healthy ones.
-    const order = await page.locator('tr[data-target]').evaluateAll((trs) => trs.map((t) => t.getAttribute('data-target')));
+    const order = await page
+      .locator('tr[data-target]')
+      .evaluateAll((trs) => trs.map((t) => t.getAttribute('data-target')));
     expect(order).toEqual(['hostile-banner', 'sql-refused', 'healthy', 'pinged', 'sql-2000']);
     // Every column of every table has a heading.
     const headings = await page.locator('th').allTextContents();
@@ -132,11 +144,20 @@ describe('status page in headless Chromium', () => {
       })),
     );
     const legend = new Map(
-      await page.locator('.legend span[data-phase]').evaluateAll((els) =>
-        els.map((e) => [e.getAttribute('data-phase') ?? '', getComputedStyle(e.querySelector('.swatch') as Element).backgroundColor] as [string, string]),
-      ),
+      await page
+        .locator('.legend span[data-phase]')
+        .evaluateAll((els) =>
+          els.map(
+            (e) =>
+              [
+                e.getAttribute('data-phase') ?? '',
+                getComputedStyle(e.querySelector('.swatch') as Element).backgroundColor,
+              ] as [string, string],
+          ),
+        ),
     );
-    for (const s of spans) expect({ phase: s.phase, colour: legend.get(s.phase) }).toEqual({ phase: s.phase, colour: s.colour });
+    for (const s of spans)
+      expect({ phase: s.phase, colour: legend.get(s.phase) }).toEqual({ phase: s.phase, colour: s.colour });
     const colours = new Map<string, string>();
     for (const s of spans) {
       const seen = colours.get(s.colour);
@@ -159,7 +180,9 @@ describe('status page in headless Chromium', () => {
     expect(icmp?.seconds).toBeLessThan(0.05);
 
     // What the SQL Server told on the way.
-    expect(await page.locator('tr[data-target="sql-2000"] ul.findings').textContent()).toContain('mssql_version 8.0.760.0 SQL Server 2000 SP3');
+    expect(await page.locator('tr[data-target="sql-2000"] ul.findings').textContent()).toContain(
+      'mssql_version 8.0.760.0 SQL Server 2000 SP3',
+    );
     const advisory = page.locator('tr[data-target="sql-2000"] li.finding[data-code="mssql_patch_advisory"]');
     expect(await advisory.getAttribute('class')).toBe('finding warning');
     expect(await advisory.textContent()).toMatch(/8\.00\.760 is below 8\.00\.2039.*Service Pack 4/);

@@ -65,7 +65,9 @@ describe('arrival stamps', () => {
   it('many banner probes in a row: every watch is released and stamps stay per socket', async () => {
     const held = ArrivalWatch.held();
     const rs = await Promise.all(
-      Array.from({ length: 20 }, () => runProber(tcpProber, `127.0.0.1:${peer.port}`, { expect_banner: '^ready$' }, 3000)),
+      Array.from({ length: 20 }, () =>
+        runProber(tcpProber, `127.0.0.1:${peer.port}`, { expect_banner: '^ready$' }, 3000),
+      ),
     );
     for (const r of rs) {
       expect(r.success).toBe(true);
@@ -98,7 +100,9 @@ describe('arrival stamps', () => {
   it('a socket that never connects (refused) gets neither stamp: its unconnected state is not an event', async () => {
     const w = watchedSocket(4) as Watched;
     try {
-      await expect(connectTcp('127.0.0.1', await closedPort(), new ProbeAbort(), { socket: w.socket })).rejects.toMatchObject({
+      await expect(
+        connectTcp('127.0.0.1', await closedPort(), new ProbeAbort(), { socket: w.socket }),
+      ).rejects.toMatchObject({
         code: 'ECONNREFUSED',
       });
       await new Promise((r) => setTimeout(r, 20));
@@ -122,7 +126,9 @@ describe('arrival stamps', () => {
       await connectTcp('127.0.0.1', peer.port, new ProbeAbort(), { socket: second.socket });
       await new Promise<void>((resolve) => second.socket.once('data', () => resolve()));
       expect(second.watch.connectedAt()).toBeDefined();
-      expect((second.watch.lastArrival() as number) - (second.watch.connectedAt() as number)).toBeGreaterThanOrEqual(DELAY_MS - 5);
+      expect((second.watch.lastArrival() as number) - (second.watch.connectedAt() as number)).toBeGreaterThanOrEqual(
+        DELAY_MS - 5,
+      );
     } finally {
       second.watch.stop();
       second.socket.destroy();

@@ -26,7 +26,10 @@ describe('tcp prober, tls: true', () => {
   ])('a certificate %i day(s) from expiry: %s finding, and the probe still passes', async (days, severity, message) => {
     const s = await tlsServer(selfSignedCertExpiringIn(days));
     try {
-      const r = await runProber(tcpProber, `127.0.0.1:${s.port}`, { tls: true, tls_config: { insecure_skip_verify: true } });
+      const r = await runProber(tcpProber, `127.0.0.1:${s.port}`, {
+        tls: true,
+        tls_config: { insecure_skip_verify: true },
+      });
       expect(r.success).toBe(true);
       expect(finding(r, 'tls_cert_expiry')).toMatchObject({ severity, message: expect.stringMatching(message) });
       expect(finding(r, 'tls_cert_expiry')?.advice).toMatch(/^Renew the server certificate/);
@@ -38,7 +41,10 @@ describe('tcp prober, tls: true', () => {
   it('a certificate with 30 days left: no finding', async () => {
     const s = await tlsServer(selfSignedCertExpiringIn(30));
     try {
-      const r = await runProber(tcpProber, `127.0.0.1:${s.port}`, { tls: true, tls_config: { insecure_skip_verify: true } });
+      const r = await runProber(tcpProber, `127.0.0.1:${s.port}`, {
+        tls: true,
+        tls_config: { insecure_skip_verify: true },
+      });
       expect(r.success).toBe(true);
       expect(r.findings ?? []).toEqual([]);
     } finally {
@@ -55,9 +61,17 @@ it('ftp, tls: explicit against pyftpdlib serving a certificate 5 days from expir
   const user = pyftpdlibUser();
   const peer = await startPyftpdlib(fx, { tls: 'explicit' }, user);
   try {
-    const r = await runProber(ftpProber, `127.0.0.1:${peer.port}`, { tls: 'explicit', tls_config: { insecure_skip_verify: true }, data_channel: ['pasv'] }, 5000);
+    const r = await runProber(
+      ftpProber,
+      `127.0.0.1:${peer.port}`,
+      { tls: 'explicit', tls_config: { insecure_skip_verify: true }, data_channel: ['pasv'] },
+      5000,
+    );
     expect(r.failure).toBeUndefined();
-    expect(finding(r, 'tls_cert_expiry')).toMatchObject({ severity: 'warning', message: expect.stringMatching(/the FTP server certificate expires on .* in 5 day\(s\)/) });
+    expect(finding(r, 'tls_cert_expiry')).toMatchObject({
+      severity: 'warning',
+      message: expect.stringMatching(/the FTP server certificate expires on .* in 5 day\(s\)/),
+    });
   } finally {
     await peer.stop();
     fx.cleanup();

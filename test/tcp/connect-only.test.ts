@@ -114,28 +114,34 @@ describe.each([
     const signal = new ProbeAbort();
     signal.abort(new DeadlineError(true));
     const before = openClientHandles();
-    await expect(connectOnly('127.0.0.1', 4, 9, signal)).rejects.toMatchObject({ name: 'DeadlineError', shutdown: true });
+    await expect(connectOnly('127.0.0.1', 4, 9, signal)).rejects.toMatchObject({
+      name: 'DeadlineError',
+      shutdown: true,
+    });
     expect(openClientHandles()).toBe(before);
   });
 
-  it.each([false, true])('abort while the SYN goes unanswered: DeadlineError, and the pending socket is closed (stamped: %s)', async (stamp) => {
-    const peer = await unansweredPort();
-    const held = ArrivalWatch.held();
-    try {
-      const signal = new ProbeAbort();
-      const pending = connectOnly('127.0.0.1', 4, peer.port, signal, stamp);
-      await new Promise((r) => setTimeout(r, 100));
-      expect(openClientHandles()).toBeGreaterThanOrEqual(1); // ours, still connecting (plus the fillers)
-      const withOurs = openClientHandles();
-      signal.abort(new DeadlineError(false));
-      await expect(pending).rejects.toMatchObject({ name: 'DeadlineError', shutdown: false });
-      await new Promise((r) => setTimeout(r, 50));
-      expect(openClientHandles()).toBe(withOurs - 1);
-      expect(ArrivalWatch.held()).toBe(held);
-    } finally {
-      peer.stop();
-    }
-  });
+  it.each([false, true])(
+    'abort while the SYN goes unanswered: DeadlineError, and the pending socket is closed (stamped: %s)',
+    async (stamp) => {
+      const peer = await unansweredPort();
+      const held = ArrivalWatch.held();
+      try {
+        const signal = new ProbeAbort();
+        const pending = connectOnly('127.0.0.1', 4, peer.port, signal, stamp);
+        await new Promise((r) => setTimeout(r, 100));
+        expect(openClientHandles()).toBeGreaterThanOrEqual(1); // ours, still connecting (plus the fillers)
+        const withOurs = openClientHandles();
+        signal.abort(new DeadlineError(false));
+        await expect(pending).rejects.toMatchObject({ name: 'DeadlineError', shutdown: false });
+        await new Promise((r) => setTimeout(r, 50));
+        expect(openClientHandles()).toBe(withOurs - 1);
+        expect(ArrivalWatch.held()).toBe(held);
+      } finally {
+        peer.stop();
+      }
+    },
+  );
 
   it('a real AbortSignal works as well', async () => {
     const l = await listen();

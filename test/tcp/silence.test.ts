@@ -15,7 +15,14 @@ import type { ProbeResult, ProberDef } from '../../exporters/types';
 import { runProber } from '../helpers/context';
 import { listen, openFdCount, selfSignedCert } from '../helpers/net';
 import { createNetns, tsNodeArgv } from '../helpers/netns';
-import { firewallSyn, startPythonHttp, startTarpit, startTarpitIn, startTlsServer, type SilencePeer } from '../peers/silence';
+import {
+  firewallSyn,
+  startPythonHttp,
+  startTarpit,
+  startTarpitIn,
+  startTlsServer,
+  type SilencePeer,
+} from '../peers/silence';
 import type { Verdict } from '../peers/silence-cli';
 
 jest.setTimeout(180000);
@@ -23,7 +30,10 @@ jest.setTimeout(180000);
 const TIMES = 20;
 
 type Kind = 'tcp' | 'ftp';
-const PROBER: Record<Kind, ProberDef<never>> = { tcp: tcpProber as unknown as ProberDef<never>, ftp: ftpProber as unknown as ProberDef<never> };
+const PROBER: Record<Kind, ProberDef<never>> = {
+  tcp: tcpProber as unknown as ProberDef<never>,
+  ftp: ftpProber as unknown as ProberDef<never>,
+};
 const SETTINGS: Record<Kind, Record<string, unknown>> = { tcp: { expect_banner: '^SSH-' }, ftp: {} };
 // Long enough that the second look (a third of the deadline in) has most of the deadline left to
 // hear the answer.
@@ -61,7 +71,12 @@ describe.each(['tcp', 'ftp'] as Kind[])('%s: silence after connect', (kind) => {
     try {
       // Twenty in a row are above; five here show what the look adds to the message.
       for (let i = 0; i < 5; i++) {
-        const r = await runProber(PROBER[kind], `127.0.0.1:${peer.port}`, SETTINGS[kind] as never, LOOK_TIMEOUT_MS[kind]);
+        const r = await runProber(
+          PROBER[kind],
+          `127.0.0.1:${peer.port}`,
+          SETTINGS[kind] as never,
+          LOOK_TIMEOUT_MS[kind],
+        );
         expect(`${r.failure?.phase}/${r.failure?.reason}`).toBe('banner/no_greeting');
         expect(r.failure?.message).toContain('a second connection got no answer either');
       }
@@ -147,7 +162,12 @@ describe('tcp with send: a request that is never answered', () => {
     const peer = await startTarpit();
     try {
       for (let i = 0; i < TIMES; i++) {
-        const r = await runProber(tcpProber, `127.0.0.1:${peer.port}`, { send: 'PING\r\n', expect_banner: '^PONG' }, SILENT_TIMEOUT_MS);
+        const r = await runProber(
+          tcpProber,
+          `127.0.0.1:${peer.port}`,
+          { send: 'PING\r\n', expect_banner: '^PONG' },
+          SILENT_TIMEOUT_MS,
+        );
         expect(`${r.failure?.phase}/${r.failure?.reason}`).toBe('banner/no_response');
         if (i === TIMES - 1) expect(advice('tcp', r)).toMatch(/^The TCP handshake completed and the request was sent/);
       }
@@ -172,7 +192,10 @@ describe('the same tarpit in a network namespace: silence, then a dropped SYN, t
           count: TIMES,
           settings: SETTINGS[k],
         }));
-        const out = await ns.exec(tsNodeArgv(path.join(__dirname, '..', 'peers', 'silence-cli.ts'), [JSON.stringify(jobs)]), 120000);
+        const out = await ns.exec(
+          tsNodeArgv(path.join(__dirname, '..', 'peers', 'silence-cli.ts'), [JSON.stringify(jobs)]),
+          120000,
+        );
         expect(out.stderr).toBe('');
         return JSON.parse(out.stdout) as Verdict[][];
       };
@@ -180,12 +203,16 @@ describe('the same tarpit in a network namespace: silence, then a dropped SYN, t
 
       firewallSyn(ns.name, port, 'none');
       const clear = await run();
-      expect(verdicts(clear)).toEqual([Array(TIMES).fill('banner/no_greeting'), Array(TIMES).fill('banner/no_greeting')]);
+      expect(verdicts(clear)).toEqual([
+        Array(TIMES).fill('banner/no_greeting'),
+        Array(TIMES).fill('banner/no_greeting'),
+      ]);
 
       firewallSyn(ns.name, port, 'drop');
       const dropped = await run();
       expect(verdicts(dropped)).toEqual([Array(TIMES).fill('connect/timeout'), Array(TIMES).fill('connect/timeout')]);
-      for (const s of dropped) expect(s[0].advice).toMatch(/^No answer before the deadline: a firewall dropping packets/);
+      for (const s of dropped)
+        expect(s[0].advice).toMatch(/^No answer before the deadline: a firewall dropping packets/);
       for (const s of clear) expect(s[0].advice).toMatch(/so the network path is fine/);
 
       firewallSyn(ns.name, port, 'reject');

@@ -49,7 +49,11 @@ async function tlsServer(c: CertChain): Promise<{ address: string; close: () => 
 }
 
 describe('chainExpiries (pure)', () => {
-  const link = (fp: string, iso: string, issuer?: ChainLink): ChainLink => ({ fingerprint256: fp, valid_to: iso, issuerCertificate: issuer });
+  const link = (fp: string, iso: string, issuer?: ChainLink): ChainLink => ({
+    fingerprint256: fp,
+    valid_to: iso,
+    issuerCertificate: issuer,
+  });
   const root = link('R', '2030-01-01T00:00:00Z');
   root.issuerCertificate = root; // self-signed: Node links a root to itself
   const int = link('I', '2031-01-01T00:00:00Z', root);
@@ -58,30 +62,57 @@ describe('chainExpiries (pure)', () => {
 
   test.each([
     ['root from the store, verified', new Set(['R']), true, s('2031-01-01T00:00:00Z'), s('2030-01-01T00:00:00Z')],
-    ['nothing trusted in the chain (root sent by the peer), verified', new Set<string>(), true, s('2030-01-01T00:00:00Z'), s('2030-01-01T00:00:00Z')],
+    [
+      'nothing trusted in the chain (root sent by the peer), verified',
+      new Set<string>(),
+      true,
+      s('2030-01-01T00:00:00Z'),
+      s('2030-01-01T00:00:00Z'),
+    ],
     ['root from the store, not verified', new Set(['R']), false, s('2031-01-01T00:00:00Z'), undefined],
-    ['intermediate and root trusted: only the leaf was sent', new Set(['R', 'I']), true, s('2032-01-01T00:00:00Z'), s('2030-01-01T00:00:00Z')],
+    [
+      'intermediate and root trusted: only the leaf was sent',
+      new Set(['R', 'I']),
+      true,
+      s('2032-01-01T00:00:00Z'),
+      s('2030-01-01T00:00:00Z'),
+    ],
   ])('%s', (_name, trusted, verified, earliest, last) => {
-    expect(chainExpiries(leaf, verified, (c) => trusted.has(c.fingerprint256))).toEqual({ earliestSeconds: earliest, lastChainSeconds: last });
+    expect(chainExpiries(leaf, verified, (c) => trusted.has(c.fingerprint256))).toEqual({
+      earliestSeconds: earliest,
+      lastChainSeconds: last,
+    });
   });
 
   test('the leaf counts as sent even when it is itself the trust anchor', () => {
     const self = link('S', '2029-06-01T00:00:00Z');
     self.issuerCertificate = self;
-    expect(chainExpiries(self, true, (c) => c.fingerprint256 === 'S')).toEqual({ earliestSeconds: s('2029-06-01T00:00:00Z'), lastChainSeconds: s('2029-06-01T00:00:00Z') });
+    expect(chainExpiries(self, true, (c) => c.fingerprint256 === 'S')).toEqual({
+      earliestSeconds: s('2029-06-01T00:00:00Z'),
+      lastChainSeconds: s('2029-06-01T00:00:00Z'),
+    });
   });
 
   test('no certificate, or no readable date: nothing', () => {
-    expect(chainExpiries(undefined, false, () => false)).toEqual({ earliestSeconds: undefined, lastChainSeconds: undefined });
-    expect(chainExpiries(link('X', 'not a date'), true, () => false)).toEqual({ earliestSeconds: undefined, lastChainSeconds: undefined });
+    expect(chainExpiries(undefined, false, () => false)).toEqual({
+      earliestSeconds: undefined,
+      lastChainSeconds: undefined,
+    });
+    expect(chainExpiries(link('X', 'not a date'), true, () => false)).toEqual({
+      earliestSeconds: undefined,
+      lastChainSeconds: undefined,
+    });
   });
 });
 
 describe('tcp prober, tls: true, against a Node TLS server sending leaf + intermediate', () => {
-  test('verified against the root (ca_file): earliest is the intermediate, the chain\'s is the root', async () => {
+  test("verified against the root (ca_file): earliest is the intermediate, the chain's is the root", async () => {
     const s = await tlsServer(chain);
     try {
-      const r = await runProber(tcpProber, s.address, { tls: true, tls_config: { ca_file: chain.root.file, server_name: 'localhost' } });
+      const r = await runProber(tcpProber, s.address, {
+        tls: true,
+        tls_config: { ca_file: chain.root.file, server_name: 'localhost' },
+      });
       expect(r.failure).toBeUndefined();
       expect(chain.root.notAfter).toBeLessThan(chain.intermediate.notAfter);
       expect(fact(r, EARLIEST)).toBe(chain.intermediate.notAfter);
@@ -92,13 +123,16 @@ describe('tcp prober, tls: true, against a Node TLS server sending leaf + interm
     }
   });
 
-  test('ca_file holding other certificates too: the root is still recognised as the store\'s', async () => {
+  test("ca_file holding other certificates too: the root is still recognised as the store's", async () => {
     const s = await tlsServer(chain);
     const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-bundle-'));
     try {
       const bundle = path.join(dir, 'bundle.pem');
       writeFileSync(bundle, expired.root.pem + chain.root.pem);
-      const r = await runProber(tcpProber, s.address, { tls: true, tls_config: { ca_file: bundle, server_name: 'localhost' } });
+      const r = await runProber(tcpProber, s.address, {
+        tls: true,
+        tls_config: { ca_file: bundle, server_name: 'localhost' },
+      });
       expect(r.failure).toBeUndefined();
       expect(fact(r, EARLIEST)).toBe(chain.intermediate.notAfter);
       expect(fact(r, LAST_CHAIN)).toBe(chain.root.notAfter);
@@ -123,7 +157,10 @@ describe('tcp prober, tls: true, against a Node TLS server sending leaf + interm
   test('an expired intermediate: verification fails at the tls rung; unverified, earliest is its past notAfter', async () => {
     const s = await tlsServer(expired);
     try {
-      const verified = await runProber(tcpProber, s.address, { tls: true, tls_config: { ca_file: expired.root.file, server_name: 'localhost' } });
+      const verified = await runProber(tcpProber, s.address, {
+        tls: true,
+        tls_config: { ca_file: expired.root.file, server_name: 'localhost' },
+      });
       expect(verified.failure).toMatchObject({ phase: 'tls', reason: 'tls_error' });
       expect(verified.failure?.message).toMatch(/expired/i);
       expect(fact(verified, EARLIEST)).toBeUndefined();
@@ -137,18 +174,25 @@ describe('tcp prober, tls: true, against a Node TLS server sending leaf + interm
     }
   });
 
-  test('through the agent\'s /probe: both families, accepted by the strict checker and promtool', async () => {
+  test("through the agent's /probe: both families, accepted by the strict checker and promtool", async () => {
     const s = await tlsServer(chain);
     const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-sslchain-'));
     const file = path.join(dir, 'portprobe.yml');
-    writeFileSync(file, [
-      'modules:',
-      `  tls_verified: {prober: tcp, tcp: {tls: true, tls_config: {ca_file: "${chain.root.file}", server_name: localhost}}}`,
-      'probe_api: {allowed_addresses: ["127\\\\.0\\\\.0\\\\.1:[0-9]+"]}',
-      'targets: []',
-      '',
-    ].join('\n'));
-    const h = await startAgentHttp({ configFile: file, logger: createLogger('error', 'json', { write: () => true }), build: { version: 't', revision: 't' } });
+    writeFileSync(
+      file,
+      [
+        'modules:',
+        `  tls_verified: {prober: tcp, tcp: {tls: true, tls_config: {ca_file: "${chain.root.file}", server_name: localhost}}}`,
+        'probe_api: {allowed_addresses: ["127\\\\.0\\\\.0\\\\.1:[0-9]+"]}',
+        'targets: []',
+        '',
+      ].join('\n'),
+    );
+    const h = await startAgentHttp({
+      configFile: file,
+      logger: createLogger('error', 'json', { write: () => true }),
+      build: { version: 't', revision: 't' },
+    });
     try {
       const res = await fetch(`${h.base}/probe?module=tls_verified&target=${s.address}`);
       const text = await res.text();
@@ -183,7 +227,12 @@ describe('FTP TLS rungs', () => {
     const fx = chainFixture('sslchain-explicit');
     const peer = await startPyftpdlib(fx, { tls: 'explicit' }, pyftpdlibUser());
     try {
-      const r = await runProber(ftpProber, `127.0.0.1:${peer.port}`, { tls: 'explicit', tls_config: tlsConfig(), data_channel: ['pasv'] }, 5000);
+      const r = await runProber(
+        ftpProber,
+        `127.0.0.1:${peer.port}`,
+        { tls: 'explicit', tls_config: tlsConfig(), data_channel: ['pasv'] },
+        5000,
+      );
       expect(r.failure).toBeUndefined();
       expect(fact(r, EARLIEST)).toBe(chain.intermediate.notAfter);
       expect(fact(r, LAST_CHAIN)).toBe(chain.root.notAfter);
@@ -197,7 +246,12 @@ describe('FTP TLS rungs', () => {
     const fx = chainFixture('sslchain-implicit');
     const peer = await startVsftpd(fx, { tls: 'implicit' });
     try {
-      const r = await runProber(ftpProber, `${peer.host}:${peer.port}`, { tls: 'implicit', tls_config: tlsConfig(), data_channel: ['pasv'] }, 5000);
+      const r = await runProber(
+        ftpProber,
+        `${peer.host}:${peer.port}`,
+        { tls: 'implicit', tls_config: tlsConfig(), data_channel: ['pasv'] },
+        5000,
+      );
       expect(r.failure).toBeUndefined();
       expect(fact(r, EARLIEST)).toBe(chain.intermediate.notAfter);
       expect(fact(r, LAST_CHAIN)).toBe(chain.root.notAfter);
@@ -214,7 +268,12 @@ describe('SQL Server encryption', () => {
 
   test('encryption required, TLS inside TDS, verified with ca_file', async () => {
     const p = await peer({ encryption: 'required', certificate: { cert: chain.served, key: chain.leafKey } });
-    const r = await runProber(mssqlProber, `127.0.0.1:${p.port}`, { encrypt: true, ca_file: chain.root.file, server_name: 'localhost' }, 3000);
+    const r = await runProber(
+      mssqlProber,
+      `127.0.0.1:${p.port}`,
+      { encrypt: true, ca_file: chain.root.file, server_name: 'localhost' },
+      3000,
+    );
     expect(r.failure).toBeUndefined();
     expect(r.phases.map((x) => x.phase)).toContain('tls');
     expect(fact(r, EARLIEST)).toBe(chain.intermediate.notAfter);
@@ -223,7 +282,12 @@ describe('SQL Server encryption', () => {
 
   test('strict encryption (TDS 8, TLS first)', async () => {
     const p = await peer({ encryption: 'strict', certificate: { cert: chain.served, key: chain.leafKey } });
-    const r = await runProber(mssqlProber, `127.0.0.1:${p.port}`, { encrypt: 'strict', ca_file: chain.root.file, server_name: 'localhost' }, 3000);
+    const r = await runProber(
+      mssqlProber,
+      `127.0.0.1:${p.port}`,
+      { encrypt: 'strict', ca_file: chain.root.file, server_name: 'localhost' },
+      3000,
+    );
     expect(r.failure).toBeUndefined();
     expect(fact(r, EARLIEST)).toBe(chain.intermediate.notAfter);
     expect(fact(r, LAST_CHAIN)).toBe(chain.root.notAfter);

@@ -67,15 +67,24 @@ describe('tcp prober against real loopback sockets', () => {
     // accept queue is full the kernel drops further SYNs, so connect() hangs.
     const fillers: net.Socket[] = [];
     const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, ['-e', `
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `
       const net = require('net');
       const s = net.createServer(); s.listen({port: 0, host: '127.0.0.1', backlog: 1}, () => {
         process.stdout.write(String(s.address().port) + '\\n');
         // Block the event loop so nothing is ever accepted.
         const end = Date.now() + 15000; while (Date.now() < end) {}
-      });`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      });`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     try {
-      const childPort = await new Promise<number>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
+      const childPort = await new Promise<number>((resolve) =>
+        child.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim()))),
+      );
       for (let i = 0; i < 4; i++) {
         const s = net.connect(childPort, '127.0.0.1');
         s.on('error', () => undefined);
@@ -136,12 +145,15 @@ describe('tcp prober against real loopback sockets', () => {
         expect_banner: '^hello',
       });
       expect(r.failure).toBeUndefined();
-      expect(r.facts).toContainEqual({ metric: 'probe_tls_cert_not_after_timestamp_seconds', value: cert.notAfterSeconds });
+      expect(r.facts).toContainEqual({
+        metric: 'probe_tls_cert_not_after_timestamp_seconds',
+        value: cert.notAfterSeconds,
+      });
       expect(r.facts).toContainEqual({ metric: 'probe_tls_version_info', value: 1, labels: { version: 'TLSv1.3' } });
       expect(r.phases.map((p) => p.phase)).toEqual(['resolve', 'connect', 'tls', 'banner']);
     });
 
-    it('verifies an IP target against the certificate\'s IP SAN', async () => {
+    it("verifies an IP target against the certificate's IP SAN", async () => {
       const r = await runProber(tcpProber, `127.0.0.1:${port}`, { tls: true, tls_config: { ca_file: cert.certFile } });
       expect(r.failure).toBeUndefined();
     });
@@ -162,7 +174,10 @@ describe('tcp prober against real loopback sockets', () => {
     it('TLS against a plain-text port fails at tls', async () => {
       const l = await listen((s) => s.end('SSH-2.0-OpenSSH_9.2\r\n'));
       try {
-        const r = await runProber(tcpProber, `127.0.0.1:${l.port}`, { tls: true, tls_config: { insecure_skip_verify: true } });
+        const r = await runProber(tcpProber, `127.0.0.1:${l.port}`, {
+          tls: true,
+          tls_config: { insecure_skip_verify: true },
+        });
         expect(r.failure).toMatchObject({ phase: 'tls', reason: 'tls_error' });
       } finally {
         await l.close();

@@ -2,7 +2,16 @@
 // them, free ports, a fixture tree with canary files, a self-signed certificate, and a
 // child-process wrapper that waits for the server's 220 and stops its whole process group.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  mkdirSync,
+} from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -97,8 +106,23 @@ export function makeFixture(prefix: string): Fixture {
   const keyFile = path.join(dir, 'key.pem');
   execFileSync(
     'openssl',
-    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '45', '-subj', '/CN=127.0.0.1',
-      '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile],
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '45',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+    ],
     { stdio: 'ignore' },
   );
   chmodSync(keyFile, 0o600);
@@ -106,7 +130,16 @@ export function makeFixture(prefix: string): Fixture {
   writeFileSync(pemFile, readFileSync(certFile, 'utf8') + readFileSync(keyFile, 'utf8'), { mode: 0o600 });
   const endDate = execFileSync('openssl', ['x509', '-enddate', '-noout', '-in', certFile], { encoding: 'utf8' });
   const notAfter = Date.parse(endDate.trim().replace(/^notAfter=/, '')) / 1000;
-  return { dir, anonRoot, userRoot, certFile, keyFile, pemFile, notAfter, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    anonRoot,
+    userRoot,
+    certFile,
+    keyFile,
+    pemFile,
+    notAfter,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 /** Reads the first reply line from host:port; resolves true on a 220. */
@@ -210,7 +243,10 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
 export function systemUser(): PeerUser & { uid: number; gid: number } {
   const line = execFileSync('getent', ['passwd', FTP_SYSTEM_USER], { encoding: 'utf8' }).trim();
   const f = line.split(':');
-  const password = readFileSync(requireFile(path.join(PEERS_DIR, 'ftp-user.password'), 'the FTP test user password'), 'utf8').trim();
+  const password = readFileSync(
+    requireFile(path.join(PEERS_DIR, 'ftp-user.password'), 'the FTP test user password'),
+    'utf8',
+  ).trim();
   return { name: FTP_SYSTEM_USER, password, uid: Number(f[2]), gid: Number(f[3]) };
 }
 
@@ -248,7 +284,7 @@ export function killStragglers(marker: string): void {
     }
   }
   const doomed = new Set(procs.filter((p) => p.cmd.includes(marker) && p.pid !== process.pid).map((p) => p.pid));
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const p of procs) {
       if (doomed.has(p.ppid) && !doomed.has(p.pid)) {

@@ -7,7 +7,14 @@ import { type Fixture, type FtpPeer, type PeerOptions, type PeerUser, randomPass
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const FtpSrv = require('ftp-srv') as new (opts: Record<string, unknown>) => {
   server: net.Server;
-  on(event: 'login', fn: (data: { username: string; password: string; connection: { secure?: boolean } }, resolve: (r: { root: string }) => void, reject: (e: Error) => void) => void): void;
+  on(
+    event: 'login',
+    fn: (
+      data: { username: string; password: string; connection: { secure?: boolean } },
+      resolve: (r: { root: string }) => void,
+      reject: (e: Error) => void,
+    ) => void,
+  ): void;
   on(event: string, fn: (...a: unknown[]) => void): void;
   listen(): Promise<unknown>;
   close(): Promise<unknown>;

@@ -224,15 +224,25 @@ export async function startHostile(behaviour: HostileBehaviour): Promise<Hostile
       }
       case 'endless_multiline': {
         let n = 0;
-        void flood(sock, Number.MAX_SAFE_INTEGER, () => Buffer.from(`220-welcome line ${n++}\r\n`.repeat(64)), (k) => {
-          written += k;
-        });
+        void flood(
+          sock,
+          Number.MAX_SAFE_INTEGER,
+          () => Buffer.from(`220-welcome line ${n++}\r\n`.repeat(64)),
+          (k) => {
+            written += k;
+          },
+        );
         break;
       }
       case 'huge_banner':
-        void flood(sock, 100 * 1024 * 1024, () => CHUNK, (k) => {
-          written += k;
-        });
+        void flood(
+          sock,
+          100 * 1024 * 1024,
+          () => CHUNK,
+          (k) => {
+            written += k;
+          },
+        );
         break;
       case 'too_many':
         send('421 Too many connections (8) from this IP');

@@ -4,8 +4,17 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
-  PEERS_DIR, type Fixture, type FtpPeer, type PeerOptions, type PeerUser,
-  randomPassword, requireFile, startProcess, stopProcess, systemUser, withFreePort,
+  PEERS_DIR,
+  type Fixture,
+  type FtpPeer,
+  type PeerOptions,
+  type PeerUser,
+  randomPassword,
+  requireFile,
+  startProcess,
+  stopProcess,
+  systemUser,
+  withFreePort,
 } from './common';
 
 export const PROFTPD = path.join(PEERS_DIR, 'proftpd/usr/sbin/proftpd');

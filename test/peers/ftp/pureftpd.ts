@@ -4,8 +4,17 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
-  PEERS_DIR, type Fixture, type FtpPeer, type PeerOptions, type PeerUser,
-  randomPassword, requireFile, startProcess, stopProcess, systemUser, withFreePort,
+  PEERS_DIR,
+  type Fixture,
+  type FtpPeer,
+  type PeerOptions,
+  type PeerUser,
+  randomPassword,
+  requireFile,
+  startProcess,
+  stopProcess,
+  systemUser,
+  withFreePort,
 } from './common';
 
 export const PURE_FTPD = path.join(PEERS_DIR, 'pure-ftpd/usr/sbin/pure-ftpd');
@@ -41,13 +50,18 @@ export async function startPureftpd(fx: Fixture, opts: PeerOptions, user: PeerUs
     // -Y 0: no TLS, 1: TLS offered, 2: clear-text sessions refused.
     const tlsLevel = opts.tls === 'off' ? '0' : opts.tls === 'required' ? '2' : '1';
     const args = [
-      '-S', `127.0.0.1,${port}`,
-      '-l', `puredb:${pdb}`,
-      '-l', 'unix',
-      '-u', '1', // the test account is a system account (uid below 1000)
+      '-S',
+      `127.0.0.1,${port}`,
+      '-l',
+      `puredb:${pdb}`,
+      '-l',
+      'unix',
+      '-u',
+      '1', // the test account is a system account (uid below 1000)
       '-H', // no reverse DNS
       '-A', // chroot everyone
-      '-Y', tlsLevel,
+      '-Y',
+      tlsLevel,
       ...(opts.tls !== 'off' ? ['-2', fx.pemFile] : []),
       ...(opts.pasvAddress ? ['-P', opts.pasvAddress] : []),
       ...(opts.maxClients ? ['-c', String(opts.maxClients)] : []),

@@ -2,7 +2,15 @@
 // script prints the port it bound. Users are in-process (DummyAuthorizer).
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { type Fixture, type FtpPeer, type PeerOptions, type PeerUser, randomPassword, requireFile, stopProcess } from './common';
+import {
+  type Fixture,
+  type FtpPeer,
+  type PeerOptions,
+  type PeerUser,
+  randomPassword,
+  requireFile,
+  stopProcess,
+} from './common';
 
 /** The Debian interpreter: python3-pyftpdlib is installed for it, not for any other python3 on PATH. */
 export const SYSTEM_PYTHON = '/usr/bin/python3';
@@ -27,7 +35,10 @@ export async function startPyftpdlib(fx: Fixture, opts: PeerOptions, user: PeerU
     active_disabled: opts.activeDisabled ?? false,
     passive_ports: opts.passivePorts ?? null,
   };
-  const child = spawn(SYSTEM_PYTHON, [SCRIPT, JSON.stringify(cfg)], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(SYSTEM_PYTHON, [SCRIPT, JSON.stringify(cfg)], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`pyftpdlib did not start within 15 s:\n${out}`)), 15000);

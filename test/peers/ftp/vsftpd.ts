@@ -2,7 +2,17 @@
 // Local-user logins use the system account made by test/ftp/install.sh and its PAM service.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { type Fixture, type FtpPeer, type PeerOptions, killStragglers, requireFile, startProcess, stopProcess, systemUser, withFreePort } from './common';
+import {
+  type Fixture,
+  type FtpPeer,
+  type PeerOptions,
+  killStragglers,
+  requireFile,
+  startProcess,
+  stopProcess,
+  systemUser,
+  withFreePort,
+} from './common';
 
 export const VSFTPD = '/usr/sbin/vsftpd';
 
@@ -35,7 +45,9 @@ export async function startVsftpd(fx: Fixture, opts: PeerOptions): Promise<FtpPe
       'secure_chroot_dir=/var/run/vsftpd/empty',
       'pasv_enable=YES',
       `port_enable=${opts.activeDisabled ? 'NO' : 'YES'}`,
-      ...(opts.passivePorts ? [`pasv_min_port=${opts.passivePorts.split('-')[0]}`, `pasv_max_port=${opts.passivePorts.split('-')[1]}`] : []),
+      ...(opts.passivePorts
+        ? [`pasv_min_port=${opts.passivePorts.split('-')[0]}`, `pasv_max_port=${opts.passivePorts.split('-')[1]}`]
+        : []),
       'connect_from_port_20=NO',
       'xferlog_enable=NO',
       'syslog_enable=NO',

@@ -45,7 +45,9 @@ export async function startBrowserPeer(opts: {
       const name = msg.subarray(1).toString('latin1').replace(/\0.*$/s, '');
       peer.requests.push(`ucast_inst ${name}`);
       const inst = opts.instances.find((i) => i.name.toUpperCase() === name.toUpperCase());
-      log(`CLNT_UCAST_INST ${name}: ${inst ? (inst.hidden ? 'hidden, no answer' : `port ${inst.tcpPort}`) : 'unknown, no answer'}`);
+      log(
+        `CLNT_UCAST_INST ${name}: ${inst ? (inst.hidden ? 'hidden, no answer' : `port ${inst.tcpPort}`) : 'unknown, no answer'}`,
+      );
       if (inst && !inst.hidden) reply(record(inst), from);
     }
   });

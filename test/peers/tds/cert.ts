@@ -21,9 +21,22 @@ export function selfSignedCert(): CertPair {
     execFileSync(
       'openssl',
       [
-        'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '30',
-        '-keyout', key, '-out', cert, '-subj', '/CN=localhost',
-        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-sha256',
+        '-days',
+        '30',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
@@ -49,8 +62,16 @@ export function selfSignedCertExpiringIn(days: number): CertPair {
     const csr = path.join(dir, 'req.csr');
     const cert = path.join(dir, 'cert.pem');
     const quiet = { stdio: ['ignore', 'ignore', 'pipe'] as ('ignore' | 'pipe')[] };
-    execFileSync('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=localhost'], quiet);
-    execFileSync('openssl', ['x509', '-req', '-in', csr, '-signkey', key, '-sha256', '-days', String(days), '-out', cert], quiet);
+    execFileSync(
+      'openssl',
+      ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=localhost'],
+      quiet,
+    );
+    execFileSync(
+      'openssl',
+      ['x509', '-req', '-in', csr, '-signkey', key, '-sha256', '-days', String(days), '-out', cert],
+      quiet,
+    );
     const pair = { cert: readFileSync(cert), key: readFileSync(key) };
     byDays.set(days, pair);
     return pair;

@@ -17,7 +17,11 @@ export function healthSql(id: string): string {
 /** A healthy-looking server with one AG, an offline and a restoring database, one failed job. */
 export const HEALTH_ANSWERS: Record<string, QueryAnswer> = {
   'health/connections': {
-    columns: [{ name: 'database', type: 'nvarchar' }, { name: 'state', type: 'nvarchar' }, { name: 'connections', type: 'int32' }],
+    columns: [
+      { name: 'database', type: 'nvarchar' },
+      { name: 'state', type: 'nvarchar' },
+      { name: 'connections', type: 'int32' },
+    ],
     rows: [
       ['master', 'running', 1],
       ['master', 'sleeping', 4],
@@ -27,7 +31,10 @@ export const HEALTH_ANSWERS: Record<string, QueryAnswer> = {
     ],
   },
   'health/databases': {
-    columns: [{ name: 'database', type: 'nvarchar' }, { name: 'state', type: 'tinyint' }],
+    columns: [
+      { name: 'database', type: 'nvarchar' },
+      { name: 'state', type: 'tinyint' },
+    ],
     rows: [
       ['master', 0],
       ['tempdb', 0],
@@ -94,7 +101,10 @@ export const HEALTH_ANSWERS: Record<string, QueryAnswer> = {
     ],
   },
   'health/agent_jobs': {
-    columns: [{ name: 'job_name', type: 'nvarchar' }, { name: 'failed', type: 'int32' }],
+    columns: [
+      { name: 'job_name', type: 'nvarchar' },
+      { name: 'failed', type: 'int32' },
+    ],
     rows: [
       ['DatabaseBackup - USER_DATABASES - FULL', 0],
       ['IndexOptimize - USER_DATABASES', 1],
@@ -116,7 +126,10 @@ export const HEALTH_ANSWERS: Record<string, QueryAnswer> = {
     ],
   },
   'health/blocking': {
-    columns: [{ name: 'blocked', type: 'int32' }, { name: 'longest_wait_seconds', type: 'float' }],
+    columns: [
+      { name: 'blocked', type: 'int32' },
+      { name: 'longest_wait_seconds', type: 'float' },
+    ],
     rows: [[2, 41.5]],
   },
 };
@@ -124,7 +137,11 @@ export const HEALTH_ANSWERS: Record<string, QueryAnswer> = {
 /** What a login without VIEW SERVER STATE gets from a view that checks it (Msg 300 then 297). */
 export const DENIED_SERVER_STATE: QueryAnswer = {
   errors: [
-    { number: 300, class: 14, message: "VIEW SERVER STATE permission was denied on object 'server', database 'master'." },
+    {
+      number: 300,
+      class: 14,
+      message: "VIEW SERVER STATE permission was denied on object 'server', database 'master'.",
+    },
     { number: 297, class: 16, message: 'The user does not have permission to perform this action.' },
   ],
 };
@@ -143,7 +160,8 @@ export const NO_MSDB_ACCESS: QueryAnswer = {
   error: {
     number: 916,
     class: 14,
-    message: 'The server principal "monitor" is not able to access the database "msdb" under the current security context.',
+    message:
+      'The server principal "monitor" is not able to access the database "msdb" under the current security context.',
   },
 };
 

@@ -1,7 +1,20 @@
 // Hostile token streams for the TDS peer: what a broken or malicious server might send after a
 // valid PRELOGIN, in answer to LOGIN7 or to a SQL batch. Each case is a pure function of its
 // number, so a failing case can be replayed alone (hostileCase(n)).
-import { COLLATION, DoneStatus, Token, colMetadata, done, envChangeCollation, envChangeString, errorToken, infoToken, loginAck, row, type Column } from './tokens';
+import {
+  COLLATION,
+  DoneStatus,
+  Token,
+  colMetadata,
+  done,
+  envChangeCollation,
+  envChangeString,
+  errorToken,
+  infoToken,
+  loginAck,
+  row,
+  type Column,
+} from './tokens';
 import { prng } from '../../helpers/prng';
 
 const TDS74 = 0x74000004;
@@ -13,13 +26,20 @@ const bytes = (r: Rand, n: number): Buffer => Buffer.from(Array.from({ length: n
 
 /** Every token type MS-TDS defines for a server, and some it does not (0x10 among them). */
 const TOKEN_TYPES = [
-  0x81, 0xaa, 0xab, 0xad, 0xd1, 0xd2, 0x79, 0xfe, 0xff, 0xe3, 0xfd, 0xa9, 0xa5, 0xa4, 0xac, 0xae, 0xed, 0xee, 0xe4, 0x88,
-  0x10, 0x00, 0x01, 0x20, 0x78, 0xa0, 0xa1, 0xd3, 0xec, 0xf0, 0xfc,
+  0x81, 0xaa, 0xab, 0xad, 0xd1, 0xd2, 0x79, 0xfe, 0xff, 0xe3, 0xfd, 0xa9, 0xa5, 0xa4, 0xac, 0xae, 0xed, 0xee, 0xe4,
+  0x88, 0x10, 0x00, 0x01, 0x20, 0x78, 0xa0, 0xa1, 0xd3, 0xec, 0xf0, 0xfc,
 ] as const;
 const INTERESTING_16 = [0, 1, 2, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xfffe, 0xffff] as const;
 const INTERESTING_32 = [0, 1, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff] as const;
 
-const msg = (number: number, message: string) => ({ number, state: 1, class: 14, message, serverName: 'HOSTILE', line: 1 });
+const msg = (number: number, message: string) => ({
+  number,
+  state: 1,
+  class: 14,
+  message,
+  serverName: 'HOSTILE',
+  line: 1,
+});
 
 /** A correct answer to LOGIN7, as the peer sends it. */
 export function validLoginStream(): Buffer {
@@ -38,11 +58,18 @@ const COLUMN_TYPES: readonly Column['type'][] = ['int', 'float', 'nvarchar'];
 
 /** A correct answer to a SQL batch: a result set of one to four columns. */
 export function validBatchStream(r: Rand = prng(1)): Buffer {
-  const cols: Column[] = Array.from({ length: 1 + int(r, 4) }, (_, i) => ({ name: `c${i}`, type: pick(r, COLUMN_TYPES) }));
+  const cols: Column[] = Array.from({ length: 1 + int(r, 4) }, (_, i) => ({
+    name: `c${i}`,
+    type: pick(r, COLUMN_TYPES),
+  }));
   const rows = Array.from({ length: int(r, 4) }, () =>
     cols.map((c) => (r() < 0.2 ? null : c.type === 'nvarchar' ? 'x'.repeat(int(r, 40)) : int(r, 1e6))),
   );
-  return Buffer.concat([colMetadata(cols), ...rows.map((cells) => row(cols, cells)), done(DoneStatus.COUNT, 0xc1, rows.length, TDS74)]);
+  return Buffer.concat([
+    colMetadata(cols),
+    ...rows.map((cells) => row(cols, cells)),
+    done(DoneStatus.COUNT, 0xc1, rows.length, TDS74),
+  ]);
 }
 
 /** One token of a random type with a body that is sometimes consistent with its length field. */
@@ -62,7 +89,12 @@ function randomToken(r: Rand): Buffer {
     copy.writeUInt16LE(pick(r, INTERESTING_16), 1);
     return copy;
   }
-  if (type === Token.LOGINACK && roll < 0.5) return loginAck(pick(r, [0x74000004, 0x73000000, 0x01000000, 0xffffffff]), 'x'.repeat(int(r, 20)), { major: int(r, 256), minor: 0, build: int(r, 65536) });
+  if (type === Token.LOGINACK && roll < 0.5)
+    return loginAck(pick(r, [0x74000004, 0x73000000, 0x01000000, 0xffffffff]), 'x'.repeat(int(r, 20)), {
+      major: int(r, 256),
+      minor: 0,
+      build: int(r, 65536),
+    });
   if (type === Token.COLMETADATA && roll < 0.5) return colMetadata([{ name: 'v', type: pick(r, COLUMN_TYPES) }]);
   // Length-prefixed (USHORT) framing for the rest, right or wrong.
   const len = roll < 0.6 ? body.length : pick(r, INTERESTING_16);
@@ -70,9 +102,7 @@ function randomToken(r: Rand): Buffer {
   return Buffer.concat([head, body]);
 }
 
-const MUTATIONS = [
-  'flip', 'byte', 'insert', 'delete', 'truncate', 'duplicate', 'u16', 'u32', 'splice',
-] as const;
+const MUTATIONS = ['flip', 'byte', 'insert', 'delete', 'truncate', 'duplicate', 'u16', 'u32', 'splice'] as const;
 
 /** Applies one to four mutations to `input`. */
 export function mutate(input: Buffer, r: Rand): Buffer {

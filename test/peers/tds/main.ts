@@ -67,7 +67,14 @@ async function main(): Promise<void> {
     const b = await startBrowserPeer({
       host,
       port: browserPort,
-      instances: [{ name: instance ?? 'MSSQLSERVER', tcpPort: tds.port, hidden, version: `${version.major}.${version.minor}.${version.build}.${version.subbuild}` }],
+      instances: [
+        {
+          name: instance ?? 'MSSQLSERVER',
+          tcpPort: tds.port,
+          hidden,
+          version: `${version.major}.${version.minor}.${version.build}.${version.subbuild}`,
+        },
+      ],
       log,
     });
     log(`Browser peer on udp ${host}:${b.port}`);

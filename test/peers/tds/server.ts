@@ -93,7 +93,16 @@ export interface TdsPeer {
 }
 
 const PRODUCT_YEARS: Record<number, string> = {
-  8: '2000', 9: '2005', 10: '2008', 11: '2012', 12: '2014', 13: '2016', 14: '2017', 15: '2019', 16: '2022', 17: '2025',
+  8: '2000',
+  9: '2005',
+  10: '2008',
+  11: '2012',
+  12: '2014',
+  13: '2016',
+  14: '2017',
+  15: '2019',
+  16: '2022',
+  17: '2025',
 };
 
 export function normaliseSql(s: string): string {
@@ -109,9 +118,18 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
   const secureContext =
     encryption === 'not_supported'
       ? undefined
-      : tls.createSecureContext({ ...(opts.certificate ?? selfSignedCert()), maxVersion: encryption === 'strict' ? 'TLSv1.3' : 'TLSv1.2' });
+      : tls.createSecureContext({
+          ...(opts.certificate ?? selfSignedCert()),
+          maxVersion: encryption === 'strict' ? 'TLSv1.3' : 'TLSv1.2',
+        });
   const sockets = new Set<net.Socket>();
-  const peer: TdsPeer = { port: 0, host: opts.host ?? '127.0.0.1', logins: [], batches: [], close: async () => undefined };
+  const peer: TdsPeer = {
+    port: 0,
+    host: opts.host ?? '127.0.0.1',
+    logins: [],
+    batches: [],
+    close: async () => undefined,
+  };
 
   const versionString =
     `Microsoft SQL Server ${PRODUCT_YEARS[version.major] ?? ''} - ` +
@@ -149,7 +167,9 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
         this.mode = 'tls-raw';
         this.tlsSocket = new tls.TLSSocket(this.socket, { isServer: true, secureContext, ALPNProtocols: ['tds/8.0'] });
         this.tlsSocket.on('error', (err: Error) => this.abort(`TLS: ${err.message}`));
-        this.tlsSocket.on('secure', () => log(`TLS (strict) handshake done, ALPN ${String(this.tlsSocket?.alpnProtocol)}`));
+        this.tlsSocket.on('secure', () =>
+          log(`TLS (strict) handshake done, ALPN ${String(this.tlsSocket?.alpnProtocol)}`),
+        );
         this.tlsSocket.on('data', (chunk: Buffer) => {
           this.tlsFramer.push(chunk);
           this.drain(this.tlsFramer);
@@ -165,7 +185,12 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
         this.drain(this.framer);
         return;
       }
-      if (this.mode === 'tls-wrapped' && chunk[0] >= 0x14 && chunk[0] <= 0x17 && this.handshakeFramer.pendingBytes === 0) {
+      if (
+        this.mode === 'tls-wrapped' &&
+        chunk[0] >= 0x14 &&
+        chunk[0] <= 0x17 &&
+        this.handshakeFramer.pendingBytes === 0
+      ) {
         // The client finished its handshake: from here on TLS records travel unwrapped.
         this.mode = 'tls-raw';
       }
@@ -446,19 +471,30 @@ export async function startTdsPeer(opts: TdsPeerOptions = {}): Promise<TdsPeer> 
         if (/^(set|use|begin|commit|rollback)\b/.test(sql)) {
           return this.send(PacketType.TABULAR_RESULT, this.finish(DoneStatus.FINAL, 0));
         }
-        return this.send(PacketType.TABULAR_RESULT, this.errorReply(208, `Invalid object name '${sql.slice(0, 60)}'.`, 16));
+        return this.send(
+          PacketType.TABULAR_RESULT,
+          this.errorReply(208, `Invalid object name '${sql.slice(0, 60)}'.`, 16),
+        );
       }
       if ('errors' in answer) {
         return this.send(
           PacketType.TABULAR_RESULT,
           Buffer.concat([
-            ...answer.errors.map((e) => errorToken({ number: e.number, state: 1, class: e.class ?? 16, message: e.message, serverName, line: 1 }, this.tds)),
+            ...answer.errors.map((e) =>
+              errorToken(
+                { number: e.number, state: 1, class: e.class ?? 16, message: e.message, serverName, line: 1 },
+                this.tds,
+              ),
+            ),
             this.finish(DoneStatus.ERROR, 0),
           ]),
         );
       }
       if ('error' in answer) {
-        return this.send(PacketType.TABULAR_RESULT, this.errorReply(answer.error.number, answer.error.message, answer.error.class ?? 16));
+        return this.send(
+          PacketType.TABULAR_RESULT,
+          this.errorReply(answer.error.number, answer.error.message, answer.error.class ?? 16),
+        );
       }
       if ('delayMs' in answer) {
         this.pending = setTimeout(() => {

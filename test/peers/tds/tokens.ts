@@ -46,7 +46,11 @@ export function isTds72(tdsVersion: number): boolean {
   return tdsVersion >>> 0 >= 0x72000000;
 }
 
-export function loginAck(tdsVersion: number, progName: string, v: { major: number; minor: number; build: number }): Buffer {
+export function loginAck(
+  tdsVersion: number,
+  progName: string,
+  v: { major: number; minor: number; build: number },
+): Buffer {
   const ver = Buffer.alloc(4);
   ver.writeUInt32BE(tdsVersion >>> 0, 0);
   return withLength(
@@ -67,10 +71,7 @@ export function envChangeString(type: number, newValue: string, oldValue: string
 
 /** ENVCHANGE 7 (SQL collation): B_VARBYTE new, B_VARBYTE old. */
 export function envChangeCollation(collation: Buffer): Buffer {
-  return withLength(
-    Token.ENVCHANGE,
-    Buffer.concat([Buffer.from([7, collation.length]), collation, Buffer.from([0])]),
-  );
+  return withLength(Token.ENVCHANGE, Buffer.concat([Buffer.from([7, collation.length]), collation, Buffer.from([0])]));
 }
 
 export interface ServerMessage {
