@@ -10,9 +10,6 @@ export const LABEL_NAME_PATTERN = '^[a-zA-Z_][a-zA-Z0-9_]*$';
 /** Human wording for the patterns ajv reports, keyed by the pattern itself. */
 export const PATTERN_WORDS: Record<string, string> = {
   [DURATION_PATTERN]: DURATION_WORDS,
-  // Transitional, removed after the mssql split lands: the SQL Server query timeout still carries
-  // the pattern without d, w and y.
-  '^([0-9]+(ms|s|m|h))+$': DURATION_WORDS,
   [NAME_PATTERN]: 'a name of letters, digits and _ . : - (starting with a letter or digit, at most 128)',
   [LABEL_NAME_PATTERN]: 'a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)',
   '^\\$2[abxy]?\\$[0-9]{2}\\$[./A-Za-z0-9]{53}$': 'a bcrypt hash such as `htpasswd -nBC 10 USER` prints',

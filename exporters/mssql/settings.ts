@@ -2,6 +2,7 @@
 // the semantic checks the schema cannot express.
 import { IP_PROTOCOL_PROPERTIES, parseHostPort, type IpPreference } from '../net';
 import { SECRET_REF_PATTERN, type Secret } from '../secret';
+import { DURATION_PATTERN } from '../duration';
 import { MAX_INSTANCE_NAME_BYTES } from './browser';
 import { parseBuild } from './versions';
 import { MSSQL_METRICS } from './metrics';
@@ -58,7 +59,6 @@ export interface MssqlSettings {
 const METRIC_NAME = '^[a-zA-Z_:][a-zA-Z0-9_:]*$';
 const LABEL_NAME = '^[a-zA-Z_][a-zA-Z0-9_]*$';
 const ENV_REF = SECRET_REF_PATTERN;
-const DURATION = '^([0-9]+(ms|s|m|h))+$';
 
 export const MSSQL_SETTINGS_SCHEMA = {
   type: 'object',
@@ -159,12 +159,12 @@ export const MSSQL_SETTINGS_SCHEMA = {
           query: { type: 'string', minLength: 1, maxLength: 10000, description: 'The SQL batch to run.' },
           timeout: {
             type: 'string',
-            pattern: DURATION,
+            pattern: DURATION_PATTERN,
             description: 'Deadline of this query (default 5s), within the probe timeout.',
           },
           min_interval: {
             type: 'string',
-            pattern: DURATION,
+            pattern: DURATION_PATTERN,
             description:
               'Run the query at most this often; probes in between export its last result again (default: every probe).',
           },
