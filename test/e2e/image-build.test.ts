@@ -70,6 +70,10 @@ beforeAll(() => {
     npmrc.push('cafile=/usr/local/etc/ca.pem');
   }
   writeFileSync(path.join(npmEtc, 'npmrc'), `${npmrc.join('\n')}\n`);
+  // buildah gives RUN steps 1024 open files by default, and npm ci over a warm cache can open
+  // more at once on a busy machine (EMFILE); allow 8192, or the host's hard limit if lower.
+  const hard = sh('sh', ['-c', 'ulimit -Hn']).trim();
+  const nofile = hard === 'unlimited' ? 8192 : Math.min(8192, Number(hard));
   sh(
     'buildah',
     [
@@ -77,6 +81,8 @@ beforeAll(() => {
       '--isolation',
       'chroot',
       '--pull=never',
+      '--ulimit',
+      `nofile=${nofile}:${nofile}`,
       '--volume',
       `${npmEtc}:/usr/local/etc:ro`,
       '--ignorefile',
