@@ -270,7 +270,7 @@ export function renderStatusPage(agent: Agent, version: string): string {
     `<meta http-equiv="refresh" content="30"><style>${CSS}</style></head><body>` +
     `<h1>portprobe</h1><p>version ${h(version)} · config <code>${h(agent.config?.file ?? '(none)')}</code> · ${reloadHtml}` +
     ` · <a href="/metrics">metrics</a></p>` +
-    `<h2>Targets</h2><p class="muted">${entries.length} targets, ${down} down; failing targets first.</p>` +
+    `<h2>Targets</h2><p class="muted">${entries.length} ${entries.length === 1 ? 'target' : 'targets'}, ${down} down; failing targets first.</p>` +
     legend(entries) +
     `<table class="targets"><thead><tr><th>target</th><th>module</th><th>address</th><th>status</th><th>last run</th>` +
     `<th>probe took</th><th class="timing" data-scale-seconds="${scale}">timing (full bar = ${scaleText(scale)})</th>` +
