@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { ProbeLogger } from '../exporters/types';
 
 /** The built agent; BENCH_MAIN points at another build (an older commit's, for before/after). */
 export const MAIN = process.env.BENCH_MAIN ?? path.join(__dirname, '..', 'dist', 'agent', 'main.js');
@@ -114,3 +115,17 @@ export async function startAgent(config: string, prefix: string[] = []): Promise
       }),
   };
 }
+
+/** A numeric `--name=value` flag of the benchmark's command line, or its default. */
+export function numericFlag(name: string, def: number): number {
+  const a = process.argv.find((x) => x.startsWith(`--${name}=`));
+  return a ? Number(a.split('=')[1]) : def;
+}
+
+/** A logger for collectors and probers run by a benchmark: prints nothing. */
+export const quietLogger: ProbeLogger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};

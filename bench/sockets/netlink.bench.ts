@@ -20,24 +20,14 @@ import readline from 'node:readline';
 import { Worker } from 'node:worker_threads';
 import { socketsCollector } from '../../exporters/sockets';
 import { SOCKETS_DEFAULTS, type SocketsSettings } from '../../exporters/sockets/settings';
-import type { Collector, CollectorResult, ProbeLogger } from '../../exporters/types';
+import type { Collector, CollectorResult } from '../../exporters/types';
 import { startHolder } from './holder';
+import { numericFlag, quietLogger } from '../common';
 
-function arg(name: string, def: number): number {
-  const a = process.argv.find((x) => x.startsWith(`--${name}=`));
-  return a ? Number(a.split('=')[1]) : def;
-}
-const LISTENERS = arg('listeners', 5000);
-const CONNECTIONS = arg('connections', 5000);
-const TIME_WAIT = arg('time-wait', 110000);
-const ROUNDS = arg('rounds', 15);
-
-const quiet: ProbeLogger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-};
+const LISTENERS = numericFlag('listeners', 5000);
+const CONNECTIONS = numericFlag('connections', 5000);
+const TIME_WAIT = numericFlag('time-wait', 110000);
+const ROUNDS = numericFlag('rounds', 15);
 
 /** Makes TIME_WAIT sockets on request ("N" on stdin -> "done"): clients that close first. */
 const TW_MAKER = `
@@ -180,8 +170,8 @@ spinner.unref();
 
 async function phase(title: string, maker: TimeWaitMaker | undefined): Promise<void> {
   const settings: SocketsSettings = { ...SOCKETS_DEFAULTS, max_unexpected_series: 100 };
-  const netlink: Collector = socketsCollector.create({ ...settings, source: 'netlink' }, quiet);
-  const procfs: Collector = socketsCollector.create({ ...settings, source: 'procfs' }, quiet);
+  const netlink: Collector = socketsCollector.create({ ...settings, source: 'netlink' }, quietLogger);
+  const procfs: Collector = socketsCollector.create({ ...settings, source: 'procfs' }, quietLogger);
   const signal = new AbortController().signal;
   const si = await import('systeminformation');
   const lastResults = new Map<Collector, CollectorResult>();

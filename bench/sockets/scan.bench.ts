@@ -12,23 +12,13 @@ import net from 'node:net';
 import os from 'node:os';
 import { socketsCollector } from '../../exporters/sockets';
 import { startHolder } from './holder';
+import { numericFlag, quietLogger } from '../common';
 import { SOCKETS_DEFAULTS, type SocketsSettings } from '../../exporters/sockets/settings';
-import type { Collector, ProbeLogger } from '../../exporters/types';
+import type { Collector } from '../../exporters/types';
 
-function arg(name: string, def: number): number {
-  const a = process.argv.find((x) => x.startsWith(`--${name}=`));
-  return a ? Number(a.split('=')[1]) : def;
-}
-const LISTENERS = arg('listeners', 5000);
-const CONNECTIONS = arg('connections', 5000);
-const ROUNDS = arg('rounds', 15);
-
-const quiet: ProbeLogger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-};
+const LISTENERS = numericFlag('listeners', 5000);
+const CONNECTIONS = numericFlag('connections', 5000);
+const ROUNDS = numericFlag('rounds', 15);
 
 type Method = { name: string; run: () => Promise<void> };
 
@@ -68,7 +58,7 @@ async function main(): Promise<void> {
     const count = (f: string): number => fs.readFileSync(f, 'latin1').split('\n').length - 2;
     const tcpLines = count('/proc/net/tcp') + count('/proc/net/tcp6');
     const settings: SocketsSettings = { ...SOCKETS_DEFAULTS, source: 'procfs', max_unexpected_series: 100 };
-    const warm: Collector = socketsCollector.create(settings, quiet);
+    const warm: Collector = socketsCollector.create(settings, quietLogger);
     const signal = new AbortController().signal;
     const si = await import('systeminformation');
 
@@ -110,7 +100,7 @@ async function main(): Promise<void> {
       {
         name: 'portprobe scan, include_process: false',
         run: async () => {
-          const r = await socketsCollector.create({ ...settings, include_process: false }, quiet).scan(signal);
+          const r = await socketsCollector.create({ ...settings, include_process: false }, quietLogger).scan(signal);
           if (!r.success) throw new Error(r.error);
         },
       },
