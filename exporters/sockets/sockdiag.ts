@@ -12,7 +12,7 @@
 //   then rtattrs: u16 len, u16 type, payload, each padded to 4 bytes.
 // For a listener the kernel puts its accept queue (sk_ack_backlog) in rqueue and its backlog
 // (sk_max_ack_backlog) in wqueue; that is what `ss -lt` prints as Recv-Q and Send-Q.
-import type { Listener } from './procnet';
+import { formatIPv6, type Listener } from './procnet';
 import type { SocketProtocol } from './settings';
 
 export const NLMSG_HDRLEN = 16;
@@ -63,36 +63,6 @@ export interface SockDiagOptions {
 function bad(t: SockDiagTally, why: string, at: number): void {
   t.badMessages++;
   if (t.badExamples.length < MAX_BAD_EXAMPLES) t.badExamples.push(`${why} at byte ${at}`);
-}
-
-/** 16 bytes in network order -> RFC 5952 text; IPv4-mapped as ::ffff:a.b.c.d. Pure. */
-function ipv6Text(b: Uint8Array, at: number): string {
-  let mapped = b[at + 10] === 0xff && b[at + 11] === 0xff;
-  for (let i = 0; i < 10 && mapped; i++) if (b[at + i] !== 0) mapped = false;
-  if (mapped) return `::ffff:${b[at + 12]}.${b[at + 13]}.${b[at + 14]}.${b[at + 15]}`;
-  const g: number[] = [];
-  for (let i = 0; i < 16; i += 2) g.push((b[at + i] << 8) | b[at + i + 1]);
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hexOf = (x: number): string => x.toString(16);
-  if (bestLen < 2) return g.map(hexOf).join(':');
-  return `${g.slice(0, bestStart).map(hexOf).join(':')}::${g
-    .slice(bestStart + bestLen)
-    .map(hexOf)
-    .join(':')}`;
 }
 
 /**
@@ -199,7 +169,7 @@ export function parseSockDiag(buf: Uint8Array, protocol: SocketProtocol, opts: S
       }
       address = cached;
     } else {
-      address = ipv6Text(buf, src);
+      address = formatIPv6(Array.from(buf.subarray(src, src + 16)));
     }
     if (!isListener) {
       const key = `${family} ${address} ${port}`;
