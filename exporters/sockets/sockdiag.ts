@@ -21,6 +21,8 @@ export const NLMSG_NOOP = 1;
 export const NLMSG_ERROR = 2;
 export const NLMSG_DONE = 3;
 export const SOCK_DIAG_BY_FAMILY = 20;
+/** The type of the replies to the original TCPDIAG_GETSOCK request (both families in one dump). */
+export const TCPDIAG_GETSOCK = 18;
 /** nlmsg_flags: the dump was interrupted by a change to the table (its content may be inconsistent). */
 export const NLM_F_DUMP_INTR = 0x10;
 export const AF_INET = 2;
@@ -119,7 +121,7 @@ export function parseSockDiag(buf: Uint8Array, protocol: SocketProtocol, opts: S
       continue;
     }
     if (type === NLMSG_NOOP) continue;
-    if (type !== SOCK_DIAG_BY_FAMILY) {
+    if (type !== SOCK_DIAG_BY_FAMILY && type !== TCPDIAG_GETSOCK) {
       bad(t, `message type ${type}`, body - NLMSG_HDRLEN);
       continue;
     }
