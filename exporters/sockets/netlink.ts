@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { packageRoot } from '../package-root';
-import { evaluate, type Evaluation } from './evaluate';
+import { evaluate, type Evaluation, type EvaluationMemo } from './evaluate';
 import { InodeProcessCache, readListenQueueCounters, type WalkStats } from './procfs';
 import type { SocketsSettings } from './settings';
 import { ListenerReuse, packListeners, readPackedTable, type PackedListeners, type PackedTable } from './packed';
@@ -246,6 +246,7 @@ export interface NetlinkScanResult {
 export interface NetlinkScanState {
   owners: InodeProcessCache;
   reuse: ListenerReuse;
+  memo: EvaluationMemo;
 }
 
 /** The scan the worker runs: dumps, owners (with a cache kept between scans), evaluation. */
@@ -270,6 +271,7 @@ export async function runNetlinkScan(
   const evaluation = evaluate(
     { listeners: t.listeners, tcpStates: t.tcpStates, listenQueue: await readListenQueueCounters(s.procfs) },
     s,
+    state.memo,
   );
   return {
     evaluation,

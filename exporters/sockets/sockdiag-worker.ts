@@ -3,6 +3,7 @@
 // loop. One scan at a time: messages are handled in order. The listener list goes back as one
 // transferred buffer of numbers.
 import { parentPort } from 'node:worker_threads';
+import { EvaluationMemo } from './evaluate';
 import { loadSockDiag, runNetlinkScan, type NetlinkScanState, type SockDiagScan } from './netlink';
 import { ListenerReuse } from './packed';
 import { InodeProcessCache } from './procfs';
@@ -32,7 +33,11 @@ async function handle(m: { id: number; settings: SocketsSettings }): Promise<voi
     return;
   }
   if (state === undefined || stateRoot !== m.settings.procfs) {
-    state = { owners: new InodeProcessCache(m.settings.procfs), reuse: new ListenerReuse() };
+    state = {
+      owners: new InodeProcessCache(m.settings.procfs),
+      reuse: new ListenerReuse(),
+      memo: new EvaluationMemo(),
+    };
     stateRoot = m.settings.procfs;
   }
   try {
