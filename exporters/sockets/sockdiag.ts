@@ -1,8 +1,12 @@
 // A parser for netlink sock_diag (INET_DIAG) dump replies: nlmsghdr-framed inet_diag_msg
-// records, as native/sockdiag.c returns them. Pure: bytes in, a tally out, whatever the bytes
-// say about their own lengths. It keeps the listeners with their accept queues, a count of
+// records, as native/sockdiag.c's dump() returns them. Pure: bytes in, a tally out, whatever the
+// bytes say about their own lengths. It keeps the listeners with their accept queues, a count of
 // TCP states, and established sockets by local address and port (to count each listener's
 // connections).
+//
+// It is the reference: a scan parses in C (the addon's scan(), packed.ts reads its tables),
+// with these rules, and test/fuzz/sockdiag-c.test.ts checks that both parsers agree on any
+// bytes.
 //
 // Layouts (include/uapi/linux/netlink.h, inet_diag.h), host byte order unless noted:
 //   nlmsghdr (16): u32 len, u16 type, u16 flags, u32 seq, u32 pid
