@@ -10,7 +10,8 @@
 // (refilled between rounds as the kernel expires them after 60 s). During every portprobe scan
 // the longest event-loop stall is measured twice: monitorEventLoopDelay (1 ms resolution) and a
 // 1 ms timer's longest gap; and the main thread's CPU time per scan (schedstat), which the
-// machine's other load does not inflate.
+// machine's other load does not inflate. Then the netlink scan alone, round after round, with the
+// same meters.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -250,6 +251,23 @@ async function phase(title: string, maker: TimeWaitMaker | undefined): Promise<v
     }
     tw.push(sockstat().tw);
   }
+  // The netlink scan again, round after round with nothing else in between (20 ms apart): what
+  // the scan itself costs the loop, without the garbage the /proc scan and systeminformation
+  // leave on this thread for the collector to find during the next method's turn.
+  const alone = { stalls: [] as number[], cpu: [] as number[], times: [] as number[] };
+  for (let round = 0; round < ROUNDS; round++) {
+    await new Promise((r) => setTimeout(r, 20));
+    const cpu0 = mainThreadCpuMs();
+    const t0 = process.hrtime.bigint();
+    const quiet = await netlink.scan(signal);
+    alone.times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    alone.cpu.push(mainThreadCpuMs() - cpu0);
+    if (!quiet.success) throw new Error(quiet.error);
+    await new Promise((r) => setTimeout(r, 20));
+    const [r, stall] = await withStall(() => netlink.scan(signal), 'netlink alone');
+    if (!r.success) throw new Error(r.error);
+    alone.stalls.push(stall);
+  }
   const nl = lastResults.get(netlink)!;
   const states = Object.fromEntries(
     nl.facts.filter((f) => f.metric === 'portprobe_tcp_connection_states').map((f) => [f.labels!.state, f.value]),
@@ -285,6 +303,11 @@ async function phase(title: string, maker: TimeWaitMaker | undefined): Promise<v
       `in /proc scans = ${Math.max(...stalls.get(methods[1].name)!).toFixed(1)} ms, ` +
       `idle = ${Math.max(...stalls.get(methods[3].name)!).toFixed(1)} ms (main-thread CPU per 20 ms idle ${quantile(busy.get(methods[3].name)!, 0.5).toFixed(2)} ms), ` +
       `idle beside a spinning worker = ${Math.max(...stalls.get(methods[4].name)!).toFixed(1)} ms`,
+  );
+  console.log(
+    `netlink scans alone (${ROUNDS} rounds, nothing else between them): median ${quantile(alone.times, 0.5).toFixed(1)} ms, ` +
+      `longest stall ${Math.max(...alone.stalls).toFixed(1)} ms (median ${quantile(alone.stalls, 0.5).toFixed(1)} ms), ` +
+      `longest GC pause ${(gcMax.get('netlink alone') ?? 0).toFixed(1)} ms, main-thread CPU per scan ${quantile(alone.cpu, 0.5).toFixed(2)} ms`,
   );
   netlink.close();
   procfs.close();

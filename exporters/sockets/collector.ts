@@ -8,6 +8,7 @@ import { evaluate, type OwnedListener, type SocketTable } from './evaluate';
 import type { Listener } from './procnet';
 import { M, SOCKETS_METRICS } from './metrics';
 import { SockDiagError, SockDiagWorker, sockDiagUnavailable, type NetlinkScanResult } from './netlink';
+import { unpackListeners } from './packed';
 import { InodeProcessCache, SocketSourceError, readProcfsTables } from './procfs';
 import { readSiTables } from './sysinfo';
 import {
@@ -113,8 +114,7 @@ export class SocketsCollector implements Collector {
     }
     const t = await readProcfsTables(this.settings.procfs, this.settings.ipv6, signal);
     if (this.settings.include_process) {
-      const owners = await this.cache.lookup(t.listeners, signal);
-      for (const l of t.listeners) l.owner = owners.get(l.inode) ?? null;
+      await this.cache.assign(t.listeners, signal);
     }
     const listeners: OwnedListener[] = t.listeners;
     return {
@@ -170,11 +170,11 @@ export class SocketsCollector implements Collector {
       timeWaitFrom: r.timeWaitFrom,
       interrupted: r.interrupted,
     } as Omit<ScanDetails, 'listeners'> as ScanDetails;
-    // The listener list is decoded when it is read (the status page), not on every scan.
+    // The listener list becomes objects when it is read (the status page), not on every scan.
     let listeners: ScanDetails['listeners'] | undefined;
     Object.defineProperty(details, 'listeners', {
       enumerable: true,
-      get: () => (listeners ??= JSON.parse(r.listenersJson) as ScanDetails['listeners']),
+      get: () => (listeners ??= unpackListeners(r.listeners)),
     });
     const duration = seconds();
     const facts: Fact[] = [

@@ -70,7 +70,30 @@ function compareListeners(a: OwnedListener, b: OwnedListener): number {
   );
 }
 
-export function evaluate(table: SocketTable, s: SocketsSettings): Evaluation {
+/**
+ * What evaluate() may keep between scans: the unexpected candidates in table order with their
+ * owners, and the same sorted. When a scan brings the same listener objects with the same owners
+ * (a scan reusing them, see ListenerReuse), the sort is not made again.
+ */
+export class EvaluationMemo {
+  candidates: OwnedListener[] = [];
+  owners: Array<OwnedListener['owner']> = [];
+  sorted: OwnedListener[] = [];
+
+  /** `candidates` sorted by compareListeners, from the last call when they are the same. */
+  sort(candidates: OwnedListener[]): OwnedListener[] {
+    let same = candidates.length === this.candidates.length;
+    for (let i = 0; same && i < candidates.length; i++)
+      same = candidates[i] === this.candidates[i] && candidates[i].owner === this.owners[i];
+    if (same) return this.sorted;
+    this.candidates = candidates;
+    this.owners = candidates.map((l) => l.owner);
+    this.sorted = [...candidates].sort(compareListeners);
+    return this.sorted;
+  }
+}
+
+export function evaluate(table: SocketTable, s: SocketsSettings, memo?: EvaluationMemo): Evaluation {
   const facts: Fact[] = [];
   const expectations: ExpectationStatus[] = [];
   const expectedListeners = new Set<OwnedListener>();
@@ -134,11 +157,11 @@ export function evaluate(table: SocketTable, s: SocketsSettings): Evaluation {
     if (l.owner !== null && l.owner.name !== '' && allowedNames.has(l.owner.name)) continue;
     candidates.push(l);
   }
-  candidates.sort(compareListeners);
+  const sorted = memo ? memo.sort(candidates) : candidates.sort(compareListeners);
   const unexpected: UnexpectedListener[] = [];
   let distinct = 0;
   let prev: OwnedListener | undefined;
-  for (const l of candidates) {
+  for (const l of sorted) {
     if (prev !== undefined && compareListeners(prev, l) === 0) continue;
     prev = l;
     distinct++;
@@ -191,9 +214,14 @@ function queueFacts(
   unexpected: readonly UnexpectedListener[],
 ): Fact[] {
   const reported = new Set<string>();
+  // Ports first: on a host with thousands of listeners most are not reported, and their keys
+  // need not be built.
+  const ports = new Set<number>();
   for (const l of expected) if (l.protocol === 'tcp') reported.add(`${l.address} ${l.port}`);
   for (const u of unexpected) if (u.protocol === 'tcp') reported.add(`${u.address} ${u.port}`);
   if (reported.size === 0) return [];
+  for (const l of expected) if (l.protocol === 'tcp') ports.add(l.port);
+  for (const u of unexpected) if (u.protocol === 'tcp') ports.add(u.port);
   const sums = new Map<
     string,
     { address: string; port: number; queue?: number; limit?: number; connections?: number }
@@ -201,7 +229,7 @@ function queueFacts(
   const add = (a: number | undefined, b: number | undefined): number | undefined =>
     b === undefined ? a : (a ?? 0) + b;
   for (const l of listeners) {
-    if (l.protocol !== 'tcp') continue;
+    if (l.protocol !== 'tcp' || !ports.has(l.port)) continue;
     const key = `${l.address} ${l.port}`;
     if (!reported.has(key)) continue;
     let s = sums.get(key);

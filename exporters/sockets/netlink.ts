@@ -1,30 +1,45 @@
-// The netlink source: socket tables from sock_diag dumps (native/sockdiag.c), parsed by the pure
-// parser in sockdiag.ts. The blocking netlink reads, the parsing, the owner lookups and the
-// evaluation all run on a worker thread (sockdiag-worker.ts): the event loop receives the facts
-// and the listener list as one string, decoded only when something reads it (the status page).
-// Measured at 5,000 listeners, cloning the listener objects across threads alone held the loop
-// for 6 to 14 ms, and evaluating them as long again.
+// The netlink source: socket tables from sock_diag dumps (native/sockdiag.c), which the addon
+// also parses, in C, into packed tables (packed.ts): listeners with their queues, backlogs and
+// connections, and state counts. The blocking netlink reads, the parsing, the owner lookups and
+// the evaluation all run on a worker thread (sockdiag-worker.ts); the event loop receives the
+// facts, the evaluation and the listener list as numbers in one transferred buffer, turned into
+// objects only when something reads them (the status page). Measured at 5,000 listeners,
+// cloning the listener objects across threads alone held the loop for 6 to 14 ms, and
+// evaluating them as long again.
 //
 // What crosses from the kernel: TCP listeners and established sockets (and, when tcp_states is
 // on, every other state but TIME_WAIT: the kernel's state filter keeps those rows in the kernel;
-// their number comes from /proc/net/sockstat instead), and unconnected UDP sockets.
+// their number comes from /proc/net/sockstat instead), and unconnected UDP sockets. IPv4 and
+// IPv6 TCP sockets come in one dump (both live in one connection hash, which each dump walks
+// whole); UDP is dumped per family.
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { packageRoot } from '../package-root';
-import { attributeConnections } from './connections';
-import { evaluate, type Evaluation } from './evaluate';
+import { evaluate, type Evaluation, type EvaluationMemo } from './evaluate';
 import { InodeProcessCache, readListenQueueCounters, type WalkStats } from './procfs';
 import type { SocketsSettings } from './settings';
+import { ListenerReuse, packListeners, readPackedTable, type PackedListeners, type PackedTable } from './packed';
 import { parseProcNet, type Listener } from './procnet';
-import { parseSockDiag, stateMask, type SockDiagTally } from './sockdiag';
+import { stateMask } from './sockdiag';
 
 /** dump(family, protocol, states, ext): one sock_diag dump's raw reply. */
 export type SockDiagDump = (family: 4 | 6, protocol: number, states: number, ext: number) => Uint8Array;
 
+/**
+ * scan(family, protocol, states): one dump, parsed by the addon into a packed table (packed.ts).
+ * Family 0: IPv4 and IPv6 TCP sockets in one dump.
+ */
+export type SockDiagScan = (family: 0 | 4 | 6, protocol: number, states: number) => ArrayBuffer;
+
+/** parse(bytes, protocol, family): the addon's parser over given bytes (family 0: either). */
+export type SockDiagParse = (bytes: Uint8Array, protocol: number, family: 0 | 4 | 6) => ArrayBuffer;
+
 interface SockDiagAddon {
   dump: SockDiagDump;
+  scan: SockDiagScan;
+  parse: SockDiagParse;
 }
 
 const IPPROTO_TCP = 6;
@@ -111,10 +126,15 @@ function readOrEmpty(file: string | undefined): string {
 }
 
 /**
- * One scan through `dump`: TCP and UDP, IPv4 and (when asked) IPv6. Throws SockDiagError when
+ * One scan through `scan`: TCP and UDP, IPv4 and (when asked) IPv6. Throws SockDiagError when
  * a dump cannot be made or the kernel refuses it; a malformed reply is counted, not thrown.
+ * `reuse` keeps listener objects from one scan to the next.
  */
-export function scanSockDiag(dump: SockDiagDump, opts: NetlinkScanOptions): NetlinkTables {
+export function scanSockDiag(
+  scan: SockDiagScan,
+  opts: NetlinkScanOptions,
+  reuse: ListenerReuse = new ListenerReuse(),
+): NetlinkTables {
   const out: NetlinkTables = {
     listeners: [],
     tcpStates: new Array<number>(16).fill(0),
@@ -126,7 +146,7 @@ export function scanSockDiag(dump: SockDiagDump, opts: NetlinkScanOptions): Netl
     udpFromProc: false,
   };
   const timeWait = opts.tcpStates ? sockstatTimeWait(readOrEmpty(opts.sockstat)) : undefined;
-  // A kernel that counts no IPv6 sockets of a protocol has none to dump: skip that walk. (Its
+  // A kernel that counts no IPv6 sockets of a protocol has none to dump: leave them out. (Its
   // TIME_WAIT sockets are in sockstat's tw, which counts both families.)
   const v6 = readOrEmpty(opts.sockstat6);
   const skip6 = (proto: string): boolean => sockstatInUse(v6, proto) === 0;
@@ -136,42 +156,50 @@ export function scanSockDiag(dump: SockDiagDump, opts: NetlinkScanOptions): Netl
     if (timeWait !== undefined) tcpMask &= ~(1 << TCP_TIME_WAIT);
     out.timeWaitFrom = timeWait !== undefined ? 'sockstat' : 'dump';
   }
-  const families: Array<4 | 6> = opts.ipv6 ? [4, 6] : [4];
-  const littleEndian = os.endianness() === 'LE';
-  const established: Array<Map<string, number>> = [];
-  const take = (t: SockDiagTally, name: string): void => {
-    for (const l of t.listeners) out.listeners.push(l);
+  const tables: PackedTable[] = [];
+  const take = (t: PackedTable, name: string): void => {
+    tables.push(t);
     out.badLines += t.badMessages;
     for (const e of t.badExamples) if (out.badExamples.length < 3) out.badExamples.push(`${name}: ${e}`);
     if (t.truncated || !t.done) out.truncatedTables.push(name);
     if (t.interrupted) out.interrupted = true;
   };
-  const run = (family: 4 | 6, protocol: number, mask: number): Uint8Array => {
+  const run = (family: 0 | 4 | 6, protocol: number, mask: number): PackedTable => {
+    let ab: ArrayBuffer;
     try {
-      return dump(family, protocol, mask, 0);
+      ab = scan(family, protocol, mask);
     } catch (err) {
       const code = (err as { code?: string }).code;
       throw new SockDiagError(err instanceof Error ? err.message : String(err), code);
     }
+    return readPackedTable(ab);
   };
-  for (const family of families) {
-    const name = family === 4 ? 'tcp' : 'tcp6';
-    if (family === 6 && skip6('TCP6') && out.timeWaitFrom !== 'dump') continue;
-    const t = parseSockDiag(run(family, IPPROTO_TCP, tcpMask), 'tcp', { littleEndian, family });
-    if (t.errno !== undefined) {
-      // EAFNOSUPPORT or ENOENT for tcp6 on a kernel without IPv6: no IPv6 sockets.
-      if (family === 6) continue;
-      throw new SockDiagError(`sock_diag ${name} dump refused by the kernel (errno ${t.errno})`, `errno ${t.errno}`);
-    }
+  const tcpTable = (t: PackedTable, name: string): void => {
     take(t, name);
     for (let s = 0; s < 16; s++) out.tcpStates[s] += t.states[s];
-    established.push(t.established);
+  };
+  const want6 = opts.ipv6 && !(skip6('TCP6') && out.timeWaitFrom !== 'dump');
+  // Both families in one dump; a kernel that refuses that request gets one per family.
+  const both = want6 ? run(0, IPPROTO_TCP, tcpMask) : undefined;
+  if (both !== undefined && both.errno === undefined) tcpTable(both, 'tcp+tcp6');
+  else {
+    for (const family of want6 ? ([4, 6] as const) : ([4] as const)) {
+      const name = family === 4 ? 'tcp' : 'tcp6';
+      const t = run(family, IPPROTO_TCP, tcpMask);
+      if (t.errno !== undefined) {
+        // EAFNOSUPPORT or ENOENT for tcp6 on a kernel without IPv6: no IPv6 sockets.
+        if (family === 6) continue;
+        throw new SockDiagError(`sock_diag ${name} dump refused by the kernel (errno ${t.errno})`, `errno ${t.errno}`);
+      }
+      tcpTable(t, name);
+    }
   }
   if (timeWait !== undefined && out.timeWaitFrom === 'sockstat') out.tcpStates[TCP_TIME_WAIT] = timeWait;
-  for (const family of families) {
+  const udpFromProc: Listener[] = [];
+  for (const family of opts.ipv6 ? ([4, 6] as const) : ([4] as const)) {
     const name = family === 4 ? 'udp' : 'udp6';
     if (family === 6 && skip6('UDP6')) continue;
-    const t = parseSockDiag(run(family, IPPROTO_UDP, stateMask([7])), 'udp', { littleEndian, family });
+    const t = run(family, IPPROTO_UDP, stateMask([7]));
     if (t.errno === ENOENT && opts.procNet !== undefined) {
       // No udp_diag module: the UDP tables are small, read them from /proc.
       out.udpFromProc = true;
@@ -182,8 +210,8 @@ export function scanSockDiag(dump: SockDiagDump, opts: NetlinkScanOptions): Netl
         if (family === 6) continue;
         throw new SockDiagError(`the kernel has no UDP sock_diag and ${path.join(opts.procNet, name)} cannot be read`);
       }
-      const p = parseProcNet(text, 'udp', family, littleEndian);
-      for (const l of p.listeners) out.listeners.push(l);
+      const p = parseProcNet(text, 'udp', family, os.endianness() === 'LE');
+      for (const l of p.listeners) udpFromProc.push(l);
       out.badLines += p.badLines;
       continue;
     }
@@ -193,15 +221,16 @@ export function scanSockDiag(dump: SockDiagDump, opts: NetlinkScanOptions): Netl
     }
     take(t, name);
   }
-  attributeConnections(out.listeners, established);
+  reuse.listeners(tables, out.listeners);
+  for (const l of udpFromProc) out.listeners.push(l);
   return out;
 }
 
-/** A whole scan's outcome, as the worker sends it: small, apart from one string. */
+/** A whole scan's outcome, as the worker sends it: small, apart from the packed listener list. */
 export interface NetlinkScanResult {
   evaluation: Evaluation;
-  /** Every listener with its owner, as JSON (decoded on demand). */
-  listenersJson: string;
+  /** Every listener with its owner (its numbers are transferred, not copied). */
+  listeners: PackedListeners;
   listenerCount: number;
   badLines: number;
   badExamples: string[];
@@ -213,30 +242,40 @@ export interface NetlinkScanResult {
   processCacheSize: number;
 }
 
+/** What the worker keeps from one scan to the next. */
+export interface NetlinkScanState {
+  owners: InodeProcessCache;
+  reuse: ListenerReuse;
+  memo: EvaluationMemo;
+}
+
 /** The scan the worker runs: dumps, owners (with a cache kept between scans), evaluation. */
 export async function runNetlinkScan(
-  dump: SockDiagDump,
+  scan: SockDiagScan,
   s: SocketsSettings,
-  cache: InodeProcessCache,
+  state: NetlinkScanState,
 ): Promise<NetlinkScanResult> {
-  const t = scanSockDiag(dump, {
-    ipv6: s.ipv6,
-    tcpStates: s.tcp_states,
-    sockstat: path.join(s.procfs, 'net', 'sockstat'),
-    sockstat6: path.join(s.procfs, 'net', 'sockstat6'),
-    procNet: path.join(s.procfs, 'net'),
-  });
-  if (s.include_process) {
-    const owners = await cache.lookup(t.listeners, new AbortController().signal);
-    for (const l of t.listeners) l.owner = owners.get(l.inode) ?? null;
-  }
+  const t = scanSockDiag(
+    scan,
+    {
+      ipv6: s.ipv6,
+      tcpStates: s.tcp_states,
+      sockstat: path.join(s.procfs, 'net', 'sockstat'),
+      sockstat6: path.join(s.procfs, 'net', 'sockstat6'),
+      procNet: path.join(s.procfs, 'net'),
+    },
+    state.reuse,
+  );
+  if (s.include_process) await state.owners.assign(t.listeners, new AbortController().signal);
+  else for (const l of t.listeners) l.owner = null;
   const evaluation = evaluate(
     { listeners: t.listeners, tcpStates: t.tcpStates, listenQueue: await readListenQueueCounters(s.procfs) },
     s,
+    state.memo,
   );
   return {
     evaluation,
-    listenersJson: JSON.stringify(t.listeners),
+    listeners: packListeners(t.listeners),
     listenerCount: t.listeners.length,
     badLines: t.badLines,
     badExamples: t.badExamples,
@@ -244,8 +283,8 @@ export async function runNetlinkScan(
     timeWaitFrom: t.timeWaitFrom,
     interrupted: t.interrupted,
     udpFromProc: t.udpFromProc,
-    walks: { ...cache.stats },
-    processCacheSize: cache.size,
+    walks: { ...state.owners.stats },
+    processCacheSize: state.owners.size,
   };
 }
 

@@ -92,7 +92,10 @@ export interface WalkStats {
 
 /**
  * Socket inode -> owning process. Inodes are unique while a socket lives, so a hit never goes
- * stale; entries for sockets that are gone are dropped after each scan.
+ * stale; entries for sockets that are gone are dropped after each scan. A socket closed between
+ * two scans whose inode number a new socket took is told apart by its protocol, family, address
+ * and port: the new socket is looked up again. (A new socket with the same inode, protocol,
+ * address and port as the old one cannot be told apart without a walk.)
  *
  * A new inode starts a quick walk: every process's fd directory is listed, but only descriptors
  * not seen in an earlier walk are read (readlink), which finds sockets of new processes and new
@@ -101,53 +104,82 @@ export interface WalkStats {
  * it still exists then; so the short-lived sockets of other processes never cost a read of
  * every descriptor on the host. An inode a full walk cannot attribute (another user's process,
  * the agent not root) is remembered as unknown.
+ *
+ * A scan where no socket is new costs one map lookup per socket and allocates nothing.
  */
 export class InodeProcessCache {
-  private known = new Map<number, ProcessInfo | null>();
+  private known = new Map<number, Owned>();
   /** Per process, descriptor name -> socket inode (0: not a socket), as of the last walk. */
   private fdLinks = new Map<number, Map<string, number>>();
   private deferred = new Set<number>();
+  private scanNo = 0;
   readonly stats: WalkStats = { walks: 0, fullWalks: 0, unreadable: 0, deferred: 0 };
 
   constructor(private readonly procfs: string) {}
 
   /**
-   * Owners of the sockets; walks the fd directories only if some inode is new. `uid` is the
-   * socket's owner from the table (-1 unknown): processes running as that user are searched
-   * first, newest first, since a new socket most likely belongs to a young process.
+   * Sets each listener's owner (null: unknown); walks the fd directories only if some socket is
+   * new. A socket's `uid` (-1 unknown) puts processes of that user first, newest first, since a
+   * new socket most likely belongs to a young process.
    */
-  async lookup(
-    sockets: ReadonlyArray<{ inode: number; uid: number }>,
-    signal: AbortSignal,
-  ): Promise<Map<number, ProcessInfo | null>> {
+  async assign(listeners: readonly Listener[], signal: AbortSignal): Promise<void> {
+    const scan = ++this.scanNo;
+    let marked = 0;
     const missing = new Set<number>();
     const uids = new Set<number>();
+    const pending: Listener[] = [];
     let full = false;
-    for (const s of sockets) {
-      if (this.known.has(s.inode)) continue;
-      missing.add(s.inode);
-      if (s.uid >= 0) uids.add(s.uid);
-      if (this.deferred.has(s.inode)) full = true;
+    for (const l of listeners) {
+      let e = this.known.get(l.inode);
+      if (e !== undefined && e.seen !== scan && !sameSocket(e, l)) {
+        // The inode now names another socket: a descriptor read in an earlier walk may name the
+        // old one, so read every descriptor again.
+        this.known.delete(l.inode);
+        e = undefined;
+        full = true;
+      }
+      if (e !== undefined) {
+        if (e.seen !== scan) {
+          e.seen = scan;
+          marked++;
+        }
+        l.owner = e.owner;
+        continue;
+      }
+      l.owner = null;
+      pending.push(l);
+      if (missing.has(l.inode)) continue;
+      missing.add(l.inode);
+      if (l.uid >= 0) uids.add(l.uid);
+      if (this.deferred.has(l.inode)) full = true;
     }
-    this.deferred = new Set();
-    // A walk that read every descriptor is as good as a full one.
-    const trusted = missing.size > 0 ? await this.walk(missing, uids, full, signal) : false;
-    if (!signal.aborted) {
-      for (const i of missing) {
-        if (trusted) this.deferred.add(i);
-        else this.known.set(i, null);
+    if (missing.size > 0 || this.deferred.size > 0) this.deferred = new Set();
+    if (missing.size > 0) {
+      // A walk that read every descriptor is as good as a full one.
+      const found = new Map<number, ProcessInfo>();
+      const trusted = await this.walk(missing, found, uids, full, signal);
+      if (!signal.aborted) for (const i of missing) if (trusted) this.deferred.add(i);
+      for (const l of pending) {
+        let e = this.known.get(l.inode);
+        if (e === undefined || e.seen !== scan) {
+          const owner = found.get(l.inode);
+          if (owner === undefined && (signal.aborted || trusted || !missing.has(l.inode))) continue;
+          e = {
+            owner: owner ?? null,
+            protocol: l.protocol,
+            family: l.family,
+            address: l.address,
+            port: l.port,
+            seen: scan,
+          };
+          this.known.set(l.inode, e);
+          marked++;
+        }
+        l.owner = e.owner;
       }
     }
     this.stats.deferred = this.deferred.size;
-    const next = new Map<number, ProcessInfo | null>();
-    const out = new Map<number, ProcessInfo | null>();
-    for (const s of sockets) {
-      const owner = this.known.get(s.inode);
-      if (owner !== undefined) next.set(s.inode, owner);
-      out.set(s.inode, owner ?? null);
-    }
-    this.known = next;
-    return out;
+    if (this.known.size > marked) for (const [inode, e] of this.known) if (e.seen !== scan) this.known.delete(inode);
   }
 
   get size(): number {
@@ -182,11 +214,12 @@ export class InodeProcessCache {
   }
 
   /**
-   * Removes found inodes from `missing`. Unless `full`, trusts descriptors read in an earlier
+   * Moves the inodes it finds from `missing` to `found`. Unless `full`, trusts descriptors read in an earlier
    * walk; returns whether it did for any.
    */
   private async walk(
     missing: Set<number>,
+    found: Map<number, ProcessInfo>,
     uids: ReadonlySet<number>,
     full: boolean,
     signal: AbortSignal,
@@ -233,7 +266,7 @@ export class InodeProcessCache {
           links.set(entry.name, inode);
           if (inode === 0 || !missing.has(inode)) continue;
           name ??= readComm(this.procfs, pid);
-          this.known.set(inode, { pid, name });
+          found.set(inode, { pid, name });
           missing.delete(inode);
         }
       } catch {
@@ -244,6 +277,21 @@ export class InodeProcessCache {
     }
     return trusted;
   }
+}
+
+/** A cache entry: the owner, and the socket it was found for. */
+interface Owned {
+  owner: ProcessInfo | null;
+  protocol: Listener['protocol'];
+  family: 4 | 6;
+  address: string;
+  port: number;
+  /** The scan that last saw the socket. */
+  seen: number;
+}
+
+function sameSocket(e: Owned, l: Listener): boolean {
+  return e.port === l.port && e.protocol === l.protocol && e.family === l.family && e.address === l.address;
 }
 
 /** The inode of a "socket:[N]" descriptor link, 0 for anything else or an unreadable link. */

@@ -1,25 +1,29 @@
-// The netlink worker thread: loads the sock_diag addon, makes the dumps, parses them, finds the
-// owners and evaluates the listeners, so that none of it happens on the agent's event loop.
-// One scan at a time: messages are handled in order.
+// The netlink worker thread: loads the sock_diag addon, makes the dumps (which the addon parses),
+// finds the owners and evaluates the listeners, so that none of it happens on the agent's event
+// loop. One scan at a time: messages are handled in order. The listener list goes back as one
+// transferred buffer of numbers.
 import { parentPort } from 'node:worker_threads';
-import { loadSockDiag, runNetlinkScan, type SockDiagDump } from './netlink';
+import { EvaluationMemo } from './evaluate';
+import { loadSockDiag, runNetlinkScan, type NetlinkScanState, type SockDiagScan } from './netlink';
+import { ListenerReuse } from './packed';
 import { InodeProcessCache } from './procfs';
 import type { SocketsSettings } from './settings';
 
-let dump: SockDiagDump | undefined;
+let scan: SockDiagScan | undefined;
 let loadError: string | undefined;
 try {
-  dump = loadSockDiag().dump;
+  scan = loadSockDiag().scan;
 } catch (err) {
   loadError = err instanceof Error ? err.message : String(err);
 }
 
-let cache: InodeProcessCache | undefined;
-let cacheRoot = '';
+/** Owners and listener objects kept between scans (for one procfs root). */
+let state: NetlinkScanState | undefined;
+let stateRoot = '';
 let queue: Promise<void> = Promise.resolve();
 
 async function handle(m: { id: number; settings: SocketsSettings }): Promise<void> {
-  if (dump === undefined) {
+  if (scan === undefined) {
     parentPort?.postMessage({
       id: m.id,
       ok: false,
@@ -28,12 +32,17 @@ async function handle(m: { id: number; settings: SocketsSettings }): Promise<voi
     });
     return;
   }
-  if (cache === undefined || cacheRoot !== m.settings.procfs) {
-    cache = new InodeProcessCache(m.settings.procfs);
-    cacheRoot = m.settings.procfs;
+  if (state === undefined || stateRoot !== m.settings.procfs) {
+    state = {
+      owners: new InodeProcessCache(m.settings.procfs),
+      reuse: new ListenerReuse(),
+      memo: new EvaluationMemo(),
+    };
+    stateRoot = m.settings.procfs;
   }
   try {
-    parentPort?.postMessage({ id: m.id, ok: true, result: await runNetlinkScan(dump, m.settings, cache) });
+    const result = await runNetlinkScan(scan, m.settings, state);
+    parentPort?.postMessage({ id: m.id, ok: true, result }, [result.listeners.numbers.buffer as ArrayBuffer]);
   } catch (err) {
     const code = (err as { code?: string }).code;
     parentPort?.postMessage({ id: m.id, ok: false, message: err instanceof Error ? err.message : String(err), code });

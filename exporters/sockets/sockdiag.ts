@@ -1,8 +1,12 @@
 // A parser for netlink sock_diag (INET_DIAG) dump replies: nlmsghdr-framed inet_diag_msg
-// records, as native/sockdiag.c returns them. Pure: bytes in, a tally out, whatever the bytes
-// say about their own lengths. It keeps the listeners with their accept queues, a count of
+// records, as native/sockdiag.c's dump() returns them. Pure: bytes in, a tally out, whatever the
+// bytes say about their own lengths. It keeps the listeners with their accept queues, a count of
 // TCP states, and established sockets by local address and port (to count each listener's
 // connections).
+//
+// It is the reference: a scan parses in C (the addon's scan(), packed.ts reads its tables),
+// with these rules, and test/fuzz/sockdiag-c.test.ts checks that both parsers agree on any
+// bytes.
 //
 // Layouts (include/uapi/linux/netlink.h, inet_diag.h), host byte order unless noted:
 //   nlmsghdr (16): u32 len, u16 type, u16 flags, u32 seq, u32 pid
@@ -21,6 +25,8 @@ export const NLMSG_NOOP = 1;
 export const NLMSG_ERROR = 2;
 export const NLMSG_DONE = 3;
 export const SOCK_DIAG_BY_FAMILY = 20;
+/** The type of the replies to the original TCPDIAG_GETSOCK request (both families in one dump). */
+export const TCPDIAG_GETSOCK = 18;
 /** nlmsg_flags: the dump was interrupted by a change to the table (its content may be inconsistent). */
 export const NLM_F_DUMP_INTR = 0x10;
 export const AF_INET = 2;
@@ -119,7 +125,7 @@ export function parseSockDiag(buf: Uint8Array, protocol: SocketProtocol, opts: S
       continue;
     }
     if (type === NLMSG_NOOP) continue;
-    if (type !== SOCK_DIAG_BY_FAMILY) {
+    if (type !== SOCK_DIAG_BY_FAMILY && type !== TCPDIAG_GETSOCK) {
       bad(t, `message type ${type}`, body - NLMSG_HDRLEN);
       continue;
     }

@@ -9,6 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { resolveSource, socketsCollector, type ScanDetails } from '../../exporters/sockets';
 import { loadSockDiag, sockDiagUnavailable } from '../../exporters/sockets/netlink';
+import { ListenerReuse, readPackedTable } from '../../exporters/sockets/packed';
+import type { Listener } from '../../exporters/sockets/procnet';
 import { parseSockDiag, stateMask } from '../../exporters/sockets/sockdiag';
 import { SOCKETS_DEFAULTS, type SocketsSettings } from '../../exporters/sockets/settings';
 import type { CollectorResult, Fact, ProbeLogger } from '../../exporters/types';
@@ -290,6 +292,67 @@ describe('after netlink has worked', () => {
       c.close();
       if (before === undefined) delete process.env.PORTPROBE_SOCK_DIAG;
       else process.env.PORTPROBE_SOCK_DIAG = before;
+    }
+  });
+});
+
+describe('one dump for both TCP families, and successive scans of one collector', () => {
+  const servers: net.Server[] = [];
+  const clients: net.Socket[] = [];
+  const listen = async (address: string): Promise<number> => {
+    const srv = net.createServer((c) => clients.push(c));
+    servers.push(srv);
+    await new Promise<void>((ok) => srv.listen(0, address, ok));
+    return (srv.address() as net.AddressInfo).port;
+  };
+  afterAll(() => {
+    for (const c of clients) c.destroy();
+    for (const srv of servers) srv.close();
+  });
+
+  it('the both-families dump gives what one dump per family gives, IPv4 first', async () => {
+    const p4 = await listen('127.0.0.1');
+    const p6 = await listen('::1');
+    const { scan } = loadSockDiag();
+    const mine = (ls: Listener[]): string[] =>
+      ls.filter((l) => l.port === p4 || l.port === p6).map((l) => `${l.family} ${l.address} ${l.port} ${l.inode}`);
+    const mask = stateMask([1, 10]);
+    const both = new ListenerReuse().listeners([readPackedTable(scan(0, 6, mask))]);
+    const apart = new ListenerReuse().listeners([readPackedTable(scan(4, 6, mask)), readPackedTable(scan(6, 6, mask))]);
+    expect(mine(both)).toEqual(mine(apart));
+    expect(mine(both)).toHaveLength(2);
+    expect(both.findIndex((l) => l.family === 6)).toBeGreaterThanOrEqual(both.filter((l) => l.family === 4).length);
+  });
+
+  it('a listener that closes leaves, a new one comes with its owner, connections follow', async () => {
+    const a = await listen('127.0.0.1');
+    const b = await listen('::1');
+    const c = collector('netlink', { expect: [{ port: a }, { port: b }] });
+    try {
+      const first = await c.scan(signal());
+      expect(fact(first, 'portprobe_listener_up', { port: String(a) })?.value).toBe(1);
+      expect(queueSeries(first, '::1', b).connections).toBe(0);
+      for (let i = 0; i < 3; i++) {
+        const s = net.connect(b, '::1');
+        await new Promise((ok) => s.once('connect', ok));
+        clients.push(s);
+      }
+      const second = await c.scan(signal());
+      expect(queueSeries(second, '::1', b)).toEqual({ queue: 0, limit: 511, connections: 3 });
+      await new Promise<void>((ok) => servers[servers.length - 2].close(() => ok()));
+      const n = await listen('127.0.0.1');
+      const third = await c.scan(signal());
+      expect(fact(third, 'portprobe_listener_up', { port: String(a) })?.value).toBe(0);
+      const ls = details(third).listeners;
+      expect(ls.some((l) => l.port === a)).toBe(false);
+      expect(ls.find((l) => l.port === b)?.owner?.pid).toBe(process.pid);
+      expect(ls.some((l) => l.port === n)).toBe(true);
+      // The new socket may sit on the descriptor number of the closed one, which the quick walk
+      // trusts: then its owner comes from the full walk of the next scan.
+      const fourth = await c.scan(signal());
+      expect(details(fourth).listeners.find((l) => l.port === n)?.owner?.pid).toBe(process.pid);
+    } finally {
+      c.close();
     }
   });
 });

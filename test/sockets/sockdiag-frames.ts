@@ -85,7 +85,10 @@ export function errorFrame(errno: number): Buffer {
   return frame(2, p, 0);
 }
 
-/** A whole reply: each record as a SOCK_DIAG_BY_FAMILY message, then NLMSG_DONE. */
-export function reply(records: RecordSpec[], flags = 2): Buffer {
-  return Buffer.concat([...records.map((r) => frame(20, record(r), flags)), done()]);
+/**
+ * A whole reply: each record as a SOCK_DIAG_BY_FAMILY message (or `type`: 18 answers the
+ * both-families TCPDIAG_GETSOCK request), then NLMSG_DONE.
+ */
+export function reply(records: RecordSpec[], flags = 2, type = 20): Buffer {
+  return Buffer.concat([...records.map((r) => frame(type, record(r), flags)), done()]);
 }

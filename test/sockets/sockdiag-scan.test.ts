@@ -1,32 +1,40 @@
-// scanSockDiag with a fake netlink source: what is asked of the kernel (the state filter), how
-// its refusals are handled (no IPv6, no UDP diag module, no permission), and how the tables
-// are put together (TIME_WAIT from sockstat, connections per listener, cut or interrupted dumps).
+// scanSockDiag with a fake netlink source (reply bytes made here, parsed by the addon's C parser
+// as a real scan's are): what is asked of the kernel (the state filter, both TCP families in one
+// dump), how its refusals are handled (no IPv6, no UDP diag module, no permission, no
+// both-families request), and how the tables are put together (TIME_WAIT from sockstat,
+// connections per listener, IPv4 before IPv6, cut or interrupted dumps).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
   SockDiagError,
+  loadSockDiag,
   scanSockDiag,
   sockstatInUse,
   sockstatTimeWait,
-  type SockDiagDump,
+  type SockDiagScan,
 } from '../../exporters/sockets/netlink';
 import { errorFrame, reply, type RecordSpec } from './sockdiag-frames';
 
 interface Call {
-  family: 4 | 6;
+  family: 0 | 4 | 6;
   protocol: number;
   states: number;
 }
 
-/** A dump that answers from a table keyed "tcp4", "udp6"... and records what it was asked. */
-function fake(answers: Record<string, Buffer | Error>): { dump: SockDiagDump; calls: Call[] } {
+const { parse } = loadSockDiag();
+
+/**
+ * A scan that answers from replies keyed "tcp0" (both families), "tcp4", "udp6"..., parsed by
+ * the addon, and records what it was asked.
+ */
+function fake(answers: Record<string, Buffer | Error>): { dump: SockDiagScan; calls: Call[] } {
   const calls: Call[] = [];
-  const dump: SockDiagDump = (family, protocol, states) => {
+  const dump: SockDiagScan = (family, protocol, states) => {
     calls.push({ family, protocol, states });
     const a = answers[`${protocol === 6 ? 'tcp' : 'udp'}${family}`] ?? reply([]);
     if (a instanceof Error) throw a;
-    return a;
+    return parse(a, protocol, family);
   };
   return { dump, calls };
 }
@@ -58,23 +66,25 @@ test('sockstat: the tw field of the TCP line, or undefined', () => {
 
 test('with sockstat readable, TIME_WAIT is left out of the request and counted from sockstat', () => {
   fs.writeFileSync(path.join(dir, 'sockstat'), SOCKSTAT);
+  // One dump for both families, in the kernel's order: IPv6 and IPv4 mixed.
   const { dump, calls } = fake({
-    tcp4: reply([
-      L({}),
-      L({ state: 1, sport: 1433, src: '10.0.0.1' }),
-      L({ state: 1, sport: 1433, src: '10.0.0.1' }),
-      L({ state: 1, sport: 40000, src: '10.0.0.1' }),
-    ]),
-    tcp6: reply([
-      L({ family: 6, src: '::', sport: 22, rqueue: 0, wqueue: 4096 }),
-      L({ family: 6, state: 1, src: '::ffff:10.0.0.1', sport: 22 }),
-    ]),
+    tcp0: reply(
+      [
+        L({ family: 6, src: '::', sport: 22, rqueue: 0, wqueue: 4096 }),
+        L({}),
+        L({ state: 1, sport: 1433, src: '10.0.0.1' }),
+        L({ family: 6, state: 1, src: '::ffff:10.0.0.1', sport: 22 }),
+        L({ state: 1, sport: 1433, src: '10.0.0.1' }),
+        L({ state: 1, sport: 40000, src: '10.0.0.1' }),
+      ],
+      2,
+      18,
+    ),
     udp4: reply([L({ state: 7, sport: 53, src: '127.0.0.53' })]),
   });
   const t = scanSockDiag(dump, { ipv6: true, tcpStates: true, sockstat: path.join(dir, 'sockstat'), procNet: dir });
   expect(calls).toEqual([
-    { family: 4, protocol: 6, states: 0xffff & ~(1 << 6) },
-    { family: 6, protocol: 6, states: 0xffff & ~(1 << 6) },
+    { family: 0, protocol: 6, states: 0xffff & ~(1 << 6) },
     { family: 4, protocol: 17, states: 1 << 7 },
     { family: 6, protocol: 17, states: 1 << 7 },
   ]);
@@ -82,6 +92,7 @@ test('with sockstat readable, TIME_WAIT is left out of the request and counted f
   expect(t.tcpStates[6]).toBe(104211);
   expect(t.tcpStates[1]).toBe(4);
   expect(t.tcpStates[10]).toBe(2);
+  // IPv4 listeners first, as with one dump per family.
   expect(
     t.listeners.map((l) => [l.protocol, l.address, l.port, l.acceptQueue, l.acceptQueueLimit, l.connections]),
   ).toEqual([
@@ -103,12 +114,35 @@ test('without sockstat, TIME_WAIT rows are dumped; with tcp_states off only list
 });
 
 test('a kernel without IPv6 (tcp6 refused) gives the IPv4 tables; a refused tcp4 is an error', () => {
-  const v6less = fake({ tcp6: errorFrame(97), udp6: errorFrame(97), tcp4: reply([L({})]) });
+  const v6less = fake({ tcp0: reply([L({})]), udp6: errorFrame(97) });
   expect(scanSockDiag(v6less.dump, { ipv6: true, tcpStates: false }).listeners).toHaveLength(1);
-  const refused = fake({ tcp4: errorFrame(1) });
+  const refused = fake({ tcp0: errorFrame(1), tcp4: errorFrame(1) });
   expect(() => scanSockDiag(refused.dump, { ipv6: true, tcpStates: false })).toThrow(
     new SockDiagError('sock_diag tcp dump refused by the kernel (errno 1)'),
   );
+});
+
+test('a kernel that refuses the both-families request is asked once per family', () => {
+  const { dump, calls } = fake({
+    tcp0: errorFrame(22),
+    tcp4: reply([L({}), L({ state: 1, src: '10.0.0.2' })]),
+    tcp6: reply([L({ family: 6, src: '::1', sport: 8080, inode: 2 })]),
+  });
+  const t = scanSockDiag(dump, { ipv6: true, tcpStates: false });
+  expect(calls.map((c) => `${c.protocol === 6 ? 'tcp' : 'udp'}${c.family}`)).toEqual([
+    'tcp0',
+    'tcp4',
+    'tcp6',
+    'udp4',
+    'udp6',
+  ]);
+  expect(t.listeners.map((l) => [l.address, l.port, l.connections])).toEqual([
+    ['0.0.0.0', 1433, 1],
+    ['::1', 8080, 0],
+  ]);
+  expect(t.tcpStates[1]).toBe(1);
+  const v6less = fake({ tcp0: errorFrame(22), tcp4: reply([L({})]), tcp6: errorFrame(97) });
+  expect(scanSockDiag(v6less.dump, { ipv6: true, tcpStates: false }).listeners).toHaveLength(1);
 });
 
 test('no UDP diag module (ENOENT): UDP comes from /proc/net/udp*', () => {
@@ -179,13 +213,8 @@ test('sockstat6 with no IPv6 sockets of a protocol: that dump is skipped (unless
     sockstat: path.join(dir, 'missing'),
     sockstat6: path.join(dir, 'sockstat6'),
   });
-  expect(b.calls.map((c) => `${c.protocol === 6 ? 'tcp' : 'udp'}${c.family}`)).toEqual([
-    'tcp4',
-    'tcp6',
-    'udp4',
-    'udp6',
-  ]);
+  expect(b.calls.map((c) => `${c.protocol === 6 ? 'tcp' : 'udp'}${c.family}`)).toEqual(['tcp0', 'udp4', 'udp6']);
   const c = fake({});
   scanSockDiag(c.dump, { ipv6: true, tcpStates: false, sockstat6: path.join(dir, 'unreadable') });
-  expect(c.calls).toHaveLength(4);
+  expect(c.calls).toHaveLength(3);
 });
