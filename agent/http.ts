@@ -19,8 +19,8 @@ export const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
 export interface HttpOptions {
   agent: Agent;
   logger: AgentLogger;
-  /** Called by POST /-/reload; returns the reload outcome. */
-  reload: () => { ok: boolean; errors: string[] };
+  /** Called by POST /-/reload; returns the reload outcome (or a promise of it). */
+  reload: () => { ok: boolean; errors: string[] } | Promise<{ ok: boolean; errors: string[] }>;
   /** Most /probe requests running at once; more get 503 so the scheduler keeps its slots. */
   maxConcurrentProbes?: number;
   /** Subtracted from Prometheus' scrape timeout, as blackbox_exporter does. */
@@ -182,8 +182,8 @@ export function createApp(opts: HttpOptions): Express {
     if (agent.ready) res.type('text/plain').send('portprobe is ready.\n');
     else res.status(503).type('text/plain').send('portprobe is not ready.\n');
   });
-  app.post('/-/reload', (_req, res) => {
-    const out = opts.reload();
+  app.post('/-/reload', async (_req, res) => {
+    const out = await opts.reload();
     if (out.ok) res.type('text/plain').send('config reloaded\n');
     else
       res

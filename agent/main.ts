@@ -101,7 +101,7 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
   const app = createApp({
     agent,
     logger,
-    reload: () => agent.reload(),
+    reload: () => agent.reloadAsync(),
     version: BUILD.version,
     web: web && {
       auth: new BasicAuth(web.users),
@@ -147,7 +147,7 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
 
   process.on('SIGHUP', () => {
     logger.info('SIGHUP: reloading config');
-    agent.reload();
+    void agent.reloadAsync();
   });
 
   return new Promise<number>((resolve) => {

@@ -184,6 +184,18 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
 
 /** Parses config text. `file` names it in messages and anchors relative *_file paths. */
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  return parseConfigParts(text, file, env).config;
+}
+
+/**
+ * The checked config and the raw document it came from (for a config parsed in the loader process:
+ * the targets travel as data, everything else is rebuilt in the agent by `assembleConfig`).
+ */
+export function parseConfigParts(
+  text: string,
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): { config: AgentConfig; raw: unknown } {
   // When the schema rejects only optional values, the checks that need a well-formed file still
   // run without them, so one --config.check reports a bad duration and an unknown module at once.
   const salvage = (pruned: unknown, locate: Locate): string[] => {
@@ -196,7 +208,24 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     }
   };
   const { raw, locate } = parseYamlAgainst(text, file, validator(), salvage);
-  return normalise(raw as RawConfig, file, locate, env);
+  return { config: normalise(raw as RawConfig, file, locate, env), raw };
+}
+
+/**
+ * A config from a raw document checked already (`parseConfigParts` in the loader process) without
+ * its targets, and those targets as `parseConfigParts` normalised them. Modules, secrets and the
+ * collectors' settings are built here, in the process that uses them. Throws ConfigError when a
+ * secret file or variable went away meanwhile.
+ */
+export function assembleConfig(
+  head: unknown,
+  targets: TargetConfig[],
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): AgentConfig {
+  const cfg = normalise({ ...(head as RawConfig), targets: [] }, file, () => file, env);
+  cfg.targets = targets;
+  return cfg;
 }
 
 /**
