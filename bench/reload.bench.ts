@@ -4,13 +4,16 @@
 // nodejs_eventloop_lag_max_seconds, from monitorEventLoopDelay, over the growing reload), whether
 // probes kept their schedule (the longest gap between the probes of four 1 s canary targets, 250 ms
 // apart when on time), and RSS before, after growing and after shrinking.
+// BENCH_BEFORE=path/to/dist/agent/main.js runs an older build through the same sequence in the same
+// run, after this one, for a side-by-side line.
 // Run: npx ts-node --transpile-only bench/reload.bench.ts [targets=100000]
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { rssMB, startAgent } from './common';
+import { spawn } from 'node:child_process';
+import { MAIN, listeningPort, nodeFlags, rssMB } from './common';
 
 const CANARIES = 4;
 
@@ -29,8 +32,48 @@ function config(n: number, peers: number[], canaryPort: number): string {
   return `${lines.join('\n')}\n`;
 }
 
+interface Agent {
+  proc: ReturnType<typeof spawn>;
+  port: number;
+  logs: () => string;
+  stop: () => Promise<void>;
+}
+
+/** Starts one build's main.js with the node flags its launcher gives; its logs stay readable. */
+async function startBuild(main: string, file: string): Promise<Agent> {
+  const argv = [
+    ...nodeFlags(main),
+    main,
+    `--config.file=${file}`,
+    '--web.listen-address=127.0.0.1:0',
+    '--log.format=json',
+  ];
+  const proc = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let logs = '';
+  proc.stderr?.on('data', (d: Buffer) => (logs += d.toString()));
+  proc.stdout?.resume();
+  const port = await listeningPort(() => logs, 30000);
+  return {
+    proc,
+    port,
+    logs: () => logs,
+    stop: () =>
+      new Promise((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.once('exit', () => resolve());
+        proc.kill('SIGTERM');
+      }),
+  };
+}
+
 async function main(): Promise<void> {
   const n = Number(process.argv[2] ?? 100000);
+  const builds: [string, string][] = [['agent', MAIN]];
+  if (process.env.BENCH_BEFORE) builds.push(['before (BENCH_BEFORE)', process.env.BENCH_BEFORE]);
+  for (const [name, main] of builds) await measure(name, main, n);
+}
+
+async function measure(name: string, main: string, n: number): Promise<void> {
   const peers: net.Server[] = [];
   for (let i = 0; i < 8; i++) {
     const s = net.createServer((c) => c.on('error', () => undefined).end());
@@ -48,11 +91,9 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-reload-'));
   const file = path.join(dir, 'c.yml');
   writeFileSync(file, config(100, ports, canaryPort));
-  const agent = await startAgent(file);
+  const agent = await startBuild(main, file);
   const pid = agent.proc.pid as number;
-  let logs = '';
-  agent.proc.stderr?.on('data', (d: Buffer) => (logs += d.toString()));
-  const loaded = (): number => (logs.match(/"msg":"config loaded"/g) ?? []).length;
+  const loaded = (): number => (agent.logs().match(/"msg":"config loaded"/g) ?? []).length;
   const lagMax = async (): Promise<number> => {
     const text = await (await fetch(`http://127.0.0.1:${agent.port}/metrics`)).text();
     return Number(/^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text)?.[1]) * 1000;
@@ -93,6 +134,7 @@ async function main(): Promise<void> {
     const shrink = await reload(config(100, ports, canaryPort));
     await new Promise((r) => setTimeout(r, 10000));
     const rss1 = rssMB(pid);
+    console.log(`${name} (${main}):`);
     console.log(
       `reload 100 -> ${n} targets: ${grow.ms.toFixed(0)}ms; slowest /-/healthy ${grow.stall.toFixed(0)}ms; agent event-loop lag max ${lagGrow.toFixed(0)}ms; longest canary gap ${grow.gap.toFixed(0)}ms (250 on time)`,
     );
