@@ -9,7 +9,8 @@ import { renderStatusPage } from './status/page';
 import { findingLines, findingsSummary, infoFacts } from './status/findings';
 import { adviceFor } from '../exporters/advice';
 import type { ProbeResult } from '../exporters/types';
-import { sanAllowed, type BasicAuth } from './web-config';
+import type { BasicAuth } from './web-config';
+import { sanAllowed } from './san';
 import type { TLSSocket } from 'node:tls';
 import { quoteInput } from './quote';
 

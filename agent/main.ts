@@ -1,9 +1,8 @@
 #!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=50
 // Wiring only: flags, logger, first config load, HTTP, signals.
 import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
-import { BasicAuth, loadWebConfig, type WebConfig } from './web-config';
+import type { WebConfig } from './web-config';
 import { Agent, type BuildInfo } from './agent';
 import { FlagError, helpText, parseFlags, parseListenAddress, type Flags } from './flags';
 import { lastResort } from './last-resort';
@@ -11,9 +10,17 @@ import { createLogger, type AgentLogger } from './logger';
 import { createApp } from './http';
 import { ConnectionGuard } from './connections';
 import { ConfigError, loadConfigFile } from '../config/load';
-import { runOnce } from './cli/once';
-import { runDiagnose } from './cli/diagnose';
 import { packageVersion } from '../exporters/package-root';
+
+// What a run does not use is not loaded: the web config (its parser and bcrypt worker) only with
+// --web.config.file, TLS only with a TLS web config, the CLI commands only when asked for.
+// Start-up time is module loading first of all (BENCHMARKS.md, "Performance, second round").
+/* eslint-disable @typescript-eslint/no-require-imports -- loaded on first use, see above */
+const webConfig = (): typeof import('./web-config') => require('./web-config') as typeof import('./web-config');
+const https = (): typeof import('node:https') => require('node:https') as typeof import('node:https');
+const once = (): typeof import('./cli/once') => require('./cli/once') as typeof import('./cli/once');
+const diagnose = (): typeof import('./cli/diagnose') => require('./cli/diagnose') as typeof import('./cli/diagnose');
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 export const BUILD: BuildInfo = {
   version: packageVersion(),
@@ -29,7 +36,7 @@ export const SHUTDOWN_GRACE_MS = 25_000;
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad flags or config. */
 export async function main(argv: readonly string[]): Promise<number> {
-  if (argv[0] === 'diagnose') return runDiagnose(argv.slice(1));
+  if (argv[0] === 'diagnose') return diagnose().runDiagnose(argv.slice(1));
   let flags: Flags;
   try {
     flags = parseFlags(argv);
@@ -64,7 +71,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   let web: WebConfig | undefined;
   if (flags.webConfigFile !== undefined) {
     try {
-      web = loadWebConfig(flags.webConfigFile);
+      web = webConfig().loadWebConfig(flags.webConfigFile);
     } catch (e) {
       if (e instanceof ConfigError) {
         process.stderr.write(`${e.errors.join('\n')}\n`);
@@ -75,7 +82,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 
   const logger = createLogger(flags.logLevel, flags.logFormat);
-  if (flags.once) return runOnce(flags, logger, BUILD);
+  if (flags.once) return once().runOnce(flags, logger, BUILD);
   return serve(flags, logger, web);
 }
 
@@ -104,7 +111,7 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
     reload: () => agent.reloadAsync(),
     version: BUILD.version,
     web: web && {
-      auth: new BasicAuth(web.users),
+      auth: new (webConfig().BasicAuth)(web.users),
       headers: web.headers,
       verifyClientCerts: web.tls?.requestCert ?? false,
       clientAllowedSans: web.clientAllowedSans,
@@ -119,7 +126,7 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
     connectionsCheckingInterval: 1000,
   };
   const server = web?.tls
-    ? https.createServer({ ...serverOptions, ...web.tls, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, app)
+    ? https().createServer({ ...serverOptions, ...web.tls, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, app)
     : http.createServer(serverOptions, app);
   // At most MAX_CONNECTIONS; at the cap the longest-idle connection makes room (connections.ts),
   // so idle, slow and silent clients cannot keep a scrape out.
