@@ -73,11 +73,11 @@ interface TargetState {
   target: TargetConfig;
   module: ModuleSpec<unknown>;
   task?: ScheduledTask;
-  /** The prompt first probe of a target new to the scheduler (see FIRST_PROBE_WINDOW_MS). */
-  first?: NodeJS.Timeout;
+  /** A prompt first probe is queued for this target new to the scheduler (see FIRST_PROBE_WINDOW_MS). */
+  first: boolean;
   running: boolean;
   /** Left the config; its timers are being cleared (Scheduler.retire). */
-  removed?: boolean;
+  removed: boolean;
 }
 
 /**
@@ -95,16 +95,35 @@ interface RingMember {
   st: TargetState;
 }
 
-/** What a new set of targets changes (Scheduler.plan), applied in one step by Scheduler.commit. */
+/**
+ * What a new set of targets changes (Scheduler.plan), applied in one step by Scheduler.commit.
+ * Everything that grows with the number of targets is worked out here, in slices; the switch
+ * itself only touches what changed.
+ */
 interface Plan {
-  /** Targets kept, with their target and module objects to keep (old ones when unchanged). */
+  /** Kept targets whose target or module object changes, or whose cron task is re-created. */
   updates: { st: TargetState; target: TargetConfig; module: ModuleSpec<unknown> }[];
-  fresh: Set<TargetState>;
   removed: TargetState[];
   /** Targets on a cron schedule. */
   scheduled: TargetState[];
-  /** The periodic targets by interval, in the order of their offsets. */
-  byInterval: Map<number, { members: RingMember[]; offsets: number[] }>;
+  /** The periodic targets by interval: ring members in the order of their offsets, and where the new ones are. */
+  byInterval: Map<number, { members: TargetState[]; offsets: number[]; newcomers: number[] }>;
+}
+
+/**
+ * The first probes of the targets one reload (or the start) added: one timer walks them in the
+ * order of their delays, instead of a timer per target (100,000 timers took 100+ ms to arm).
+ */
+interface FirstProbes {
+  intervalMs: number;
+  start: number;
+  window: number;
+  members: TargetState[];
+  offsets: number[];
+  /** Positions in members of the newcomers, in firing order. */
+  newcomers: number[];
+  next: number;
+  timer?: NodeJS.Timeout;
 }
 
 /** Targets of one interval, in the order of their offsets within it. */
@@ -194,6 +213,7 @@ function sortByHash<T extends { name: string }>(g: readonly { t: T; h: number }[
 export class Scheduler {
   private readonly states = new Map<string, TargetState>();
   private rings: Ring[] = [];
+  private firstProbes: FirstProbes[] = [];
   private readonly collectorStates = new Map<string, CollectorState>();
   private readonly slots: Slots;
   private readonly shutdown = new Shutdown();
@@ -255,16 +275,16 @@ export class Scheduler {
       if ((i & 1023) === 1023) yield;
       const st = removed[i];
       this.clearTask(st);
-      if (st.first) clearTimeout(st.first);
-      st.first = undefined;
+      st.first = false;
       // A target removed and added back meanwhile has a new state under its name: keep that one.
       if (this.states.get(st.target.name) === st) this.states.delete(st.target.name);
     }
   }
 
   /**
-   * What a new set of targets changes, without changing anything: yields every few hundred
-   * targets so a caller may let the event loop run.
+   * What a new set of targets changes: yields every few hundred targets so a caller may let the
+   * event loop run. The one change made here: targets new to the scheduler get their state (no
+   * timer, nothing fires them before the switch).
    */
   private *plan(
     targets: readonly TargetConfig[],
@@ -280,10 +300,10 @@ export class Scheduler {
       return same;
     };
     const keep = new Set<string>();
-    const updates: { st: TargetState; target: TargetConfig; module: ModuleSpec<unknown> }[] = [];
+    const updates: Plan['updates'] = [];
     const scheduled: TargetState[] = [];
     const groups = new Map<number, { t: RingMember; h: number }[]>();
-    const fresh = new Set<TargetState>();
+    const isFresh = new Set<TargetState>();
     for (let i = 0; i < targets.length; i++) {
       if ((i & 255) === 255) yield;
       const t = targets[i];
@@ -293,14 +313,13 @@ export class Scheduler {
       if (st) {
         // A reload builds new objects for everything: keep the old ones when they mean the same,
         // so a probe in flight for an unchanged target and module still delivers its result.
-        updates.push({
-          st,
-          target: sameConfig(st.target, t) ? st.target : t,
-          module: sameModule(st.module, module) ? st.module : module,
-        });
+        const target = sameConfig(st.target, t) ? st.target : t;
+        const mod = sameModule(st.module, module) ? st.module : module;
+        if (target !== st.target || mod !== st.module || st.task) updates.push({ st, target, module: mod });
       } else {
-        st = { target: t, module, running: false };
-        fresh.add(st);
+        st = { target: t, module, running: false, first: false, removed: false };
+        this.states.set(t.name, st);
+        isFresh.add(st);
       }
       if (t.schedule !== undefined) scheduled.push(st);
       else {
@@ -315,16 +334,26 @@ export class Scheduler {
       if ((++i & 1023) === 0) yield;
       if (!keep.has(name)) removed.push(st);
     }
-    const byInterval = new Map<number, { members: RingMember[]; offsets: number[] }>();
+    const byInterval: Plan['byInterval'] = new Map();
     for (const [interval, g] of groups) {
       yield;
-      const members = sortByHash(g);
-      byInterval.set(interval, {
-        members,
-        offsets: members.map((_, k) => Math.floor((k * interval) / members.length)),
-      });
+      const sorted = sortByHash(g);
+      yield;
+      const n = sorted.length;
+      const members = new Array<TargetState>(n);
+      const offsets = new Array<number>(n);
+      const newcomers: number[] = [];
+      for (let k = 0; k < n; k++) {
+        if ((k & 4095) === 4095) yield;
+        const st = sorted[k].st;
+        members[k] = st;
+        offsets[k] = Math.floor((k * interval) / n);
+        // Positions in the ring, not indexOf per newcomer: that was quadratic (seconds at 100k targets).
+        if (isFresh.has(st)) newcomers.push(k);
+      }
+      byInterval.set(interval, { members, offsets, newcomers });
     }
-    return { updates, fresh, removed, scheduled, byInterval };
+    return { updates, removed, scheduled, byInterval };
   }
 
   /** Switches to a planned set of targets: one step, no comparison left to make. */
@@ -343,7 +372,6 @@ export class Scheduler {
       u.st.target = u.target;
       u.st.module = u.module;
     }
-    for (const st of plan.fresh) this.states.set(st.target.name, st);
     for (const st of plan.removed) st.removed = true;
     for (const st of plan.scheduled) {
       st.task = cronModule().schedule(st.target.schedule as string, () => this.fire(st), {
@@ -352,39 +380,67 @@ export class Scheduler {
     }
     const now = this.now();
     for (const [intervalMs, { members, offsets }] of plan.byInterval) {
-      const ring: Ring = { intervalMs, members: members.map((m) => m.st), offsets, cycleStart: 0, pos: 0 };
+      const ring: Ring = { intervalMs, members, offsets, cycleStart: 0, pos: 0 };
       alignRing(ring, Math.min(now, pending.get(intervalMs) ?? now));
       this.rings.push(ring);
       this.armRing(ring, now);
     }
-    this.armFirstProbes(plan.byInterval, plan.fresh, now);
+    this.armFirstProbes(plan.byInterval, now);
   }
 
   /**
    * A prompt first probe for each new target whose own slot is further away than
-   * FIRST_PROBE_MIN_LEAD_MS and than its module's timeout (so the two never overlap).
+   * FIRST_PROBE_MIN_LEAD_MS and than its module's timeout (so the two never overlap), spread over
+   * FIRST_PROBE_WINDOW_MS (or the interval, when shorter) from now.
    */
-  private armFirstProbes(byInterval: Plan['byInterval'], fresh: ReadonlySet<TargetState>, now: number): void {
-    if (fresh.size === 0) return;
-    for (const [intervalMs, { members, offsets }] of byInterval) {
-      // Positions in the ring, not indexOf per newcomer: that was quadratic (seconds at 100k targets).
-      const newcomers: number[] = [];
-      members.forEach((m, i) => {
-        if (fresh.has(m.st)) newcomers.push(i);
-      });
-      const window = Math.min(FIRST_PROBE_WINDOW_MS, intervalMs);
-      newcomers.forEach((i, k) => {
-        const m = members[i];
-        const delay = Math.floor((k * window) / newcomers.length);
-        const slot = nextSlot(now, intervalMs, offsets[i]);
-        const lead = Math.max(FIRST_PROBE_MIN_LEAD_MS, m.st.module.timeoutSeconds * 1000 + 1000);
-        if (slot - (now + delay) <= lead) return;
-        m.st.first = setTimeout(() => {
-          m.st.first = undefined;
-          this.fire(m.st);
-        }, delay);
-      });
+  private armFirstProbes(byInterval: Plan['byInterval'], now: number): void {
+    for (const [intervalMs, { members, offsets, newcomers }] of byInterval) {
+      if (newcomers.length === 0) continue;
+      for (const k of newcomers) members[k].first = true;
+      const q: FirstProbes = {
+        intervalMs,
+        start: now,
+        window: Math.min(FIRST_PROBE_WINDOW_MS, intervalMs),
+        members,
+        offsets,
+        newcomers,
+        next: 0,
+      };
+      this.firstProbes.push(q);
+      this.armFirst(q, now);
     }
+  }
+
+  private firstDelay(q: FirstProbes, j: number): number {
+    return Math.floor((j * q.window) / q.newcomers.length);
+  }
+
+  private armFirst(q: FirstProbes, now: number): void {
+    if (q.next >= q.newcomers.length) {
+      this.firstProbes = this.firstProbes.filter((x) => x !== q);
+      return;
+    }
+    q.timer = setTimeout(() => this.tickFirst(q), Math.max(0, q.start + this.firstDelay(q, q.next) - now));
+  }
+
+  /** Fires the queued first probes whose time has come, then sleeps until the next one. */
+  private tickFirst(q: FirstProbes): void {
+    if (this.shutdown.aborted) return;
+    const now = this.now();
+    while (q.next < q.newcomers.length) {
+      const delay = this.firstDelay(q, q.next);
+      if (q.start + delay > now) break;
+      const k = q.newcomers[q.next++];
+      const st = q.members[k];
+      // Removed, already run (--once) or re-queued by a later reload meanwhile: nothing to do here.
+      if (!st.first || st.removed) continue;
+      st.first = false;
+      const slot = nextSlot(q.start, q.intervalMs, q.offsets[k]);
+      const lead = Math.max(FIRST_PROBE_MIN_LEAD_MS, st.module.timeoutSeconds * 1000 + 1000);
+      if (slot - (q.start + delay) <= lead) continue;
+      this.fire(st);
+    }
+    this.armFirst(q, now);
   }
 
   /** Starts, restarts or stops local collectors (the sockets prober). */
@@ -521,8 +577,10 @@ export class Scheduler {
 
   /** Runs every target and enabled collector once, now, and waits for all (for --once). */
   async runAllOnce(): Promise<void> {
+    for (const q of this.firstProbes) if (q.timer) clearTimeout(q.timer);
+    this.firstProbes = [];
     for (const st of this.states.values()) {
-      if (st.first) clearTimeout(st.first);
+      st.first = false;
       this.fire(st);
     }
     for (const st of this.collectorStates.values()) {
@@ -534,10 +592,9 @@ export class Scheduler {
   /** Stops scheduling, aborts probes in flight and waits for them (bounded by their grace). */
   async stop(): Promise<void> {
     for (const r of this.rings) if (r.timer) clearTimeout(r.timer);
-    for (const st of this.states.values()) {
-      this.clearTask(st);
-      if (st.first) clearTimeout(st.first);
-    }
+    for (const q of this.firstProbes) if (q.timer) clearTimeout(q.timer);
+    this.firstProbes = [];
+    for (const st of this.states.values()) this.clearTask(st);
     for (const st of this.collectorStates.values()) {
       if (st.timer) clearTimeout(st.timer);
       st.collector.close();
@@ -554,17 +611,20 @@ export class Scheduler {
 function alignRing(ring: Ring, now: number, strict = false): void {
   // The clock counts whole milliseconds: "after now" is "at or after now + 1".
   const from = strict ? now + 1 : now;
-  let best = 0;
-  let bestAt = Infinity;
-  ring.offsets.forEach((o, k) => {
-    const at = nextSlot(from, ring.intervalMs, o);
-    if (at < bestAt) {
-      bestAt = at;
-      best = k;
-    }
-  });
-  ring.pos = best;
-  ring.cycleStart = bestAt - ring.offsets[best];
+  // Offsets ascend: the first slot is the first offset at or past `from`'s phase in its interval
+  // (a binary search; the first of equal offsets), else the first offset of the next interval.
+  const cycle = Math.floor(from / ring.intervalMs) * ring.intervalMs;
+  const phase = from - cycle;
+  const offs = ring.offsets;
+  let lo = 0;
+  let hi = offs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (offs[mid] < phase) lo = mid + 1;
+    else hi = mid;
+  }
+  ring.pos = lo === offs.length ? 0 : lo;
+  ring.cycleStart = lo === offs.length ? cycle + ring.intervalMs : cycle;
 }
 
 /** First time >= now that is congruent to offset modulo interval. */
