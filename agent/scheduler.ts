@@ -20,10 +20,27 @@ function cronModule(): typeof import('node-cron').default {
   return (require('node-cron') as typeof import('node-cron')).default;
 }
 
-/** A counting semaphore whose waiters give up when the agent shuts down. */
+/** Waiters a drain may turn away in one go before it lets the event loop run (see Slots.drain). */
+const DROP_BATCH = 256;
+
+interface Waiter {
+  settle: (granted: boolean) => void;
+  /** Asked when the waiter's turn comes: false turns it away without a slot. */
+  wanted?: () => boolean;
+  /** Settled already (turned away at shutdown): skipped when its turn comes. */
+  done: boolean;
+}
+
+/**
+ * A counting semaphore whose waiters give up when the agent shuts down, or when their turn comes
+ * and they are no longer wanted (a probe whose target a reload removed). The queue is an array
+ * read from a moving head, so taking the next waiter is constant time at any backlog.
+ */
 export class Slots {
   private free: number;
-  private readonly waiters: (() => void)[] = [];
+  private waiters: Waiter[] = [];
+  private head = 0;
+  private drainLater = false;
 
   constructor(private limit: number) {
     this.free = limit;
@@ -35,24 +52,25 @@ export class Slots {
     this.drain();
   }
 
-  acquire(shutdown: Shutdown): Promise<void> {
+  /** Resolves true with a slot (give it back with release), false when turned away unwanted. */
+  acquire(shutdown: Shutdown, wanted?: () => boolean): Promise<boolean> {
     if (shutdown.aborted) return Promise.reject(new Error('shutting down'));
-    if (this.free > 0 && this.waiters.length === 0) {
+    if (this.free > 0 && this.head === this.waiters.length) {
       this.free--;
-      return Promise.resolve();
+      return Promise.resolve(true);
     }
     return new Promise((resolve, reject) => {
-      let unsubscribe = (): void => undefined;
-      const grant = (): void => {
-        unsubscribe();
-        resolve();
-      };
-      unsubscribe = shutdown.subscribe(() => {
-        const i = this.waiters.indexOf(grant);
-        if (i >= 0) this.waiters.splice(i, 1);
+      const w: Waiter = { settle: () => undefined, wanted, done: false };
+      const unsubscribe = shutdown.subscribe(() => {
+        w.done = true;
         reject(new Error('shutting down'));
       });
-      this.waiters.push(grant);
+      w.settle = (granted) => {
+        w.done = true;
+        unsubscribe();
+        resolve(granted);
+      };
+      this.waiters.push(w);
     });
   }
 
@@ -61,11 +79,55 @@ export class Slots {
     this.drain();
   }
 
+  /** Waiters in line (for tests). */
+  get waiting(): number {
+    let n = 0;
+    for (let i = this.head; i < this.waiters.length; i++) if (!this.waiters[i].done) n++;
+    return n;
+  }
+
+  /**
+   * Hands free slots to the waiters in order. Waiters no longer wanted are turned away as their
+   * turn comes, at most DROP_BATCH per call: after a reload removed thousands of waiting targets,
+   * their turning away (each ends a probe's promise chain) is spread over event-loop turns.
+   */
   private drain(): void {
-    while (this.free > 0 && this.waiters.length > 0) {
+    let dropped = 0;
+    while (this.head < this.waiters.length) {
+      const w = this.waiters[this.head];
+      if (w.done) {
+        this.head++;
+        continue;
+      }
+      if (w.wanted && !w.wanted()) {
+        if (dropped === DROP_BATCH) {
+          this.drainSoon();
+          break;
+        }
+        this.head++;
+        dropped++;
+        w.settle(false);
+        continue;
+      }
+      if (this.free <= 0) break;
+      this.head++;
       this.free--;
-      (this.waiters.shift() as () => void)();
+      w.settle(true);
     }
+    // Drop the settled front once it is most of the array (amortised constant time).
+    if (this.head > 1024 && this.head * 2 > this.waiters.length) {
+      this.waiters = this.waiters.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  private drainSoon(): void {
+    if (this.drainLater) return;
+    this.drainLater = true;
+    setImmediate(() => {
+      this.drainLater = false;
+      this.drain();
+    });
   }
 }
 
@@ -539,14 +601,15 @@ export class Scheduler {
   }
 
   private async execute(st: TargetState): Promise<void> {
+    // Waited for a slot through a reload that removed the target: turned away, nothing to probe.
+    const wanted = (): boolean => !st.removed && this.states.get(st.target.name) === st;
     try {
-      await this.slots.acquire(this.shutdown);
+      if (!(await this.slots.acquire(this.shutdown, wanted))) return;
     } catch {
       return;
     }
     try {
-      // Waited for a slot through a reload that removed the target: nothing to probe any more.
-      if (st.removed || this.states.get(st.target.name) !== st) return;
+      if (!wanted()) return;
       const { target, module } = st;
       const result = await runProbe({ target, module, shutdown: this.shutdown, logger: this.opts.logger });
       if (result.failure?.reason === 'aborted') return;

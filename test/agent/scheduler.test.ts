@@ -59,6 +59,37 @@ describe('Slots', () => {
     await expect(waiting).rejects.toThrow('shutting down');
     await expect(s.acquire(sd)).rejects.toThrow('shutting down');
   });
+  it('turns away waiters no longer wanted, without a slot, a batch per event-loop turn', async () => {
+    const s = new Slots(1);
+    const sd = new Shutdown();
+    expect(await s.acquire(sd)).toBe(true);
+    let gone = true;
+    const unwanted = Array.from({ length: 2000 }, () => s.acquire(sd, () => !gone));
+    const kept = s.acquire(sd, () => true);
+    expect(s.waiting).toBe(2001);
+    // Turns of the event loop seen while the unwanted ones are turned away.
+    let turns = 0;
+    let spinning = true;
+    const spin = (): void => {
+      turns++;
+      if (spinning) setImmediate(spin);
+    };
+    setImmediate(spin);
+    s.release();
+    expect(await kept).toBe(true);
+    spinning = false;
+    expect(await Promise.all(unwanted)).toEqual(unwanted.map(() => false));
+    expect(turns).toBeGreaterThanOrEqual(5); // 2,000 in batches of 256
+    expect(s.waiting).toBe(0);
+    // The one slot went to the kept waiter: nothing is free until it is released.
+    gone = false;
+    let next = false;
+    const after = s.acquire(sd).then((g) => (next = g));
+    await new Promise((r) => setImmediate(r));
+    expect(next).toBe(false);
+    s.release();
+    expect(await after).toBe(true);
+  });
 });
 
 describe('Scheduler, live on loopback', () => {
