@@ -3,23 +3,25 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { WebConfig } from './web-config';
-import { Agent, type BuildInfo } from './agent';
+import type { BuildInfo } from './agent';
 import { FlagError, helpText, parseFlags, parseListenAddress, type Flags } from './flags';
 import { lastResort } from './last-resort';
 import { createLogger, type AgentLogger } from './logger';
-import { createApp } from './http';
-import { ConnectionGuard } from './connections';
 import { ConfigError, loadConfigFile } from '../config/load';
 import { packageVersion } from '../exporters/package-root';
 
 // What a run does not use is not loaded: the web config (its parser and bcrypt worker) only with
-// --web.config.file, TLS only with a TLS web config, the CLI commands only when asked for.
+// --web.config.file, TLS only with a TLS web config, the CLI commands only when asked for, the
+// agent, its HTTP layer (express) and its probers not for --config.check or diagnose.
 // Start-up time is module loading first of all (BENCHMARKS.md, "Performance, second round").
 /* eslint-disable @typescript-eslint/no-require-imports -- loaded on first use, see above */
 const webConfig = (): typeof import('./web-config') => require('./web-config') as typeof import('./web-config');
 const https = (): typeof import('node:https') => require('node:https') as typeof import('node:https');
 const once = (): typeof import('./cli/once') => require('./cli/once') as typeof import('./cli/once');
 const diagnose = (): typeof import('./cli/diagnose') => require('./cli/diagnose') as typeof import('./cli/diagnose');
+const agentModule = (): typeof import('./agent') => require('./agent') as typeof import('./agent');
+const httpModule = (): typeof import('./http') => require('./http') as typeof import('./http');
+const connections = (): typeof import('./connections') => require('./connections') as typeof import('./connections');
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 export const BUILD: BuildInfo = {
@@ -92,7 +94,7 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
   // stack, and the agent keeps serving the other targets instead of dying with one hostile peer.
   process.on('uncaughtException', (err) => lastResort('uncaught_exception', err, logger));
   process.on('unhandledRejection', (reason) => lastResort('unhandled_rejection', reason, logger));
-  const agent = new Agent({
+  const agent = new (agentModule().Agent)({
     configFile: flags.configFile,
     logger,
     build: BUILD,
@@ -105,7 +107,7 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
     return 2;
   }
   for (const what of web?.ignored ?? []) logger.warn('web config setting accepted but not applied', { setting: what });
-  const app = createApp({
+  const app = httpModule().createApp({
     agent,
     logger,
     reload: () => agent.reloadAsync(),
@@ -130,7 +132,7 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
     : http.createServer(serverOptions, app);
   // At most MAX_CONNECTIONS; at the cap the longest-idle connection makes room (connections.ts),
   // so idle, slow and silent clients cannot keep a scrape out.
-  const guard = new ConnectionGuard(MAX_CONNECTIONS);
+  const guard = new (connections().ConnectionGuard)(MAX_CONNECTIONS);
   guard.attach(server);
   server.keepAliveTimeout = 65_000;
   server.maxRequestsPerSocket = 1000;
