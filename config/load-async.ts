@@ -7,6 +7,7 @@
 // several hundred MB, and a worker's heap and allocations stayed in the agent's RSS after it
 // ended, while a process gives everything back when it exits.
 import { fork } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { ConfigError, assembleConfig, loadConfigFile, type AgentConfig, type TargetConfig } from './load';
 
@@ -16,15 +17,28 @@ export const LOADER_NICE = 15;
 /** Targets per message from the loader process. */
 export const TARGET_BATCH = 2000;
 
+/**
+ * Files smaller than this are read on the agent's thread: a few hundred targets parse in a few
+ * milliseconds, less than starting a node process takes.
+ */
+export const INLINE_BELOW_BYTES = 64 * 1024;
+
 type Message = { head: unknown } | { targets: TargetConfig[] } | { done: true } | { errors: string[]; config: boolean };
 
 /**
  * loadConfigFile in a child process. Rejects with ConfigError as loadConfigFile throws it. Where
- * the loader is not compiled JavaScript (the TypeScript tests) it runs on this thread instead.
+ * the loader is not compiled JavaScript (the TypeScript tests), or the file is smaller than
+ * `inlineBelow` bytes (or cannot be read: loadConfigFile says why), it runs on this thread instead.
  */
-export function loadConfigFileOffThread(file: string, env: NodeJS.ProcessEnv = process.env): Promise<AgentConfig> {
+export function loadConfigFileOffThread(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+  inlineBelow = INLINE_BELOW_BYTES,
+): Promise<AgentConfig> {
   const child = require.resolve('./load-child');
-  if (!child.endsWith('.js')) return Promise.resolve().then(() => loadConfigFile(file, env));
+  if (!child.endsWith('.js') || inlineSize(file, inlineBelow)) {
+    return Promise.resolve().then(() => loadConfigFile(file, env));
+  }
   return new Promise<AgentConfig>((resolve, reject) => {
     // No inherited flags (--inspect, the agent's heap settings); its output is not the agent's.
     const proc = fork(child, [], {
@@ -75,4 +89,13 @@ export function loadConfigFileOffThread(file: string, env: NodeJS.ProcessEnv = p
     );
     proc.send({ file, env: { ...env }, batch: TARGET_BATCH });
   });
+}
+
+function inlineSize(file: string, below: number): boolean {
+  if (below <= 0) return false;
+  try {
+    return statSync(file).size < below;
+  } catch {
+    return true;
+  }
 }
