@@ -4,7 +4,7 @@
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Agent, allFamilies } from '../../agent/agent';
+import { Agent, SHRINK_GC_TARGETS, allFamilies, fullGc } from '../../agent/agent';
 import { Slicer } from '../../agent/slicer';
 import { Scheduler, spreadOffsets } from '../../agent/scheduler';
 import { loadConfigFile, parseConfig } from '../../config/load';
@@ -107,6 +107,28 @@ describe('reloadAsync', () => {
     expect((await second).ok).toBe(true);
     expect(series(agent)).toHaveLength(7);
     expect(series(agent)[0]).toContain('team="c"');
+  });
+
+  it('gives the memory of the targets a large shrink dropped back (a full collection after it)', async () => {
+    const f = path.join(dir, 'shrink.yml');
+    writeFileSync(f, configText(10, port));
+    const agent = newAgent(f);
+    agent.reload();
+    const gc = fullGc();
+    expect(typeof gc).toBe('function');
+    (gc as () => void)();
+    const small = process.memoryUsage().heapUsed;
+    writeFileSync(f, configText(SHRINK_GC_TARGETS * 3, port));
+    expect((await agent.reloadAsync()).ok).toBe(true);
+    const large = process.memoryUsage().heapUsed;
+    expect(large - small).toBeGreaterThan(30 * 1024 * 1024);
+    writeFileSync(f, configText(10, port));
+    expect((await agent.reloadAsync()).ok).toBe(true);
+    await new Promise((r) => setTimeout(r, 200));
+    const after = process.memoryUsage().heapUsed;
+    // Within a quarter of what the large config added.
+    expect(after - small).toBeLessThan((large - small) / 4);
+    await agent.stop();
   });
 
   it('rejects a bad file with the synchronous messages and keeps the running config', async () => {
@@ -221,7 +243,7 @@ describe('the child-process loader of the build', () => {
       try {
         got = {
           config: JSON.parse(
-            JSON.stringify(await built.loadConfigFileOffThread(file, { DB_PASSWORD: 'pw' }), replacer),
+            JSON.stringify(await built.loadConfigFileOffThread(file, { DB_PASSWORD: 'pw' }, 0), replacer),
           ),
         };
       } catch (e) {
@@ -234,16 +256,40 @@ describe('the child-process loader of the build', () => {
   it('reads the file a large config came from, in batches', async () => {
     const f = path.join(mkdtempSync(path.join(tmpdir(), 'portprobe-offthread-')), 'c.yml');
     writeFileSync(f, configText(built.TARGET_BATCH * 2 + 5, 9));
-    const cfg = await built.loadConfigFileOffThread(f);
+    const cfg = await built.loadConfigFileOffThread(f, process.env, 0);
     expect(cfg.targets).toHaveLength(built.TARGET_BATCH * 2 + 5);
     expect(cfg.targets[built.TARGET_BATCH * 2 + 4].name).toBe(`t${built.TARGET_BATCH * 2 + 4}`);
     expect(readFileSync(f, 'utf8')).toContain('t0');
   });
 
+  it('starts a loader process only for a file of INLINE_BELOW_BYTES or more', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the module the built loader calls
+    const cp = require('node:child_process') as typeof import('node:child_process');
+    const fork = jest.spyOn(cp, 'fork');
+    try {
+      const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-inline-'));
+      const small = path.join(dir, 'small.yml');
+      writeFileSync(small, configText(10, 9));
+      expect((await built.loadConfigFileOffThread(small)).targets).toHaveLength(10);
+      expect(fork).not.toHaveBeenCalled();
+      const large = path.join(dir, 'large.yml');
+      writeFileSync(large, configText(2000, 9));
+      expect(readFileSync(large).length).toBeGreaterThanOrEqual(built.INLINE_BELOW_BYTES);
+      expect((await built.loadConfigFileOffThread(large)).targets).toHaveLength(2000);
+      expect(fork).toHaveBeenCalledTimes(1);
+    } finally {
+      fork.mockRestore();
+    }
+  });
+
   it('says which file it cannot read', async () => {
-    await expect(built.loadConfigFileOffThread('/nonexistent/portprobe.yml')).rejects.toMatchObject({
-      errors: ['/nonexistent/portprobe.yml: cannot read config: ENOENT'],
-    });
+    for (const inlineBelow of [0, built.INLINE_BELOW_BYTES]) {
+      await expect(
+        built.loadConfigFileOffThread('/nonexistent/portprobe.yml', process.env, inlineBelow),
+      ).rejects.toMatchObject({
+        errors: ['/nonexistent/portprobe.yml: cannot read config: ENOENT'],
+      });
+    }
   });
 });
 
