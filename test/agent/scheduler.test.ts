@@ -64,9 +64,9 @@ describe('Slots', () => {
     const sd = new Shutdown();
     expect(await s.acquire(sd)).toBe(true);
     let gone = true;
-    const unwanted = Array.from({ length: 2000 }, () => s.acquire(sd, () => !gone));
+    const unwanted = Array.from({ length: 8000 }, () => s.acquire(sd, () => !gone));
     const kept = s.acquire(sd, () => true);
-    expect(s.waiting).toBe(2001);
+    expect(s.waiting).toBe(8001);
     // Turns of the event loop seen while the unwanted ones are turned away.
     let turns = 0;
     let spinning = true;
@@ -79,7 +79,7 @@ describe('Slots', () => {
     expect(await kept).toBe(true);
     spinning = false;
     expect(await Promise.all(unwanted)).toEqual(unwanted.map(() => false));
-    expect(turns).toBeGreaterThanOrEqual(5); // 2,000 in batches of 256
+    expect(turns).toBeGreaterThanOrEqual(5); // 8,000 in batches of 1,024
     expect(s.waiting).toBe(0);
     // The one slot went to the kept waiter: nothing is free until it is released.
     gone = false;
