@@ -2,25 +2,59 @@
 // readiness, reload. Handlers never probe inline for /metrics and never throw at the client.
 import { promisify } from 'node:util';
 import { gzip as gzipCb, constants as zlibConstants } from 'node:zlib';
-import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import type { Express, NextFunction, Request, Response } from 'express';
+import Module from 'node:module';
+import path from 'node:path';
 import type { Agent } from './agent';
 import type { AgentLogger } from './logger';
 import { renderStatusPage } from './status/page';
 import { findingLines, findingsSummary, infoFacts } from './status/findings';
 import { adviceFor } from '../exporters/advice';
 import type { ProbeResult } from '../exporters/types';
-import { sanAllowed, type BasicAuth } from './web-config';
+import type { BasicAuth } from './web-config';
+import { sanAllowed } from './san';
 import type { TLSSocket } from 'node:tls';
 import { quoteInput } from './quote';
 
 const gzip = promisify(gzipCb);
+
+/**
+ * express, with its `qs` dependency loaded on first use. express (and body-parser, which
+ * `express()` loads for express.urlencoded) require qs at start, but call it only for the
+ * "extended" query parser and urlencoded bodies, neither of which the agent uses ('query parser'
+ * is 'simple', no route reads a body); qs and what it requires in turn are some 30 ms of CPU at
+ * start, about 40 % of express's own cost (BENCHMARKS.md, "Performance, second round"). Until
+ * something asks qs for anything, a stand-in sits in the module cache under qs's own path; the
+ * first property read loads the real qs and answers from it.
+ */
+function loadExpress(): typeof import('express') {
+  /* eslint-disable @typescript-eslint/no-require-imports -- loaded once, after the stand-in */
+  const file = require.resolve('qs', { paths: [path.dirname(require.resolve('express'))] });
+  if (!require.cache[file]) {
+    let real: Record<string | symbol, unknown> | undefined;
+    const load = (): Record<string | symbol, unknown> => {
+      if (!real) {
+        delete require.cache[file];
+        real = require(file) as Record<string | symbol, unknown>;
+      }
+      return real;
+    };
+    const standIn = new Module(file);
+    standIn.filename = file;
+    standIn.loaded = true;
+    standIn.exports = new Proxy({}, { get: (_t, key) => load()[key], has: (_t, key) => key in load() });
+    require.cache[file] = standIn;
+  }
+  return require('express') as typeof import('express');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+}
 export const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 export interface HttpOptions {
   agent: Agent;
   logger: AgentLogger;
-  /** Called by POST /-/reload; returns the reload outcome. */
-  reload: () => { ok: boolean; errors: string[] };
+  /** Called by POST /-/reload; returns the reload outcome (or a promise of it). */
+  reload: () => { ok: boolean; errors: string[] } | Promise<{ ok: boolean; errors: string[] }>;
   /** Most /probe requests running at once; more get 503 so the scheduler keeps its slots. */
   maxConcurrentProbes?: number;
   /** Subtracted from Prometheus' scrape timeout, as blackbox_exporter does. */
@@ -65,7 +99,7 @@ function badRequest(res: Response, msg: string, status = 400): void {
 
 export function createApp(opts: HttpOptions): Express {
   const { agent, logger } = opts;
-  const app = express();
+  const app = loadExpress()();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
@@ -182,8 +216,8 @@ export function createApp(opts: HttpOptions): Express {
     if (agent.ready) res.type('text/plain').send('portprobe is ready.\n');
     else res.status(503).type('text/plain').send('portprobe is not ready.\n');
   });
-  app.post('/-/reload', (_req, res) => {
-    const out = opts.reload();
+  app.post('/-/reload', async (_req, res) => {
+    const out = await opts.reload();
     if (out.ok) res.type('text/plain').send('config reloaded\n');
     else
       res

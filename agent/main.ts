@@ -1,19 +1,28 @@
 #!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=50
 // Wiring only: flags, logger, first config load, HTTP, signals.
 import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
-import { BasicAuth, loadWebConfig, type WebConfig } from './web-config';
-import { Agent, type BuildInfo } from './agent';
+import type { WebConfig } from './web-config';
+import type { BuildInfo } from './agent';
 import { FlagError, helpText, parseFlags, parseListenAddress, type Flags } from './flags';
 import { lastResort } from './last-resort';
 import { createLogger, type AgentLogger } from './logger';
-import { createApp } from './http';
-import { ConnectionGuard } from './connections';
 import { ConfigError, loadConfigFile } from '../config/load';
-import { runOnce } from './cli/once';
-import { runDiagnose } from './cli/diagnose';
 import { packageVersion } from '../exporters/package-root';
+
+// What a run does not use is not loaded: the web config (its parser and bcrypt worker) only with
+// --web.config.file, TLS only with a TLS web config, the CLI commands only when asked for, the
+// agent, its HTTP layer (express) and its probers not for --config.check or diagnose.
+// Start-up time is module loading first of all (BENCHMARKS.md, "Performance, second round").
+/* eslint-disable @typescript-eslint/no-require-imports -- loaded on first use, see above */
+const webConfig = (): typeof import('./web-config') => require('./web-config') as typeof import('./web-config');
+const https = (): typeof import('node:https') => require('node:https') as typeof import('node:https');
+const once = (): typeof import('./cli/once') => require('./cli/once') as typeof import('./cli/once');
+const diagnose = (): typeof import('./cli/diagnose') => require('./cli/diagnose') as typeof import('./cli/diagnose');
+const agentModule = (): typeof import('./agent') => require('./agent') as typeof import('./agent');
+const httpModule = (): typeof import('./http') => require('./http') as typeof import('./http');
+const connections = (): typeof import('./connections') => require('./connections') as typeof import('./connections');
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 export const BUILD: BuildInfo = {
   version: packageVersion(),
@@ -29,7 +38,7 @@ export const SHUTDOWN_GRACE_MS = 25_000;
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad flags or config. */
 export async function main(argv: readonly string[]): Promise<number> {
-  if (argv[0] === 'diagnose') return runDiagnose(argv.slice(1));
+  if (argv[0] === 'diagnose') return diagnose().runDiagnose(argv.slice(1));
   let flags: Flags;
   try {
     flags = parseFlags(argv);
@@ -64,7 +73,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   let web: WebConfig | undefined;
   if (flags.webConfigFile !== undefined) {
     try {
-      web = loadWebConfig(flags.webConfigFile);
+      web = webConfig().loadWebConfig(flags.webConfigFile);
     } catch (e) {
       if (e instanceof ConfigError) {
         process.stderr.write(`${e.errors.join('\n')}\n`);
@@ -75,7 +84,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 
   const logger = createLogger(flags.logLevel, flags.logFormat);
-  if (flags.once) return runOnce(flags, logger, BUILD);
+  if (flags.once) return once().runOnce(flags, logger, BUILD);
   return serve(flags, logger, web);
 }
 
@@ -85,7 +94,7 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
   // stack, and the agent keeps serving the other targets instead of dying with one hostile peer.
   process.on('uncaughtException', (err) => lastResort('uncaught_exception', err, logger));
   process.on('unhandledRejection', (reason) => lastResort('unhandled_rejection', reason, logger));
-  const agent = new Agent({
+  const agent = new (agentModule().Agent)({
     configFile: flags.configFile,
     logger,
     build: BUILD,
@@ -98,13 +107,13 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
     return 2;
   }
   for (const what of web?.ignored ?? []) logger.warn('web config setting accepted but not applied', { setting: what });
-  const app = createApp({
+  const app = httpModule().createApp({
     agent,
     logger,
-    reload: () => agent.reload(),
+    reload: () => agent.reloadAsync(),
     version: BUILD.version,
     web: web && {
-      auth: new BasicAuth(web.users),
+      auth: new (webConfig().BasicAuth)(web.users),
       headers: web.headers,
       verifyClientCerts: web.tls?.requestCert ?? false,
       clientAllowedSans: web.clientAllowedSans,
@@ -119,11 +128,11 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
     connectionsCheckingInterval: 1000,
   };
   const server = web?.tls
-    ? https.createServer({ ...serverOptions, ...web.tls, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, app)
+    ? https().createServer({ ...serverOptions, ...web.tls, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, app)
     : http.createServer(serverOptions, app);
   // At most MAX_CONNECTIONS; at the cap the longest-idle connection makes room (connections.ts),
   // so idle, slow and silent clients cannot keep a scrape out.
-  const guard = new ConnectionGuard(MAX_CONNECTIONS);
+  const guard = new (connections().ConnectionGuard)(MAX_CONNECTIONS);
   guard.attach(server);
   server.keepAliveTimeout = 65_000;
   server.maxRequestsPerSocket = 1000;
@@ -147,7 +156,7 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
 
   process.on('SIGHUP', () => {
     logger.info('SIGHUP: reloading config');
-    agent.reload();
+    void agent.reloadAsync();
   });
 
   return new Promise<number>((resolve) => {

@@ -4,6 +4,18 @@ import { createHash } from 'node:crypto';
 /** 32-bit FNV-1a of a string's UTF-8 bytes. Stable across processes and versions. */
 export function stableHash(s: string): number {
   let h = 0x811c9dc5;
+  // ASCII names (nearly all) hash from their char codes, without a buffer per name.
+  let ascii = true;
+  for (let i = 0; i < s.length && ascii; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) ascii = false;
+    else {
+      h ^= c;
+      h = Math.imul(h, 0x01000193) >>> 0;
+    }
+  }
+  if (ascii) return h >>> 0;
+  h = 0x811c9dc5;
   for (const b of Buffer.from(s, 'utf8')) {
     h ^= b;
     h = Math.imul(h, 0x01000193) >>> 0;

@@ -1,7 +1,7 @@
 // --web.config.file in the exporter-toolkit format that Prometheus exporters share: TLS for the
 // HTTP server and basic auth with bcrypt hashes. Existing exporters' files work unchanged; the
 // few Go-specific knobs (cipher suite names, curves, http2) are accepted and reported as ignored.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { SecureContextOptions, SecureVersion } from 'node:tls';
@@ -319,11 +319,4 @@ parentPort.on('message', (m) => {
   });
 }
 
-/** True when one of the certificate's SANs is in the allowed list (exact match). */
-export function sanAllowed(subjectAltName: string | undefined, allowed: readonly string[]): boolean {
-  if (allowed.length === 0) return true;
-  const sans = (subjectAltName ?? '').split(',').map((s) => s.trim().replace(/^(DNS|IP Address|email|URI):/, ''));
-  return sans.some((s) =>
-    allowed.some((a) => a.length === s.length && timingSafeEqual(Buffer.from(a), Buffer.from(s))),
-  );
-}
+export { sanAllowed } from './san';

@@ -2,13 +2,13 @@
 // field path and what was expected. Secrets are read here and wrapped in Secret.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
-import cron from 'node-cron';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Document, type Node } from 'yaml';
 import { COLLECTORS, DEFAULT_PING_PACKETS, PROBERS, pingsItself } from '../exporters';
 import { Secret } from '../exporters/secret';
 import type { ModuleSpec, TargetSpec } from '../exporters/types';
-import { PATTERN_WORDS, buildSchema } from './schema';
+import { PATTERN_WORDS } from './schema';
+import { compileSchema, configValidator } from './validator';
 import { parseDuration } from '../exporters/duration';
 
 export interface TargetConfig extends TargetSpec {
@@ -58,10 +58,12 @@ function reservedLabels(): Set<string> {
 }
 const SECRET_REF = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
 
-let compiled: ValidateFunction | undefined;
-function validator(): ValidateFunction {
-  if (!compiled) compiled = compileSchema(buildSchema());
-  return compiled;
+export { compileSchema };
+
+/** Whether a cron expression is valid; node-cron is loaded only for a config that has one. */
+function cronValid(expr: string): boolean {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use: start-up cost
+  return (require('node-cron') as typeof import('node-cron')).default.validate(expr);
 }
 
 export type PathPart = string | number;
@@ -184,6 +186,18 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
 
 /** Parses config text. `file` names it in messages and anchors relative *_file paths. */
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  return parseConfigParts(text, file, env).config;
+}
+
+/**
+ * The checked config and the raw document it came from (for a config parsed in the loader process:
+ * the targets travel as data, everything else is rebuilt in the agent by `assembleConfig`).
+ */
+export function parseConfigParts(
+  text: string,
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): { config: AgentConfig; raw: unknown } {
   // When the schema rejects only optional values, the checks that need a well-formed file still
   // run without them, so one --config.check reports a bad duration and an unknown module at once.
   const salvage = (pruned: unknown, locate: Locate): string[] => {
@@ -195,8 +209,25 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       throw e;
     }
   };
-  const { raw, locate } = parseYamlAgainst(text, file, validator(), salvage);
-  return normalise(raw as RawConfig, file, locate, env);
+  const { raw, locate } = parseYamlAgainst(text, file, configValidator(), salvage);
+  return { config: normalise(raw as RawConfig, file, locate, env), raw };
+}
+
+/**
+ * A config from a raw document checked already (`parseConfigParts` in the loader process) without
+ * its targets, and those targets as `parseConfigParts` normalised them. Modules, secrets and the
+ * collectors' settings are built here, in the process that uses them. Throws ConfigError when a
+ * secret file or variable went away meanwhile.
+ */
+export function assembleConfig(
+  head: unknown,
+  targets: TargetConfig[],
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): AgentConfig {
+  const cfg = normalise({ ...(head as RawConfig), targets: [] }, file, () => file, env);
+  cfg.targets = targets;
+  return cfg;
 }
 
 /**
@@ -284,11 +315,6 @@ export function parseYamlAgainst(
     throw new ConfigError(sortByLine(errors));
   }
   return { raw, locate: (parts, key) => loc.at(parts, key) };
-}
-
-/** Compiles a JSON Schema with the options the config loader relies on. */
-export function compileSchema(schema: object): ValidateFunction {
-  return new Ajv2020({ allErrors: true, strict: false, verbose: true }).compile(schema);
 }
 
 interface RawModule {
@@ -385,7 +411,7 @@ function normalise(raw: RawConfig, file: string, locate: Locate, env: NodeJS.Pro
     }
     const intervalMs = t.interval ? parseDuration(t.interval) : global.intervalMs;
     if (intervalMs < 1000) err([...here, 'interval'], 'must be at least 1s');
-    if (t.schedule !== undefined && !cron.validate(t.schedule)) {
+    if (t.schedule !== undefined && !cronValid(t.schedule)) {
       err([...here, 'schedule'], `"${t.schedule}" is not a valid cron expression`);
     }
     if (t.schedule !== undefined && t.interval !== undefined) {
