@@ -3,7 +3,7 @@
 // module asks): version and encryption policy need no login. Login and queries use tedious.
 import type net from 'node:net';
 import type tls from 'node:tls';
-import type { ProberDef } from '../types';
+import type { Finding, ProberDef } from '../types';
 import { ProbeError, classifyError, runLadder } from '../ladder';
 import { connectTcp, parseHostPort, resolveHost, startTls, recordTls } from '../net';
 import type { Prelogin } from './prelogin';
@@ -23,6 +23,14 @@ import { browse } from './browse';
 import { preloginPhase, tdsTlsOptions } from './handshake';
 import { loginAndQuery, queryFamilies } from './session';
 import { MSSQL_URLS } from './url';
+
+/** The encryption finding of each mode, made once: the ladder copies what it keeps. */
+const encryptionFindings = new Map<string, Finding>();
+function encryptionFindingFor(mode: NonNullable<Prelogin['encryption']>): Finding {
+  let f = encryptionFindings.get(mode);
+  if (!f) encryptionFindings.set(mode, (f = encryptionFinding(mode)));
+  return f;
+}
 
 export const mssqlProber: ProberDef<MssqlSettings> = {
   name: 'mssql',
@@ -99,7 +107,7 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
           const encryption = prelogin.encryption;
           if (encryption) {
             l.fact('probe_mssql_encryption_info', 1, { mode: encryption });
-            l.finding(encryptionFinding(encryption));
+            l.finding(encryptionFindingFor(encryption));
           }
           l.details.encryption = encryption;
           const loginWanted = s.username !== undefined;
