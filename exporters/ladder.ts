@@ -223,8 +223,11 @@ export class Ladder {
   debug(line: string): void {
     const clean = scrubText(line, this.secrets);
     if (this.log.length < 200) this.log.push(oneLine(clean, 500));
-    this.ctx.logger.debug(clean, { target: this.ctx.target.name });
+    this.ctx.logger.debug(clean, (this.logFields ??= { target: this.ctx.target.name }));
   }
+
+  /** The fields of every debug line of this probe (one object, not one per line). */
+  private logFields?: { target: string };
 
   /** Marks a failure without throwing, for rungs that report and carry on (e.g. one data mode). */
   fail(phase: string, reason: FailureReason, message: string, advice?: string): void {

@@ -9,7 +9,7 @@ import { FTP_URLS } from './url';
 import { readBanner } from './banner';
 import { ControlConnection } from './control';
 import { transfer, type DataEnv } from './data';
-import { replyText, type Reply } from './reply';
+import { replyText, type Reply, type ReplyLimits } from './reply';
 import {
   DATA_MODES,
   FTP_DEFAULTS,
@@ -196,6 +196,20 @@ interface Session {
   typeSet: boolean;
 }
 
+/** A module's settings with the defaults under them, and its reply limits: worked out once per module. */
+const preparedSettings = new WeakMap<FtpSettings, { s: FtpSettings; replyLimits: Partial<ReplyLimits> }>();
+function prepared(settings: FtpSettings): { s: FtpSettings; replyLimits: Partial<ReplyLimits> } {
+  let p = preparedSettings.get(settings);
+  if (!p) {
+    p = {
+      s: { ...FTP_DEFAULTS, ...settings },
+      replyLimits: { ...REPLY_LIMITS, secrets: secretValues(settings) },
+    };
+    preparedSettings.set(settings, p);
+  }
+  return p;
+}
+
 export const ftpProber: ProberDef<FtpSettings> = {
   name: 'ftp',
   defaultPort: FTP_DEFAULT_PORT,
@@ -209,8 +223,7 @@ export const ftpProber: ProberDef<FtpSettings> = {
   validateAddress: validateFtpAddress,
   run: (ctx) =>
     runLadder(ctx, async (l) => {
-      const s = { ...FTP_DEFAULTS, ...ctx.module.settings };
-      const replyLimits = { ...REPLY_LIMITS, secrets: secretValues(ctx.module.settings) };
+      const { s, replyLimits } = prepared(ctx.module.settings);
       const signal = ctx.signal;
       const hp = parseHostPort(ctx.target.address, defaultPort(s));
       if (typeof hp === 'string') throw new ProbeError('internal_error', hp);
