@@ -3,7 +3,10 @@
 import type tls from 'node:tls';
 import { DeadlineError, ProbeError, isShutdown, runLadder, type Ladder } from '../ladder';
 import type { MetricDef, ProberDef } from '../types';
-import { TLS_METRICS, connectTcp, parseHostPort, resolveHost, recordTls, tlsOptions } from '../net';
+// From the modules, not the folder's index: its re-exports are getters, paid on every call.
+import { parseTargetAddress, resolveHost } from '../net/address';
+import { connectTcp } from '../net/connect';
+import { TLS_METRICS, recordTls, tlsOptions } from '../net/tls';
 import { ADVICE, ftpAdvice, loginFailure, probeError } from './advice';
 import { FTP_URLS } from './url';
 import { readBanner } from './banner';
@@ -225,7 +228,7 @@ export const ftpProber: ProberDef<FtpSettings> = {
     runLadder(ctx, async (l) => {
       const { s, replyLimits } = prepared(ctx.module.settings);
       const signal = ctx.signal;
-      const hp = parseHostPort(ctx.target.address, defaultPort(s));
+      const hp = parseTargetAddress(ctx.target, defaultPort(s));
       if (typeof hp === 'string') throw new ProbeError('internal_error', hp);
 
       const codes = new Map<string, number>();

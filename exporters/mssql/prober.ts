@@ -5,7 +5,10 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import type { Finding, ProberDef } from '../types';
 import { ProbeError, classifyError, runLadder } from '../ladder';
-import { connectTcp, parseHostPort, resolveHost, startTls, recordTls } from '../net';
+// From the modules, not the folder's index: its re-exports are getters, paid on every call.
+import { parseTargetAddress, resolveHost } from '../net/address';
+import { connectTcp } from '../net/connect';
+import { recordTls, startTls } from '../net/tls';
 import type { Prelogin } from './prelogin';
 import { advise } from './versions';
 import { tlsOverTds } from './wire';
@@ -46,8 +49,8 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
   run: (ctx) =>
     runLadder(ctx, async (l) => {
       const s = ctx.module.settings;
-      const explicit = parseHostPort(ctx.target.address);
-      const hp = typeof explicit === 'string' ? parseHostPort(ctx.target.address, 1433) : explicit;
+      const explicit = parseTargetAddress(ctx.target);
+      const hp = typeof explicit === 'string' ? parseTargetAddress(ctx.target, 1433) : explicit;
       if (typeof hp === 'string') throw new ProbeError('internal_error', hp);
       const hasPort = typeof explicit !== 'string';
       if (s.queries.length > 0 || (s.query_packs ?? []).length > 0) l.details.customMetrics = queryFamilies(s);

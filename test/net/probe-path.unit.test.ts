@@ -3,7 +3,7 @@
 import net from 'node:net';
 import fc from 'fast-check';
 import { DeadlineError, ProbeError, oneLine } from '../../exporters/ladder';
-import { ReadQueue, connectTcp } from '../../exporters/net';
+import { ReadQueue, connectTcp, parseHostPort, parseTargetAddress } from '../../exporters/net';
 import { ProbeAbort, type ProbeSignal } from '../../exporters/signal';
 import { ReplyParser } from '../../exporters/ftp/reply';
 import { preloginPackets } from '../../exporters/mssql/handshake';
@@ -221,5 +221,22 @@ describe('preloginPackets', () => {
       expect(preloginPackets(strict, instance)).toBe(packets);
     }
     expect(preloginPackets(false, 'A')).not.toEqual(preloginPackets(false, 'B'));
+  });
+});
+
+describe('parseTargetAddress', () => {
+  it("gives parseHostPort's answer for each default port, and parses again when the address changed", () => {
+    const target = { address: 'db.example:1444' };
+    expect(parseTargetAddress(target)).toEqual(parseHostPort('db.example:1444'));
+    expect(parseTargetAddress(target)).toBe(parseTargetAddress(target));
+    const bare = { address: 'db.example' };
+    expect(parseTargetAddress(bare)).toBe('"db.example": a port is required (host:port)');
+    expect(parseTargetAddress(bare, 1433)).toEqual({ host: 'db.example', port: 1433 });
+    expect(parseTargetAddress(bare, 990)).toEqual({ host: 'db.example', port: 990 });
+    expect(parseTargetAddress(bare)).toBe('"db.example": a port is required (host:port)');
+    const changing = { address: '10.0.0.1:21' };
+    expect(parseTargetAddress(changing, 21)).toEqual({ host: '10.0.0.1', port: 21 });
+    changing.address = '[::1]:2121';
+    expect(parseTargetAddress(changing, 21)).toEqual({ host: '::1', port: 2121 });
   });
 });
