@@ -7,7 +7,9 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import { DeadlineError, ProbeError } from '../ladder';
 import { probeError } from './advice';
-import { ReadQueue, startTls } from '../net';
+// From the modules, not the folder's index: its re-exports are getters, paid on every call.
+import { ReadQueue } from '../net/read-queue';
+import { startTls } from '../net/tls';
 import { ReplyParser, type Reply, type ReplyErrorKind, type ReplyLimits } from './reply';
 import type { ProbeSignal } from '../signal';
 

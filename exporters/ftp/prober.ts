@@ -3,13 +3,16 @@
 import type tls from 'node:tls';
 import { DeadlineError, ProbeError, isShutdown, runLadder, type Ladder } from '../ladder';
 import type { MetricDef, ProberDef } from '../types';
-import { TLS_METRICS, connectTcp, parseHostPort, resolveHost, recordTls, tlsOptions } from '../net';
+// From the modules, not the folder's index: its re-exports are getters, paid on every call.
+import { parseTargetAddress, resolveHost } from '../net/address';
+import { connectTcp } from '../net/connect';
+import { TLS_METRICS, recordTls, tlsOptions } from '../net/tls';
 import { ADVICE, ftpAdvice, loginFailure, probeError } from './advice';
 import { FTP_URLS } from './url';
 import { readBanner } from './banner';
 import { ControlConnection } from './control';
 import { transfer, type DataEnv } from './data';
-import { replyText, type Reply } from './reply';
+import { replyText, type Reply, type ReplyLimits } from './reply';
 import {
   DATA_MODES,
   FTP_DEFAULTS,
@@ -196,6 +199,20 @@ interface Session {
   typeSet: boolean;
 }
 
+/** A module's settings with the defaults under them, and its reply limits: worked out once per module. */
+const preparedSettings = new WeakMap<FtpSettings, { s: FtpSettings; replyLimits: Partial<ReplyLimits> }>();
+function prepared(settings: FtpSettings): { s: FtpSettings; replyLimits: Partial<ReplyLimits> } {
+  let p = preparedSettings.get(settings);
+  if (!p) {
+    p = {
+      s: { ...FTP_DEFAULTS, ...settings },
+      replyLimits: { ...REPLY_LIMITS, secrets: secretValues(settings) },
+    };
+    preparedSettings.set(settings, p);
+  }
+  return p;
+}
+
 export const ftpProber: ProberDef<FtpSettings> = {
   name: 'ftp',
   defaultPort: FTP_DEFAULT_PORT,
@@ -209,10 +226,9 @@ export const ftpProber: ProberDef<FtpSettings> = {
   validateAddress: validateFtpAddress,
   run: (ctx) =>
     runLadder(ctx, async (l) => {
-      const s = { ...FTP_DEFAULTS, ...ctx.module.settings };
-      const replyLimits = { ...REPLY_LIMITS, secrets: secretValues(ctx.module.settings) };
+      const { s, replyLimits } = prepared(ctx.module.settings);
       const signal = ctx.signal;
-      const hp = parseHostPort(ctx.target.address, defaultPort(s));
+      const hp = parseTargetAddress(ctx.target, defaultPort(s));
       if (typeof hp === 'string') throw new ProbeError('internal_error', hp);
 
       const codes = new Map<string, number>();

@@ -92,15 +92,25 @@ export class ReplyParser {
           new ReplyError('line_too_long', `reply line longer than ${this.limits.maxLineBytes} bytes`),
         );
       }
-      if (piece.length > 0) {
-        this.partial.push(Buffer.from(piece));
-        this.partialBytes += piece.length;
+      if (nl < 0) {
+        // An unfinished line: keep a copy (the caller may reuse its buffer) until its end comes.
+        if (piece.length > 0) {
+          this.partial.push(Buffer.from(piece));
+          this.partialBytes += piece.length;
+        }
+        break;
       }
-      if (nl < 0) break;
       start = nl + 1;
-      let line = Buffer.concat(this.partial, this.partialBytes);
-      this.partial = [];
-      this.partialBytes = 0;
+      let line: Uint8Array;
+      if (this.partialBytes === 0) {
+        // The whole line is in this chunk (the usual case): decode it where it lies.
+        line = piece;
+      } else {
+        if (piece.length > 0) this.partial.push(Buffer.from(piece.buffer, piece.byteOffset, piece.length));
+        line = Buffer.concat(this.partial, this.partialBytes + piece.length);
+        this.partial = [];
+        this.partialBytes = 0;
+      }
       if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1);
       if (line.length > this.limits.maxLineBytes) {
         return this.fail(
@@ -108,7 +118,8 @@ export class ReplyParser {
           new ReplyError('line_too_long', `reply line longer than ${this.limits.maxLineBytes} bytes`),
         );
       }
-      const err = this.line(line.toString('utf8'), replies);
+      const bytes = Buffer.isBuffer(line) ? line : Buffer.from(line.buffer, line.byteOffset, line.length);
+      const err = this.line(bytes.toString('utf8'), replies);
       if (err) return this.fail(replies, err);
     }
     return { replies };

@@ -6,7 +6,15 @@ import { readFileSync } from 'node:fs';
 import { ProbeError, classifyError, type Ladder } from '../ladder';
 import type { ProbeSignal } from '../signal';
 import { PacketType, encodeMessage } from './packet';
-import { Encrypt, buildPrelogin, formatVersion, instanceValidity, parsePrelogin, type Prelogin } from './prelogin';
+import {
+  Encrypt,
+  buildPrelogin,
+  formatVersion,
+  instanceValidity,
+  parsePrelogin,
+  type Prelogin,
+  type Version,
+} from './prelogin';
 import { advise, formatBuild, nameVersion } from './versions';
 import { NOT_TDS_ADVICE, readMessage } from './wire';
 import { patchAdvisoryFinding } from './findings';
@@ -55,14 +63,7 @@ async function doPrelogin(
   signal: ProbeSignal,
   strict: boolean,
 ): Promise<Prelogin> {
-  // Offering encryption (OFF = "available, not required") makes the answer tell the server's
-  // policy: OFF available, REQ forced, NOT_SUP no certificate. Under TDS 8 the value is ignored.
-  const request = buildPrelogin({
-    encryption: strict ? Encrypt.NOT_SUP : Encrypt.OFF,
-    instance: s.instance ?? '',
-    threadId: process.pid,
-  });
-  for (const p of encodeMessage(PacketType.PRELOGIN, request)) socket.write(p);
+  for (const p of preloginPackets(strict, s.instance ?? '')) socket.write(p);
   const answer = await readMessage(socket, signal);
   if (answer.type !== PacketType.TABULAR_RESULT) {
     throw new ProbeError(
@@ -76,13 +77,13 @@ async function doPrelogin(
   const p = parsed.prelogin;
   if (p.version) {
     const v = p.version;
-    const named = nameVersion(v);
+    const known = versionFacts(v);
     const advisory = advise(v, s.min_build);
-    l.fact('probe_mssql_version_info', 1, { version: formatVersion(v), product: named.product, level: named.level });
+    l.fact('probe_mssql_version_info', 1, known.labels);
     l.fact('probe_mssql_patch_advisory', advisory.below ? 1 : 0);
-    l.details.version = formatVersion(v);
-    l.details.versionName = named.name;
-    l.details.build = formatBuild(v);
+    l.details.version = known.labels.version;
+    l.details.versionName = known.name;
+    l.details.build = known.build;
     if (advisory.below) l.details.advisory = advisory.message;
     const finding = patchAdvisoryFinding(advisory, s.min_build?.[String(v.major)] !== undefined);
     if (finding) l.finding(finding);
@@ -100,6 +101,52 @@ async function doPrelogin(
     `prelogin: version ${typeof l.details.version === 'string' ? l.details.version : '?'} encryption ${p.encryption ?? '?'}`,
   );
   return p;
+}
+
+// A server answers with the same version on every probe, and the agent sends the same PRELOGIN:
+// both are worked out once (small maps: one entry per instance name and per version seen).
+const MEMO_LIMIT = 1024;
+
+const requests = new Map<string, readonly Buffer[]>();
+
+/** The PRELOGIN packets for this encryption offer and instance (the same bytes on every probe). */
+export function preloginPackets(strict: boolean, instance: string): readonly Buffer[] {
+  const key = `${strict ? 's' : 'p'}${instance}`;
+  let packets = requests.get(key);
+  if (!packets) {
+    // Offering encryption (OFF = "available, not required") makes the answer tell the server's
+    // policy: OFF available, REQ forced, NOT_SUP no certificate. Under TDS 8 the value is ignored.
+    const request = buildPrelogin({
+      encryption: strict ? Encrypt.NOT_SUP : Encrypt.OFF,
+      instance,
+      threadId: process.pid,
+    });
+    packets = encodeMessage(PacketType.PRELOGIN, request);
+    if (requests.size >= MEMO_LIMIT) requests.clear();
+    requests.set(key, packets);
+  }
+  return packets;
+}
+
+interface VersionFacts {
+  /** Labels of probe_mssql_version_info; shared by every result that saw this version, never changed. */
+  labels: Readonly<Record<'version' | 'product' | 'level', string>>;
+  name: string;
+  build: string;
+}
+
+const versions = new Map<string, VersionFacts>();
+
+function versionFacts(v: Version): VersionFacts {
+  const version = formatVersion(v);
+  let f = versions.get(version);
+  if (!f) {
+    const named = nameVersion(v);
+    f = { labels: { version, product: named.product, level: named.level }, name: named.name, build: formatBuild(v) };
+    if (versions.size >= MEMO_LIMIT) versions.clear();
+    versions.set(version, f);
+  }
+  return f;
 }
 
 export function tdsTlsOptions(s: MssqlSettings, host: string): tls.ConnectionOptions {

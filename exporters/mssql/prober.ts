@@ -3,9 +3,12 @@
 // module asks): version and encryption policy need no login. Login and queries use tedious.
 import type net from 'node:net';
 import type tls from 'node:tls';
-import type { ProberDef } from '../types';
+import type { Finding, ProberDef } from '../types';
 import { ProbeError, classifyError, runLadder } from '../ladder';
-import { connectTcp, parseHostPort, resolveHost, startTls, recordTls } from '../net';
+// From the modules, not the folder's index: its re-exports are getters, paid on every call.
+import { parseTargetAddress, resolveHost } from '../net/address';
+import { connectTcp } from '../net/connect';
+import { recordTls, startTls } from '../net/tls';
 import type { Prelogin } from './prelogin';
 import { advise } from './versions';
 import { tlsOverTds } from './wire';
@@ -24,6 +27,14 @@ import { preloginPhase, tdsTlsOptions } from './handshake';
 import { loginAndQuery, queryFamilies } from './session';
 import { MSSQL_URLS } from './url';
 
+/** The encryption finding of each mode, made once: the ladder copies what it keeps. */
+const encryptionFindings = new Map<string, Finding>();
+function encryptionFindingFor(mode: NonNullable<Prelogin['encryption']>): Finding {
+  let f = encryptionFindings.get(mode);
+  if (!f) encryptionFindings.set(mode, (f = encryptionFinding(mode)));
+  return f;
+}
+
 export const mssqlProber: ProberDef<MssqlSettings> = {
   name: 'mssql',
   defaultPort: 1433,
@@ -38,8 +49,8 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
   run: (ctx) =>
     runLadder(ctx, async (l) => {
       const s = ctx.module.settings;
-      const explicit = parseHostPort(ctx.target.address);
-      const hp = typeof explicit === 'string' ? parseHostPort(ctx.target.address, 1433) : explicit;
+      const explicit = parseTargetAddress(ctx.target);
+      const hp = typeof explicit === 'string' ? parseTargetAddress(ctx.target, 1433) : explicit;
       if (typeof hp === 'string') throw new ProbeError('internal_error', hp);
       const hasPort = typeof explicit !== 'string';
       if (s.queries.length > 0 || (s.query_packs ?? []).length > 0) l.details.customMetrics = queryFamilies(s);
@@ -99,7 +110,7 @@ export const mssqlProber: ProberDef<MssqlSettings> = {
           const encryption = prelogin.encryption;
           if (encryption) {
             l.fact('probe_mssql_encryption_info', 1, { mode: encryption });
-            l.finding(encryptionFinding(encryption));
+            l.finding(encryptionFindingFor(encryption));
           }
           l.details.encryption = encryption;
           const loginWanted = s.username !== undefined;

@@ -61,6 +61,26 @@ export function parseHostPort(address: string, defaultPort?: number): HostPort |
   return { host, port };
 }
 
+const parsedTargets = new WeakMap<object, { address: string; byDefault: Map<number | undefined, HostPort | string> }>();
+
+/**
+ * parseHostPort of a target's address, remembered on the target object: a scheduled target probes
+ * the same address every interval. The result is shared: read it, do not change it.
+ */
+export function parseTargetAddress(target: { readonly address: string }, defaultPort?: number): HostPort | string {
+  let known = parsedTargets.get(target);
+  if (!known || known.address !== target.address) {
+    known = { address: target.address, byDefault: new Map() };
+    parsedTargets.set(target, known);
+  }
+  let parsed = known.byDefault.get(defaultPort);
+  if (parsed === undefined) {
+    parsed = parseHostPort(target.address, defaultPort);
+    known.byDefault.set(defaultPort, parsed);
+  }
+  return parsed;
+}
+
 export type IpPreference = 'ip4' | 'ip6';
 
 export interface Resolved {

@@ -2,7 +2,7 @@
 // on Node's bare TCP handle for connect-only probes, with arrival stamps when the addon is there.
 import net from 'node:net';
 import { getSystemErrorName } from 'node:util';
-import { DeadlineError, isShutdown, untilAborted } from '../ladder';
+import { DeadlineError, isShutdown } from '../ladder';
 import type { ProbeSignal } from '../signal';
 import { watchedHandle, watchedSocket } from './arrival';
 import { nodeTcpBinding, type TcpBinding } from './node-tcp';
@@ -42,16 +42,33 @@ export function connectTcp(
  * DeadlineError on abort. On either the socket is destroyed.
  */
 export function settled<S extends net.Socket>(socket: S, event: string, signal: ProbeSignal): Promise<S> {
-  const done = new Promise<S>((resolve, reject) => {
-    socket.once(event, () => {
-      socket.off('error', reject);
+  // One promise and three listeners: this runs once per probe.
+  return new Promise<S>((resolve, reject) => {
+    if (signal.aborted) {
+      socket.destroy();
+      reject(new DeadlineError(isShutdown(signal)));
+      return;
+    }
+    const onEvent = (): void => {
+      socket.off('error', onError);
+      signal.removeEventListener('abort', onAbort);
       resolve(socket);
-    });
-    socket.once('error', reject);
-  });
-  return untilAborted(done, signal, () => socket.destroy()).catch((err: unknown) => {
-    socket.destroy();
-    throw err;
+    };
+    const onError = (err: unknown): void => {
+      socket.off(event, onEvent);
+      signal.removeEventListener('abort', onAbort);
+      socket.destroy();
+      reject(err);
+    };
+    // The error listener stays: a destroyed socket's late error must not go unheard.
+    const onAbort = (): void => {
+      socket.off(event, onEvent);
+      socket.destroy();
+      reject(new DeadlineError(isShutdown(signal)));
+    };
+    socket.once(event, onEvent);
+    socket.once('error', onError);
+    signal.addEventListener('abort', onAbort, { once: true });
   });
 }
 

@@ -2,7 +2,7 @@
 // replies) waits in a queue for one reader at a time, and the stream's end or error reaches that
 // reader as a rejection. The socket is paused while `highWater` items wait unread, so a peer that
 // talks faster than the probe reads fills the kernel's buffers, not ours.
-import { untilAborted } from '../ladder';
+import { DeadlineError, isShutdown } from '../ladder';
 import type { ProbeSignal } from '../signal';
 
 export interface ReadQueueOptions {
@@ -58,15 +58,36 @@ export class ReadQueue<T> {
     this.ended = false;
   }
 
-  /** The next item, or rejects on close, failure or abort. */
+  /**
+   * The next item, or rejects on close, failure or abort. One promise per read, with the abort
+   * listener attached only while the read waits (an item already queued is handed over at once).
+   */
   next(signal: ProbeSignal): Promise<T> {
     if (this.waiter) return Promise.reject(new Error(`${this.opts.name}: concurrent read`));
-    const p = new Promise<T>((resolve, reject) => {
-      this.waiter = { resolve, reject };
-    });
-    this.wake();
-    return untilAborted(p, signal, () => {
-      this.waiter = undefined;
+    if (signal.aborted) return Promise.reject(new DeadlineError(isShutdown(signal)));
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = (): void => {
+        if (this.waiter !== waiter) return;
+        this.waiter = undefined;
+        reject(new DeadlineError(isShutdown(signal)));
+      };
+      const waiter = {
+        resolve: (item: T): void => {
+          if (listening) signal.removeEventListener('abort', onAbort);
+          resolve(item);
+        },
+        reject: (e: unknown): void => {
+          if (listening) signal.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      };
+      let listening = false;
+      this.waiter = waiter;
+      this.wake();
+      if (this.waiter === waiter) {
+        listening = true;
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
     });
   }
 
