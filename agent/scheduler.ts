@@ -17,6 +17,8 @@ import { sameConfig } from '../config/equal';
 export class Slots {
   private free: number;
   private readonly waiters: (() => void)[] = [];
+  /** Index of the first waiter: taking from the front by shift() copies the whole queue. */
+  private head = 0;
 
   constructor(private limit: number) {
     this.free = limit;
@@ -30,7 +32,7 @@ export class Slots {
 
   acquire(shutdown: Shutdown): Promise<void> {
     if (shutdown.aborted) return Promise.reject(new Error('shutting down'));
-    if (this.free > 0 && this.waiters.length === 0) {
+    if (this.free > 0 && this.waiters.length === this.head) {
       this.free--;
       return Promise.resolve();
     }
@@ -41,7 +43,7 @@ export class Slots {
         resolve();
       };
       unsubscribe = shutdown.subscribe(() => {
-        const i = this.waiters.indexOf(grant);
+        const i = this.waiters.indexOf(grant, this.head);
         if (i >= 0) this.waiters.splice(i, 1);
         reject(new Error('shutting down'));
       });
@@ -55,9 +57,14 @@ export class Slots {
   }
 
   private drain(): void {
-    while (this.free > 0 && this.waiters.length > 0) {
+    while (this.free > 0 && this.head < this.waiters.length) {
       this.free--;
-      (this.waiters.shift() as () => void)();
+      const grant = this.waiters[this.head++];
+      if (this.head === this.waiters.length || (this.head >= 1024 && this.head * 2 >= this.waiters.length)) {
+        this.waiters.splice(0, this.head);
+        this.head = 0;
+      }
+      grant();
     }
   }
 }
