@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { crc32, gunzipSync } from 'node:zlib';
-import { COMMON_METRICS, EMPTY_RENDERED, FamilyRegistry } from '../../agent/exposition';
+import { COMMON_METRICS, EMPTY_RENDERED, FamilyRegistry, ScrapeBuffer } from '../../agent/exposition';
 import { crc32Combine, deflateSegment, joinSegments } from '../../agent/gzip-segments';
 import { ResultStore, type TargetIdentity } from '../../agent/store';
 import type { CollectorResult, ProbeResult } from '../../exporters/types';
@@ -170,5 +170,23 @@ describe('ResultStore.gzipExposition', () => {
     expect(store.staleBlocks).toBe(0);
     const gz = await store.gzipExposition(tail);
     expect(gunzipSync(gz).toString()).toBe(before);
+  });
+});
+
+describe('ScrapeBuffer above its size to keep', () => {
+  it('does not hold a body larger than KEEP_MAX between scrapes, and keeps a smaller one', () => {
+    const sb = new ScrapeBuffer();
+    const big = sb.borrow();
+    const first = big.alloc(ScrapeBuffer.KEEP_MAX + 1);
+    big.release();
+    const next = sb.borrow();
+    expect(next.alloc(ScrapeBuffer.KEEP_MAX + 1).buffer).not.toBe(first.buffer);
+    next.release();
+    const small = sb.borrow();
+    const kept = small.alloc(1 << 20);
+    small.release();
+    const again = sb.borrow();
+    expect(again.alloc(1 << 20).buffer).toBe(kept.buffer);
+    again.release();
   });
 });
