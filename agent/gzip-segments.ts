@@ -4,7 +4,7 @@
 // and the trailer (CRC-32 of the whole text, combined from the pieces' CRCs, and its length)
 // close the member. RFC 1951 section 3.2.3 and RFC 1952 section 2.3.
 import { promisify } from 'node:util';
-import { constants, crc32, deflateRaw as deflateRawCb } from 'node:zlib';
+import { constants, crc32, deflateRaw as deflateRawCb, deflateRawSync } from 'node:zlib';
 
 const deflateRaw = promisify(deflateRawCb);
 
@@ -15,14 +15,18 @@ export interface Segment {
   len: number;
 }
 
+/** Below this size a piece is compressed at once on the event loop: a round trip to the pool costs more. */
+const INLINE_BYTES = 16 * 1024;
+
 /** Compresses `text` (level 1, on the thread pool) into a piece that can be joined to others. */
 export async function deflateSegment(text: Buffer): Promise<Segment> {
   const crc = crc32(text);
-  const data = await deflateRaw(text, {
+  const opts = {
     level: constants.Z_BEST_SPEED,
     finishFlush: constants.Z_SYNC_FLUSH,
     chunkSize: Math.min(Math.max(text.length >> 2, 16 * 1024), 4 * 1024 * 1024),
-  });
+  };
+  const data = text.length < INLINE_BYTES ? deflateRawSync(text, opts) : await deflateRaw(text, opts);
   return { data, crc, len: text.length };
 }
 

@@ -276,9 +276,8 @@ export class ResultStore {
         // Compressed, the lines are kept once; a later result renders afresh.
         for (const e of b.members) e.rendered = EMPTY_RENDERED;
       }
-      // One family after another: each compression holds a quarter of a megabyte of zlib state.
-      const segs: (Segment | undefined)[] = [];
-      for (const t of texts) segs.push(t ? await deflateSegment(t) : undefined);
+      // A block's families at once (a quarter of a megabyte of zlib state each, for a moment).
+      const segs = await Promise.all(texts.map((t) => (t ? deflateSegment(t) : Promise.resolve(undefined))));
       const p: PackedBlock = { version: v, segs: compact(segs) };
       if (!b.packed || b.packed.version < v) b.packed = p;
       return p;
