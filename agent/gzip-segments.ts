@@ -3,10 +3,7 @@
 // pieces can be compressed once, kept, and laid end to end in any order; one final empty block
 // and the trailer (CRC-32 of the whole text, combined from the pieces' CRCs, and its length)
 // close the member. RFC 1951 section 3.2.3 and RFC 1952 section 2.3.
-import { promisify } from 'node:util';
-import { constants, crc32, deflateRaw as deflateRawCb, deflateRawSync } from 'node:zlib';
-
-const deflateRaw = promisify(deflateRawCb);
+import { constants, crc32, deflateRawSync } from 'node:zlib';
 
 /** One compressed piece: its deflate bytes, and the CRC-32 and length of the text it holds. */
 export interface Segment {
@@ -15,19 +12,10 @@ export interface Segment {
   len: number;
 }
 
-/** Below this size a piece is compressed at once on the event loop: a round trip to the pool costs more. */
-const INLINE_BYTES = 16 * 1024;
-
-/** Compresses `text` (level 1, on the thread pool) into a piece that can be joined to others. */
-export async function deflateSegment(text: Buffer): Promise<Segment> {
-  const crc = crc32(text);
-  const opts = {
-    level: constants.Z_BEST_SPEED,
-    finishFlush: constants.Z_SYNC_FLUSH,
-    chunkSize: Math.min(Math.max(text.length >> 2, 16 * 1024), 4 * 1024 * 1024),
-  };
-  const data = text.length < INLINE_BYTES ? deflateRawSync(text, opts) : await deflateRaw(text, opts);
-  return { data, crc, len: text.length };
+/** Compresses `text` (level 1) into a piece that can be joined to others. */
+export function deflateSegment(text: Buffer): Segment {
+  const data = deflateRawSync(text, { level: constants.Z_BEST_SPEED, finishFlush: constants.Z_SYNC_FLUSH });
+  return { data, crc: crc32(text), len: text.length };
 }
 
 // CRC-32 combination over GF(2): the CRC of A followed by B is CRC(A) multiplied by x^(8·len(B))
@@ -109,24 +97,4 @@ export function compact(segments: readonly (Segment | undefined)[]): (Segment | 
     at += s.data.copy(all, at);
     return { data, crc: s.crc, len: s.len };
   });
-}
-
-/** Runs at most `limit` of the given jobs at a time, in the order they came. */
-export class Limiter {
-  private running = 0;
-  private readonly queue: (() => void)[] = [];
-
-  constructor(private readonly limit: number) {}
-
-  async run<T>(job: () => Promise<T>): Promise<T> {
-    if (this.running >= this.limit) await new Promise<void>((r) => this.queue.push(r));
-    else this.running++;
-    try {
-      return await job();
-    } finally {
-      const next = this.queue.shift();
-      if (next) next();
-      else this.running--;
-    }
-  }
 }

@@ -12,7 +12,7 @@ import {
   TRANSIENT,
   type Rendered,
 } from './exposition';
-import { Limiter, compact, deflateSegment, joinSegments, type Segment } from './gzip-segments';
+import { compact, deflateSegment, joinSegments, type Segment } from './gzip-segments';
 import { stableHash } from './shard';
 
 export interface TargetIdentity {
@@ -52,7 +52,6 @@ interface Block {
   version: number;
   touchedAtMs: number;
   packed?: PackedBlock;
-  job?: { version: number; done: Promise<PackedBlock> };
 }
 
 interface PackedBlock {
@@ -66,6 +65,8 @@ const BLOCK_TARGETS = 512;
 const MAX_BLOCK_BITS = 8;
 /** A block is compressed ahead of a scrape once its targets have been quiet this long. */
 const QUIET_MS = 250;
+/** Blocks compressed ahead per turn of the event loop (a few milliseconds each at most). */
+const AHEAD_PER_TICK = 4;
 /** Without a compressed scrape for this long, blocks are no longer compressed ahead. */
 const PACK_AHEAD_FOR_MS = 10 * 60_000;
 /**
@@ -95,13 +96,10 @@ export class ResultStore {
   private blocks: Block[] = [newBlock()];
   /** The collectors' series, as one more block after the targets'. */
   private readonly collectorBlock: Block = newBlock();
-  private readonly headers = new Map<number, Promise<Segment>>();
-  /** Blocks compressed at the same time (each on a thread of the pool). */
-  private readonly packing = new Limiter(2);
+  private readonly headers = new Map<number, Segment>();
   private lastGzipAtMs = -Infinity;
   private lastPlainAtMs = -Infinity;
   private aheadTimer?: NodeJS.Timeout;
-  private aheadRunning = false;
 
   constructor(readonly families: FamilyRegistry) {}
 
@@ -222,34 +220,36 @@ export class ResultStore {
 
   /**
    * The same text as `exposition(tail)`, gzip-compressed. Only the blocks whose series changed
-   * since they were last compressed are compressed again (on the thread pool); the rest is
-   * copied. After the first call, blocks are also compressed ahead, once their targets have been
-   * quiet for QUIET_MS, so that a scrape finds little left to do.
+   * since they were last compressed are compressed again; the rest is copied. After the first
+   * call, blocks are also compressed ahead, once their targets have been quiet for QUIET_MS, so
+   * that a scrape finds little left to do.
+   *
+   * Compression runs on the event loop, a block at a time (a few milliseconds each). On the
+   * thread pool, each piece cost a round trip through the event loop; at 100,000 targets, with
+   * the loop saturated by probes, a scrape waiting on hundreds of them took minutes.
    */
-  async gzipExposition(tail: Buffer): Promise<Buffer> {
+  gzipExposition(tail: Buffer): Promise<Buffer> {
     this.lastGzipAtMs = Date.now();
-    const blocks = [...this.blocks, this.collectorBlock];
-    const packs = await Promise.all([...blocks.map((b) => this.pack(b, b.version)), deflateSegment(tail)]);
-    const tailSeg = packs.pop() as Segment;
+    const packs = [...this.blocks, this.collectorBlock].map((b) => this.pack(b));
     const segs: Segment[] = [];
     const n = this.families.size;
     for (let i = 0; i < n; i++) {
       let first = true;
-      for (const p of packs as PackedBlock[]) {
+      for (const p of packs) {
         const s = p.segs[i];
         if (!s) continue;
         if (first) {
-          segs.push(await this.header(i));
+          segs.push(this.header(i));
           first = false;
         }
         segs.push(s);
       }
     }
-    segs.push(tailSeg);
-    return joinSegments(segs);
+    segs.push(deflateSegment(tail));
+    return Promise.resolve(joinSegments(segs));
   }
 
-  private header(i: number): Promise<Segment> {
+  private header(i: number): Segment {
     let h = this.headers.get(i);
     if (!h) this.headers.set(i, (h = deflateSegment(Buffer.from(this.families.header(i)))));
     return h;
@@ -260,58 +260,41 @@ export class ResultStore {
     return [...this.blocks, this.collectorBlock].filter((b) => (b.packed?.version ?? 0) !== b.version).length;
   }
 
-  /** The block compressed at `version` or later. */
-  private pack(b: Block, version: number): Promise<PackedBlock> {
-    if (b.packed && b.packed.version >= version) return Promise.resolve(b.packed);
-    if (b.job && b.job.version >= version) return b.job.done;
-    const done = this.packing.run(async () => {
-      // A copy of the lines as they are when the job starts: rendered buffers are rewritten in
-      // place by later results.
-      const v = b.version;
-      const chunks: Rendered[] = [];
-      if (b === this.collectorBlock) for (const c of this.collectors.values()) chunks.push(c.rendered);
-      else for (const e of b.members) if (e.result) chunks.push(this.linesOf(e));
-      const texts = splitByFamily(this.families, chunks);
-      if (b !== this.collectorBlock && Date.now() - this.lastPlainAtMs >= RELEASE_AFTER_PLAIN_MS) {
-        // Compressed, the lines are kept once; a later result renders afresh.
-        for (const e of b.members) e.rendered = EMPTY_RENDERED;
-      }
-      // A block's families at once (a quarter of a megabyte of zlib state each, for a moment).
-      const segs = await Promise.all(texts.map((t) => (t ? deflateSegment(t) : Promise.resolve(undefined))));
-      const p: PackedBlock = { version: v, segs: compact(segs) };
-      if (!b.packed || b.packed.version < v) b.packed = p;
-      return p;
-    });
-    b.job = { version, done };
-    void done.finally(() => {
-      if (b.job?.done === done) b.job = undefined;
-    });
-    return done;
+  /** The block compressed as it is now. */
+  private pack(b: Block): PackedBlock {
+    if (b.packed && b.packed.version === b.version) return b.packed;
+    const chunks: Rendered[] = [];
+    if (b === this.collectorBlock) for (const c of this.collectors.values()) chunks.push(c.rendered);
+    else for (const e of b.members) if (e.result) chunks.push(this.linesOf(e));
+    const texts = splitByFamily(this.families, chunks);
+    if (b !== this.collectorBlock && Date.now() - this.lastPlainAtMs >= RELEASE_AFTER_PLAIN_MS) {
+      // Compressed, the lines are kept once; a later result renders afresh.
+      for (const e of b.members) e.rendered = EMPTY_RENDERED;
+    }
+    b.packed = { version: b.version, segs: compact(texts.map((t) => t && deflateSegment(t))) };
+    return b.packed;
   }
 
-  /** Compresses, one at a time, the blocks whose targets have been quiet for QUIET_MS. */
+  /**
+   * Compresses the blocks whose targets have been quiet for QUIET_MS, at most AHEAD_PER_TICK
+   * of them per turn so the event loop is never held for long.
+   */
   private packAhead(): void {
     this.aheadTimer = undefined;
-    if (this.aheadRunning) return;
     const now = Date.now();
-    const due = [...this.blocks, this.collectorBlock].filter(
-      (b) => !b.job && (b.packed?.version ?? 0) !== b.version && now - b.touchedAtMs >= QUIET_MS,
-    );
-    const stillDirty = (): boolean =>
-      [...this.blocks, this.collectorBlock].some((b) => (b.packed?.version ?? 0) !== b.version);
-    const rearm = (): void => {
-      this.aheadRunning = false;
-      if (this.aheadTimer === undefined && stillDirty() && Date.now() - this.lastGzipAtMs < PACK_AHEAD_FOR_MS) {
-        this.aheadTimer = setTimeout(() => this.packAhead(), QUIET_MS);
-        this.aheadTimer.unref();
-      }
-    };
-    if (due.length === 0) return rearm();
-    this.aheadRunning = true;
-    void due
-      .reduce<Promise<unknown>>((prev, b) => prev.then(() => this.pack(b, b.version)), Promise.resolve())
-      .catch(() => undefined)
-      .finally(rearm);
+    let stale = false;
+    let done = 0;
+    for (const b of [...this.blocks, this.collectorBlock]) {
+      if ((b.packed?.version ?? 0) === b.version) continue;
+      if (done < AHEAD_PER_TICK && now - b.touchedAtMs >= QUIET_MS) {
+        this.pack(b);
+        done++;
+      } else stale = true;
+    }
+    if (stale && Date.now() - this.lastGzipAtMs < PACK_AHEAD_FOR_MS) {
+      this.aheadTimer = setTimeout(() => this.packAhead(), done === AHEAD_PER_TICK ? 0 : QUIET_MS);
+      this.aheadTimer.unref();
+    }
   }
 }
 
