@@ -61,7 +61,7 @@ interface PackedBlock {
 }
 
 /** About this many targets per block; a power of two blocks, at most MAX_BLOCK_BITS of them. */
-const BLOCK_TARGETS = 512;
+const BLOCK_TARGETS = 256;
 const MAX_BLOCK_BITS = 8;
 /** A block is compressed ahead of a scrape once its targets have been quiet this long. */
 const QUIET_MS = 250;
@@ -75,6 +75,8 @@ const PACK_AHEAD_FOR_MS = 10 * 60_000;
  * so that plain scrapes only copy.
  */
 const RELEASE_AFTER_PLAIN_MS = 10 * 60_000;
+/** Below this many targets the lines are always kept: little memory, and re-rendering a block costs more than copying it. */
+const RELEASE_MIN_TARGETS = 16_384;
 
 function blockBits(targets: number): number {
   let bits = 0;
@@ -267,7 +269,11 @@ export class ResultStore {
     if (b === this.collectorBlock) for (const c of this.collectors.values()) chunks.push(c.rendered);
     else for (const e of b.members) if (e.result) chunks.push(this.linesOf(e));
     const texts = splitByFamily(this.families, chunks);
-    if (b !== this.collectorBlock && Date.now() - this.lastPlainAtMs >= RELEASE_AFTER_PLAIN_MS) {
+    if (
+      b !== this.collectorBlock &&
+      this.targets.size >= RELEASE_MIN_TARGETS &&
+      Date.now() - this.lastPlainAtMs >= RELEASE_AFTER_PLAIN_MS
+    ) {
       // Compressed, the lines are kept once; a later result renders afresh.
       for (const e of b.members) e.rendered = EMPTY_RENDERED;
     }

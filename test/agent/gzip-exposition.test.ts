@@ -132,7 +132,7 @@ describe('ResultStore.gzipExposition', () => {
 
   it('drops the lines of compressed blocks while only gzip is asked for, and renders them again identically', async () => {
     const store = new ResultStore(new FamilyRegistry(COMMON_METRICS));
-    const ids = Array.from({ length: 1500 }, (_, i) => identity(i));
+    const ids = Array.from({ length: 20_000 }, (_, i) => identity(i));
     store.sync(ids);
     for (const t of ids) store.record(t.name, PHASES, result(Number(t.name.slice(2)), 0));
     const tail = Buffer.from('x 1\n');
@@ -148,6 +148,15 @@ describe('ResultStore.gzipExposition', () => {
     expect(plain).toContain('probe_success{target="t-3",module="tcp",env="x"} 0\n');
     expect(gunzipSync(await store.gzipExposition(tail)).toString()).toBe(plain);
     // A plain scrape was asked for: lines are kept from now on.
+    expect(store.get('t-3')?.rendered).not.toBe(EMPTY_RENDERED);
+  });
+
+  it('keeps the lines of a small store (under 16,384 targets) after compressing', async () => {
+    const store = new ResultStore(new FamilyRegistry(COMMON_METRICS));
+    const ids = Array.from({ length: 1000 }, (_, i) => identity(i));
+    store.sync(ids);
+    for (const t of ids) store.record(t.name, PHASES, result(Number(t.name.slice(2)), 0));
+    await store.gzipExposition(Buffer.from('x 1\n'));
     expect(store.get('t-3')?.rendered).not.toBe(EMPTY_RENDERED);
   });
 
