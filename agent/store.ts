@@ -165,9 +165,9 @@ export class ResultStore {
   record(name: string, phases: readonly string[], result: ProbeResult, finishedAtMs = Date.now()): void {
     const entry = this.targets.get(name);
     if (!entry) return;
-    // Without the probe's log (a copy made without it: `delete` would turn the object into a
-    // slower, larger dictionary, kept for every target).
-    const { log: _log, ...stored } = result;
+    // Without the probe's log (cleared in the copy: `delete` would turn the object into a slower,
+    // larger dictionary, kept for every target).
+    const stored: ProbeResult = result.log === undefined ? { ...result } : { ...result, log: undefined };
     entry.result = stored;
     entry.finishedAtMs = finishedAtMs;
     entry.phases = phases;
