@@ -257,6 +257,11 @@ export class Agent {
     }
   }
 
+  /** The same as `metricsBody`, gzip-compressed (the store keeps its unchanged parts compressed). */
+  async metricsGzip(): Promise<Buffer> {
+    return this.store.gzipExposition(Buffer.from(await this.metrics.registry.metrics()));
+  }
+
   /**
    * Runs a configured target now (for /probe); renders without target labels. An address that is
    * not a configured target's name runs only when probe_api.allowed_addresses matches it and a

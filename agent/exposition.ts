@@ -114,12 +114,31 @@ export class FamilyRegistry {
  * k-th non-empty family (ascending) and its bytes are `bounds[k]..bounds[k+1]`. `count` entries
  * are in use; the arrays and the buffer may be longer, so a target's next result can be written
  * into the same memory instead of allocating (and later collecting) new objects every interval.
+ * The buffer is a slice of a shared slab and the indexes are plain small-integer arrays: at
+ * 100,000 targets, an ArrayBuffer of its own per buffer and per index cost about 0.5 kB a target.
  */
 export interface Rendered {
   buf: Buffer;
-  fams: Uint16Array;
-  bounds: Uint32Array;
+  fams: number[];
+  bounds: number[];
   count: number;
+}
+
+/** Rendered buffers up to SLICE_MAX bytes are cut from slabs of SLAB_BYTES. */
+const SLAB_BYTES = 256 * 1024;
+const SLICE_MAX = 16 * 1024;
+let slab = Buffer.alloc(0);
+let slabUsed = 0;
+
+function slabSlice(size: number): Buffer {
+  if (size > SLICE_MAX) return Buffer.allocUnsafeSlow(size);
+  if (slabUsed + size > slab.length) {
+    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const b = slab.subarray(slabUsed, slabUsed + size);
+  slabUsed += (size + 7) & ~7;
+  return b;
 }
 
 /** Lines being collected per family index, before packing. */
@@ -135,27 +154,23 @@ function pack(parts: Parts, into?: Rendered): Rendered {
   // One string and one write. Offsets are counted in characters, which are bytes when the text
   // is ASCII (label values rarely are not); otherwise each part is measured in bytes.
   let all = '';
-  let count = 0;
   for (let i = 0; i < parts.length; i++) {
     const p = parts[i];
-    if (p === undefined) continue;
-    count++;
-    all += p;
+    if (p !== undefined) all += p;
   }
   const total = Buffer.byteLength(all);
   const ascii = total === all.length;
   let r: Rendered;
-  if (into && into !== EMPTY_RENDERED && into.buf.length >= total && into.fams.length >= count) {
+  if (into === TRANSIENT) {
+    r = { buf: Buffer.allocUnsafe(total), fams: [], bounds: [], count: 0 };
+  } else if (into && into !== EMPTY_RENDERED && into.buf.length >= total) {
     r = into;
   } else {
-    // Values change length from run to run (0.0012 vs 0.00123); slack keeps reuse likely.
-    const cap = total + (total >> 3) + 16;
-    r = {
-      buf: Buffer.allocUnsafeSlow(cap),
-      fams: new Uint16Array(count + 2),
-      bounds: new Uint32Array(count + 3),
-      count: 0,
-    };
+    // Values change length from run to run (0.0012 vs 0.00123); slack keeps reuse likely. A
+    // result that outgrew its buffer (a failure line appeared, say) gets more, so that a target
+    // flapping between two shapes settles in one buffer.
+    const cap = total + (into && into !== EMPTY_RENDERED ? total >> 2 : total >> 4) + 16;
+    r = { buf: slabSlice(cap), fams: [], bounds: [], count: 0 };
   }
   r.buf.write(all, 0);
   let k = 0;
@@ -175,8 +190,19 @@ function pack(parts: Parts, into?: Rendered): Rendered {
 
 export const EMPTY_RENDERED: Rendered = {
   buf: Buffer.alloc(0),
-  fams: new Uint16Array(0),
-  bounds: new Uint32Array(1),
+  fams: [],
+  bounds: [0],
+  count: 0,
+};
+
+/**
+ * Passed as `into`: render into memory of its own, exactly sized and not cut from the slabs, for
+ * a rendering that is used once and dropped.
+ */
+export const TRANSIENT: Rendered = {
+  buf: Buffer.alloc(0),
+  fams: [],
+  bounds: [0],
   count: 0,
 };
 
@@ -311,12 +337,47 @@ export function joinRendered(
 }
 
 /**
+ * The lines of the given results, one fresh buffer per family index (undefined where no result
+ * has a line), in the order of `chunks`: what `joinRendered` would put under each family header.
+ */
+export function splitByFamily(families: FamilyRegistry, chunks: readonly Rendered[]): (Buffer | undefined)[] {
+  const n = families.size;
+  const sizes = new Float64Array(n);
+  for (const r of chunks) {
+    const { fams, bounds } = r;
+    for (let k = 0; k < r.count; k++) sizes[fams[k]] += bounds[k + 1] - bounds[k];
+  }
+  let total = 0;
+  for (let i = 0; i < n; i++) total += sizes[i];
+  const all = Buffer.allocUnsafeSlow(total);
+  const out = new Array<Buffer | undefined>(n).fill(undefined);
+  const at = new Float64Array(n);
+  let pos = 0;
+  for (let i = 0; i < n; i++) {
+    if (sizes[i] === 0) continue;
+    out[i] = all.subarray(pos, pos + sizes[i]);
+    at[i] = pos;
+    pos += sizes[i];
+  }
+  for (const r of chunks) {
+    const { buf, fams, bounds } = r;
+    for (let k = 0; k < r.count; k++) {
+      const f = fams[k];
+      at[f] += buf.copy(all, at[f], bounds[k], bounds[k + 1]);
+    }
+  }
+  return out;
+}
+
+/**
  * One reusable buffer for the scrape body. Allocating ~7 MB per scrape at 10,000 targets made
  * V8 start a full collection on nearly every scrape (external memory pressure), which cost more
  * than building the body. A scrape borrows the buffer until its response is compressed or sent;
  * a scrape that overlaps another gets a buffer of its own.
  */
 export class ScrapeBuffer {
+  /** Largest buffer kept from one scrape to the next. */
+  static readonly KEEP_MAX = 16 * 1024 * 1024;
   private buf = Buffer.alloc(0);
   private lent = false;
 
@@ -335,6 +396,9 @@ export class ScrapeBuffer {
         if (returned) return;
         returned = true;
         this.lent = false;
+        // A body this large (tens of thousands of targets) is rare in plain text, as Prometheus
+        // asks for gzip: do not hold its memory between scrapes.
+        if (this.buf.length > ScrapeBuffer.KEEP_MAX) this.buf = Buffer.alloc(0);
       },
     };
   }

@@ -1,7 +1,5 @@
 // HTTP endpoints: /metrics (cached results), /probe (one configured target now), health,
 // readiness, reload. Handlers never probe inline for /metrics and never throw at the client.
-import { promisify } from 'node:util';
-import { gzip as gzipCb, constants as zlibConstants } from 'node:zlib';
 import type { Express, NextFunction, Request, Response } from 'express';
 import Module from 'node:module';
 import path from 'node:path';
@@ -15,8 +13,6 @@ import type { BasicAuth } from './web-config';
 import { sanAllowed } from './san';
 import type { TLSSocket } from 'node:tls';
 import { quoteInput } from './quote';
-
-const gzip = promisify(gzipCb);
 
 /**
  * express, with its `qs` dependency loaded on first use. express (and body-parser, which
@@ -145,22 +141,15 @@ export function createApp(opts: HttpOptions): Express {
   }
 
   app.get('/metrics', async (req, res) => {
-    const { body: text, release } = await agent.metricsBody();
-    res.setHeader('Content-Type', EXPOSITION_CONTENT_TYPE);
     if (/\bgzip\b/.test(req.get('accept-encoding') ?? '')) {
-      let body: Buffer;
-      try {
-        // One output chunk big enough for the whole result (text compresses about 10:1), so zlib
-        // runs as one job on the thread pool instead of one round trip per 16 KiB of output.
-        const chunkSize = Math.min(Math.max(text.length >> 3, 16 * 1024), 8 * 1024 * 1024);
-        body = await gzip(text, { level: zlibConstants.Z_BEST_SPEED, chunkSize });
-      } finally {
-        release();
-      }
+      const body = await agent.metricsGzip();
+      res.setHeader('Content-Type', EXPOSITION_CONTENT_TYPE);
       res.setHeader('Content-Encoding', 'gzip');
       res.setHeader('Vary', 'Accept-Encoding');
       res.end(body);
     } else {
+      const { body: text, release } = await agent.metricsBody();
+      res.setHeader('Content-Type', EXPOSITION_CONTENT_TYPE);
       // The socket may still hold the buffer after end(): give it back when the response is done.
       res.once('close', release);
       res.end(text);
