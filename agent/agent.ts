@@ -207,9 +207,7 @@ export class Agent {
         labels: t.labels,
       });
     }
-    // The store is brought in line in one step, just before the switch (see BENCHMARKS.md: the
-    // part of a reload that is not sliced yet).
-    this.store.sync(identities);
+    await this.store.syncSliced(identities, slicer);
     await this.scheduler.applySliced(mine, cfg.modules, cfg.global.concurrency, slicer);
     this.scheduler.applyCollectors(cfg.collectors);
     this.metrics.targets.set({ state: 'assigned' }, mine.length);

@@ -14,6 +14,7 @@ import {
 } from './exposition';
 import { compact, deflateSegment, joinSegments, type Segment } from './gzip-segments';
 import { stableHash } from './shard';
+import type { Slicer } from './slicer';
 
 export interface TargetIdentity {
   name: string;
@@ -158,6 +159,65 @@ export class ResultStore {
       this.bits = bits;
       this.blocks = Array.from({ length: 2 ** bits }, newBlock);
       for (const e of this.targets.values()) this.place(e);
+    }
+  }
+
+  /**
+   * What sync does, in slices (a reload of 100,000 targets): the new entries are made, added,
+   * the removed ones dropped and the blocks regrouped a few thousand at a time, with the event
+   * loop free in between. A target added shows no series until its first result, so a scrape
+   * in the middle sees the old targets' series and nothing half-made; the regrouped blocks are
+   * swapped in at once.
+   */
+  async syncSliced(targets: readonly TargetIdentity[], slicer: Slicer): Promise<void> {
+    const keep = new Set<string>();
+    const fresh: TargetEntry[] = [];
+    for (let i = 0; i < targets.length; i++) {
+      if ((i & 255) === 255 && slicer.due()) await slicer.pause();
+      const t = targets[i];
+      keep.add(t.name);
+      const cur = this.targets.get(t.name);
+      if (cur && sameIdentity(cur.target, t)) continue;
+      fresh.push({
+        target: t,
+        prefix: labelPairs({ target: t.name, module: t.module, ...t.labels }),
+        rendered: EMPTY_RENDERED,
+        hash: cur ? cur.hash : stableHash(t.name),
+      });
+    }
+    for (let i = 0; i < fresh.length; i++) {
+      if ((i & 1023) === 1023 && slicer.due()) await slicer.pause();
+      const e = fresh[i];
+      const cur = this.targets.get(e.target.name);
+      if (cur) this.unplace(cur);
+      this.targets.set(e.target.name, e);
+      this.place(e);
+    }
+    const gone: TargetEntry[] = [];
+    let n = 0;
+    for (const e of this.targets.values()) {
+      if ((++n & 4095) === 0 && slicer.due()) await slicer.pause();
+      if (!keep.has(e.target.name)) gone.push(e);
+    }
+    for (let i = 0; i < gone.length; i++) {
+      if ((i & 1023) === 1023 && slicer.due()) await slicer.pause();
+      this.unplace(gone[i]);
+      this.targets.delete(gone[i].target.name);
+    }
+    const bits = blockBits(this.targets.size);
+    if (bits === this.bits) return;
+    // Regrouped into new blocks while the old ones keep serving; membership changes only here.
+    const blocks = Array.from({ length: 2 ** bits }, newBlock);
+    n = 0;
+    for (const e of this.targets.values()) {
+      if ((++n & 4095) === 0 && slicer.due()) await slicer.pause();
+      blocks[bits === 0 ? 0 : e.hash >>> (32 - bits)].members.add(e);
+    }
+    this.bits = bits;
+    this.blocks = blocks;
+    for (const b of blocks) {
+      for (const e of b.members) e.block = b;
+      this.touch(b);
     }
   }
 
