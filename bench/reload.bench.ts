@@ -43,6 +43,8 @@ interface Agent {
 async function startBuild(main: string, file: string): Promise<Agent> {
   const argv = [
     ...nodeFlags(main),
+    // Extra node flags for the agent only, e.g. BENCH_AGENT_FLAGS='--cpu-prof --cpu-prof-dir=prof'.
+    ...(process.env.BENCH_AGENT_FLAGS ?? '').split(' ').filter(Boolean),
     main,
     `--config.file=${file}`,
     '--web.listen-address=127.0.0.1:0',
