@@ -149,6 +149,13 @@ interface TargetState {
  * interval, when shorter) so a large config does not start everything in the same millisecond.
  */
 export const FIRST_PROBE_WINDOW_MS = 10_000;
+/**
+ * Ring timers fire on this grid of the clock (ms): a slot runs up to this much late, together
+ * with the others of its step. At a thousand probes a second that is several probes per wake-up
+ * instead of one, about half the CPU per probe (BENCHMARKS.md, "Probe CPU: FTP and PRELOGIN").
+ */
+export const COALESCE_MS = 8;
+
 /** No extra first probe when the target's own slot is this close anyway. */
 export const FIRST_PROBE_MIN_LEAD_MS = 5_000;
 
@@ -215,11 +222,14 @@ export interface SchedulerOptions {
   concurrency: number;
   /** Clock, for tests. */
   now?: () => number;
+  /** The grid ring timers fire on, ms (COALESCE_MS; 1 fires each slot on its own millisecond). */
+  coalesceMs?: number;
 }
 
 /**
  * Even spread: targets sharing an interval are ordered by a stable hash of their name and
- * placed at k * interval / n within each interval, so n targets never start together.
+ * placed at k * interval / n within each interval, so n targets never start together (beyond
+ * the few whose slots share one step of the COALESCE_MS grid).
  */
 export function spreadOffsets(targets: readonly { name: string; intervalMs: number }[]): Map<string, number> {
   const out = new Map<string, number>();
@@ -483,7 +493,7 @@ export class Scheduler {
       this.firstProbes = this.firstProbes.filter((x) => x !== q);
       return;
     }
-    q.timer = setTimeout(() => this.tickFirst(q), Math.max(0, q.start + this.firstDelay(q, q.next) - now));
+    q.timer = setTimeout(() => this.tickFirst(q), Math.max(0, this.onGrid(q.start + this.firstDelay(q, q.next)) - now));
   }
 
   /** Fires the queued first probes whose time has come, then sleeps until the next one. */
@@ -555,8 +565,18 @@ export class Scheduler {
   }
 
   private armRing(ring: Ring, now: number): void {
-    const due = ring.cycleStart + ring.offsets[ring.pos];
-    ring.timer = setTimeout(() => this.tickRing(ring), Math.max(0, due - now));
+    // Woken on a coarse grid: the slots that fall in one step of it run together, so the process
+    // wakes once for several probes instead of once each (see COALESCE_MS).
+    ring.timer = setTimeout(
+      () => this.tickRing(ring),
+      Math.max(0, this.onGrid(ring.cycleStart + ring.offsets[ring.pos]) - now),
+    );
+  }
+
+  /** The first point of the timer grid at or after `t` (see COALESCE_MS). */
+  private onGrid(t: number): number {
+    const grid = this.opts.coalesceMs ?? COALESCE_MS;
+    return Math.ceil(t / grid) * grid;
   }
 
   /** Fires every member whose slot has come, then sleeps until the next slot. */

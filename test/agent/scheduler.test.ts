@@ -1,4 +1,4 @@
-import { Slots, nextSlot, spreadOffsets, Scheduler } from '../../agent/scheduler';
+import { COALESCE_MS, Slots, nextSlot, spreadOffsets, Scheduler } from '../../agent/scheduler';
 import { ResultStore } from '../../agent/store';
 import { FamilyRegistry } from '../../agent/exposition';
 import { allFamilies } from '../../agent/agent';
@@ -178,12 +178,17 @@ describe('Scheduler rings (fake clock; fire() observed, nothing probed)', () => 
     jest.useRealTimers();
   });
 
-  function scheduler(yaml: string): { sched: Scheduler; apply: (y: string) => void } {
+  /** The exact-slot checks below run with a 1 ms grid; the coalescing test passes the default grid. */
+  function scheduler(
+    yaml: string,
+    coalesceMs: number | undefined = 1,
+  ): { sched: Scheduler; apply: (y: string) => void } {
     const sched = new Scheduler({
       store: new ResultStore(new FamilyRegistry(allFamilies())),
       metrics: createSelfMetrics({ version: 't', revision: 't' }),
       logger: silentLogger,
       concurrency: 4,
+      coalesceMs,
     });
     const apply = (y: string): void => {
       const cfg = parseConfig(y, 'rings.yml');
@@ -215,6 +220,35 @@ describe('Scheduler rings (fake clock; fire() observed, nothing probed)', () => 
     }
     const firstRound = fires.slice(0, 10).map((f) => f.at - 1_000_000);
     expect(firstRound).toEqual([0, 100, 200, 300, 400, 500, 600, 700, 800, 900]);
+  });
+
+  it('by default wakes on the COALESCE_MS grid: each slot runs at most one step late, once per interval', async () => {
+    // 1,000 targets at 1 s: a slot every millisecond, so without the grid one wake-up per probe.
+    const names = Array.from({ length: 1000 }, (_, i) => `t${i}`);
+    const { sched } = scheduler(targets(names), COALESCE_MS);
+    // Three intervals, and one step more for the last slots' wake-up.
+    jest.advanceTimersByTime(2999 + COALESCE_MS);
+    await sched.stop();
+    const offsets = spreadOffsets(names.map((name) => ({ name, intervalMs: 1000 })));
+    const inWindow = fires.filter((f) => f.at <= 1_002_999 + COALESCE_MS);
+    for (const n of names) {
+      const offset = offsets.get(n) as number;
+      // The fires of this target's first three slots (a slot at 0 of the fourth interval is not one).
+      const at = inWindow
+        .filter((f) => f.name === n && f.at - 1_000_000 - offset < 2000 + COALESCE_MS + 1)
+        .map((f) => f.at);
+      expect(at).toHaveLength(3);
+      at.forEach((t, k) => {
+        const slot = 1_000_000 + offset + k * 1000;
+        expect(t).toBeGreaterThanOrEqual(slot);
+        // (+1: a timer due now still waits the 1 ms node gives a zero delay)
+        expect(t - slot).toBeLessThanOrEqual(COALESCE_MS);
+      });
+    }
+    // So the process woke about once per grid step, not once per probe.
+    const wakeUps = new Set(inWindow.map((f) => f.at)).size;
+    expect(wakeUps).toBeLessThanOrEqual(Math.ceil(3000 / COALESCE_MS) + 2);
+    expect(inWindow.length / wakeUps).toBeGreaterThanOrEqual(COALESCE_MS - 1);
   });
 
   it('keeps one ring per interval', async () => {
