@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import net from 'node:net';
 import type { ProbeLogger } from '../exporters/types';
 
 /** The built agent; BENCH_MAIN points at another build (an older commit's, for before/after). */
@@ -89,13 +90,16 @@ export function listeningPort(logs: () => string, timeoutMs = 20000): Promise<nu
   });
 }
 
-/** Starts `node dist/agent/main.js` (optionally under taskset) and waits for its port. */
-export async function startAgent(config: string, prefix: string[] = []): Promise<RunningAgent> {
+/**
+ * Starts `node dist/agent/main.js` (optionally under taskset; optionally another build's main.js,
+ * with its own launcher flags) and waits for its port.
+ */
+export async function startAgent(config: string, prefix: string[] = [], main = MAIN): Promise<RunningAgent> {
   const argv = [
     ...prefix,
     process.execPath,
-    ...nodeFlags(),
-    MAIN,
+    ...nodeFlags(main),
+    main,
     `--config.file=${config}`,
     '--web.listen-address=127.0.0.1:0',
     '--log.format=json',
@@ -129,3 +133,36 @@ export const quietLogger: ProbeLogger = {
   warn: () => undefined,
   error: () => undefined,
 };
+
+/**
+ * Starts Debian's blackbox_exporter pinned to CPU 1 with `<dir>/blackbox.yml` on a free loopback
+ * port and waits (up to 10 s) until it answers /-/healthy.
+ */
+export async function startBlackbox(dir: string): Promise<{ proc: ChildProcess; listen: number }> {
+  const listen = await new Promise<number>((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const proc = spawn(
+    'taskset',
+    [
+      '-c',
+      '1',
+      'prometheus-blackbox-exporter',
+      `--config.file=${path.join(dir, 'blackbox.yml')}`,
+      `--web.listen-address=127.0.0.1:${listen}`,
+    ],
+    { stdio: 'ignore' },
+  );
+  for (let i = 0; i < 100; i++) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${listen}/-/healthy`)).ok) break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return { proc, listen };
+}

@@ -18,14 +18,13 @@
 //   on the same grid: what node itself costs for the connects, writes, reads and closes;
 // - with BENCH_BEFORE=<tree>/dist/agent/main.js, an older build scheduled as well.
 // Run: npx ts-node --transpile-only bench/dialogue-cpu.bench.ts [targets=1000] [seconds=10] [rounds=3]
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import http from 'node:http';
-import net from 'node:net';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { PROBES_TOTAL, listeningPort, median, nodeFlags, startAgent, sumSeries, type RunningAgent } from './common';
+import { PROBES_TOTAL, median, startAgent, startBlackbox, sumSeries } from './common';
 
 const TARGETS = Number(process.argv[2] ?? 1000);
 const SECONDS = Number(process.argv[3] ?? 10);
@@ -107,16 +106,6 @@ interface Round {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function freePort(): Promise<number> {
-  return new Promise<number>((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
 /**
  * CLIENTS clients GET `/probe` on `port` at TARGETS per second in all, round-robin over the peers;
  * `ok` tells an expected answer. Returns probes done and wrong answers in the measured window,
@@ -194,36 +183,9 @@ async function portprobeProbeRound(cfg: string, peers: number[], ok: (body: stri
 }
 
 /** The agent on its own schedule, scraped (gzip) once a second. */
-/** An older build (BENCH_BEFORE=<tree>/dist/agent/main.js), started as startAgent starts this one. */
-async function startBefore(main: string, cfg: string): Promise<RunningAgent> {
-  const argv = [
-    '-c',
-    '1',
-    process.execPath,
-    ...nodeFlags(main),
-    main,
-    `--config.file=${cfg}`,
-    '--web.listen-address=127.0.0.1:0',
-    '--log.format=json',
-  ];
-  const proc = spawn('taskset', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let logs = '';
-  proc.stderr?.on('data', (d: Buffer) => (logs += d.toString()));
-  const port = await listeningPort(() => logs, 30000);
-  return {
-    proc,
-    port,
-    stop: () =>
-      new Promise((resolve) => {
-        if (proc.exitCode !== null) return resolve();
-        proc.once('exit', () => resolve());
-        proc.kill('SIGTERM');
-      }),
-  };
-}
-
 async function portprobeScheduledRound(cfg: string, before?: string): Promise<Round> {
-  const agent = before ? await startBefore(before, cfg) : await startAgent(cfg, ['taskset', '-c', '1']);
+  // An older build (BENCH_BEFORE=<tree>/dist/agent/main.js) is started the same way.
+  const agent = await startAgent(cfg, ['taskset', '-c', '1'], before);
   const scrape = async (): Promise<string> =>
     (await fetch(`http://127.0.0.1:${agent.port}/metrics`, { headers: { 'accept-encoding': 'gzip' } })).text();
   let running = true;
@@ -343,26 +305,8 @@ async function floorRound(kind: 'ftp' | 'tds', peers: number[]): Promise<Round> 
 }
 
 async function blackboxRound(dir: string, module: string, peers: number[]): Promise<Round> {
-  const listen = await freePort();
-  const proc: ChildProcess = spawn(
-    'taskset',
-    [
-      '-c',
-      '1',
-      'prometheus-blackbox-exporter',
-      `--config.file=${path.join(dir, 'blackbox.yml')}`,
-      `--web.listen-address=127.0.0.1:${listen}`,
-    ],
-    { stdio: 'ignore' },
-  );
+  const { proc, listen } = await startBlackbox(dir);
   try {
-    for (let i = 0; i < 100; i++) {
-      try {
-        if ((await fetch(`http://127.0.0.1:${listen}/-/healthy`)).ok) break;
-      } catch {
-        await sleep(100);
-      }
-    }
     return await driveProbe(listen, proc.pid as number, module, peers, (b) => /^probe_success 1$/m.test(b));
   } finally {
     proc.kill('SIGTERM');

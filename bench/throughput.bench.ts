@@ -4,13 +4,12 @@
 // portprobe runs twice per round: with its defaults, and with `precise_connect_timing: true`
 // (each connect dated by the arrival addon's thread), to show what that option costs.
 // Run: npx ts-node --transpile-only bench/throughput.bench.ts [targets=5000] [seconds=10] [rounds=3]
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PROBES_TOTAL, cpuSeconds, median, startAgent, sumSeries } from './common';
+import { PROBES_TOTAL, cpuSeconds, median, startAgent, startBlackbox, sumSeries } from './common';
 
 const TARGETS = Number(process.argv[2] ?? 5000);
 const SECONDS = Number(process.argv[3] ?? 10);
@@ -37,35 +36,11 @@ async function portprobeRound(cfg: string): Promise<{ rate: number; cpuPer1000: 
 }
 
 async function blackboxRound(dir: string, ports: number[]): Promise<{ rate: number; cpuPer1000: number }> {
-  const listen = await new Promise<number>((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-  const proc = spawn(
-    'taskset',
-    [
-      '-c',
-      '1',
-      'prometheus-blackbox-exporter',
-      `--config.file=${path.join(dir, 'blackbox.yml')}`,
-      `--web.listen-address=127.0.0.1:${listen}`,
-    ],
-    { stdio: 'ignore' },
-  );
+  const { proc, listen } = await startBlackbox(dir);
   const agentHttp = new http.Agent({ keepAlive: true, maxSockets: 64 });
   let done = 0;
   let running = true;
   try {
-    for (let i = 0; i < 100; i++) {
-      try {
-        if ((await fetch(`http://127.0.0.1:${listen}/-/healthy`)).ok) break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
     const probe = (port: number): Promise<void> =>
       new Promise((resolve) => {
         http
