@@ -8,6 +8,7 @@
 // Listener objects are kept between scans (ListenerReuse): a socket seen in the last scan keeps
 // its object, its address string and its owner; only new sockets make new ones.
 import { formatIPv6, type Listener } from './procnet';
+import type { SockDiagStatus } from './sockdiag';
 
 export const PACKED_MAGIC = 0x53440002;
 const HEADER_WORDS = 48;
@@ -33,17 +34,8 @@ const IPPROTO_UDP = 17;
 /** The records are in the byte order of the host that made them: this one. */
 const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** One dump as the C parser packed it. */
-export interface PackedTable {
-  /** Sockets per state code (index 0..15). */
-  states: number[];
-  sockets: number;
-  badMessages: number;
-  badExamples: string[];
-  truncated: boolean;
-  done: boolean;
-  errno?: number;
-  interrupted: boolean;
+/** One dump as the C parser packed it: its status, and its listener records. */
+export interface PackedTable extends SockDiagStatus {
   /** Listener records. */
   count: number;
   /** The records, RECORD bytes each, in host byte order. */

@@ -37,13 +37,13 @@ const TCP_CLOSE = 7;
 const TCP_LISTEN = 10;
 const MAX_BAD_EXAMPLES = 3;
 
-export interface SockDiagTally {
-  protocol: SocketProtocol;
-  listeners: Listener[];
+/**
+ * What a parsed dump says about itself, whichever parser read it: this one, or the addon's C
+ * parser through its packed table (packed.ts).
+ */
+export interface SockDiagStatus {
   /** Sockets per state code (index 0..15). */
   states: number[];
-  /** Established sockets by `${family} ${address} ${port}` of their local end. */
-  established: Map<string, number>;
   /** Socket records read. */
   sockets: number;
   /** Records that could not be read (short, wrong family, lying attribute lengths). */
@@ -57,6 +57,13 @@ export interface SockDiagTally {
   errno?: number;
   /** The kernel flagged the dump as interrupted by concurrent changes. */
   interrupted: boolean;
+}
+
+export interface SockDiagTally extends SockDiagStatus {
+  protocol: SocketProtocol;
+  listeners: Listener[];
+  /** Established sockets by `${family} ${address} ${port}` of their local end. */
+  established: Map<string, number>;
 }
 
 export interface SockDiagOptions {

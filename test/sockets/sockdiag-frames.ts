@@ -1,6 +1,8 @@
 // Builds sock_diag dump replies byte by byte (little-endian host), for the parser's tests and
-// fuzzers. The layout is checked against real kernel dumps in netlink.test.ts.
+// fuzzers, and the fuzzers' arbitrary records. The layout is checked against real kernel dumps in
+// netlink.test.ts.
 import net from 'node:net';
+import fc from 'fast-check';
 
 export interface RecordSpec {
   family: 4 | 6;
@@ -92,3 +94,42 @@ export function errorFrame(errno: number): Buffer {
 export function reply(records: RecordSpec[], flags = 2, type = 20): Buffer {
   return Buffer.concat([...records.map((r) => frame(type, record(r), flags)), done()]);
 }
+
+const ipv4 = fc.oneof(
+  fc.constant('0.0.0.0'),
+  fc.constant('127.0.0.1'),
+  fc.constant('10.0.0.1'),
+  fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((b) => b.join('.')),
+);
+const ipv6 = fc.oneof(
+  fc.constant('::'),
+  fc.constant('::1'),
+  fc.constant('fe80::1'),
+  fc.constant('2001:db8::a:b'),
+  ipv4.map((a) => `::ffff:${a}`),
+);
+const attr = fc.tuple(fc.integer({ min: 1, max: 30 }), fc.uint8Array({ maxLength: 40 }));
+
+/**
+ * Any record, listeners and established sockets most often. Few addresses and ports recur, so
+ * that established sockets meet their listeners (exact and wildcard); any other value can come.
+ */
+export const recordSpec: fc.Arbitrary<RecordSpec> = fc
+  .oneof(
+    fc.record({ family: fc.constant(4 as const), src: ipv4 }),
+    fc.record({ family: fc.constant(6 as const), src: ipv6 }),
+  )
+  .chain((base) =>
+    fc.record({
+      family: fc.constant(base.family),
+      src: fc.constant(base.src),
+      state: fc.oneof(fc.constant(10), fc.constant(1), fc.constant(7), fc.integer({ min: 0, max: 15 })),
+      sport: fc.oneof(fc.constantFrom(22, 80, 1433), fc.nat(65535)),
+      dport: fc.nat(65535),
+      rqueue: fc.nat(),
+      wqueue: fc.nat(),
+      uid: fc.nat(),
+      inode: fc.nat(),
+      attrs: fc.array(attr, { maxLength: 3 }),
+    }),
+  );
