@@ -12,10 +12,9 @@
 // 1 ms timer's longest gap; and the main thread's CPU time per scan (schedstat), which the
 // machine's other load does not inflate. Then the netlink scan alone, round after round, with the
 // same meters.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 import readline from 'node:readline';
 import { Worker } from 'node:worker_threads';
@@ -23,6 +22,7 @@ import { socketsCollector } from '../../exporters/sockets';
 import { SOCKETS_DEFAULTS, type SocketsSettings } from '../../exporters/sockets/settings';
 import type { Collector, CollectorResult } from '../../exporters/types';
 import { startHolder } from './holder';
+import { INSIDE, runInNamespace } from './namespace';
 import { numericFlag, quietLogger } from '../common';
 
 const LISTENERS = numericFlag('listeners', 5000);
@@ -336,51 +336,11 @@ async function inner(): Promise<void> {
   }
 }
 
-function outer(): void {
-  const ns = `portprobe-bench-${process.pid}`;
-  execFileSync('ip', ['netns', 'add', ns]);
-  try {
-    execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    // Room for 5,000 listeners, 10,000 connection ends and the TIME_WAIT clients' ports.
-    execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=1024 65535']);
-    execFileSync('ip', [
-      'netns',
-      'exec',
-      ns,
-      'sysctl',
-      '-q',
-      '-w',
-      `net.ipv4.tcp_max_tw_buckets=${Math.max(262144, TIME_WAIT * 2)}`,
-    ]);
-    const r = spawnSync(
-      'ip',
-      [
-        'netns',
-        'exec',
-        ns,
-        process.execPath,
-        '--require',
-        'ts-node/register/transpile-only',
-        __filename,
-        '--inner',
-        ...process.argv.slice(2),
-      ],
-      {
-        stdio: 'inherit',
-        cwd: path.resolve(__dirname, '..', '..'),
-      },
-    );
-    if (r.status !== 0) process.exitCode = r.status ?? 1;
-  } finally {
-    execFileSync('ip', ['netns', 'del', ns]);
-  }
-}
-
-if (process.argv.includes('--inner')) {
+if (INSIDE) {
   inner().catch((err) => {
     console.error(err instanceof Error ? err.message : err);
     process.exitCode = 1;
   });
 } else {
-  outer();
+  runInNamespace(__filename, TIME_WAIT);
 }

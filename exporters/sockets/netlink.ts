@@ -45,6 +45,14 @@ interface SockDiagAddon {
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
 const TCP_TIME_WAIT = 6;
+/**
+ * The TCP states a state-counting dump asks for: ESTABLISHED (1) to NEW_SYN_RECV (12), the
+ * states /proc/net/tcp prints. Not 13, TCP_BOUND_INACTIVE (Linux 6.5 and later: bound sockets
+ * that neither listen nor connect, which /proc does not show and no series counts): asking for
+ * it makes the kernel walk its whole bind hash on every dump, 1.7 ms of a 7 ms dump at 15,000
+ * sockets (BENCHMARKS.md, "Netlink socket scan"); 0, 14 and 15 are no state.
+ */
+export const COUNTED_STATES = stateMask([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
 const ENOENT = 2;
 
 /** The addon's file, whether it was built (it is built on Linux only). */
@@ -152,7 +160,7 @@ export function scanSockDiag(
   const skip6 = (proto: string): boolean => sockstatInUse(v6, proto) === 0;
   let tcpMask = stateMask([1, 10]);
   if (opts.tcpStates) {
-    tcpMask = 0xffff;
+    tcpMask = COUNTED_STATES;
     if (timeWait !== undefined) tcpMask &= ~(1 << TCP_TIME_WAIT);
     out.timeWaitFrom = timeWait !== undefined ? 'sockstat' : 'dump';
   }

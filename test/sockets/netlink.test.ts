@@ -3,7 +3,7 @@
 // connections, IPv6, UDP, a network namespace with its own sockets, the kernel-side state
 // filter keeping TIME_WAIT rows in the kernel, agreement with `ss` and with the /proc source,
 // and the fall back to /proc when netlink cannot be used.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -379,17 +379,37 @@ describe('deadlines and closing', () => {
 describe('a network namespace with its own sockets', () => {
   const ns = `portprobe-nl-${process.pid}`;
   let stuck: Stuck | undefined;
+  let bound: ChildProcess | undefined;
   beforeAll(() => {
     execFileSync('ip', ['netns', 'add', ns]);
     execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
   });
   afterAll(async () => {
     await stuck?.stop();
+    if (bound?.exitCode === null) {
+      bound.stdin?.end();
+      await new Promise((ok) => bound?.once('exit', ok));
+    }
     execFileSync('ip', ['netns', 'del', ns]);
   });
 
   it("sees the namespace's listener, queue and TIME_WAIT count, and none of the host's", async () => {
     stuck = await Stuck.start('127.0.0.1', 16, 3, ['ip', 'netns', 'exec', ns]);
+    // A TCP socket bound and nothing else, held until its stdin closes: since Linux 6.5 a dump
+    // that asks for state 13 (TCP_BOUND_INACTIVE) makes the kernel walk its whole bind hash and
+    // report it, as state 7 (close). /proc/net/tcp does not show it; neither may the scan.
+    bound = spawn(
+      'ip',
+      [
+        ...['netns', 'exec', ns, 'python3', '-c'],
+        "import socket,sys\ns=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1], flush=True); sys.stdin.read()",
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    const boundPort = await new Promise<number>((ok) =>
+      bound?.stdout?.once('data', (d: Buffer) => ok(Number(d.toString()))),
+    );
+    expect(boundPort).toBeGreaterThan(0);
     expect(await untilSsQueue(stuck.port, 3, ns)).toEqual({ recvQ: 3, sendQ: 16 });
     // Two TIME_WAIT sockets inside the namespace: a client that closes first, twice.
     execFileSync('ip', [
@@ -410,9 +430,12 @@ describe('a network namespace with its own sockets', () => {
       const { SOCKETS_DEFAULTS } = require(${JSON.stringify(path.join(REPO, 'exporters/sockets/settings'))});
       const quiet = { debug() {}, info() {}, warn() {}, error() {} };
       const c = socketsCollector.create({ ...SOCKETS_DEFAULTS, source: 'netlink', expect: [{ port: ${stuck.port} }], max_unexpected_series: 1000 }, quiet);
+      const { loadSockDiag } = require(${JSON.stringify(path.join(REPO, 'exporters/sockets/netlink'))});
+      const { parseSockDiag } = require(${JSON.stringify(path.join(REPO, 'exporters/sockets/sockdiag'))});
+      const boundOnly = parseSockDiag(loadSockDiag().dump(4, 6, 1 << 13, 0), 'tcp').states[7];
       c.scan(new AbortController().signal).then((r) => {
         c.close();
-        process.stdout.write(JSON.stringify({ facts: r.facts, listeners: r.details.listeners, timeWaitFrom: r.details.timeWaitFrom }));
+        process.stdout.write(JSON.stringify({ facts: r.facts, listeners: r.details.listeners, timeWaitFrom: r.details.timeWaitFrom, boundOnly }));
       });`;
     const out = execFileSync(
       'ip',
@@ -426,6 +449,7 @@ describe('a network namespace with its own sockets', () => {
       facts: Fact[];
       listeners: Array<{ protocol: string; address: string; port: number }>;
       timeWaitFrom: string;
+      boundOnly: number;
     };
     const asResult = { success: true, durationSeconds: 0, facts: r.facts } as CollectorResult;
     expect(queueSeries(asResult, '127.0.0.1', stuck.port)).toEqual({ queue: 3, limit: 16, connections: 3 });
@@ -433,5 +457,7 @@ describe('a network namespace with its own sockets', () => {
     expect(r.timeWaitFrom).toBe('sockstat');
     expect(fact(asResult, 'portprobe_tcp_connection_states', { state: 'time_wait' })?.value).toBe(2);
     expect(fact(asResult, 'portprobe_tcp_connection_states', { state: 'established' })?.value).toBe(6);
+    expect(r.boundOnly).toBe(1);
+    expect(fact(asResult, 'portprobe_tcp_connection_states', { state: 'close' })?.value).toBe(0);
   }, 60_000);
 });
