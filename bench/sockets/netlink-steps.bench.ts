@@ -3,9 +3,11 @@
 // (2C established sockets), beside the whole scan as the agent makes it (worker thread,
 // message to the event loop):
 //
-//   npx ts-node --transpile-only bench/sockets/netlink-steps.bench.ts [--listeners=5000] [--connections=5000] [--rounds=20]
+//   npx ts-node --transpile-only bench/sockets/netlink-steps.bench.ts [--listeners=5000] [--connections=5000] [--rounds=20] [--gap=20]
 //
-// As root (it creates and deletes the namespace). Medians and minimums over the rounds, ms.
+// As root (it creates and deletes the namespace). Medians and minimums over the rounds, ms. Each
+// step waits --gap ms first, as a scan comes after idleness: the same kernel dump takes half as
+// long again when it follows another at once (--gap=0), its memory still in the caches.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,6 +31,8 @@ import { INSIDE, runInNamespace } from './namespace';
 const LISTENERS = numericFlag('listeners', 5000);
 const CONNECTIONS = numericFlag('connections', 5000);
 const ROUNDS = numericFlag('rounds', 20);
+/** Idle time before each step, ms: a scan comes after seconds of idleness, with cold caches. */
+const GAP = numericFlag('gap', 20);
 const TCP = 6;
 const UDP = 17;
 /** What a scan with tcp_states on asks for: every state the series count but TIME_WAIT. */
@@ -99,6 +103,7 @@ async function inner(): Promise<void> {
     for (let r = 0; r < ROUNDS; r++) {
       for (let k = 0; k < steps.length; k++) {
         const [name, f] = steps[(r + k) % steps.length];
+        if (GAP > 0) await new Promise((ok) => setTimeout(ok, GAP));
         const t0 = process.hrtime.bigint();
         await f();
         times.get(name)!.push(Number(process.hrtime.bigint() - t0) / 1e6);
@@ -106,7 +111,7 @@ async function inner(): Promise<void> {
     }
     console.log(
       `\n${LISTENERS} listeners + ${CONNECTIONS} connections; TCP dump ${bytes.length} bytes; ${t.listeners.length} listeners; ` +
-        `states ${JSON.stringify(t.tcpStates)}; rounds: ${ROUNDS}, rotating\n`,
+        `states ${JSON.stringify(t.tcpStates)}; rounds: ${ROUNDS}, rotating, ${GAP} ms idle before each step\n`,
     );
     console.log('| step | median ms | min ms |\n|---|---:|---:|');
     for (const [name] of steps) {
