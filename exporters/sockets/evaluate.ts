@@ -187,6 +187,17 @@ export function evaluate(table: SocketTable, s: SocketsSettings, memo?: Evaluati
   facts.push({ metric: M.unexpectedCount, value: distinct });
   facts.push({ metric: M.unexpectedTruncated, value: truncated ? 1 : 0 });
 
+  for (const f of countFacts(table, s)) facts.push(f);
+  return { facts, expectations, unexpected, unexpectedCount: distinct, truncated };
+}
+
+/**
+ * The facts evaluate() ends with, which do not depend on the listeners: TCP sockets by state and
+ * the listen-queue counters. A scan whose listeners are those of the last one, to the byte, keeps
+ * the rest of the last evaluation and makes only these again (netlink.ts).
+ */
+export function countFacts(table: SocketTable, s: SocketsSettings): Fact[] {
+  const facts: Fact[] = [];
   if (s.tcp_states && table.tcpStates) {
     EXPORTED_STATES.forEach((state, i) => {
       let v = table.tcpStates?.[i + 1] ?? 0;
@@ -199,7 +210,7 @@ export function evaluate(table: SocketTable, s: SocketsSettings, memo?: Evaluati
     facts.push({ metric: M.listenOverflows, value: table.listenQueue.overflows });
     facts.push({ metric: M.listenDrops, value: table.listenQueue.drops });
   }
-  return { facts, expectations, unexpected, unexpectedCount: distinct, truncated };
+  return facts;
 }
 
 /**

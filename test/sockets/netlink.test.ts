@@ -461,3 +461,91 @@ describe('a network namespace with its own sockets', () => {
     expect(fact(asResult, 'portprobe_tcp_connection_states', { state: 'close' })?.value).toBe(0);
   }, 60_000);
 });
+
+describe('a scan whose listener records are those of the last one', () => {
+  const ns = `portprobe-kept-${process.pid}`;
+  beforeAll(() => {
+    execFileSync('ip', ['netns', 'add', ns]);
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  });
+  afterAll(() => execFileSync('ip', ['netns', 'del', ns]));
+
+  it('keeps the listeners and their evaluation, makes the state counts again, and notices any change', () => {
+    // In a namespace of its own, so that no other socket changes between the scans.
+    const req = (m: string): string => JSON.stringify(path.join(REPO, 'exporters/sockets', m));
+    const script = `
+      const net = require('node:net');
+      const { loadSockDiag, runNetlinkScan } = require(${req('netlink')});
+      const { ListenerReuse } = require(${req('packed')});
+      const { EvaluationMemo } = require(${req('evaluate')});
+      const { InodeProcessCache } = require(${req('procfs')});
+      const { SOCKETS_DEFAULTS } = require(${req('settings')});
+      const fresh = () => ({ owners: new InodeProcessCache('/proc'), reuse: new ListenerReuse(), memo: new EvaluationMemo() });
+      const until = async (f) => { while (!f()) await new Promise((r) => setTimeout(r, 5)); };
+      (async () => {
+        const held = [];
+        let closed = 0;
+        const srv = net.createServer((c) => { held.push(c); c.on('end', () => c.end()); c.on('close', () => closed++); });
+        await new Promise((ok) => srv.listen(0, '127.0.0.1', ok));
+        const port = srv.address().port;
+        const s = { ...SOCKETS_DEFAULTS, expect: [{ port }] };
+        const { scan } = loadSockDiag();
+        const state = fresh();
+        const run = async (settings = s, st = state) => {
+          const r = await runNetlinkScan(scan, settings, st);
+          return { kept: r.listenersKept, facts: r.evaluation.facts, numbers: Array.from(r.listeners.numbers), strings: r.listeners.strings };
+        };
+        const out = {};
+        out.first = await run();
+        out.again = await run();
+        // A connection that comes and goes, the client closing first: one TIME_WAIT socket more,
+        // and the listener as it was.
+        const c = net.connect(port, '127.0.0.1');
+        await new Promise((ok) => c.once('connect', ok));
+        c.end();
+        await new Promise((ok) => c.once('close', ok));
+        await until(() => closed === 1);
+        out.timeWait = await run();
+        out.timeWaitFresh = await run(s, fresh());
+        // A connection held: the listener's connections change.
+        const d = net.connect(port, '127.0.0.1');
+        await new Promise((ok) => d.once('connect', ok));
+        await until(() => held.length === 2);
+        out.held = await run();
+        out.heldAgain = await run();
+        out.otherSettings = await run({ ...s, max_unexpected_series: 7 });
+        d.destroy();
+        srv.close();
+        for (const h of held) h.destroy();
+        process.stdout.write(JSON.stringify(out));
+      })();`;
+    const out = execFileSync(
+      'ip',
+      ['netns', 'exec', ns, process.execPath, '--require', 'ts-node/register/transpile-only', '-e', script],
+      { cwd: REPO, encoding: 'utf8' },
+    );
+    type Scan = { kept: boolean; facts: Fact[]; numbers: number[]; strings: string[] };
+    const r = JSON.parse(out) as Record<string, Scan>;
+    const value = (x: Scan, metric: string, labels: Record<string, string> = {}): number | undefined =>
+      fact({ success: true, durationSeconds: 0, facts: x.facts }, metric, labels)?.value;
+    const connections = (x: Scan): number | undefined => value(x, 'portprobe_listener_connections');
+    const timeWait = (x: Scan): number | undefined =>
+      value(x, 'portprobe_tcp_connection_states', { state: 'time_wait' });
+    expect(Object.entries(r).map(([k, x]) => [k, x.kept])).toEqual([
+      ['first', false],
+      ['again', true],
+      ['timeWait', true],
+      ['timeWaitFresh', false],
+      ['held', false],
+      ['heldAgain', true],
+      ['otherSettings', false],
+    ]);
+    expect(r.again).toEqual({ ...r.first, kept: true });
+    // Kept, the state counts are new: what a scan with nothing kept says.
+    expect([timeWait(r.first), timeWait(r.timeWait)]).toEqual([0, 1]);
+    expect({ ...r.timeWait, kept: false }).toEqual(r.timeWaitFresh);
+    expect([connections(r.timeWait), connections(r.held), connections(r.heldAgain)]).toEqual([0, 1, 1]);
+    expect(r.held.numbers).not.toEqual(r.timeWait.numbers);
+    expect(r.heldAgain.numbers).toEqual(r.held.numbers);
+  }, 60_000);
+});
