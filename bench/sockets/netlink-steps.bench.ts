@@ -96,7 +96,17 @@ async function inner(): Promise<void> {
         () => evaluate({ listeners: t.listeners, tcpStates: t.tcpStates, listenQueue }, settings, state.memo),
       ],
       ['packing the listener list', () => packListeners(t.listeners)],
-      ["runNetlinkScan() on this thread: the worker's whole job", () => runNetlinkScan(addon.scan, settings, state)],
+      [
+        "runNetlinkScan() on this thread: the worker's whole job (listener records as the last scan's)",
+        () => runNetlinkScan(addon.scan, settings, state),
+      ],
+      [
+        'the same, nothing kept from the last scan (as when a listener changed)',
+        () => {
+          state.last = undefined;
+          return runNetlinkScan(addon.scan, settings, state);
+        },
+      ],
       ['collector.scan(): worker + message + result on the loop', () => collector.scan(signal)],
     ];
     const times = new Map<string, number[]>(steps.map(([n]) => [n, []]));
