@@ -4,8 +4,17 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 
-/** Whether this process is the benchmark's run inside the namespace. */
-export const INSIDE = process.argv.includes('--inner');
+/**
+ * A socket benchmark's entry point: in the namespace (with --inner) runs `inner`, else makes the
+ * namespace and runs `file` (the benchmark's __filename) again inside it.
+ */
+export function namespacedBench(file: string, inner: () => Promise<void>, timeWait = 0): void {
+  if (!process.argv.includes('--inner')) return runInNamespace(file, timeWait);
+  inner().catch((err) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exitCode = 1;
+  });
+}
 
 /**
  * Runs `file` (a benchmark's __filename) again, with this process's arguments and `--inner`,

@@ -10,7 +10,6 @@
 // long again when it follows another at once (--gap=0), its memory still in the caches.
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { socketsCollector } from '../../exporters/sockets';
 import { evaluate, EvaluationMemo } from '../../exporters/sockets/evaluate';
 import {
@@ -26,7 +25,7 @@ import { SOCKETS_DEFAULTS, type SocketsSettings } from '../../exporters/sockets/
 import { stateMask } from '../../exporters/sockets/sockdiag';
 import { median, numericFlag, quietLogger } from '../common';
 import { startHolder } from './holder';
-import { INSIDE, runInNamespace } from './namespace';
+import { namespacedBench } from './namespace';
 
 const LISTENERS = numericFlag('listeners', 5000);
 const CONNECTIONS = numericFlag('connections', 5000);
@@ -140,11 +139,4 @@ async function inner(): Promise<void> {
   }
 }
 
-if (INSIDE) {
-  inner().catch((err) => {
-    console.error(err instanceof Error ? err.message : err);
-    process.exitCode = 1;
-  });
-} else {
-  runInNamespace(path.resolve(__filename));
-}
+namespacedBench(__filename, inner);

@@ -22,7 +22,7 @@ import { socketsCollector } from '../../exporters/sockets';
 import { SOCKETS_DEFAULTS, type SocketsSettings } from '../../exporters/sockets/settings';
 import type { Collector, CollectorResult } from '../../exporters/types';
 import { startHolder } from './holder';
-import { INSIDE, runInNamespace } from './namespace';
+import { namespacedBench } from './namespace';
 import { numericFlag, quietLogger } from '../common';
 
 const LISTENERS = numericFlag('listeners', 5000);
@@ -336,11 +336,4 @@ async function inner(): Promise<void> {
   }
 }
 
-if (INSIDE) {
-  inner().catch((err) => {
-    console.error(err instanceof Error ? err.message : err);
-    process.exitCode = 1;
-  });
-} else {
-  runInNamespace(__filename, TIME_WAIT);
-}
+namespacedBench(__filename, inner, TIME_WAIT);
