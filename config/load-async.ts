@@ -10,6 +10,7 @@ import { fork } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { ConfigError, assembleConfig, loadConfigFile, type AgentConfig, type TargetConfig } from './load';
+import { ownModule } from '../exporters/package-root';
 
 /** Niceness of the loader process. */
 export const LOADER_NICE = 15;
@@ -35,7 +36,7 @@ export function loadConfigFileOffThread(
   env: NodeJS.ProcessEnv = process.env,
   inlineBelow = INLINE_BELOW_BYTES,
 ): Promise<AgentConfig> {
-  const child = require.resolve('./load-child');
+  const child = ownModule('config/load-child');
   if (!child.endsWith('.js') || inlineSize(file, inlineBelow)) {
     return Promise.resolve().then(() => loadConfigFile(file, env));
   }

@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import { buildSchema } from './schema';
+import { ownModule } from '../exporters/package-root';
 
 export const GENERATED_FILE = 'validator.generated.js';
 
@@ -71,11 +72,7 @@ let current: ValidateFunction | undefined;
 export function configValidator(): ValidateFunction {
   if (!current) {
     const schema = buildSchema();
-    current = loadGenerated(__dirname, schema) ?? compileSchema(schema);
+    current = loadGenerated(path.dirname(ownModule('config/validator')), schema) ?? compileSchema(schema);
   }
   return current;
-}
-
-if (require.main === module) {
-  process.stdout.write(`wrote ${writeStandalone(process.argv[2] ?? __dirname)}\n`);
 }
