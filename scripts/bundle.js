@@ -10,9 +10,10 @@
 // read once, and its code comes from the cache (BENCHMARKS.md, "Start-up, bundled").
 //
 // Two dependencies of express are replaced, inside the bundle only, by stand-ins that load the real
-// module on first use: body-parser (express reads its parsers at load time; the agent parses no
-// request body) and mime-types (its 200 kB database is read at load time; /metrics sets its
-// Content-Type itself, the other routes load it when they first answer).
+// module from express's folder on first use: body-parser (express reads its parsers at load time;
+// the agent parses no request body) and mime-types (its 200 kB database is read at load time;
+// /metrics sets its Content-Type itself, the other routes load it when they first answer); qs is
+// taken from there too, where agent/http.ts defers it the same way.
 'use strict';
 const { spawn } = require('node:child_process');
 const { chmodSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = require('node:fs');
@@ -26,35 +27,42 @@ const root = path.join(__dirname, '..');
  * Loaded from node_modules at run time, not bundled: what a run uses only for some modules or
  * commands (tedious for mssql login, systeminformation where no socket table is readable,
  * node-cron for cron schedules, bcryptjs for basic auth, ajv when the generated validator is
- * stale), iconv-lite's encoding tables, and qs, which agent/http.ts replaces in the module cache
- * until first use.
+ * stale).
  */
-const EXTERNAL = ['tedious', 'systeminformation', 'node-cron', 'bcryptjs', 'ajv', 'iconv-lite', 'qs'];
+const EXTERNAL = ['tedious', 'systeminformation', 'node-cron', 'bcryptjs', 'ajv'];
 
-/** Stand-ins: module name -> source of a module that loads the real one on first use. */
-const STAND_INS = {
-  // express copies json, raw, text and urlencoded at load time: functions that load on call.
-  'body-parser': `let real;
-const load = () => real || (real = require('body-parser'));
-for (const name of ['json', 'raw', 'text', 'urlencoded']) exports[name] = (...args) => load()[name](...args);`,
-  // Read only inside functions by express, send and type-is.
-  'mime-types': `let real;
-const load = () => real || (real = require('mime-types'));
-module.exports = new Proxy({}, { get: (_t, key) => load()[key], has: (_t, key) => key in load() });`,
-};
+/** A dependency of express, loaded as express would load it: from express's installed folder. */
+const OF_EXPRESS = `const { dirname } = require('node:path');
+const ofExpress = (name) => require(require.resolve(name, { paths: [dirname(require.resolve('express'))] }));
+`;
 
 /**
- * Replaces a stand-in's module for every importer; the stand-in's own require of it is left to
- * node at run time (from node_modules, when first used).
+ * Modules of express's that the bundle takes from node_modules at run time, by name -> the source
+ * that stands in for them inside the bundle.
  */
+const FROM_EXPRESS = {
+  // express copies json, raw, text and urlencoded at load time: functions that load on call.
+  'body-parser': `${OF_EXPRESS}let real;
+const load = () => real || (real = ofExpress('body-parser'));
+for (const name of ['json', 'raw', 'text', 'urlencoded']) exports[name] = (...args) => load()[name](...args);`,
+  // Read only inside functions by express, send, type-is and accepts.
+  'mime-types': `${OF_EXPRESS}let real;
+const load = () => real || (real = ofExpress('mime-types'));
+module.exports = new Proxy({}, { get: (_t, key) => load()[key], has: (_t, key) => key in load() });`,
+  // Loaded when express is, from the module cache, where agent/http.ts has put its own stand-in.
+  qs: `${OF_EXPRESS}module.exports = ofExpress('qs');`,
+};
+
+/** Puts FROM_EXPRESS's stand-ins in the bundle in place of those modules, for every importer. */
 const standIns = {
   name: 'stand-ins',
   setup(build) {
-    const filter = new RegExp(`^(${Object.keys(STAND_INS).join('|')})$`);
-    build.onResolve({ filter }, (args) =>
-      args.namespace === 'stand-in' ? { path: args.path, external: true } : { path: args.path, namespace: 'stand-in' },
-    );
-    build.onLoad({ filter: /.*/, namespace: 'stand-in' }, (args) => ({ contents: STAND_INS[args.path], loader: 'js' }));
+    const filter = new RegExp(`^(${Object.keys(FROM_EXPRESS).join('|')})$`);
+    build.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'stand-in' }));
+    build.onLoad({ filter: /.*/, namespace: 'stand-in' }, (args) => ({
+      contents: FROM_EXPRESS[args.path],
+      loader: 'js',
+    }));
   },
 };
 
