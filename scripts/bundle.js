@@ -53,15 +53,62 @@ module.exports = new Proxy({}, { get: (_t, key) => load()[key], has: (_t, key) =
   qs: `${OF_EXPRESS}module.exports = ofExpress('qs');`,
 };
 
-/** Puts FROM_EXPRESS's stand-ins in the bundle in place of those modules, for every importer. */
+/**
+ * Bundled, but run only when first used: modules that load node's TLS and crypto at start for
+ * something the agent does not do at start. By who requires them (a pattern on the importer's
+ * path) and what -> the stand-in's source; `real:` names the module itself.
+ */
+const DEFERRED = [
+  {
+    // prom-client's Pushgateway loads node:https (and with it node:tls); the agent never pushes.
+    importer: /node_modules\/prom-client\/index\.js$/,
+    spec: './lib/pushgateway',
+    source: `let Real;
+module.exports = function Pushgateway(...args) {
+  return new (Real || (Real = require('real:prom-client/lib/pushgateway')))(...args);
+};`,
+  },
+  {
+    // express and send compute ETags with node:crypto; /metrics sends none.
+    importer: /node_modules\/(express\/lib\/utils|send\/index)\.js$/,
+    spec: 'etag',
+    source: `let real;
+module.exports = (...args) => (real || (real = require('real:etag')))(...args);`,
+  },
+  {
+    // express signs cookies with node:crypto; the agent sets none.
+    importer: /node_modules\/express\/lib\/response\.js$/,
+    spec: 'cookie-signature',
+    source: `let real;
+const load = () => real || (real = require('real:cookie-signature'));
+exports.sign = (...args) => load().sign(...args);
+exports.unsign = (...args) => load().unsign(...args);`,
+  },
+];
+
+/** Puts FROM_EXPRESS's and DEFERRED's stand-ins in the bundle in place of those modules. */
 const standIns = {
   name: 'stand-ins',
   setup(build) {
     const filter = new RegExp(`^(${Object.keys(FROM_EXPRESS).join('|')})$`);
     build.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'stand-in' }));
+    for (const [i, d] of DEFERRED.entries()) {
+      const spec = new RegExp(`^${d.spec.replace(/[./]/g, '\\$&')}$`);
+      build.onResolve({ filter: spec }, (args) =>
+        d.importer.test(args.importer) ? { path: String(i), namespace: 'deferred' } : undefined,
+      );
+    }
+    build.onResolve({ filter: /^real:/ }, (args) =>
+      build.resolve(args.path.slice('real:'.length), { kind: args.kind, resolveDir: root }),
+    );
     build.onLoad({ filter: /.*/, namespace: 'stand-in' }, (args) => ({
       contents: FROM_EXPRESS[args.path],
       loader: 'js',
+    }));
+    build.onLoad({ filter: /.*/, namespace: 'deferred' }, (args) => ({
+      contents: DEFERRED[Number(args.path)].source,
+      loader: 'js',
+      resolveDir: root,
     }));
   },
 };

@@ -36,7 +36,7 @@ beforeAll(() => {
   // Written by the agent's process at exit: every file in its module cache.
   writeFileSync(
     path.join(dir, 'record.js'),
-    `process.once('exit', () => require('fs').writeFileSync(process.env.RECORD_TO, JSON.stringify(Object.keys(require.cache))));\n`,
+    `process.once('exit', () => require('fs').writeFileSync(process.env.RECORD_TO, JSON.stringify({ files: Object.keys(require.cache), builtins: process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13)) })));\n`,
   );
   writeFileSync(
     path.join(dir, 'closed.yml'),
@@ -46,7 +46,9 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Runs the agent with the recorder, asks `paths`, stops it; returns the files it had loaded. */
-async function loadedAfter(paths: string[]): Promise<{ files: string[]; answers: [number, string | null][] }> {
+async function loadedAfter(
+  paths: string[],
+): Promise<{ files: string[]; builtins: string[]; answers: [number, string | null, string | null][] }> {
   const out = path.join(dir, `loaded-${paths.length}.json`);
   const agent = await startAgent(path.join(dir, 'closed.yml'), [], { RECORD_TO: out }, [
     process.execPath,
@@ -55,17 +57,17 @@ async function loadedAfter(paths: string[]): Promise<{ files: string[]; answers:
     path.join(dir, 'record.js'),
     MAIN,
   ]);
-  const answers: [number, string | null][] = [];
+  const answers: [number, string | null, string | null][] = [];
   try {
     for (const p of paths) {
       const res = await fetch(`${agent.base}${p}`);
       await res.text();
-      answers.push([res.status, res.headers.get('content-type')]);
+      answers.push([res.status, res.headers.get('content-type'), res.headers.get('etag')]);
     }
   } finally {
     await agent.stop();
   }
-  return { files: JSON.parse(readFileSync(out, 'utf8')) as string[], answers };
+  return { ...(JSON.parse(readFileSync(out, 'utf8')) as { files: string[]; builtins: string[] }), answers };
 }
 
 const under = (files: string[], prefix: string): string[] =>
@@ -75,8 +77,10 @@ const packages = (files: string[]): Set<string> =>
 
 describe('the bundled agent', () => {
   it('loads one bundled file and the generated validator up to its first scrape, not the deferred dependencies', async () => {
-    const { files, answers } = await loadedAfter(['/metrics']);
-    expect(answers).toEqual([[200, 'text/plain; version=0.0.4; charset=utf-8']]);
+    const { files, builtins, answers } = await loadedAfter(['/metrics']);
+    expect(answers).toEqual([[200, 'text/plain; version=0.0.4; charset=utf-8', null]]);
+    // No module here uses TLS, the agent is not sharded, nothing is pushed, signed or ETagged.
+    expect(builtins.filter((b) => ['tls', 'https', 'crypto'].includes(b))).toEqual([]);
     // bundle.js is compiled by main.js itself (vm), so it is not in the module cache.
     expect(under(files, DIST + path.sep).sort()).toEqual([
       path.join('dist', 'agent', 'main.js'),
@@ -104,11 +108,12 @@ describe('the bundled agent', () => {
 
   it('loads mime-types when a route sets a type through express, and answers with the same types', async () => {
     const { files, answers } = await loadedAfter(['/metrics', '/-/healthy', '/', '/nowhere']);
+    // (The agent sends no ETags: express's is switched off.)
     expect(answers).toEqual([
-      [200, 'text/plain; version=0.0.4; charset=utf-8'],
-      [200, 'text/plain; charset=utf-8'],
-      [200, 'text/html; charset=utf-8'],
-      [404, 'text/plain; charset=utf-8'],
+      [200, 'text/plain; version=0.0.4; charset=utf-8', null],
+      [200, 'text/plain; charset=utf-8', null],
+      [200, 'text/html; charset=utf-8', null],
+      [404, 'text/plain; charset=utf-8', null],
     ]);
     expect(packages(files).has('mime-types')).toBe(true);
   });
