@@ -98,6 +98,12 @@ const standIns = {
         d.importer.test(args.importer) ? { path: String(i), namespace: 'deferred' } : undefined,
       );
     }
+    // config/validator.ts's generated validator, written to dist/config/ before this step.
+    build.onResolve({ filter: /^\.\/validator\.generated$/ }, (args) =>
+      /config[/\\]validator\.ts$/.test(args.importer)
+        ? { path: path.join(root, 'dist', 'config', 'validator.generated.js') }
+        : undefined,
+    );
     build.onResolve({ filter: /^real:/ }, (args) =>
       build.resolve(args.path.slice('real:'.length), { kind: args.kind, resolveDir: root }),
     );
