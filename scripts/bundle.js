@@ -54,8 +54,8 @@ module.exports = new Proxy({}, { get: (_t, key) => load()[key], has: (_t, key) =
 };
 
 /**
- * Bundled, but run only when first used: modules that load node's TLS and crypto at start for
- * something the agent does not do at start. By who requires them (a pattern on the importer's
+ * Bundled, but run only when first used: modules that load node's TLS, crypto or assert at start
+ * for something the agent does not do at start. By who requires them (a pattern on the importer's
  * path) and what -> the stand-in's source; `real:` names the module itself.
  */
 const DEFERRED = [
@@ -83,6 +83,22 @@ module.exports = (...args) => (real || (real = require('real:etag')))(...args);`
 const load = () => real || (real = require('real:cookie-signature'));
 exports.sign = (...args) => load().sign(...args);
 exports.unsign = (...args) => load().unsign(...args);`,
+  },
+  {
+    // pino's destination checks one argument with node:assert, at open.
+    importer: /node_modules\/sonic-boom\/index\.js$/,
+    spec: 'assert',
+    source: `let real;
+module.exports = (...args) => (real || (real = require('real:assert')))(...args);`,
+  },
+  {
+    // pino's transports (log shipping in a worker thread, with node:assert); the agent logs to stderr.
+    importer: /node_modules\/pino\/lib\/transport\.js$/,
+    spec: 'thread-stream',
+    source: `let Real;
+module.exports = function ThreadStream(...args) {
+  return new (Real || (Real = require('real:thread-stream')))(...args);
+};`,
   },
 ];
 
