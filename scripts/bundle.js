@@ -267,7 +267,8 @@ async function train() {
   }
   // (Renamed into place once written.)
   proc.kill('SIGTERM');
-  await exited;
+  const killer = setTimeout(() => proc.kill('SIGKILL'), 20000);
+  await exited.finally(() => clearTimeout(killer));
   renameSync(tmp, CACHE);
 }
 
@@ -302,7 +303,14 @@ async function main() {
     `wrote ${path.relative(root, BUNDLE)} (${kB} kB, ${Object.keys(result.metafile.inputs).length} modules)\n`,
   );
   if (process.env.PORTPROBE_CODE_CACHE === '0') return;
-  await train();
+  try {
+    await train();
+  } catch (e) {
+    // The cache only makes the start faster: the build stands without it (the image build and the
+    // tests insist on it).
+    process.stderr.write(`warning: no code cache written (${e.message}); the agent will start without one\n`);
+    return;
+  }
   process.stdout.write(`wrote ${path.relative(root, CACHE)} (${(statSync(CACHE).size / 1024).toFixed(0)} kB)\n`);
 }
 
