@@ -167,35 +167,39 @@ const { Script } = require('node:vm');
 const { crc32 } = require('node:zlib');
 
 const file = path.join(__dirname, 'bundle.js');
-const text = readFileSync(file);
-const stamp = Buffer.alloc(8);
-stamp.writeUInt32LE(text.length, 0);
-stamp.writeUInt32LE(crc32(text), 4);
-let cachedData;
-let cache = 'off';
-if (process.env.PORTPROBE_CODE_CACHE !== '0') {
-  try {
-    const bytes = readFileSync(path.join(__dirname, 'bundle.cache'));
-    if (bytes.length > 8 && bytes.subarray(0, 8).equals(stamp)) cachedData = bytes.subarray(8);
-    cache = cachedData ? 'used' : 'stale';
-  } catch {
-    cache = 'absent';
+
+/** Compiles bundle.js; the file's bytes and the cache are garbage once this returns. */
+function compile() {
+  const text = readFileSync(file);
+  const stamp = Buffer.alloc(8);
+  stamp.writeUInt32LE(text.length, 0);
+  stamp.writeUInt32LE(crc32(text), 4);
+  let cachedData;
+  let cache = 'off';
+  if (process.env.PORTPROBE_CODE_CACHE !== '0') {
+    try {
+      const bytes = readFileSync(path.join(__dirname, 'bundle.cache'));
+      if (bytes.length > 8 && bytes.subarray(0, 8).equals(stamp)) cachedData = bytes.subarray(8);
+      cache = cachedData ? 'used' : 'stale';
+    } catch {
+      cache = 'absent';
+    }
   }
+  const source = \`(function (exports, require, module, __filename, __dirname) {\${text.toString('utf8')}\\n})\`;
+  const script = new Script(source, { filename: file, cachedData });
+  if (cachedData && script.cachedDataRejected) cache = 'rejected';
+  if (process.env.PORTPROBE_CODE_CACHE_REPORT === '1') process.stderr.write(\`code cache: \${cache}\\n\`);
+  const out = process.env.PORTPROBE_CODE_CACHE_WRITE;
+  if (out) {
+    process.once('SIGUSR2', () => {
+      writeFileSync(\`\${out}.part\`, Buffer.concat([stamp, script.createCachedData()]));
+      renameSync(\`\${out}.part\`, out);
+    });
+  }
+  return script;
 }
-const script = new Script(\`(function (exports, require, module, __filename, __dirname) {\${text.toString('utf8')}\\n})\`, {
-  filename: file,
-  cachedData,
-});
-if (cachedData && script.cachedDataRejected) cache = 'rejected';
-if (process.env.PORTPROBE_CODE_CACHE_REPORT === '1') process.stderr.write(\`code cache: \${cache}\\n\`);
-const out = process.env.PORTPROBE_CODE_CACHE_WRITE;
-if (out) {
-  process.once('SIGUSR2', () => {
-    writeFileSync(\`\${out}.part\`, Buffer.concat([stamp, script.createCachedData()]));
-    renameSync(\`\${out}.part\`, out);
-  });
-}
-script.runInThisContext()(module.exports, createRequire(file), module, file, __dirname);
+
+compile().runInThisContext()(module.exports, createRequire(file), module, file, __dirname);
 `;
 
 function freePort() {
