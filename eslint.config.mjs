@@ -56,8 +56,9 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
   },
   {
-    // The install step (native/build.js) is plain CommonJS for Node: it runs before any build.
-    files: ['native/**/*.js'],
+    // The install step (native/build.js) and the bundling step of the build (scripts/bundle.js) are
+    // plain CommonJS for Node: the one runs before any build, the other bundles its output.
+    files: ['native/**/*.js', 'scripts/**/*.js'],
     languageOptions: {
       sourceType: 'commonjs',
       globals: {
@@ -66,6 +67,10 @@ export default tseslint.config(
         process: 'readonly',
         __dirname: 'readonly',
         console: 'readonly',
+        Buffer: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        fetch: 'readonly',
       },
     },
     rules: { '@typescript-eslint/no-require-imports': 'off' },

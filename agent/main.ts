@@ -100,6 +100,8 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
     build: BUILD,
     shard: { index: flags.shardIndex, count: flags.shardCount },
   });
+  // The socket scan's first run waits until the server listens (Scheduler.holdCollectors).
+  agent.scheduler.holdCollectors();
   const first = agent.reload();
   if (!first.ok) {
     process.stderr.write(`${first.errors.join('\n')}\n`);
@@ -147,6 +149,7 @@ async function serve(flags: Flags, logger: AgentLogger, web: WebConfig | undefin
     logger.error('cannot listen', { address: flags.listenAddress, err: e.code ?? e.message });
     throw e;
   });
+  agent.scheduler.releaseCollectors();
   const addr = server.address();
   logger.info('listening', {
     address: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : flags.listenAddress,

@@ -288,6 +288,8 @@ export class Scheduler {
   private rings: Ring[] = [];
   private firstProbes: FirstProbes[] = [];
   private readonly collectorStates = new Map<string, CollectorState>();
+  /** See holdCollectors. */
+  private collectorsHeld = false;
   private readonly slots: Slots;
   private readonly shutdown = new Shutdown();
   private readonly inFlight = new Set<Promise<void>>();
@@ -517,6 +519,24 @@ export class Scheduler {
   }
 
   /** Starts, restarts or stops local collectors (the sockets prober). */
+  /**
+   * Collectors applied from now on are set up but make their first scan only at
+   * releaseCollectors(). The agent's start holds them until its HTTP server listens: the socket
+   * scan's first run starts a worker thread, whose start-up would otherwise compete with the
+   * agent's own for the CPU before the first scrape can be answered (and that first answer could
+   * not carry the scan's result anyway).
+   */
+  holdCollectors(): void {
+    this.collectorsHeld = true;
+  }
+
+  /** Starts the first scan of every collector held since holdCollectors(). */
+  releaseCollectors(): void {
+    if (!this.collectorsHeld) return;
+    this.collectorsHeld = false;
+    for (const st of this.collectorStates.values()) if (!st.timer && !st.running) this.runCollector(st);
+  }
+
   applyCollectors(configs: readonly CollectorConfig[]): void {
     for (const cfg of configs) {
       const old = this.collectorStates.get(cfg.name);
@@ -537,7 +557,7 @@ export class Scheduler {
         running: false,
       };
       this.collectorStates.set(cfg.name, st);
-      this.runCollector(st);
+      if (!this.collectorsHeld) this.runCollector(st);
     }
   }
 

@@ -1,5 +1,4 @@
 // Stable hashing for spreading targets over an interval and over agent replicas.
-import { createHash } from 'node:crypto';
 
 /** 32-bit FNV-1a of a string's UTF-8 bytes. Stable across processes and versions. */
 export function stableHash(s: string): number {
@@ -25,6 +24,9 @@ export function stableHash(s: string): number {
 
 /** First 64 bits of the MD5 of the name, as Prometheus' hashmod relabelling takes its hash. */
 export function key64(name: string): bigint {
+  // node:crypto on first use: an agent that is not sharded never loads it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- see above
+  const { createHash } = require('node:crypto') as typeof import('node:crypto');
   return createHash('md5').update(name, 'utf8').digest().readBigUInt64BE(0);
 }
 

@@ -2,10 +2,12 @@
 // side with a bare node HTTP server (the floor for any node program) in the same run, rounds
 // interleaved so that the machine's noise falls on both alike. Also process start to exit for
 // `--config.check`, `--once` (one TCP target on a closed port) and `diagnose tcp://…`.
-// BENCH_BEFORE=path/to/dist/agent/main.js adds an older build as a third column.
+// BENCH_BEFORE=path/to/dist/agent/main.js adds an older build as a third column; a build with a
+// code cache of its bundle (dist/agent/bundle.cache) is also run with the cache off
+// (PORTPROBE_CODE_CACHE=0), side by side.
 // Run: npx ts-node --transpile-only bench/startup.bench.ts [runs=20]
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,9 +17,9 @@ import { MAIN, median, nodeFlags, percentile } from './common';
 const BARE = `require('node:http').createServer((q, s) => s.end('ok\\n')).listen(Number(process.argv[1]), '127.0.0.1');`;
 
 /** Milliseconds from spawn to the first 200 answer on /metrics. */
-async function firstAnswer(argv: string[], port: number): Promise<number> {
+async function firstAnswer(argv: string[], port: number, env: NodeJS.ProcessEnv): Promise<number> {
   const t0 = performance.now();
-  const proc = spawn(process.execPath, argv, { stdio: 'ignore' });
+  const proc = spawn(process.execPath, argv, { stdio: 'ignore', env });
   try {
     for (;;) {
       try {
@@ -42,9 +44,9 @@ async function firstAnswer(argv: string[], port: number): Promise<number> {
 }
 
 /** Milliseconds from spawn to exit (any exit code but a crash). */
-function toExit(argv: string[]): Promise<number> {
+function toExit(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const t0 = performance.now();
-  const proc = spawn(process.execPath, argv, { stdio: 'ignore' });
+  const proc = spawn(process.execPath, argv, { stdio: 'ignore', env });
   return new Promise((resolve, reject) =>
     proc.once('exit', (code) =>
       code !== null && code <= 2
@@ -69,8 +71,13 @@ function line(name: string, xs: number[], ref?: number[]): string {
 
 async function main(): Promise<void> {
   const runs = Number(process.argv[2] ?? 20);
-  const builds: [string, string][] = [['agent', MAIN]];
-  if (process.env.BENCH_BEFORE) builds.push(['agent (BENCH_BEFORE)', process.env.BENCH_BEFORE]);
+  const on = { ...process.env };
+  delete on.PORTPROBE_CODE_CACHE;
+  const off = { ...on, PORTPROBE_CODE_CACHE: '0' };
+  const builds: [string, string, NodeJS.ProcessEnv][] = [['agent', MAIN, on]];
+  const cached = (main: string): boolean => existsSync(path.join(path.dirname(main), 'bundle.cache'));
+  if (cached(MAIN)) builds.push(['agent, code cache off', MAIN, off]);
+  if (process.env.BENCH_BEFORE) builds.push(['agent (BENCH_BEFORE)', process.env.BENCH_BEFORE, on]);
   const dir = mkdtempSync(path.join(tmpdir(), 'portprobe-startup-'));
   const cfg = path.join(dir, 'once.yml');
   writeFileSync(
@@ -81,18 +88,18 @@ async function main(): Promise<void> {
   const add = (k: string, v: number): void => void (times.get(k) ?? times.set(k, []).get(k))?.push(v);
   for (let i = 0; i < runs; i++) {
     const port = 19821 + (i % 10);
-    add('bare node http server', await firstAnswer(['-e', BARE, String(port)], port));
-    for (const [name, main] of builds) {
+    add('bare node http server', await firstAnswer(['-e', BARE, String(port)], port, on));
+    for (const [name, main, env] of builds) {
       const flags = [...nodeFlags(main), main];
       add(
         `${name}: first /metrics`,
-        await firstAnswer([...flags, `--web.listen-address=127.0.0.1:${port}`, '--log.level=error'], port),
+        await firstAnswer([...flags, `--web.listen-address=127.0.0.1:${port}`, '--log.level=error'], port, env),
       );
-      add(`${name}: --config.check`, await toExit([...flags, '--config.check', `--config.file=${cfg}`]));
-      add(`${name}: --once`, await toExit([...flags, '--once', `--config.file=${cfg}`, '--log.level=error']));
+      add(`${name}: --config.check`, await toExit([...flags, '--config.check', `--config.file=${cfg}`], env));
+      add(`${name}: --once`, await toExit([...flags, '--once', `--config.file=${cfg}`, '--log.level=error'], env));
       add(
         `${name}: diagnose tcp://`,
-        await toExit([...flags, 'diagnose', `tcp://127.0.0.1:${await closedPort()}`, '--timeout=1s']),
+        await toExit([...flags, 'diagnose', `tcp://127.0.0.1:${await closedPort()}`, '--timeout=1s'], env),
       );
     }
   }

@@ -6,10 +6,10 @@
 // document. A process rather than a worker thread: the YAML document of a large file takes
 // several hundred MB, and a worker's heap and allocations stayed in the agent's RSS after it
 // ended, while a process gives everything back when it exits.
-import { fork } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { ConfigError, assembleConfig, loadConfigFile, type AgentConfig, type TargetConfig } from './load';
+import { ownModule } from '../exporters/package-root';
 
 /** Niceness of the loader process. */
 export const LOADER_NICE = 15;
@@ -35,12 +35,15 @@ export function loadConfigFileOffThread(
   env: NodeJS.ProcessEnv = process.env,
   inlineBelow = INLINE_BELOW_BYTES,
 ): Promise<AgentConfig> {
-  const child = require.resolve('./load-child');
+  const child = ownModule('config/load-child');
   if (!child.endsWith('.js') || inlineSize(file, inlineBelow)) {
     return Promise.resolve().then(() => loadConfigFile(file, env));
   }
   return new Promise<AgentConfig>((resolve, reject) => {
     // No inherited flags (--inspect, the agent's heap settings); its output is not the agent's.
+    // node:child_process on first use (and node:dgram, which it loads): a start never needs it.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- see above
+    const { fork } = require('node:child_process') as typeof import('node:child_process');
     const proc = fork(child, [], {
       execArgv: [],
       serialization: 'advanced',

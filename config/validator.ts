@@ -49,21 +49,25 @@ export function writeStandalone(dir: string): string {
 type Generated = ValidateFunction & { schemaDigest?: string };
 
 /**
- * The generated validator in `dir` when it was made from `schema`; undefined when there is none
- * or it is stale. A file that exists but cannot be loaded is an error, not a silent fallback.
+ * The generated validator `load` returns when it was made from `schema`; undefined when there is
+ * none or it is stale. A file that exists but cannot be loaded is an error, not a silent fallback.
  */
-export function loadGenerated(dir: string, schema: object): ValidateFunction | undefined {
-  const file = path.join(dir, GENERATED_FILE);
+function whenCurrent(load: () => unknown, schema: object): ValidateFunction | undefined {
   let mod: Generated;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- an optional build product
-    mod = require(file) as Generated;
+    mod = load() as Generated;
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    if (err.code === 'MODULE_NOT_FOUND' && err.message.includes(GENERATED_FILE)) return undefined;
+    if (err.code === 'MODULE_NOT_FOUND' && err.message.includes(GENERATED_FILE.replace(/\.js$/, ''))) return undefined;
     throw e;
   }
   return mod.schemaDigest === schemaDigest(schema) ? mod : undefined;
+}
+
+/** The generated validator in `dir` when it was made from `schema` (see whenCurrent). */
+export function loadGenerated(dir: string, schema: object): ValidateFunction | undefined {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- an optional build product
+  return whenCurrent(() => require(path.join(dir, GENERATED_FILE)), schema);
 }
 
 let current: ValidateFunction | undefined;
@@ -71,11 +75,10 @@ let current: ValidateFunction | undefined;
 export function configValidator(): ValidateFunction {
   if (!current) {
     const schema = buildSchema();
-    current = loadGenerated(__dirname, schema) ?? compileSchema(schema);
+    // The one next to this module, by a fixed path: dist/config/ for the compiled agent; the bundled
+    // agent carries it inside (scripts/bundle.js resolves this require), its code in the code cache.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- an optional build product
+    current = whenCurrent(() => require('./validator.generated'), schema) ?? compileSchema(schema);
   }
   return current;
-}
-
-if (require.main === module) {
-  process.stdout.write(`wrote ${writeStandalone(process.argv[2] ?? __dirname)}\n`);
 }

@@ -20,6 +20,18 @@ export function packageRoot(): string {
   }
 }
 
+/**
+ * A module of this program that is started on its own (a worker thread, a child process) or loaded
+ * by path, by its path under the sources without extension ('config/load-child'): the compiled
+ * file under dist/ when running compiled, the TypeScript file when running from the sources (tests,
+ * benchmarks through ts-node). Not relative to the caller's own file: the built agent's entry is one
+ * bundled file (scripts/bundle.js), in dist/agent/, whatever the caller's place in the sources.
+ */
+export function ownModule(rel: string): string {
+  const fromSources = path.extname(__filename) === '.ts';
+  return path.join(packageRoot(), fromSources ? '' : 'dist', `${rel}${fromSources ? '.ts' : '.js'}`);
+}
+
 export function packageVersion(): string {
   return (JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }

@@ -12,7 +12,7 @@
 // the greeting) is never failed by the look, and never sees a stray command on its session.
 import net from 'node:net';
 import { Duplex } from 'node:stream';
-import tls from 'node:tls';
+import { nodeTls } from './net/lazy-tls';
 import { DeadlineError, ProbeError } from './ladder';
 import type { ProbeSignal } from './signal';
 
@@ -121,7 +121,7 @@ export function clientHello(): Promise<Buffer> {
         cb();
       },
     });
-    const t = tls.connect({ socket: sink, rejectUnauthorized: false, servername: 'portprobe.invalid' });
+    const t = nodeTls().connect({ socket: sink, rejectUnauthorized: false, servername: 'portprobe.invalid' });
     t.on('error', () => undefined);
   });
   return helloCache;

@@ -1,13 +1,13 @@
 // The FTP greeting rung: the first reply a server sends after the TCP (or implicit TLS) handshake.
 // Silence here is not the network's fault (the handshake completed): see exporters/silence.ts for
 // how a hung service, an HTTP server and an implicit-TLS port are told apart.
-import tls from 'node:tls';
 import type { ProbeSignal } from '../signal';
 import { classifyAnswer, lookSays, readOrExplain } from '../silence';
 import { probeError } from './advice';
 import { ReplyStreamError, type ControlConnection } from './control';
 import { replyText, type Reply } from './reply';
 import { DeadlineError, ProbeError } from '../ladder';
+import { nodeTls } from '../net/lazy-tls';
 
 export const GREETING_ADVICE = {
   silent:
@@ -45,7 +45,7 @@ export async function readBanner(
       signal,
       deadline: opts.deadline,
       socket: ctrl.socket,
-      clearText: !(ctrl.socket instanceof tls.TLSSocket),
+      clearText: !(ctrl.socket instanceof nodeTls().TLSSocket),
       expecting: 'greeting',
       what: 'greeting',
       advice: GREETING_ADVICE,

@@ -1,6 +1,5 @@
 // The first rung of every ladder: does the host answer ping? Node has no raw sockets, so the
 // system's iputils ping runs with a fixed argument list (no shell) and its output is parsed.
-import { execFile } from 'node:child_process';
 import net from 'node:net';
 import type { FailureReason, ProberDef } from '../types';
 import { DeadlineError, ProbeError, runLadder, type Ladder } from '../ladder';
@@ -82,6 +81,9 @@ interface PingRun {
 function runPing(path: string, args: string[], signal: ProbeSignal): Promise<PingRun> {
   return new Promise((resolve) => {
     try {
+      // node:child_process on first use: an agent without ICMP modules or ping rungs never loads it.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- see above
+      const { execFile } = require('node:child_process') as typeof import('node:child_process');
       execFile(
         path,
         args,

@@ -1,7 +1,6 @@
 // SQL Server Resolution Protocol (MC-SQLR): the Browser service on UDP 1434 that maps instance
 // names to TCP ports. Requests are built and answers parsed by pure functions; `queryBrowser`
 // is the only part that touches the network.
-import dgram from 'node:dgram';
 import net from 'node:net';
 import { DeadlineError, untilAborted } from '../ladder';
 import type { ProbeSignal } from '../signal';
@@ -161,7 +160,10 @@ export async function queryBrowser(
   waitMs: number,
   seen: { refused?: boolean } = {},
 ): Promise<Buffer | undefined> {
-  const sock = dgram.createSocket(net.isIPv6(address) ? 'udp6' : 'udp4');
+  // node:dgram on first use: an agent that never asks SQL Browser does not load it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- see above
+  const { createSocket } = require('node:dgram') as typeof import('node:dgram');
+  const sock = createSocket(net.isIPv6(address) ? 'udp6' : 'udp4');
   let timer: NodeJS.Timeout | undefined;
   try {
     const answer = new Promise<Buffer | undefined>((resolve) => {

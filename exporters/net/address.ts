@@ -1,6 +1,5 @@
 // Target addresses: parsing host:port forms, and resolution with an IP-version preference that
 // honours the probe's deadline signal.
-import { promises as dns } from 'node:dns';
 import net from 'node:net';
 import { ProbeError, untilAborted } from '../ladder';
 import type { ProbeSignal } from '../signal';
@@ -106,6 +105,9 @@ export async function resolveHost(
     }
     return { address: host, family };
   }
+  // node:dns on first use: targets given as IP addresses never load it (start-up, BENCHMARKS.md).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- see above
+  const dns = (require('node:dns') as typeof import('node:dns')).promises;
   const all = await untilAborted(dns.lookup(host, { all: true, verbatim: true }), signal);
   const want = prefer === 'ip4' ? 4 : 6;
   const preferred = all.find((a) => a.family === want);

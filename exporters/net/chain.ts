@@ -8,7 +8,8 @@
 // part is a suffix; it is recognised by its DER bytes among the trust anchors the connection used
 // (ca_file, else Node's bundled roots). A trusted root that the peer also sends is counted as the
 // store's: it changes the earliest expiry only if the root expires before everything under it.
-import tls from 'node:tls';
+import type tls from 'node:tls';
+import { nodeTls } from './lazy-tls';
 
 /** The part of Node's PeerCertificate this module reads. */
 export interface ChainLink {
@@ -81,7 +82,7 @@ const BY_TEXT_MAX = 64;
 
 /** The trust anchors of a connection made with `ca` (tls.connect's option), as base64 DER. */
 export function trustAnchors(ca: tls.ConnectionOptions['ca']): ReadonlySet<string> {
-  if (ca === undefined) return (bundled ??= derBodies(tls.rootCertificates.join('\n')));
+  if (ca === undefined) return (bundled ??= derBodies(nodeTls().rootCertificates.join('\n')));
   const text = (Array.isArray(ca) ? ca : [ca]).map((c) => c.toString()).join('\n');
   const hit = byText.get(text);
   if (hit) return hit;

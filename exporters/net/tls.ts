@@ -3,13 +3,14 @@
 // certificate and version facts, the blackbox certificate series and the expiry finding.
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { DeadlineError, ProbeError, type Ladder } from '../ladder';
 import type { Fact, Finding, MetricDef } from '../types';
 import type { ProbeSignal } from '../signal';
 import { socketChainExpiries } from './chain';
 import { settled } from './connect';
+import { nodeTls } from './lazy-tls';
 
 export interface TlsSettings {
   /** Server name for SNI and certificate checks; defaults to the target host when it is a name. */
@@ -73,7 +74,7 @@ export function startTls(
   opts: tls.ConnectionOptions,
   signal: ProbeSignal,
 ): Promise<tls.TLSSocket> {
-  const tlsSocket = tls.connect(socket ? { ...opts, socket } : opts);
+  const tlsSocket = nodeTls().connect(socket ? { ...opts, socket } : opts);
   trustAnchors.set(tlsSocket, opts.ca);
   return settled(tlsSocket, 'secureConnect', signal).catch((err: unknown) => {
     if (err instanceof DeadlineError || err instanceof ProbeError) throw err;

@@ -16,7 +16,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { packageRoot } from '../package-root';
+import { ownModule, packageRoot } from '../package-root';
 import { countFacts, evaluate, type Evaluation, type EvaluationMemo } from './evaluate';
 import { InodeProcessCache, readListenQueueCounters, type WalkStats } from './procfs';
 import type { SocketsSettings } from './settings';
@@ -424,8 +424,8 @@ export class SockDiagWorker {
   private start(): Worker {
     // From the compiled agent the worker is a .js file; from the TypeScript sources (tests,
     // benchmarks) it is compiled on load by ts-node.
-    const ext = path.extname(__filename);
-    const file = path.join(__dirname, `sockdiag-worker${ext}`);
+    const file = ownModule('exporters/sockets/sockdiag-worker');
+    const ext = path.extname(file);
     // The environment as this thread sees it now (PORTPROBE_SOCK_DIAG=off switches the addon off).
     const w = new Worker(file, {
       env: { ...process.env },

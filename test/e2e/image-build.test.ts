@@ -261,6 +261,17 @@ describe('the image, running', () => {
     ]);
   });
 
+  test('starts the bundled agent from the code cache the build wrote with the ENTRYPOINT flags', () => {
+    const r = runInImage(['env', 'PORTPROBE_CODE_CACHE_REPORT=1', ...config.Entrypoint, '--version'], {
+      caps: 'none',
+    });
+    expect([r.status, r.stderr]).toEqual([0, 'code cache: used\n']);
+    const files = ['bundle.js', 'bundle.cache', 'main.js'].map((f) =>
+      existsSync(path.join(mounted, 'opt', 'portprobe', 'dist', 'agent', f)),
+    );
+    expect(files).toEqual([true, true, true]);
+  });
+
   test("the default CMD config and the chart's default ConfigMap pass --config.check", () => {
     const r = runInImage([...config.Entrypoint, ...config.Cmd, '--config.check'], { caps: 'none' });
     expect([r.status, r.stderr]).toEqual([0, '']);
