@@ -31,6 +31,19 @@ const root = path.join(__dirname, '..');
  */
 const EXTERNAL = ['tedious', 'systeminformation', 'node-cron', 'bcryptjs', 'ajv'];
 
+/** Stand-in sources; `load` is the expression that loads the real module, evaluated on first use. */
+const standIn = {
+  /** A function module. */
+  call: (load) => `let real;\nmodule.exports = (...args) => (real || (real = ${load}))(...args);`,
+  /** A module of functions `names`. */
+  callEach: (load, names) =>
+    `let real;\nconst load = () => real || (real = ${load});\n` +
+    `for (const name of ${JSON.stringify(names)}) exports[name] = (...args) => load()[name](...args);`,
+  /** A class `name`, constructed with new. */
+  construct: (name, load) =>
+    `let Real;\nmodule.exports = function ${name}(...args) {\n  return new (Real || (Real = ${load}))(...args);\n};`,
+};
+
 /** A dependency of express, loaded as express would load it: from express's installed folder. */
 const OF_EXPRESS = `const { dirname } = require('node:path');
 const ofExpress = (name) => require(require.resolve(name, { paths: [dirname(require.resolve('express'))] }));
@@ -42,9 +55,7 @@ const ofExpress = (name) => require(require.resolve(name, { paths: [dirname(requ
  */
 const FROM_EXPRESS = {
   // express copies json, raw, text and urlencoded at load time: functions that load on call.
-  'body-parser': `${OF_EXPRESS}let real;
-const load = () => real || (real = ofExpress('body-parser'));
-for (const name of ['json', 'raw', 'text', 'urlencoded']) exports[name] = (...args) => load()[name](...args);`,
+  'body-parser': OF_EXPRESS + standIn.callEach("ofExpress('body-parser')", ['json', 'raw', 'text', 'urlencoded']),
   // Read only inside functions by express, send, type-is and accepts.
   'mime-types': `${OF_EXPRESS}let real;
 const load = () => real || (real = ofExpress('mime-types'));
@@ -63,42 +74,31 @@ const DEFERRED = [
     // prom-client's Pushgateway loads node:https (and with it node:tls); the agent never pushes.
     importer: /node_modules\/prom-client\/index\.js$/,
     spec: './lib/pushgateway',
-    source: `let Real;
-module.exports = function Pushgateway(...args) {
-  return new (Real || (Real = require('real:prom-client/lib/pushgateway')))(...args);
-};`,
+    source: standIn.construct('Pushgateway', "require('real:prom-client/lib/pushgateway')"),
   },
   {
     // express and send compute ETags with node:crypto; /metrics sends none.
     importer: /node_modules\/(express\/lib\/utils|send\/index)\.js$/,
     spec: 'etag',
-    source: `let real;
-module.exports = (...args) => (real || (real = require('real:etag')))(...args);`,
+    source: standIn.call("require('real:etag')"),
   },
   {
     // express signs cookies with node:crypto; the agent sets none.
     importer: /node_modules\/express\/lib\/response\.js$/,
     spec: 'cookie-signature',
-    source: `let real;
-const load = () => real || (real = require('real:cookie-signature'));
-exports.sign = (...args) => load().sign(...args);
-exports.unsign = (...args) => load().unsign(...args);`,
+    source: standIn.callEach("require('real:cookie-signature')", ['sign', 'unsign']),
   },
   {
     // pino's destination checks one argument with node:assert, at open.
     importer: /node_modules\/sonic-boom\/index\.js$/,
     spec: 'assert',
-    source: `let real;
-module.exports = (...args) => (real || (real = require('real:assert')))(...args);`,
+    source: standIn.call("require('real:assert')"),
   },
   {
     // pino's transports (log shipping in a worker thread, with node:assert); the agent logs to stderr.
     importer: /node_modules\/pino\/lib\/transport\.js$/,
     spec: 'thread-stream',
-    source: `let Real;
-module.exports = function ThreadStream(...args) {
-  return new (Real || (Real = require('real:thread-stream')))(...args);
-};`,
+    source: standIn.construct('ThreadStream', "require('real:thread-stream')"),
   },
 ];
 
