@@ -27,19 +27,49 @@ interface Waiter {
   settle: (granted: boolean) => void;
   /** Asked when the waiter's turn comes: false turns it away without a slot. */
   wanted?: () => boolean;
-  /** Settled already (turned away at shutdown): skipped when its turn comes. */
+  /** Settled already (turned away at shutdown, or moved to the other lane): skipped when its turn comes. */
   done: boolean;
 }
 
+/** What a waiter in the extra lane can be moved to the scheduled lane with (Slots.acquire). */
+export interface Promotable {
+  /** Set by Slots while its waiter waits in the extra lane; undefined otherwise. */
+  promote?: () => void;
+}
+
+/** One line of waiters, read from a moving head (taking the next is constant time at any backlog). */
+class Lane {
+  waiters: Waiter[] = [];
+  head = 0;
+
+  get empty(): boolean {
+    return this.head === this.waiters.length;
+  }
+
+  /** Drops the settled front once it is most of the array (amortised constant time). */
+  compact(): void {
+    if (this.head > 1024 && this.head * 2 > this.waiters.length) {
+      this.waiters = this.waiters.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
+
+/** The scheduled lane (probes on their slot or schedule) and the extra lane (first probes). */
+export const SCHEDULED = 0;
+export const EXTRA = 1;
+
 /**
  * A counting semaphore whose waiters give up when the agent shuts down, or when their turn comes
- * and they are no longer wanted (a probe whose target a reload removed). The queue is an array
- * read from a moving head, so taking the next waiter is constant time at any backlog.
+ * and they are no longer wanted (a probe whose target a reload removed). Two lanes: a free slot
+ * goes to the scheduled lane's next waiter first, to the extra lane's (a target's prompt first
+ * probe, see FIRST_PROBE_WINDOW_MS) only when none waits there. So a large reload's burst of
+ * first probes fills the spare capacity and never delays the probes already on their schedule; a
+ * first probe still waiting when its own slot comes is moved to the scheduled lane (promote).
  */
 export class Slots {
   private free: number;
-  private waiters: Waiter[] = [];
-  private head = 0;
+  private readonly lanes = [new Lane(), new Lane()];
   private drainLater = false;
 
   constructor(private limit: number) {
@@ -52,25 +82,41 @@ export class Slots {
     this.drain();
   }
 
-  /** Resolves true with a slot (give it back with release), false when turned away unwanted. */
-  acquire(shutdown: Shutdown, wanted?: () => boolean): Promise<boolean> {
+  /**
+   * Resolves true with a slot (give it back with release), false when turned away unwanted.
+   * In the EXTRA lane, `handle.promote` moves the waiter to the SCHEDULED lane while it waits.
+   */
+  acquire(shutdown: Shutdown, wanted?: () => boolean, lane = SCHEDULED, handle?: Promotable): Promise<boolean> {
     if (shutdown.aborted) return Promise.reject(new Error('shutting down'));
-    if (this.free > 0 && this.head === this.waiters.length) {
+    if (this.free > 0 && this.lanes[SCHEDULED].empty && this.lanes[EXTRA].empty) {
       this.free--;
       return Promise.resolve(true);
     }
     return new Promise((resolve, reject) => {
-      const w: Waiter = { settle: () => undefined, wanted, done: false };
+      let w: Waiter = { settle: () => undefined, wanted, done: false };
       const unsubscribe = shutdown.subscribe(() => {
         w.done = true;
+        if (handle) handle.promote = undefined;
         reject(new Error('shutting down'));
       });
-      w.settle = (granted) => {
+      const settle = (granted: boolean): void => {
         w.done = true;
+        if (handle) handle.promote = undefined;
         unsubscribe();
         resolve(granted);
       };
-      this.waiters.push(w);
+      w.settle = settle;
+      this.lanes[lane].waiters.push(w);
+      if (lane === EXTRA && handle) {
+        handle.promote = () => {
+          handle.promote = undefined;
+          if (w.done) return;
+          w.done = true;
+          w = { settle, wanted, done: false };
+          this.lanes[SCHEDULED].waiters.push(w);
+          this.drain();
+        };
+      }
     });
   }
 
@@ -79,46 +125,46 @@ export class Slots {
     this.drain();
   }
 
-  /** Waiters in line (for tests). */
+  /** Waiters in line, both lanes (for tests). */
   get waiting(): number {
     let n = 0;
-    for (let i = this.head; i < this.waiters.length; i++) if (!this.waiters[i].done) n++;
+    for (const l of this.lanes) for (let i = l.head; i < l.waiters.length; i++) if (!l.waiters[i].done) n++;
     return n;
   }
 
   /**
-   * Hands free slots to the waiters in order. Waiters no longer wanted are turned away as their
-   * turn comes, at most DROP_BATCH per call: after a reload removed thousands of waiting targets,
-   * their turning away (each ends a probe's promise chain) is spread over event-loop turns. 1,024
-   * a turn: at 256 the backlog of a 100k-target shrink took 8–12 s to clear, canaries behind it.
+   * Hands free slots to the waiters in order, the scheduled lane first. Waiters no longer wanted
+   * are turned away as their turn comes, at most DROP_BATCH per call: after a reload removed
+   * thousands of waiting targets, their turning away (each ends a probe's promise chain) is
+   * spread over event-loop turns. 1,024 a turn: at 256 the backlog of a 100k-target shrink took
+   * 8–12 s to clear, canaries behind it.
    */
   private drain(): void {
     let dropped = 0;
-    while (this.head < this.waiters.length) {
-      const w = this.waiters[this.head];
-      if (w.done) {
-        this.head++;
-        continue;
-      }
-      if (w.wanted && !w.wanted()) {
-        if (dropped === DROP_BATCH) {
-          this.drainSoon();
-          break;
+    for (const lane of this.lanes) {
+      while (lane.head < lane.waiters.length) {
+        const w = lane.waiters[lane.head];
+        if (w.done) {
+          lane.head++;
+          continue;
         }
-        this.head++;
-        dropped++;
-        w.settle(false);
-        continue;
+        if (w.wanted && !w.wanted()) {
+          if (dropped === DROP_BATCH) {
+            this.drainSoon();
+            lane.compact();
+            return;
+          }
+          lane.head++;
+          dropped++;
+          w.settle(false);
+          continue;
+        }
+        if (this.free <= 0) break;
+        lane.head++;
+        this.free--;
+        w.settle(true);
       }
-      if (this.free <= 0) break;
-      this.head++;
-      this.free--;
-      w.settle(true);
-    }
-    // Drop the settled front once it is most of the array (amortised constant time).
-    if (this.head > 1024 && this.head * 2 > this.waiters.length) {
-      this.waiters = this.waiters.slice(this.head);
-      this.head = 0;
+      lane.compact();
     }
   }
 
@@ -141,6 +187,8 @@ interface TargetState {
   running: boolean;
   /** Left the config; its timers are being cleared (Scheduler.retire). */
   removed: boolean;
+  /** While its first probe waits for a slot in the extra lane: moves it to the scheduled lane. */
+  promote?: () => void;
 }
 
 /**
@@ -513,7 +561,7 @@ export class Scheduler {
       const slot = nextSlot(q.start, q.intervalMs, q.offsets[k]);
       const lead = Math.max(FIRST_PROBE_MIN_LEAD_MS, st.module.timeoutSeconds * 1000 + 1000);
       if (slot - (q.start + delay) <= lead) continue;
-      this.fire(st);
+      this.fire(st, EXTRA);
     }
     this.armFirst(q, now);
   }
@@ -624,8 +672,18 @@ export class Scheduler {
   }
 
   /** Runs one scheduled probe unless the previous run of the same target is still going. */
-  private fire(st: TargetState): void {
+  /**
+   * Starts a probe of the target, waiting for a slot in `lane`: EXTRA for a first probe, which
+   * takes only capacity the scheduled probes leave (Slots).
+   */
+  private fire(st: TargetState, lane = SCHEDULED): void {
     if (this.shutdown.aborted || st.removed) return;
+    if (st.running && lane === SCHEDULED && st.promote) {
+      // Its first probe still waits for spare capacity when its own slot comes: that probe now
+      // waits as this slot's, in the scheduled lane. One probe, nothing skipped.
+      st.promote();
+      return;
+    }
     if (st.running) {
       this.opts.metrics.schedulerSkipped.inc();
       this.opts.logger.debug('skipped: previous run still going', { target: st.target.name });
@@ -633,7 +691,7 @@ export class Scheduler {
     }
     st.running = true;
     this.opts.metrics.probesInFlight.inc();
-    const p = this.execute(st).finally(() => {
+    const p = this.execute(st, lane).finally(() => {
       st.running = false;
       this.opts.metrics.probesInFlight.dec();
       this.inFlight.delete(p);
@@ -641,11 +699,11 @@ export class Scheduler {
     this.inFlight.add(p);
   }
 
-  private async execute(st: TargetState): Promise<void> {
+  private async execute(st: TargetState, lane: number): Promise<void> {
     // Waited for a slot through a reload that removed the target: turned away, nothing to probe.
     const wanted = (): boolean => !st.removed && this.states.get(st.target.name) === st;
     try {
-      if (!(await this.slots.acquire(this.shutdown, wanted))) return;
+      if (!(await this.slots.acquire(this.shutdown, wanted, lane, st))) return;
     } catch {
       return;
     }
