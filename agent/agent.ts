@@ -39,6 +39,8 @@ export interface ReloadOutcome {
 
 /** A reload that drops at least this many targets (and half of them) is followed by a full GC. */
 export const SHRINK_GC_TARGETS = 10_000;
+/** The second full collection after such a shrink comes this long after it. */
+export const SHRINK_GC_AGAIN_MS = 3_000;
 
 let gcFn: (() => void) | null | undefined;
 /**
@@ -216,8 +218,11 @@ export class Agent {
     if (held - mine.length >= SHRINK_GC_TARGETS && mine.length * 2 <= held) {
       // What the dropped targets held is garbage now, but with few targets left the agent
       // allocates too little for V8 to collect it soon: RSS would stay at the large config's level.
-      // One full collection, once this reload's own data is gone too (~25 ms at 100k dropped).
+      // One full collection, once this reload's own data is gone too (~25 ms at 100k dropped),
+      // and one more when the probes of the dropped targets that still waited for a slot have been
+      // turned away (Slots, a thousand a turn) and their promise chains are garbage too.
       setImmediate(() => fullGc()?.());
+      setTimeout(() => fullGc()?.(), SHRINK_GC_AGAIN_MS).unref();
     }
     return this.accepted(cfg);
   }

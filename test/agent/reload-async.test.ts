@@ -4,7 +4,8 @@
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Agent, SHRINK_GC_TARGETS, allFamilies, fullGc } from '../../agent/agent';
+import { PerformanceObserver, constants, performance } from 'node:perf_hooks';
+import { Agent, SHRINK_GC_AGAIN_MS, SHRINK_GC_TARGETS, allFamilies, fullGc } from '../../agent/agent';
 import { Slicer } from '../../agent/slicer';
 import { Scheduler, spreadOffsets } from '../../agent/scheduler';
 import { loadConfigFile, parseConfig } from '../../config/load';
@@ -130,6 +131,33 @@ describe('reloadAsync', () => {
     // flight hold a little; without the collection the heap stayed several times above this).
     expect(after - small).toBeLessThan((large - small) / 2);
     await agent.stop();
+  });
+
+  it('collects again once the waiting probes of the dropped targets have been turned away (a second full collection later)', async () => {
+    const f = path.join(dir, 'shrink-again.yml');
+    writeFileSync(f, configText(SHRINK_GC_TARGETS * 3, port));
+    const agent = newAgent(f);
+    agent.reload();
+    const majors: number[] = [];
+    const obs = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        if ((e.detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MAJOR)
+          majors.push(e.startTime);
+      }
+    });
+    obs.observe({ entryTypes: ['gc'] });
+    try {
+      writeFileSync(f, configText(10, port));
+      expect((await agent.reloadAsync()).ok).toBe(true);
+      const done = performance.now();
+      await new Promise((r) => setTimeout(r, SHRINK_GC_AGAIN_MS + 1000));
+      // One right after the reload, one about SHRINK_GC_AGAIN_MS later.
+      expect(majors.some((t) => t - done < SHRINK_GC_AGAIN_MS / 2)).toBe(true);
+      expect(majors.some((t) => t - done >= SHRINK_GC_AGAIN_MS - 100)).toBe(true);
+    } finally {
+      obs.disconnect();
+      await agent.stop();
+    }
   });
 
   it('rejects a bad file with the synchronous messages and keeps the running config', async () => {
