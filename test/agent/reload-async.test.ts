@@ -4,7 +4,7 @@
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PerformanceObserver, constants, performance } from 'node:perf_hooks';
+import { PerformanceObserver, constants, performance, type PerformanceEntry } from 'node:perf_hooks';
 import { Agent, SHRINK_GC_AGAIN_MS, SHRINK_GC_TARGETS, allFamilies, fullGc } from '../../agent/agent';
 import { Slicer } from '../../agent/slicer';
 import { Scheduler, spreadOffsets } from '../../agent/scheduler';
@@ -141,8 +141,8 @@ describe('reloadAsync', () => {
     const majors: number[] = [];
     const obs = new PerformanceObserver((list) => {
       for (const e of list.getEntries()) {
-        if ((e.detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MAJOR)
-          majors.push(e.startTime);
+        const detail = (e as PerformanceEntry & { detail?: { kind?: number } }).detail;
+        if (detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majors.push(e.startTime);
       }
     });
     obs.observe({ entryTypes: ['gc'] });
