@@ -131,7 +131,18 @@ async function measure(name: string, main: string, n: number): Promise<void> {
     await lagMax(); // resets the agent's histogram
     const grow = await reload(config(n, ports, canaryPort));
     const lagGrow = await lagMax();
-    await new Promise((r) => setTimeout(r, 12000)); // the first probes of the newcomers (10 s window)
+    // The first probes of the newcomers (10 s window from the SIGHUP), then 8 s of the agent at N
+    // targets with no reload going on: the baseline the reloads' figures compare with.
+    await new Promise((r) => setTimeout(r, 4000));
+    await lagMax();
+    let steady = 0;
+    for (const until = performance.now() + 8000; performance.now() < until;) {
+      const s = performance.now();
+      await (await fetch(`http://127.0.0.1:${agent.port}/-/healthy`)).text();
+      steady = Math.max(steady, performance.now() - s);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const lagSteady = await lagMax();
     const rssBig = rssMB(pid);
     const shrink = await reload(config(100, ports, canaryPort));
     await new Promise((r) => setTimeout(r, 10000));
@@ -139,6 +150,9 @@ async function measure(name: string, main: string, n: number): Promise<void> {
     console.log(`${name} (${main}):`);
     console.log(
       `reload 100 -> ${n} targets: ${grow.ms.toFixed(0)}ms; slowest /-/healthy ${grow.stall.toFixed(0)}ms; agent event-loop lag max ${lagGrow.toFixed(0)}ms; longest canary gap ${grow.gap.toFixed(0)}ms (250 on time)`,
+    );
+    console.log(
+      `at ${n} targets, no reload going on (8 s): slowest /-/healthy ${steady.toFixed(0)}ms; agent event-loop lag max ${lagSteady.toFixed(0)}ms`,
     );
     console.log(
       `reload ${n} -> 100 targets: ${shrink.ms.toFixed(0)}ms; slowest /-/healthy ${shrink.stall.toFixed(0)}ms; longest canary gap ${shrink.gap.toFixed(0)}ms`,
