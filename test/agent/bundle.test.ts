@@ -18,17 +18,12 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { MAIN, startAgent } from '../helpers/agent-process';
+import { MAIN, launcherFlags, startAgent } from '../helpers/agent-process';
 
 const ROOT = path.join(__dirname, '..', '..');
 const DIST = path.join(ROOT, 'dist');
-/** The node flags on main.js's launcher line (those the code cache was made with). */
-const FLAGS = readFileSync(MAIN, 'utf8')
-  .split('\n', 1)[0]
-  .replace(/^#!\/usr\/bin\/env -S node/, '')
-  .trim()
-  .split(/\s+/)
-  .filter(Boolean);
+/** The launcher's node flags (those the code cache was made with; main.js keeps the line). */
+const FLAGS = launcherFlags();
 
 let dir: string;
 beforeAll(() => {

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { launcherFlags } from '../helpers/agent-process';
 import { BUILD_IMAGE, SLIM_IMAGE } from '../helpers/image';
 import { CHART, REPO } from './harness';
 
@@ -10,14 +11,6 @@ const IMAGE_DIR = path.join(REPO, 'helm', 'image');
 const dockerfile = readFileSync(path.join(IMAGE_DIR, 'Dockerfile'), 'utf8');
 const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8'));
 const values = parseYaml(readFileSync(path.join(CHART, 'values.yaml'), 'utf8'));
-
-/** The node flags of the agent's launcher line (`#!/usr/bin/env -S node …` atop agent/main.ts). */
-function launcherFlags(): string[] {
-  const first = readFileSync(path.join(REPO, 'agent', 'main.ts'), 'utf8').split('\n', 1)[0];
-  const m = /^#!\/usr\/bin\/env -S node((?: --[a-z-]+=\S+)*)$/.exec(first);
-  if (!m) throw new Error(`agent/main.ts does not start with a node launcher line: ${first}`);
-  return m[1].trim().split(' ').filter(Boolean);
-}
 
 test('the image, npm start and the package bin start node with the same flags', () => {
   expect(launcherFlags()).toEqual(['--max-semi-space-size=4', '--heap-growing-percent=50']);

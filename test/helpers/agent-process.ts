@@ -1,8 +1,17 @@
 // Starts the built agent (dist/) as a child process on a free loopback port.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 export const MAIN = path.join(__dirname, '..', '..', 'dist', 'agent', 'main.js');
+
+/** The node flags of the agent's launcher line (`#!/usr/bin/env -S node …` atop agent/main.ts). */
+export function launcherFlags(): string[] {
+  const first = readFileSync(path.join(__dirname, '..', '..', 'agent', 'main.ts'), 'utf8').split('\n', 1)[0];
+  const m = /^#!\/usr\/bin\/env -S node((?: --[a-z-]+=\S+)*)$/.exec(first);
+  if (!m) throw new Error(`agent/main.ts does not start with a node launcher line: ${first}`);
+  return m[1].trim().split(' ').filter(Boolean);
+}
 
 export interface AgentProcess {
   proc: ChildProcessWithoutNullStreams;
