@@ -83,6 +83,14 @@ static napi_value throw_errno(napi_env env, const char *what, int e) {
   return NULL;
 }
 
+/** The netlink header of a dump request of `len` bytes (the request structs differ; this does not). */
+static void dump_header(struct nlmsghdr *h, size_t len, uint16_t type) {
+  h->nlmsg_len = (uint32_t)len;
+  h->nlmsg_type = type;
+  h->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  h->nlmsg_seq = 1;
+}
+
 /** Reads one whole dump reply into a malloc'd buffer. Returns 0, or an errno with *what set. */
 static int read_dump(int compat, uint32_t family, uint32_t protocol, uint32_t states, uint32_t ext, char **out,
                      size_t *out_len, const char **what) {
@@ -99,40 +107,37 @@ static int read_dump(int compat, uint32_t family, uint32_t protocol, uint32_t st
   struct sockaddr_nl kernel;
   memset(&kernel, 0, sizeof kernel);
   kernel.nl_family = AF_NETLINK;
-  ssize_t sent;
-  if (compat) {
-    // The original request: the kernel answers it for AF_UNSPEC, both families in one walk.
+  // One of the two requests, sent the same way.
+  union {
     struct {
       struct nlmsghdr nlh;
       struct inet_diag_req r;
-    } req;
-    memset(&req, 0, sizeof req);
-    req.nlh.nlmsg_len = sizeof req;
-    req.nlh.nlmsg_type = TCPDIAG_GETSOCK;
-    req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    req.nlh.nlmsg_seq = 1;
-    req.r.idiag_family = AF_INET;
-    req.r.idiag_states = states;
-    req.r.idiag_ext = (uint8_t)ext;
-    do sent = sendto(fd, &req, sizeof req, 0, (struct sockaddr *)&kernel, sizeof kernel);
-    while (sent < 0 && errno == EINTR);
-  } else {
+    } v1;
     struct {
       struct nlmsghdr nlh;
       struct inet_diag_req_v2 r;
-    } req;
-    memset(&req, 0, sizeof req);
-    req.nlh.nlmsg_len = sizeof req;
-    req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    req.nlh.nlmsg_seq = 1;
-    req.r.sdiag_family = family == 6 ? AF_INET6 : AF_INET;
-    req.r.sdiag_protocol = (uint8_t)protocol;
-    req.r.idiag_states = states;
-    req.r.idiag_ext = (uint8_t)ext;
-    do sent = sendto(fd, &req, sizeof req, 0, (struct sockaddr *)&kernel, sizeof kernel);
-    while (sent < 0 && errno == EINTR);
+    } v2;
+  } req;
+  memset(&req, 0, sizeof req);
+  size_t req_len;
+  if (compat) {
+    // The original request: the kernel answers it for AF_UNSPEC, both families in one walk.
+    req_len = sizeof req.v1;
+    dump_header(&req.v1.nlh, req_len, TCPDIAG_GETSOCK);
+    req.v1.r.idiag_family = AF_INET;
+    req.v1.r.idiag_states = states;
+    req.v1.r.idiag_ext = (uint8_t)ext;
+  } else {
+    req_len = sizeof req.v2;
+    dump_header(&req.v2.nlh, req_len, SOCK_DIAG_BY_FAMILY);
+    req.v2.r.sdiag_family = family == 6 ? AF_INET6 : AF_INET;
+    req.v2.r.sdiag_protocol = (uint8_t)protocol;
+    req.v2.r.idiag_states = states;
+    req.v2.r.idiag_ext = (uint8_t)ext;
   }
+  ssize_t sent;
+  do sent = sendto(fd, &req, req_len, 0, (struct sockaddr *)&kernel, sizeof kernel);
+  while (sent < 0 && errno == EINTR);
   if (sent < 0) {
     int e = errno;
     close(fd);
